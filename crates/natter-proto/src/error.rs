@@ -1,0 +1,160 @@
+//! The stable error-code registry shared by every dialect.
+//!
+//! A code never changes meaning once published; new failures get new codes. The numeric code
+//! and the snake_case name travel together in error replies (see `docs/protocol/`).
+
+use std::fmt;
+
+/// Every failure a client can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The frame is not valid JSON, or not a JSON object.
+    BadJson,
+    /// The request's `code` is not one this dialect accepts from clients.
+    UnknownCode,
+    /// A required field is absent.
+    MissingField,
+    /// A field is present but has the wrong type or an unacceptable value.
+    InvalidField,
+    /// The frame is larger than the configured limit.
+    FrameTooLarge,
+    /// A binary frame arrived where only text frames are defined.
+    BinaryFrame,
+    /// The request needs a logged-in connection.
+    NotLoggedIn,
+    /// Wrong account or password.
+    BadCredentials,
+    /// The session token is unknown, expired or revoked.
+    InvalidToken,
+    /// The email address is already registered.
+    EmailTaken,
+    /// No account has that ocid (or email).
+    NoSuchAccount,
+    /// No chat has that id.
+    NoSuchChat,
+    /// The account is not a member of that chat.
+    NotAMember,
+    /// The text is longer than the configured limit.
+    MessageTooLong,
+    /// Too many requests; slow down.
+    RateLimited,
+    /// A `client_id` was reused for a different message.
+    DuplicateClientId,
+    /// The server failed; the request may be retried.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: [ErrorCode; 17] = [
+        Self::BadJson,
+        Self::UnknownCode,
+        Self::MissingField,
+        Self::InvalidField,
+        Self::FrameTooLarge,
+        Self::BinaryFrame,
+        Self::NotLoggedIn,
+        Self::BadCredentials,
+        Self::InvalidToken,
+        Self::EmailTaken,
+        Self::NoSuchAccount,
+        Self::NoSuchChat,
+        Self::NotAMember,
+        Self::MessageTooLong,
+        Self::RateLimited,
+        Self::DuplicateClientId,
+        Self::Internal,
+    ];
+
+    /// The stable number sent on the wire.
+    pub const fn number(self) -> u32 {
+        match self {
+            Self::BadJson => 1000,
+            Self::UnknownCode => 1001,
+            Self::MissingField => 1002,
+            Self::InvalidField => 1003,
+            Self::FrameTooLarge => 1004,
+            Self::BinaryFrame => 1005,
+            Self::NotLoggedIn => 2000,
+            Self::BadCredentials => 2001,
+            Self::InvalidToken => 2002,
+            Self::EmailTaken => 3000,
+            Self::NoSuchAccount => 4000,
+            Self::NoSuchChat => 4001,
+            Self::NotAMember => 4002,
+            Self::MessageTooLong => 4003,
+            Self::DuplicateClientId => 4004,
+            Self::RateLimited => 4290,
+            Self::Internal => 5000,
+        }
+    }
+
+    /// The stable snake_case name sent beside the number.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::BadJson => "bad_json",
+            Self::UnknownCode => "unknown_code",
+            Self::MissingField => "missing_field",
+            Self::InvalidField => "invalid_field",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::BinaryFrame => "binary_frame",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::BadCredentials => "bad_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::EmailTaken => "email_taken",
+            Self::NoSuchAccount => "no_such_account",
+            Self::NoSuchChat => "no_such_chat",
+            Self::NotAMember => "not_a_member",
+            Self::MessageTooLong => "message_too_long",
+            Self::DuplicateClientId => "duplicate_client_id",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failure with its code and a human-readable sentence for the client.
+///
+/// The message is written for the client: it never carries internal details (SQL, paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn numbers_and_names_are_unique() {
+        let numbers: HashSet<u32> = ErrorCode::ALL.iter().map(|c| c.number()).collect();
+        let names: HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(numbers.len(), ErrorCode::ALL.len());
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+}

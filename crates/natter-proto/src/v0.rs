@@ -1,0 +1,354 @@
+//! OurChat draft "v0" (seed 000), served at `GET /ws/v0`: the `{code, time, data:{...}}`
+//! envelope.
+//!
+//! Seed codes: 0 text, 4/5 register by `mail`, 6/7 login by `ocId`, 8 undelivered messages
+//! (each a JSON *string*). Codes 12-22 are the same extensions as v1, inside `data`.
+//! In v0 `cid` is the *chat's* id; the message id travels as the extension field `mid`.
+
+use crate::fields::{self, Fields, Head};
+use crate::v1::{MAX_HISTORY, MessageView, Page};
+use crate::{ChatId, ErrorCode, Ocid, WireError};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+pub mod code {
+    pub const TEXT: i64 = 0;
+    pub const RESERVED: [i64; 3] = [1, 2, 3];
+    pub const REGISTER: i64 = 4;
+    pub const REGISTER_REPLY: i64 = 5;
+    pub const LOGIN: i64 = 6;
+    pub const LOGIN_REPLY: i64 = 7;
+    pub const UNDELIVERED: i64 = 8;
+    // Extensions, numbered as in v1.
+    pub const ERROR: i64 = 12;
+    pub const RESUME: i64 = 13;
+    pub const RESUME_REPLY: i64 = 14;
+    pub const ACK: i64 = 15;
+    pub const HISTORY: i64 = 16;
+    pub const HISTORY_REPLY: i64 = 17;
+    pub const HEARTBEAT: i64 = 19;
+    pub const HEARTBEAT_REPLY: i64 = 20;
+    pub const LOGOUT: i64 = 21;
+    pub const LOGOUT_REPLY: i64 = 22;
+}
+
+/// Where a v0 text goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `cid`: a chat the sender belongs to (group or private).
+    Chat(ChatId),
+    /// Extension `to`: the private chat with this account, made on first use.
+    Private(Ocid),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Text {
+        to: Target,
+        /// The seed's `sender_id`; when present it must be the logged-in account.
+        sender_id: Option<Ocid>,
+        msg: String,
+        client_id: Option<String>,
+    },
+    Register {
+        mail: String,
+        password: String,
+    },
+    Login {
+        ocid: Ocid,
+        password: String,
+    },
+    Resume {
+        token: String,
+    },
+    History {
+        chat: ChatId,
+        page: Page,
+        limit: u32,
+    },
+    Heartbeat,
+    Logout,
+}
+
+#[derive(Debug)]
+pub struct Envelope {
+    pub code: i64,
+    pub request_id: Option<Value>,
+    pub request: Request,
+}
+
+#[derive(Debug)]
+pub struct DecodeError {
+    pub code: Option<i64>,
+    pub request_id: Option<Value>,
+    pub error: WireError,
+}
+
+/// Decode one text frame.
+///
+/// # Errors
+/// Any malformed, unknown or mistyped request, with the code to answer it with.
+pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
+    let (map, Head { code, request_id }) =
+        fields::parse_object(text).map_err(|(head, error)| DecodeError {
+            code: head.code,
+            request_id: head.request_id,
+            error,
+        })?;
+    let code = code.unwrap_or(-1);
+    let body = match map.get("data") {
+        Some(Value::Object(data)) => decode_body(code, data),
+        None | Some(Value::Null) if matches!(code, code::HEARTBEAT | code::LOGOUT) => {
+            decode_body(code, &Map::new())
+        }
+        None | Some(Value::Null) => Err(WireError::new(
+            ErrorCode::MissingField,
+            "field `data` is required",
+        )),
+        Some(_) => Err(WireError::new(
+            ErrorCode::InvalidField,
+            "field `data` must be an object",
+        )),
+    };
+    match body {
+        Ok(request) => Ok(Envelope {
+            code,
+            request_id,
+            request,
+        }),
+        Err(error) => Err(DecodeError {
+            code: Some(code),
+            request_id,
+            error,
+        }),
+    }
+}
+
+fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireError> {
+    let f = Fields::new(data, "data.");
+    Ok(match code {
+        code::TEXT => {
+            let to = match (f.opt_id("cid")?, f.opt_id("to")?) {
+                (Some(c), None) => Target::Chat(c),
+                (None, Some(o)) => Target::Private(o),
+                (None, None) => {
+                    return Err(WireError::new(
+                        ErrorCode::MissingField,
+                        "one of `data.cid` or `data.to` is required",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(WireError::new(
+                        ErrorCode::InvalidField,
+                        "only one of `data.cid` or `data.to` may be given",
+                    ));
+                }
+            };
+            let sender_id = match f.get("sender_id") {
+                Some(Value::String(s)) if s.is_empty() => None,
+                _ => f.opt_id("sender_id")?,
+            };
+            Request::Text {
+                to,
+                sender_id,
+                msg: f.str("msg")?.to_owned(),
+                client_id: f.opt_str("client_id")?.map(str::to_owned),
+            }
+        }
+        code::REGISTER => Request::Register {
+            mail: f.str("mail")?.to_owned(),
+            password: f.str("password")?.to_owned(),
+        },
+        code::LOGIN => Request::Login {
+            ocid: f.id("ocId")?,
+            password: f.str("password")?.to_owned(),
+        },
+        code::RESUME => Request::Resume {
+            token: f.str("token")?.to_owned(),
+        },
+        code::HISTORY => {
+            let page = match (f.opt_id("before")?, f.opt_id("after")?) {
+                (None, None) => Page::Latest,
+                (Some(b), None) => Page::Before(b),
+                (None, Some(a)) => Page::After(a),
+                (Some(_), Some(_)) => {
+                    return Err(WireError::new(
+                        ErrorCode::InvalidField,
+                        "only one of `data.before` or `data.after` may be given",
+                    ));
+                }
+            };
+            let limit = f.opt_id("limit")?.unwrap_or(50);
+            if limit == 0 || limit > u64::from(MAX_HISTORY) {
+                return Err(WireError::new(
+                    ErrorCode::InvalidField,
+                    format!("field `data.limit` must be between 1 and {MAX_HISTORY}"),
+                ));
+            }
+            Request::History {
+                chat: f.id("cid")?,
+                page,
+                limit: limit as u32,
+            }
+        }
+        code::HEARTBEAT => Request::Heartbeat,
+        code::LOGOUT => Request::Logout,
+        c if code::RESERVED.contains(&c) => {
+            return Err(WireError::new(
+                ErrorCode::UnknownCode,
+                format!("code {c} is reserved by the protocol and not served yet"),
+            ));
+        }
+        c => {
+            return Err(WireError::new(
+                ErrorCode::UnknownCode,
+                format!("code {c} is not a request this server accepts"),
+            ));
+        }
+    })
+}
+
+#[derive(Serialize)]
+struct TextData<'a> {
+    cid: ChatId,
+    sender_id: String,
+    msg: &'a str,
+    mid: u64,
+    index: u64,
+}
+
+#[derive(Serialize)]
+struct TextFrame<'a> {
+    code: i64,
+    time: i64,
+    data: TextData<'a>,
+}
+
+fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
+    TextFrame {
+        code: code::TEXT,
+        time: m.time,
+        data: TextData {
+            cid: m.chat,
+            sender_id: m.sender.to_string(),
+            msg: m.text,
+            mid: m.id,
+            index: m.index,
+        },
+    }
+}
+
+/// Code 0 as delivered: `cid` the chat, `sender_id` the sender's ocid as a string.
+pub fn encode_text(m: &MessageView<'_>) -> String {
+    serde_json::to_string(&text_frame(m)).unwrap_or_default()
+}
+
+/// Code 8: undelivered messages, each a code 0 frame serialized into a JSON string.
+pub fn undelivered(messages: Vec<String>) -> Value {
+    json!({"code": code::UNDELIVERED, "data": {"msg": messages}})
+}
+
+/// Serialize a reply, adding the echoed `request_id` when there is one.
+pub fn finish(frame: Value, request_id: Option<&Value>) -> String {
+    crate::v1::finish(frame, request_id)
+}
+
+fn envelope(code: i64, time: i64, data: Value) -> Value {
+    json!({"code": code, "time": time, "data": data})
+}
+
+/// Code 5; `ocId` is a string, as the seed defines it.
+pub fn register_reply(time: i64, state: u8, ocid: Option<Ocid>) -> Value {
+    let mut data = json!({"state": state});
+    if let Some(o) = ocid {
+        data["ocId"] = json!(o.to_string());
+    }
+    envelope(code::REGISTER_REPLY, time, data)
+}
+
+/// Code 7 (and 14 for resume): `state`, plus the extensions `ocId` and `token` on success.
+pub fn login_reply(
+    time: i64,
+    code: i64,
+    state: u8,
+    ocid: Option<Ocid>,
+    token: Option<&str>,
+) -> Value {
+    let mut data = json!({"state": state});
+    if let Some(o) = ocid {
+        data["ocId"] = json!(o.to_string());
+    }
+    if let Some(t) = token {
+        data["token"] = json!(t);
+    }
+    envelope(code, time, data)
+}
+
+pub fn error_reply(time: i64, request: Option<i64>, e: &WireError) -> Value {
+    envelope(
+        code::ERROR,
+        time,
+        json!({
+            "request": request,
+            "error_code": e.code.number(),
+            "error": e.code.name(),
+            "message": e.message,
+        }),
+    )
+}
+
+pub fn ack(time: i64, chat: ChatId, mid: u64, index: u64, client_id: Option<&str>) -> Value {
+    let mut data = json!({"cid": chat, "mid": mid, "index": index});
+    if let Some(c) = client_id {
+        data["client_id"] = json!(c);
+    }
+    envelope(code::ACK, time, data)
+}
+
+pub fn history_reply(time: i64, chat: ChatId, messages: Vec<String>, more: bool) -> Value {
+    envelope(
+        code::HISTORY_REPLY,
+        time,
+        json!({"cid": chat, "msg": messages, "more": more}),
+    )
+}
+
+pub fn simple(code: i64, time: i64) -> Value {
+    envelope(code, time, json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_seed_login_with_string_ocid() {
+        let e = decode(r#"{"code":6,"time":1,"data":{"ocId":"10001","password":"x"}}"#)
+            .expect("decodes");
+        assert_eq!(
+            e.request,
+            Request::Login {
+                ocid: 10001,
+                password: "x".into()
+            }
+        );
+    }
+
+    #[test]
+    fn undelivered_carries_strings() {
+        let m = MessageView {
+            id: 1,
+            chat: 2,
+            index: 1,
+            time: 5,
+            sender: 10001,
+            private_to: Some(10002),
+            text: "a\"b",
+        };
+        let v = undelivered(vec![encode_text(&m)]);
+        let inner = v["data"]["msg"][0].as_str().expect("a string");
+        let parsed: Value = serde_json::from_str(inner).expect("inner JSON");
+        assert_eq!(parsed["data"]["sender_id"], "10001");
+        assert_eq!(parsed["data"]["msg"], "a\"b");
+    }
+}

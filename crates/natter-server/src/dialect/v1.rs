@@ -1,0 +1,248 @@
+//! OurChat v1 (seed 001) on the domain. Wire details: `natter_proto::v1` and
+//! `docs/protocol/ourchat-v1.md`.
+
+use super::now_s;
+use crate::domain::{LoginKey, To, encode, view};
+use crate::session::{Missed, Session};
+use crate::store::Range;
+use axum::extract::ws::Utf8Bytes;
+use natter_proto::v1::{self, InfoField, LoginBy, Page, Request, Target, code};
+use natter_proto::{ErrorCode, WireError};
+use serde_json::{Map, Value, json};
+
+pub fn to(target: Target) -> To {
+    match target {
+        Target::Private(o) => To::Account(o),
+        Target::Group(g) => To::Chat(g),
+    }
+}
+
+pub fn range(page: Page) -> Range {
+    match page {
+        Page::Latest => Range::Latest,
+        Page::Before(i) => Range::Before(i),
+        Page::After(i) => Range::After(i),
+    }
+}
+
+pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
+    let env = match v1::decode(text) {
+        Ok(env) => env,
+        Err(d) => {
+            out.push(
+                v1::finish(
+                    v1::error_reply(now_s(), d.code, &d.error),
+                    d.request_id.as_ref(),
+                )
+                .into(),
+            );
+            return;
+        }
+    };
+    let rid = env.request_id.as_ref();
+    let reply = |frame: Value| -> Utf8Bytes { v1::finish(frame, rid).into() };
+    let error = |e: &WireError| -> Utf8Bytes {
+        v1::finish(v1::error_reply(now_s(), Some(env.code), e), rid).into()
+    };
+    if !s.allow_request() {
+        out.push(error(&WireError::new(
+            ErrorCode::RateLimited,
+            "too many requests; slow down",
+        )));
+        return;
+    }
+    let t = now_s();
+    let needs_login = !matches!(
+        env.request,
+        Request::Register { .. }
+            | Request::Login { .. }
+            | Request::Resume { .. }
+            | Request::Heartbeat
+    );
+    let me = match s.me() {
+        Ok(me) => me,
+        Err(e) if needs_login => {
+            out.push(error(&e));
+            return;
+        }
+        Err(_) => 0,
+    };
+    match env.request {
+        Request::Heartbeat => out.push(reply(v1::simple(code::HEARTBEAT_REPLY, t))),
+        Request::Register {
+            email,
+            password,
+            name,
+        } => {
+            match s
+                .app
+                .domain
+                .register_email(&email, &password, Some(&name))
+                .await
+            {
+                Ok(a) => out.push(reply(v1::register_reply(t, 0, Some(a.ocid)))),
+                Err(e) if e.code == ErrorCode::EmailTaken => {
+                    out.push(reply(v1::register_reply(t, 2, None)))
+                }
+                Err(e) if e.code == ErrorCode::Internal => {
+                    out.push(reply(v1::register_reply(t, 1, None)))
+                }
+                Err(e) => out.push(error(&e)),
+            }
+        }
+        Request::Login {
+            by,
+            account,
+            password,
+        } => {
+            let key = match by {
+                LoginBy::Email => Some(LoginKey::Email(account)),
+                LoginBy::Ocid => account.trim().parse().ok().map(LoginKey::Ocid),
+            };
+            let result = match key {
+                Some(key) => s.app.domain.login(key, &password).await,
+                None => Err(WireError::new(
+                    ErrorCode::BadCredentials,
+                    "wrong account or password",
+                )),
+            };
+            match result {
+                Ok((account, token)) => match s.log_in(&account, token.clone()).await {
+                    Ok(missed) => {
+                        out.push(reply(v1::login_reply(
+                            t,
+                            code::LOGIN_REPLY,
+                            0,
+                            Some(account.ocid),
+                            Some(&token),
+                        )));
+                        push_missed(s, missed, out);
+                    }
+                    Err(_) => out.push(reply(v1::login_reply(t, code::LOGIN_REPLY, 2, None, None))),
+                },
+                Err(e) if e.code == ErrorCode::BadCredentials => {
+                    out.push(reply(v1::login_reply(t, code::LOGIN_REPLY, 1, None, None)));
+                }
+                Err(_) => out.push(reply(v1::login_reply(t, code::LOGIN_REPLY, 2, None, None))),
+            }
+        }
+        Request::Resume { token } => match s.app.domain.resume(&token).await {
+            Ok(account) => match s.log_in(&account, token).await {
+                Ok(missed) => {
+                    out.push(reply(v1::login_reply(
+                        t,
+                        code::RESUME_REPLY,
+                        0,
+                        Some(account.ocid),
+                        None,
+                    )));
+                    push_missed(s, missed, out);
+                }
+                Err(_) => out.push(reply(v1::login_reply(t, code::RESUME_REPLY, 2, None, None))),
+            },
+            Err(e) if e.code == ErrorCode::InvalidToken => {
+                out.push(reply(v1::login_reply(t, code::RESUME_REPLY, 1, None, None)));
+            }
+            Err(_) => out.push(reply(v1::login_reply(t, code::RESUME_REPLY, 2, None, None))),
+        },
+        Request::Logout => {
+            if let Some(login) = &s.login
+                && let Err(e) = s.app.domain.logout(&login.token).await
+            {
+                out.push(error(&e));
+                return;
+            }
+            s.log_out().await;
+            out.push(reply(v1::simple(code::LOGOUT_REPLY, t)));
+        }
+        Request::Text {
+            to: target,
+            msg,
+            client_id,
+        } => {
+            let origin = Some(s.conn.id);
+            match s
+                .app
+                .domain
+                .send_text(me, to(target), msg, client_id, origin)
+                .await
+            {
+                Ok(sent) => {
+                    s.note_own(sent.chat.id, sent.message.index).await;
+                    let m = &sent.message;
+                    out.push(reply(v1::ack(
+                        now_s(),
+                        target,
+                        m.id,
+                        m.index,
+                        m.client_id.as_deref(),
+                    )));
+                }
+                Err(e) => out.push(error(&e)),
+            }
+        }
+        Request::NewSession { members, name } => {
+            let name = name.unwrap_or_default();
+            match s.app.domain.create_group(me, &members, &name).await {
+                Ok(chat) => out.push(reply(v1::new_session_reply(t, Ok(chat.id)))),
+                Err(e) => out.push(reply(v1::new_session_reply(t, Err(&e.message)))),
+            }
+        }
+        Request::AccountInfo { ocid, values } => match s.app.domain.account(ocid).await {
+            Ok(a) => {
+                let mut data = Map::new();
+                for (field, name) in values {
+                    let v = match field {
+                        InfoField::Ocid => json!(a.ocid),
+                        InfoField::Nickname => json!(a.nickname),
+                        InfoField::Status => json!(a.status),
+                        InfoField::Avatar => json!(a.avatar),
+                        InfoField::Time => json!(a.created_at / 1000),
+                        InfoField::Email if a.ocid == me => json!(a.email),
+                        InfoField::Email => Value::Null,
+                    };
+                    data.insert(name, v);
+                }
+                out.push(reply(v1::account_info_reply(t, data)));
+            }
+            Err(e) => out.push(error(&e)),
+        },
+        Request::History {
+            target,
+            page,
+            limit,
+        } => {
+            match s
+                .app
+                .domain
+                .history(me, to(target), range(page), limit)
+                .await
+            {
+                Ok((chat, messages, more)) => {
+                    let values = match chat {
+                        Some(chat) => messages
+                            .iter()
+                            .map(|m| {
+                                let text = m.text();
+                                v1::text_value(&view(m, &chat, &text))
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    out.push(reply(v1::history_reply(t, target, values, more)));
+                }
+                Err(e) => out.push(error(&e)),
+            }
+        }
+    }
+}
+
+/// Missed messages as ordinary code 0 frames, then code 18 with their count.
+fn push_missed(s: &Session, missed: Vec<Missed>, out: &mut Vec<Utf8Bytes>) {
+    let count = missed.len() as u64;
+    for (m, chat) in &missed {
+        let text = m.text();
+        out.push(encode(s.dialect, &view(m, chat, &text)).into());
+    }
+    out.push(v1::finish(v1::sync_done(now_s(), count), None).into());
+}

@@ -1,0 +1,53 @@
+//! natter's server as a library: `run` serves every dialect on one listener until shutdown.
+//!
+//! Layers (each depends only on those after it): transport -> dialect -> session/domain ->
+//! store | bus. See `docs/architecture.md`.
+
+pub mod app;
+pub mod bus;
+pub mod dialect;
+pub mod domain;
+pub mod hub;
+pub mod session;
+pub mod store;
+pub mod transport;
+
+pub use app::{App, Config};
+pub use domain::Limits;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serve until `shutdown` is cancelled, then stop accepting, let every connection finish the
+/// request it is handling and close, and flush the store.
+///
+/// # Errors
+/// The store cannot be opened, or the listener fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let app = App::build(config, shutdown.clone()).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "natter listening");
+    let router = transport::http::router(app.clone());
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    // Upgraded WebSocket connections are tracked separately from HTTP requests.
+    app.tracker.close();
+    app.tracker.wait().await;
+    app.domain.store().close().await;
+    tracing::info!("natter stopped");
+    served?;
+    Ok(())
+}

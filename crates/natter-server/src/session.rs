@@ -1,0 +1,350 @@
+//! Per-connection state shared by every dialect: who is logged in, which index of each chat
+//! this connection has seen, the catch-up on login, and the request rate budget.
+//!
+//! The invariant: within a chat, a connection receives messages in index order, each at most
+//! once, and with no gaps. Live deliveries that skip ahead (published out of order, or dropped
+//! because the outbox was full) make the session read the gap from the store first.
+
+use crate::app::App;
+use crate::domain::{ChatInfo, Dialect, encode, view};
+use crate::hub::{ConnHandle, Outgoing};
+use crate::store::{Account, Message, Range};
+use axum::extract::ws::Utf8Bytes;
+use natter_proto::{ChatId, ErrorCode, Index, Ocid, WireError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Messages read from the store per query while catching up.
+const PAGE: u32 = 1000;
+
+/// Who a connection is logged in as.
+#[derive(Debug)]
+pub struct LoggedIn {
+    pub ocid: Ocid,
+    /// The token of the session this connection logged in with (revoked by logout).
+    pub token: String,
+}
+
+/// This connection's position in one chat.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// Highest index written to (or sent from) this connection with nothing missing below.
+    last: Index,
+    /// Indexes above `last` that this connection sent itself (acked, never delivered back).
+    own: Vec<Index>,
+}
+
+impl Cursor {
+    fn advance(&mut self, index: Index) {
+        if index > self.last {
+            self.last = index;
+        }
+        while let Some(pos) = self.own.iter().position(|i| *i == self.last + 1) {
+            self.own.swap_remove(pos);
+            self.last += 1;
+        }
+        let last = self.last;
+        self.own.retain(|i| *i > last);
+    }
+}
+
+/// A token bucket; `rate == 0` disables it.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn allow(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A message missed while offline, with its chat for encoding.
+pub type Missed = (Message, Arc<ChatInfo>);
+
+pub struct Session {
+    pub app: Arc<App>,
+    pub dialect: Dialect,
+    pub conn: Arc<ConnHandle>,
+    pub login: Option<LoggedIn>,
+    cursors: HashMap<ChatId, Cursor>,
+    /// Delivered indexes not yet written to the store.
+    marks: HashMap<ChatId, Index>,
+    bucket: Bucket,
+}
+
+impl Session {
+    pub fn new(app: Arc<App>, dialect: Dialect, conn: Arc<ConnHandle>) -> Self {
+        let burst = f64::from(app.config.rate_burst.max(app.config.rate_per_sec));
+        let bucket = Bucket {
+            rate: f64::from(app.config.rate_per_sec),
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        };
+        Self {
+            app,
+            dialect,
+            conn,
+            login: None,
+            cursors: HashMap::new(),
+            marks: HashMap::new(),
+            bucket,
+        }
+    }
+
+    /// Spend one request from the rate budget.
+    pub fn allow_request(&mut self) -> bool {
+        self.bucket.allow()
+    }
+
+    /// The logged-in account, or `not_logged_in`.
+    pub fn me(&self) -> Result<Ocid, WireError> {
+        self.login
+            .as_ref()
+            .map(|l| l.ocid)
+            .ok_or_else(|| WireError::new(ErrorCode::NotLoggedIn, "log in first"))
+    }
+
+    /// Make this connection `account`'s: register it for live delivery, then read everything
+    /// the account missed. Returns the missed messages, oldest first.
+    ///
+    /// # Errors
+    /// `internal` when the store fails (the connection is then left logged out).
+    pub async fn log_in(
+        &mut self,
+        account: &Account,
+        token: String,
+    ) -> Result<Vec<Missed>, WireError> {
+        self.log_out().await;
+        let ocid = account.ocid;
+        // Register before reading the store: whatever commits from now on is in the outbox,
+        // whatever committed before is in the store; the cursors drop the overlap.
+        self.app.hub.register(ocid, &self.conn);
+        self.login = Some(LoggedIn { ocid, token });
+        match self.catch_up(ocid).await {
+            Ok(missed) => Ok(missed),
+            Err(e) => {
+                self.log_out().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn catch_up(&mut self, ocid: Ocid) -> Result<Vec<Missed>, WireError> {
+        let store = self.app.domain.store().clone();
+        let memberships = store
+            .memberships(ocid)
+            .await
+            .map_err(|e| internal("membership read failed", &e))?;
+        let mut missed = Vec::new();
+        for m in memberships {
+            let cursor = self.cursors.entry(m.chat).or_default();
+            cursor.advance(m.delivered);
+            if m.last_index <= m.delivered {
+                continue;
+            }
+            let chat = self.app.domain.chat(m.chat).await?;
+            let mut after = m.delivered;
+            while after < m.last_index {
+                let page = store
+                    .messages(m.chat, Range::After(after), PAGE)
+                    .await
+                    .map_err(|e| internal("catch-up read failed", &e))?;
+                let Some(last) = page.last() else { break };
+                after = last.index;
+                for msg in page {
+                    if msg.index > m.last_index {
+                        break;
+                    }
+                    if msg.sender != ocid {
+                        missed.push((msg, chat.clone()));
+                    }
+                }
+            }
+            let last = after.min(m.last_index);
+            self.cursors.entry(m.chat).or_default().advance(last);
+            self.marks.insert(m.chat, last);
+        }
+        missed.sort_by_key(|(m, _)| m.id);
+        Ok(missed)
+    }
+
+    /// Forget the login: flush delivery marks, leave the hub.
+    pub async fn log_out(&mut self) {
+        self.flush_marks().await;
+        if let Some(login) = self.login.take() {
+            self.app.hub.unregister(login.ocid, self.conn.id);
+        }
+        self.cursors.clear();
+        self.marks.clear();
+    }
+
+    /// Write delivered indexes to the store (periodically, and when the connection ends).
+    pub async fn flush_marks(&mut self) {
+        let Some(login) = &self.login else { return };
+        if self.marks.is_empty() {
+            return;
+        }
+        let marks: Vec<(ChatId, Index)> = self.marks.drain().collect();
+        if let Err(e) = self
+            .app
+            .domain
+            .store()
+            .mark_delivered(login.ocid, &marks)
+            .await
+        {
+            // Not fatal: the account will be offered these messages again at its next login.
+            tracing::warn!(error = %e, "could not record delivered messages");
+        }
+    }
+
+    /// This connection's cursor for `chat`, read from the store the first time it is needed
+    /// (a chat that appeared after login).
+    async fn cursor(&mut self, chat: ChatId) -> &mut Cursor {
+        if !self.cursors.contains_key(&chat) {
+            let mut start = Cursor::default();
+            if let Some(login) = &self.login {
+                match self.app.domain.store().membership(login.ocid, chat).await {
+                    Ok(Some(m)) => start.last = m.delivered,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, chat, "membership read failed"),
+                }
+            }
+            self.cursors.insert(chat, start);
+        }
+        self.cursors.entry(chat).or_default()
+    }
+
+    /// Record a message this connection sent, so it is neither delivered back nor mistaken
+    /// for a gap.
+    pub async fn note_own(&mut self, chat: ChatId, index: Index) {
+        let cursor = self.cursor(chat).await;
+        if index == cursor.last + 1 {
+            cursor.advance(index);
+        } else if index > cursor.last && !cursor.own.contains(&index) {
+            cursor.own.push(index);
+        }
+    }
+
+    /// A live delivery from the hub: write it (after any gap) unless already seen.
+    pub async fn deliver(&mut self, out: &Outgoing, frames: &mut Vec<Utf8Bytes>) {
+        if self.login.is_none() {
+            return;
+        }
+        let m = &out.delivery.message;
+        let (chat, index) = (m.chat, m.index);
+        let cursor = self.cursor(chat).await;
+        if index <= cursor.last || cursor.own.contains(&index) {
+            return;
+        }
+        if index > cursor.last + 1 {
+            let from = cursor.last;
+            self.fill(chat, from, index - 1, frames).await;
+        }
+        frames.push(out.frame(self.dialect));
+        self.delivered(chat, index);
+    }
+
+    fn delivered(&mut self, chat: ChatId, index: Index) {
+        let cursor = self.cursors.entry(chat).or_default();
+        cursor.advance(index);
+        self.marks.insert(chat, cursor.last);
+    }
+
+    /// Read `(from, to]` of a chat from the store and write what this connection has not seen.
+    async fn fill(&mut self, chat: ChatId, from: Index, to: Index, frames: &mut Vec<Utf8Bytes>) {
+        let info = match self.app.domain.chat(chat).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(chat, error = %e, "gap fill skipped");
+                return;
+            }
+        };
+        let store = self.app.domain.store().clone();
+        let mut after = from;
+        while after < to {
+            let limit = (to - after).min(u64::from(PAGE)) as u32;
+            let page = match store.messages(chat, Range::After(after), limit).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(chat, error = %e, "gap fill read failed");
+                    return;
+                }
+            };
+            let Some(last) = page.last() else { return };
+            after = last.index;
+            for msg in &page {
+                let skip = self
+                    .cursors
+                    .get(&chat)
+                    .is_some_and(|c| msg.index <= c.last || c.own.contains(&msg.index));
+                if !skip {
+                    let text = msg.text();
+                    frames.push(encode(self.dialect, &view(msg, &info, &text)).into());
+                }
+                self.delivered(chat, msg.index);
+            }
+        }
+    }
+
+    /// After deliveries were dropped (full outbox): read every chat's missing tail from the
+    /// store.
+    pub async fn resync(&mut self, frames: &mut Vec<Utf8Bytes>) {
+        let Some(login) = &self.login else { return };
+        let memberships = match self.app.domain.store().memberships(login.ocid).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "resync read failed; will retry on the next lag");
+                return;
+            }
+        };
+        for m in memberships {
+            let last = self.cursor(m.chat).await.last;
+            if m.last_index > last {
+                self.fill(m.chat, last, m.last_index, frames).await;
+            }
+        }
+    }
+}
+
+fn internal(context: &str, e: &dyn std::fmt::Display) -> WireError {
+    tracing::error!(error = %e, "{context}");
+    WireError::new(ErrorCode::Internal, "the server failed; try again")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_absorbs_own_messages() {
+        let mut c = Cursor {
+            last: 4,
+            own: vec![6, 7],
+        };
+        c.advance(5);
+        assert_eq!(c.last, 7);
+        assert!(c.own.is_empty());
+        c.own.push(9);
+        c.advance(3);
+        assert_eq!((c.last, c.own.as_slice()), (7, &[9][..]));
+    }
+}

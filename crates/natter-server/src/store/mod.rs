@@ -1,0 +1,213 @@
+//! The storage contract: an object-safe `Store` trait and the plain records it deals in.
+//!
+//! Everything above this module sees only these types. Implementations (SQLite now, PostgreSQL
+//! next) own their SQL and migrations; nothing backend-specific leaks through the trait:
+//! uniqueness violations arrive as `StoreError::Conflict`, message indexes are assigned inside
+//! the store's own transaction.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use natter_proto::{ChatId, Index, MessageId, Ocid};
+use serde::{Deserialize, Serialize};
+
+/// Which unique field a conflicting insert collided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    Email,
+    Phone,
+    Username,
+    Uuid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unique value already taken: {0:?}")]
+    Conflict(Unique),
+    #[error("no such chat")]
+    NoSuchChat,
+    #[error("the client id was already used for another chat")]
+    ClientIdReused,
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub ocid: Ocid,
+    pub uuid: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub username: Option<String>,
+    pub nickname: String,
+    pub avatar: String,
+    pub status: i64,
+    pub password_hash: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub uuid: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub username: Option<String>,
+    pub nickname: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// A live (unrevoked) login session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRow {
+    pub ocid: Ocid,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    Private,
+    Group,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chat {
+    pub id: ChatId,
+    pub kind: ChatKind,
+    pub name: String,
+    pub owner: Option<Ocid>,
+    /// Every member, ascending.
+    pub members: Vec<Ocid>,
+}
+
+/// The content category of one message part (seed 003's list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Category(pub u8);
+
+impl Category {
+    pub const TEXT: Self = Self(0);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub category: Category,
+    pub content: String,
+}
+
+/// Message types (seed 003): 0 system, 1 normal, 2 request, 3 topic, 4 notice, 5 task,
+/// 6 link, 7 group.
+pub const KIND_NORMAL: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub chat: ChatId,
+    pub index: Index,
+    pub sender: Ocid,
+    pub kind: u8,
+    pub parts: Vec<Part>,
+    pub client_id: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+impl Message {
+    /// The text of the message: its text parts joined.
+    pub fn text(&self) -> String {
+        let mut texts = self.parts.iter().filter(|p| p.category == Category::TEXT);
+        match (texts.next(), texts.next()) {
+            (Some(one), None) => one.content.clone(),
+            (None, _) => String::new(),
+            (Some(first), Some(second)) => {
+                let mut s = format!("{}{}", first.content, second.content);
+                texts.for_each(|p| s.push_str(&p.content));
+                s
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub chat: ChatId,
+    pub sender: Ocid,
+    pub kind: u8,
+    pub parts: Vec<Part>,
+    pub client_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// The outcome of an append: a fresh message, or the one already stored under the same
+/// sender and client id (a retried send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    New(Message),
+    Existing(Message),
+}
+
+/// One account's place in one chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    pub chat: ChatId,
+    pub delivered: Index,
+    pub last_index: Index,
+}
+
+/// Which part of a chat's history to read; results are always ascending by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    Latest,
+    Before(Index),
+    After(Index),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Create an account; the store allocates its ocid.
+    async fn create_account(&self, new: NewAccount) -> Result<Account>;
+    async fn account(&self, ocid: Ocid) -> Result<Option<Account>>;
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
+
+    async fn create_session(
+        &self,
+        ocid: Ocid,
+        token_hash: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The unrevoked session with this token hash, expired or not.
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>>;
+    async fn revoke_session(&self, token_hash: &[u8]) -> Result<()>;
+
+    async fn chat(&self, id: ChatId) -> Result<Option<Chat>>;
+    /// The private chat of two accounts, created (with both as members) if it does not exist.
+    async fn private_chat(&self, a: Ocid, b: Ocid, now: i64) -> Result<Chat>;
+    /// The private chat of two accounts if it exists.
+    async fn find_private_chat(&self, a: Ocid, b: Ocid) -> Result<Option<ChatId>>;
+    /// A new group owned by `owner` with `members` (which include the owner).
+    async fn create_group(
+        &self,
+        owner: Ocid,
+        name: &str,
+        members: &[Ocid],
+        now: i64,
+    ) -> Result<Chat>;
+
+    /// Store a message, assigning the chat's next index in the same transaction. Returns only
+    /// once the message is durable.
+    async fn append(&self, new: NewMessage) -> Result<Appended>;
+    /// At most `limit` messages of a chat, ascending by index.
+    async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>>;
+
+    async fn memberships(&self, ocid: Ocid) -> Result<Vec<Membership>>;
+    async fn membership(&self, ocid: Ocid, chat: ChatId) -> Result<Option<Membership>>;
+    /// Raise the account's delivered index in each chat (never lowers it).
+    async fn mark_delivered(&self, ocid: Ocid, marks: &[(ChatId, Index)]) -> Result<()>;
+
+    /// Flush and close; called once at shutdown.
+    async fn close(&self);
+}

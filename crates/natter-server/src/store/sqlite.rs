@@ -1,0 +1,598 @@
+//! `Store` on an embedded SQLite database (WAL, `synchronous=FULL`).
+//!
+//! Reads and ordinary writes go through a small pool. Message appends go to one writer task
+//! that owns a dedicated connection and commits every append waiting in its queue in ONE
+//! transaction (group commit): each message's index is assigned in that transaction, and no
+//! caller hears back before the commit that made its message durable.
+
+use super::{
+    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Part, Range,
+    Result, SessionRow, Store, StoreError, Unique,
+};
+use async_trait::async_trait;
+use natter_proto::{ChatId, Index, Ocid};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Most appends committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Appends waiting for the writer before callers wait for room.
+const APPEND_QUEUE: usize = 4096;
+
+type AppendJob = (NewMessage, oneshot::Sender<Result<Appended>>);
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    appends: mpsc::Sender<AppendJob>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: CancellationToken,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        let m = db.message();
+        let field = if m.contains("email") {
+            Some(Unique::Email)
+        } else if m.contains("phone") {
+            Some(Unique::Phone)
+        } else if m.contains("username") {
+            Some(Unique::Username)
+        } else if m.contains("uuid") {
+            Some(Unique::Uuid)
+        } else {
+            None
+        };
+        if let Some(field) = field {
+            return StoreError::Conflict(field);
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database file and run the embedded migrations.
+    ///
+    /// # Errors
+    /// The file cannot be opened or a migration fails.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await
+            .map_err(backend)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let conn = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(backend)?;
+        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(append_writer(conn, rx, stop.clone()));
+        Ok(Self {
+            pool,
+            appends: tx,
+            writer: Mutex::new(Some(writer)),
+            stop,
+        })
+    }
+}
+
+/// The group-commit loop: take every queued append (up to `MAX_BATCH`), run them in one
+/// transaction, commit, then answer each caller.
+async fn append_writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<AppendJob>,
+    stop: CancellationToken,
+) {
+    let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Biased: queued appends are always taken before a stop request is honoured, and a
+        // batch once taken is always finished (the stop is only seen while idle).
+        let n = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+            () = stop.cancelled() => 0,
+        };
+        if n == 0 {
+            break;
+        }
+        let outcome = append_batch(&mut conn, &batch).await;
+        match outcome {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    // The caller may have gone away (connection closed); the message is stored
+                    // either way and will be delivered from the store.
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "append batch failed; rolled back");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn append_batch(
+    conn: &mut SqliteConnection,
+    batch: &[AppendJob],
+) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (new, _) in batch {
+        match append_one(conn, new).await {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e);
+            }
+        }
+    }
+    if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e);
+    }
+    Ok(results)
+}
+
+async fn append_one(
+    conn: &mut SqliteConnection,
+    new: &NewMessage,
+) -> std::result::Result<Result<Appended>, sqlx::Error> {
+    if let Some(client_id) = &new.client_id {
+        let existing = sqlx::query(
+            "SELECT id, chat_id, idx, sender, kind, parts, client_id, created_at
+             FROM messages WHERE sender = ? AND client_id = ?",
+        )
+        .bind(new.sender as i64)
+        .bind(client_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = existing {
+            let m = message_row(&row)?;
+            return Ok(if m.chat == new.chat {
+                Ok(Appended::Existing(m))
+            } else {
+                Err(StoreError::ClientIdReused)
+            });
+        }
+    }
+    let index: Option<i64> = sqlx::query_scalar(
+        "UPDATE chats SET last_index = last_index + 1 WHERE id = ? RETURNING last_index",
+    )
+    .bind(new.chat as i64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(index) = index else {
+        return Ok(Err(StoreError::NoSuchChat));
+    };
+    let parts = serde_json::to_string(&new.parts).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(new.chat as i64)
+    .bind(index)
+    .bind(new.sender as i64)
+    .bind(i64::from(new.kind))
+    .bind(&parts)
+    .bind(&new.client_id)
+    .bind(new.created_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Ok(Appended::New(Message {
+        id: id as u64,
+        chat: new.chat,
+        index: index as u64,
+        sender: new.sender,
+        kind: new.kind,
+        parts: new.parts.clone(),
+        client_id: new.client_id.clone(),
+        created_at: new.created_at,
+    })))
+}
+
+fn message_row(row: &SqliteRow) -> std::result::Result<Message, sqlx::Error> {
+    let parts: String = row.try_get("parts")?;
+    let parts: Vec<Part> =
+        serde_json::from_str(&parts).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(Message {
+        id: row.try_get::<i64, _>("id")? as u64,
+        chat: row.try_get::<i64, _>("chat_id")? as u64,
+        index: row.try_get::<i64, _>("idx")? as u64,
+        sender: row.try_get::<i64, _>("sender")? as u64,
+        kind: row.try_get::<i64, _>("kind")? as u8,
+        parts,
+        client_id: row.try_get("client_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn account_row(row: &SqliteRow) -> std::result::Result<Account, sqlx::Error> {
+    Ok(Account {
+        ocid: row.try_get::<i64, _>("ocid")? as u64,
+        uuid: row.try_get("uuid")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
+        username: row.try_get("username")?,
+        nickname: row.try_get("nickname")?,
+        avatar: row.try_get("avatar")?,
+        status: row.try_get("status")?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at";
+
+impl SqliteStore {
+    async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
+        let rows: Vec<i64> =
+            sqlx::query_scalar("SELECT ocid FROM members WHERE chat_id = ? ORDER BY ocid")
+                .bind(id as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(rows.into_iter().map(|o| o as u64).collect())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, new: NewAccount) -> Result<Account> {
+        // Under SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
+        let row = sqlx::query(
+            "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
+             VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
+             RETURNING ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at",
+        )
+        .bind(&new.uuid)
+        .bind(&new.email)
+        .bind(&new.phone)
+        .bind(&new.username)
+        .bind(&new.nickname)
+        .bind(&new.password_hash)
+        .bind(new.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        account_row(&row).map_err(backend)
+    }
+
+    async fn account(&self, ocid: Ocid) -> Result<Option<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ocid = ?"
+        ));
+        let row = sqlx::query(sql)
+            .bind(ocid as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(account_row).transpose().map_err(backend)
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = ?"
+        ));
+        let row = sqlx::query(sql)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(account_row).transpose().map_err(backend)
+    }
+
+    async fn create_session(
+        &self,
+        ocid: Ocid,
+        token_hash: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, ocid, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(ocid as i64)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
+        let row = sqlx::query(
+            "SELECT ocid, expires_at FROM sessions WHERE token_hash = ? AND revoked = 0",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| {
+            Ok(SessionRow {
+                ocid: r.try_get::<i64, _>("ocid")? as u64,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+        .map_err(backend)
+    }
+
+    async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE sessions SET revoked = 1 WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
+        let row = sqlx::query("SELECT kind, name, owner FROM chats WHERE id = ?")
+            .bind(id as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: i64 = row.try_get("kind").map_err(backend)?;
+        let owner: Option<i64> = row.try_get("owner").map_err(backend)?;
+        Ok(Some(Chat {
+            id,
+            kind: if kind == 0 {
+                ChatKind::Private
+            } else {
+                ChatKind::Group
+            },
+            name: row.try_get("name").map_err(backend)?,
+            owner: owner.map(|o| o as u64),
+            members: self.chat_members(id).await?,
+        }))
+    }
+
+    async fn find_private_chat(&self, a: Ocid, b: Ocid) -> Result<Option<ChatId>> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM chats WHERE pair_lo = ? AND pair_hi = ?")
+                .bind(lo as i64)
+                .bind(hi as i64)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(id.map(|i| i as u64))
+    }
+
+    async fn private_chat(&self, a: Ocid, b: Ocid, now: i64) -> Result<Chat> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM chats WHERE pair_lo = ? AND pair_hi = ?")
+                .bind(lo as i64)
+                .bind(hi as i64)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO chats (kind, pair_lo, pair_hi, created_at) VALUES (0, ?, ?, ?) RETURNING id",
+                )
+                .bind(lo as i64)
+                .bind(hi as i64)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+                for m in [lo, hi] {
+                    sqlx::query("INSERT INTO members (chat_id, ocid, joined_at) VALUES (?, ?, ?)")
+                        .bind(id)
+                        .bind(m as i64)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                }
+                id
+            }
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(Chat {
+            id: id as u64,
+            kind: ChatKind::Private,
+            name: String::new(),
+            owner: None,
+            members: vec![lo, hi],
+        })
+    }
+
+    async fn create_group(
+        &self,
+        owner: Ocid,
+        name: &str,
+        members: &[Ocid],
+        now: i64,
+    ) -> Result<Chat> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO chats (kind, name, owner, created_at) VALUES (1, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(owner as i64)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut sorted = members.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for m in &sorted {
+            let role = i64::from(*m == owner);
+            sqlx::query("INSERT INTO members (chat_id, ocid, role, joined_at) VALUES (?, ?, ?, ?)")
+                .bind(id)
+                .bind(*m as i64)
+                .bind(role)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Chat {
+            id: id as u64,
+            kind: ChatKind::Group,
+            name: name.to_owned(),
+            owner: Some(owner),
+            members: sorted,
+        })
+    }
+
+    async fn append(&self, new: NewMessage) -> Result<Appended> {
+        let (tx, rx) = oneshot::channel();
+        self.appends
+            .send((new, tx))
+            .await
+            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?
+    }
+
+    async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
+        const COLS: &str =
+            "SELECT id, chat_id, idx, sender, kind, parts, client_id, created_at FROM messages";
+        let query = match range {
+            Range::Latest => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLS} WHERE chat_id = ? ORDER BY idx DESC LIMIT ?"
+            )))
+            .bind(chat as i64)
+            .bind(i64::from(limit)),
+            Range::Before(i) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLS} WHERE chat_id = ? AND idx < ? ORDER BY idx DESC LIMIT ?"
+            )))
+            .bind(chat as i64)
+            .bind(i as i64)
+            .bind(i64::from(limit)),
+            Range::After(i) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLS} WHERE chat_id = ? AND idx > ? ORDER BY idx ASC LIMIT ?"
+            )))
+            .bind(chat as i64)
+            .bind(i as i64)
+            .bind(i64::from(limit)),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
+        let mut out: Vec<Message> = rows
+            .iter()
+            .map(message_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        if !matches!(range, Range::After(_)) {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    async fn memberships(&self, ocid: Ocid) -> Result<Vec<Membership>> {
+        let rows = sqlx::query(
+            "SELECT m.chat_id, m.delivered_index, c.last_index
+             FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ?",
+        )
+        .bind(ocid as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(membership_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn membership(&self, ocid: Ocid, chat: ChatId) -> Result<Option<Membership>> {
+        let row = sqlx::query(
+            "SELECT m.chat_id, m.delivered_index, c.last_index
+             FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ? AND m.chat_id = ?",
+        )
+        .bind(ocid as i64)
+        .bind(chat as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(membership_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn mark_delivered(&self, ocid: Ocid, marks: &[(ChatId, Index)]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        for (chat, index) in marks {
+            sqlx::query(
+                "UPDATE members SET delivered_index = MAX(delivered_index, ?) WHERE chat_id = ? AND ocid = ?",
+            )
+            .bind(*index as i64)
+            .bind(*chat as i64)
+            .bind(ocid as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn close(&self) {
+        // Called after every session has ended: wait for queued appends to commit, then stop
+        // the writer (it finishes any batch it holds) and close the pool, which checkpoints the WAL.
+        let handle = self.writer.lock().await.take();
+        if let Some(handle) = handle {
+            self.stop.cancel();
+            let _ = handle.await;
+        }
+        self.pool.close().await;
+    }
+}
+
+fn membership_row(row: &SqliteRow) -> std::result::Result<Membership, sqlx::Error> {
+    Ok(Membership {
+        chat: row.try_get::<i64, _>("chat_id")? as u64,
+        delivered: row.try_get::<i64, _>("delivered_index")? as u64,
+        last_index: row.try_get::<i64, _>("last_index")? as u64,
+    })
+}

@@ -1,0 +1,192 @@
+//! `natter serve` settings: flags and `NATTER_*` variables (through clap), then a TOML file.
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every setting is optional here so that an unset flag/variable can fall back to the file.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flag names, with `_` for `-`).
+    #[arg(long, env = "NATTER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address for HTTP and WebSocket [default: 127.0.0.1:7878].
+    #[arg(long, env = "NATTER_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the database (created if missing) [default: ./natter-data].
+    #[arg(long, env = "NATTER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `natter_server=debug` [default: info].
+    #[arg(long, env = "NATTER_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// `text` or `json` [default: text].
+    #[arg(long, env = "NATTER_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Largest WebSocket text frame answered normally [default: 65536].
+    #[arg(long, env = "NATTER_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Longest message text in bytes [default: 16384].
+    #[arg(long, env = "NATTER_MAX_TEXT_BYTES")]
+    pub max_text_bytes: Option<usize>,
+    /// Deliveries queued per connection before it is marked lagging [default: 1024].
+    #[arg(long, env = "NATTER_OUTBOX_FRAMES")]
+    pub outbox_frames: Option<usize>,
+    /// Requests per second per connection, 0 for no limit [default: 1000].
+    #[arg(long, env = "NATTER_RATE_PER_SEC")]
+    pub rate_per_sec: Option<u32>,
+    /// Burst of requests allowed above the rate [default: 2000].
+    #[arg(long, env = "NATTER_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Seconds between server pings [default: 30].
+    #[arg(long, env = "NATTER_PING_INTERVAL_SECS")]
+    pub ping_interval_secs: Option<u64>,
+    /// Seconds of silence after which a connection is closed [default: 90].
+    #[arg(long, env = "NATTER_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Days a login token stays valid [default: 30].
+    #[arg(long, env = "NATTER_SESSION_TTL_DAYS")]
+    pub session_ttl_days: Option<u64>,
+    /// Most members in one group [default: 10000].
+    #[arg(long, env = "NATTER_MAX_GROUP_MEMBERS")]
+    pub max_group_members: Option<usize>,
+}
+
+/// The resolved settings.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: String,
+    pub log_level: String,
+    pub log_format: String,
+    pub server: natter_server::Config,
+}
+
+macro_rules! fill {
+    ($args:ident, $file:ident, $($field:ident),+) => {
+        $( if $args.$field.is_none() { $args.$field = $file.$field.take(); } )+
+    };
+}
+
+impl Settings {
+    /// Merge flags/env with the TOML file and defaults, and check the values.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, or an out-of-range value.
+    pub fn resolve(mut args: ServeArgs) -> anyhow::Result<Self> {
+        if let Some(path) = &args.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let mut file: ServeArgs = toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?;
+            fill!(
+                args,
+                file,
+                listen,
+                data_dir,
+                log_level,
+                log_format,
+                max_frame_bytes,
+                max_text_bytes,
+                outbox_frames,
+                rate_per_sec,
+                rate_burst,
+                ping_interval_secs,
+                idle_timeout_secs,
+                session_ttl_days,
+                max_group_members
+            );
+        }
+        let mut server = natter_server::Config::default();
+        if let Some(v) = args.data_dir {
+            server.data_dir = v;
+        }
+        if let Some(v) = args.max_frame_bytes {
+            anyhow::ensure!(v >= 1024, "max-frame-bytes must be at least 1024");
+            server.max_frame_bytes = v;
+        }
+        if let Some(v) = args.max_text_bytes {
+            anyhow::ensure!(v >= 1, "max-text-bytes must be at least 1");
+            server.limits.max_text_bytes = v;
+        }
+        if let Some(v) = args.outbox_frames {
+            anyhow::ensure!(v >= 1, "outbox-frames must be at least 1");
+            server.outbox_frames = v;
+        }
+        if let Some(v) = args.rate_per_sec {
+            server.rate_per_sec = v;
+        }
+        if let Some(v) = args.rate_burst {
+            server.rate_burst = v;
+        }
+        if let Some(v) = args.ping_interval_secs {
+            anyhow::ensure!(v >= 1, "ping-interval-secs must be at least 1");
+            server.ping_interval = Duration::from_secs(v);
+        }
+        if let Some(v) = args.idle_timeout_secs {
+            anyhow::ensure!(v >= 1, "idle-timeout-secs must be at least 1");
+            server.idle_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = args.session_ttl_days {
+            anyhow::ensure!(v >= 1, "session-ttl-days must be at least 1");
+            server.limits.session_ttl = Duration::from_secs(v * 24 * 3600);
+        }
+        if let Some(v) = args.max_group_members {
+            anyhow::ensure!(v >= 2, "max-group-members must be at least 2");
+            server.limits.max_group_members = v;
+        }
+        Ok(Self {
+            listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),
+            log_level: args.log_level.unwrap_or_else(|| "info".into()),
+            log_format: args.log_format.unwrap_or_else(|| "text".into()),
+            server,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("natter.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\noutbox_frames = 7\nrate_per_sec = 3\n",
+        )
+        .expect("write");
+        let cli = Wrap::parse_from([
+            "x",
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--rate-per-sec",
+            "11",
+        ]);
+        let s = Settings::resolve(cli.args).expect("resolves");
+        assert_eq!(s.listen, "127.0.0.1:9999");
+        assert_eq!(s.server.outbox_frames, 7);
+        assert_eq!(s.server.rate_per_sec, 11);
+        assert_eq!(s.server.rate_burst, 2000);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("natter.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").expect("write");
+        let cli = Wrap::parse_from(["x", "--config", file.to_str().expect("utf-8")]);
+        let err = Settings::resolve(cli.args).expect_err("typo rejected");
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+}

@@ -1,0 +1,193 @@
+//! The real `natter` binary: health check, graceful SIGTERM, restart on the same data dir.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+/// Start `natter serve` on a free port and wait for its "listening" log line.
+fn start(data_dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("NATTER_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent && line.contains("natter listening") {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .map(|a| {
+                        a.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
+                            .to_owned()
+                    });
+                let _ = tx.send(addr);
+                sent = true;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("natter printed no 'listening' line")
+        .expect("the listening line names the address");
+    Server { child, addr }
+}
+
+fn terminate(server: &mut Server) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    for _ in 0..200 {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = server.child.kill();
+    panic!("natter did not exit within 10 s of SIGTERM");
+}
+
+async fn connect(addr: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect");
+    ws
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("stream open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).expect("JSON frame");
+        }
+    }
+}
+
+async fn recv_code(ws: &mut Ws, code: i64) -> Value {
+    let v = recv(ws).await;
+    assert_eq!(v["code"], code, "expected code {code}, got {v}");
+    v
+}
+
+async fn register(ws: &mut Ws, email: &str) -> u64 {
+    send(
+        ws,
+        json!({"code": 4, "time": 0, "email": email, "password": "pw", "name": email}),
+    )
+    .await;
+    let r = recv_code(ws, 5).await;
+    assert_eq!(r["state"], 0);
+    r["ocid"].as_u64().expect("ocid is an integer")
+}
+
+async fn healthz(addr: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: natter\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_stops_on_sigterm_and_keeps_everything_across_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+
+    let health = healthz(&server.addr).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("ok"), "{health}");
+
+    let mut a = connect(&server.addr).await;
+    let ocid_a = register(&mut a, "a@example.com").await;
+    let ocid_b = register(&mut a, "b@example.com").await;
+    send(
+        &mut a,
+        json!({"code": 6, "login_type": 0, "account": "a@example.com", "password": "pw"}),
+    )
+    .await;
+    let login = recv_code(&mut a, 7).await;
+    assert_eq!(login["state"], 0);
+    let token = login["token"].as_str().expect("token").to_owned();
+    recv_code(&mut a, 18).await;
+    send(&mut a, json!({"code": 0, "sender": {"ocid": ocid_a, "private_id": ocid_b}, "msg": "before restart"})).await;
+    let ack = recv_code(&mut a, 15).await;
+    assert_eq!(ack["index"], 1);
+
+    let status = terminate(&mut server);
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+    // The client was told the server is going away.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match a.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("connection ends");
+    assert_eq!(closed, Some(1001));
+
+    let mut server = start(dir.path());
+    let mut a = connect(&server.addr).await;
+    send(&mut a, json!({"code": 13, "token": token})).await;
+    let resumed = recv_code(&mut a, 14).await;
+    assert_eq!(resumed["state"], 0);
+    assert_eq!(resumed["ocid"], ocid_a);
+    recv_code(&mut a, 18).await;
+
+    let mut b = connect(&server.addr).await;
+    send(
+        &mut b,
+        json!({"code": 6, "login_type": 1, "account": ocid_b.to_string(), "password": "pw"}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut b, 7).await["state"], 0);
+    let missed = recv_code(&mut b, 0).await;
+    assert_eq!(missed["msg"], "before restart");
+    assert_eq!(missed["cid"], ack["cid"]);
+    assert_eq!(recv_code(&mut b, 18).await["count"], 1);
+
+    send(
+        &mut a,
+        json!({"code": 0, "sender": {"private_id": ocid_b}, "msg": "after restart"}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut a, 15).await["index"], 2);
+    assert_eq!(recv_code(&mut b, 0).await["index"], 2);
+
+    assert!(terminate(&mut server).success());
+}
