@@ -17,6 +17,10 @@ use std::time::Instant;
 
 /// Messages read from the store per query while catching up.
 const PAGE: u32 = 1000;
+/// Most missed messages pushed at login; the rest follow as live frames (resync).
+pub const MAX_CATCH_UP: usize = 10_000;
+/// Most messages one gap fill or resync round reads before the socket is written again.
+const FILL_BUDGET: u64 = 2_000;
 
 /// Who a connection is logged in as.
 #[derive(Debug)]
@@ -76,6 +80,17 @@ impl Bucket {
     }
 }
 
+/// How far a gap fill got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Everything asked for was written.
+    Done,
+    /// The budget ran out first.
+    Budget,
+    /// The store failed; retried at the next lag or gap, not in a loop.
+    Failed,
+}
+
 /// A message missed while offline, with its chat for encoding.
 pub type Missed = (Message, Arc<ChatInfo>);
 
@@ -88,6 +103,8 @@ pub struct Session {
     /// Delivered indexes not yet written to the store.
     marks: HashMap<ChatId, Index>,
     bucket: Bucket,
+    /// More of the store remains to be written (a lag or a capped catch-up).
+    resync_pending: bool,
 }
 
 impl Session {
@@ -107,6 +124,7 @@ impl Session {
             cursors: HashMap::new(),
             marks: HashMap::new(),
             bucket,
+            resync_pending: false,
         }
     }
 
@@ -156,35 +174,46 @@ impl Session {
             .map_err(|e| internal("membership read failed", &e))?;
         let mut missed = Vec::new();
         for m in memberships {
-            let cursor = self.cursors.entry(m.chat).or_default();
-            cursor.advance(m.delivered);
+            self.cursors.entry(m.chat).or_default().advance(m.delivered);
             if m.last_index <= m.delivered {
                 continue;
             }
             let chat = self.app.domain.chat(m.chat).await?;
             let mut after = m.delivered;
-            while after < m.last_index {
+            let mut read = 0;
+            while after < m.last_index && read < MAX_CATCH_UP {
                 let page = store
                     .messages(m.chat, Range::After(after), PAGE)
                     .await
                     .map_err(|e| internal("catch-up read failed", &e))?;
                 let Some(last) = page.last() else { break };
                 after = last.index;
-                for msg in page {
-                    if msg.index > m.last_index {
-                        break;
-                    }
-                    if msg.sender != ocid {
-                        missed.push((msg, chat.clone()));
-                    }
-                }
+                read += page.len();
+                missed.extend(
+                    page.into_iter()
+                        .filter(|msg| msg.index <= m.last_index)
+                        .map(|msg| (msg, chat.clone())),
+                );
             }
-            let last = after.min(m.last_index);
-            self.cursors.entry(m.chat).or_default().advance(last);
-            self.marks.insert(m.chat, last);
         }
+        // Oldest first across chats (ids rise with index within a chat), at most
+        // MAX_CATCH_UP; each chat's cursor moves over what is pushed (and its own messages in
+        // between), and the rest is left for the resync that follows.
         missed.sort_by_key(|(m, _)| m.id);
+        if missed.len() > MAX_CATCH_UP {
+            missed.truncate(MAX_CATCH_UP);
+            self.resync_pending = true;
+        }
+        for (msg, _) in &missed {
+            self.delivered(msg.chat, msg.index);
+        }
+        missed.retain(|(msg, _)| msg.sender != ocid);
         Ok(missed)
+    }
+
+    /// Whether part of the store still waits to be written to this connection.
+    pub fn resync_pending(&self) -> bool {
+        self.resync_pending
     }
 
     /// Forget the login: flush delivery marks, leave the hub.
@@ -195,6 +224,7 @@ impl Session {
         }
         self.cursors.clear();
         self.marks.clear();
+        self.resync_pending = false;
     }
 
     /// Write delivered indexes to the store (periodically, and when the connection ends).
@@ -216,14 +246,15 @@ impl Session {
         }
     }
 
-    /// This connection's cursor for `chat`, read from the store the first time it is needed
-    /// (a chat that appeared after login).
+    /// This connection's cursor for `chat`, read from the store the first time it is needed:
+    /// a chat unknown here was joined after this login, so everything after the index at which
+    /// the account joined is new to this connection (whatever other devices have seen).
     async fn cursor(&mut self, chat: ChatId) -> &mut Cursor {
         if !self.cursors.contains_key(&chat) {
             let mut start = Cursor::default();
             if let Some(login) = &self.login {
                 match self.app.domain.store().membership(login.ocid, chat).await {
-                    Ok(Some(m)) => start.last = m.delivered,
+                    Ok(Some(m)) => start.last = m.joined,
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, chat, "membership read failed"),
                 }
@@ -246,7 +277,10 @@ impl Session {
 
     /// A live delivery from the hub: write it (after any gap) unless already seen.
     pub async fn deliver(&mut self, out: &Outgoing, frames: &mut Vec<Utf8Bytes>) {
-        if self.login.is_none() {
+        // Deliveries queued for an account this connection has since logged out of (or
+        // switched from) stay undelivered here.
+        let Some(login) = &self.login else { return };
+        if !out.delivery.chat.is_member(login.ocid) {
             return;
         }
         let m = &out.delivery.message;
@@ -257,7 +291,16 @@ impl Session {
         }
         if index > cursor.last + 1 {
             let from = cursor.last;
-            self.fill(chat, from, index - 1, frames).await;
+            match self.fill(chat, from, index - 1, FILL_BUDGET, frames).await {
+                Fill::Done => {}
+                // Too far behind: this one comes with the resync rounds.
+                Fill::Budget => {
+                    self.resync_pending = true;
+                    return;
+                }
+                // Writing this one now would open a gap; the next delivery or lag retries.
+                Fill::Failed => return,
+            }
         }
         frames.push(out.frame(self.dialect));
         self.delivered(chat, index);
@@ -269,27 +312,36 @@ impl Session {
         self.marks.insert(chat, cursor.last);
     }
 
-    /// Read `(from, to]` of a chat from the store and write what this connection has not seen.
-    async fn fill(&mut self, chat: ChatId, from: Index, to: Index, frames: &mut Vec<Utf8Bytes>) {
+    /// Read `(from, to]` of a chat from the store, at most `budget` messages, and write what
+    /// this connection has not seen. Returns whether it reached `to`.
+    async fn fill(
+        &mut self,
+        chat: ChatId,
+        from: Index,
+        to: Index,
+        budget: u64,
+        frames: &mut Vec<Utf8Bytes>,
+    ) -> Fill {
         let info = match self.app.domain.chat(chat).await {
             Ok(i) => i,
             Err(e) => {
                 tracing::warn!(chat, error = %e, "gap fill skipped");
-                return;
+                return Fill::Failed;
             }
         };
         let store = self.app.domain.store().clone();
+        let end = to.min(from.saturating_add(budget));
         let mut after = from;
-        while after < to {
-            let limit = (to - after).min(u64::from(PAGE)) as u32;
+        while after < end {
+            let limit = (end - after).min(u64::from(PAGE)) as u32;
             let page = match store.messages(chat, Range::After(after), limit).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(chat, error = %e, "gap fill read failed");
-                    return;
+                    return Fill::Failed;
                 }
             };
-            let Some(last) = page.last() else { return };
+            let Some(last) = page.last() else { break };
             after = last.index;
             for msg in &page {
                 let skip = self
@@ -303,11 +355,19 @@ impl Session {
                 self.delivered(chat, msg.index);
             }
         }
+        // Stopping short of `to` only because of the budget leaves work; an early end of the
+        // store (nothing more committed) does not.
+        if after < to && after >= end {
+            Fill::Budget
+        } else {
+            Fill::Done
+        }
     }
 
-    /// After deliveries were dropped (full outbox): read every chat's missing tail from the
-    /// store.
+    /// Write every chat's missing tail from the store, in rounds of at most `FILL_BUDGET`
+    /// messages (after a full outbox dropped deliveries, or a capped catch-up).
     pub async fn resync(&mut self, frames: &mut Vec<Utf8Bytes>) {
+        self.resync_pending = false;
         let Some(login) = &self.login else { return };
         let memberships = match self.app.domain.store().memberships(login.ocid).await {
             Ok(m) => m,
@@ -316,10 +376,24 @@ impl Session {
                 return;
             }
         };
+        let mut budget = FILL_BUDGET;
         for m in memberships {
             let last = self.cursor(m.chat).await.last;
-            if m.last_index > last {
-                self.fill(m.chat, last, m.last_index, frames).await;
+            if m.last_index <= last {
+                continue;
+            }
+            match self.fill(m.chat, last, m.last_index, budget, frames).await {
+                Fill::Failed => return,
+                Fill::Budget => {
+                    self.resync_pending = true;
+                    return;
+                }
+                Fill::Done => {}
+            }
+            budget = budget.saturating_sub(m.last_index - last);
+            if budget == 0 {
+                self.resync_pending = true;
+                return;
             }
         }
     }

@@ -37,11 +37,13 @@ CREATE TABLE chats (
     UNIQUE (pair_lo, pair_hi)
 );
 
+-- joined_index: the chat's last_index when the account joined (it is sent what follows).
 -- delivered_index: the highest index written to any connection of the account.
 CREATE TABLE members (
     chat_id         INTEGER NOT NULL REFERENCES chats (id),
     ocid            INTEGER NOT NULL REFERENCES accounts (ocid),
     role            INTEGER NOT NULL DEFAULT 0,
+    joined_index    INTEGER NOT NULL DEFAULT 0,
     delivered_index INTEGER NOT NULL DEFAULT 0,
     joined_at       INTEGER NOT NULL,
     PRIMARY KEY (chat_id, ocid)

@@ -153,6 +153,8 @@ pub enum Appended {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
     pub chat: ChatId,
+    /// The chat's last index when the account joined: it is sent what comes after.
+    pub joined: Index,
     pub delivered: Index,
     pub last_index: Index,
 }

@@ -525,7 +525,7 @@ impl Store for SqliteStore {
 
     async fn memberships(&self, ocid: Ocid) -> Result<Vec<Membership>> {
         let rows = sqlx::query(
-            "SELECT m.chat_id, m.delivered_index, c.last_index
+            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
              FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ?",
         )
         .bind(ocid as i64)
@@ -540,7 +540,7 @@ impl Store for SqliteStore {
 
     async fn membership(&self, ocid: Ocid, chat: ChatId) -> Result<Option<Membership>> {
         let row = sqlx::query(
-            "SELECT m.chat_id, m.delivered_index, c.last_index
+            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
              FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ? AND m.chat_id = ?",
         )
         .bind(ocid as i64)
@@ -592,6 +592,7 @@ impl Store for SqliteStore {
 fn membership_row(row: &SqliteRow) -> std::result::Result<Membership, sqlx::Error> {
     Ok(Membership {
         chat: row.try_get::<i64, _>("chat_id")? as u64,
+        joined: row.try_get::<i64, _>("joined_index")? as u64,
         delivered: row.try_get::<i64, _>("delivered_index")? as u64,
         last_index: row.try_get::<i64, _>("last_index")? as u64,
     })

@@ -84,6 +84,9 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
                     session.resync(&mut frames).await;
                 }
             }
+            () = std::future::ready(()), if session.resync_pending() => {
+                session.resync(&mut frames).await;
+            }
             _ = ticker.tick() => {
                 if last_seen.elapsed() > app.config.idle_timeout {
                     break Some((1001, "idle timeout"));
