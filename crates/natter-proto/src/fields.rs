@@ -90,30 +90,24 @@ impl<'a> Fields<'a> {
 
     /// A required list of ids (each an integer or a string of digits), at most `max` long.
     pub fn id_list(&self, name: &str, max: usize) -> Result<Vec<u64>, WireError> {
-        let Some(v) = self.get(name) else {
-            return Err(missing(self.prefix, name));
-        };
-        let expected = "a list of non-negative integers";
-        let list = v
-            .as_array()
-            .ok_or_else(|| invalid(self.prefix, name, expected))?;
-        if list.len() > max {
-            return Err(WireError::new(
-                ErrorCode::InvalidField,
-                format!("field `{}{name}` has more than {max} entries", self.prefix),
-            ));
-        }
-        list.iter()
-            .map(|v| value_as_id(v).ok_or_else(|| invalid(self.prefix, name, expected)))
-            .collect()
+        self.list(name, max, "a list of non-negative integers", value_as_id)
     }
 
     /// A required list of strings, at most `max` long.
     pub fn str_list(&self, name: &str, max: usize) -> Result<Vec<&'a str>, WireError> {
+        self.list(name, max, "a list of strings", Value::as_str)
+    }
+
+    fn list<T>(
+        &self,
+        name: &str,
+        max: usize,
+        expected: &str,
+        item: impl Fn(&'a Value) -> Option<T>,
+    ) -> Result<Vec<T>, WireError> {
         let Some(v) = self.get(name) else {
             return Err(missing(self.prefix, name));
         };
-        let expected = "a list of strings";
         let list = v
             .as_array()
             .ok_or_else(|| invalid(self.prefix, name, expected))?;
@@ -124,11 +118,36 @@ impl<'a> Fields<'a> {
             ));
         }
         list.iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| invalid(self.prefix, name, expected))
-            })
+            .map(|v| item(v).ok_or_else(|| invalid(self.prefix, name, expected)))
             .collect()
+    }
+
+    /// The history paging fields: `before` or `after` (not both) and `limit` (1..=`max`,
+    /// default 50).
+    pub fn page(&self, max: u32) -> Result<(crate::v1::Page, u32), WireError> {
+        use crate::v1::Page;
+        let page = match (self.opt_id("before")?, self.opt_id("after")?) {
+            (None, None) => Page::Latest,
+            (Some(b), None) => Page::Before(b),
+            (None, Some(a)) => Page::After(a),
+            (Some(_), Some(_)) => {
+                return Err(WireError::new(
+                    ErrorCode::InvalidField,
+                    format!(
+                        "only one of `{0}before` or `{0}after` may be given",
+                        self.prefix
+                    ),
+                ));
+            }
+        };
+        let limit = self.opt_id("limit")?.unwrap_or(50);
+        if limit == 0 || limit > u64::from(max) {
+            return Err(WireError::new(
+                ErrorCode::InvalidField,
+                format!("field `{}limit` must be between 1 and {max}", self.prefix),
+            ));
+        }
+        Ok((page, limit as u32))
     }
 
     /// A required nested object.

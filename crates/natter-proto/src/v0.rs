@@ -167,28 +167,11 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
             token: f.str("token")?.to_owned(),
         },
         code::HISTORY => {
-            let page = match (f.opt_id("before")?, f.opt_id("after")?) {
-                (None, None) => Page::Latest,
-                (Some(b), None) => Page::Before(b),
-                (None, Some(a)) => Page::After(a),
-                (Some(_), Some(_)) => {
-                    return Err(WireError::new(
-                        ErrorCode::InvalidField,
-                        "only one of `data.before` or `data.after` may be given",
-                    ));
-                }
-            };
-            let limit = f.opt_id("limit")?.unwrap_or(50);
-            if limit == 0 || limit > u64::from(MAX_HISTORY) {
-                return Err(WireError::new(
-                    ErrorCode::InvalidField,
-                    format!("field `data.limit` must be between 1 and {MAX_HISTORY}"),
-                ));
-            }
+            let (page, limit) = f.page(MAX_HISTORY)?;
             Request::History {
                 chat: f.id("cid")?,
                 page,
-                limit: limit as u32,
+                limit,
             }
         }
         code::HEARTBEAT => Request::Heartbeat,

@@ -4,8 +4,10 @@
 pub mod v0;
 pub mod v1;
 
-use crate::session::Session;
+use crate::domain::LoginKey;
+use crate::session::{Missed, Session};
 use axum::extract::ws::Utf8Bytes;
+use natter_proto::{ErrorCode, Ocid, WireError};
 
 /// Unix seconds now, for the `time` of replies.
 pub fn now_s() -> i64 {
@@ -32,4 +34,120 @@ pub fn frame_error(session: &Session, e: &natter_proto::WireError) -> Utf8Bytes 
         }
     }
     .into()
+}
+
+/// Rate-limit a request and, when it needs one, require a login. Returns the logged-in ocid
+/// (0 when not logged in and not needed).
+///
+/// # Errors
+/// `rate_limited`, `not_logged_in`.
+pub fn gate(session: &mut Session, needs_login: bool) -> Result<Ocid, WireError> {
+    if !session.allow_request() {
+        return Err(WireError::new(
+            ErrorCode::RateLimited,
+            "too many requests; slow down",
+        ));
+    }
+    match session.me() {
+        Ok(me) => Ok(me),
+        Err(e) if needs_login => Err(e),
+        Err(_) => Ok(0),
+    }
+}
+
+/// How a connection proves who it is.
+pub enum Credentials {
+    Password(LoginKey, String),
+    Token(String),
+}
+
+/// The outcome of a login or resume, in the seeds' states: 0 ok, 1 rejected (wrong account,
+/// password or token), 2 server failure.
+pub struct Auth {
+    pub state: u8,
+    pub ocid: Option<Ocid>,
+    /// The new session token (password logins only).
+    pub token: Option<String>,
+    pub missed: Vec<Missed>,
+}
+
+impl Auth {
+    fn failed(state: u8) -> Self {
+        Self {
+            state,
+            ocid: None,
+            token: None,
+            missed: Vec::new(),
+        }
+    }
+
+    /// A login that could not name an account at all.
+    pub fn rejected() -> Self {
+        Self::failed(1)
+    }
+}
+
+/// Log the connection in (switching account if it was logged in) and collect what it missed.
+pub async fn authenticate(session: &mut Session, credentials: Credentials) -> Auth {
+    let (result, fresh) = match credentials {
+        Credentials::Password(key, password) => {
+            (session.app.domain.login(key, &password).await, true)
+        }
+        Credentials::Token(token) => (
+            session.app.domain.resume(&token).await.map(|a| (a, token)),
+            false,
+        ),
+    };
+    let (account, token) = match result {
+        Ok(found) => found,
+        Err(e) if matches!(e.code, ErrorCode::BadCredentials | ErrorCode::InvalidToken) => {
+            return Auth::failed(1);
+        }
+        Err(_) => return Auth::failed(2),
+    };
+    match session.log_in(&account, token.clone()).await {
+        Ok(missed) => Auth {
+            state: 0,
+            ocid: Some(account.ocid),
+            token: fresh.then_some(token),
+            missed,
+        },
+        Err(_) => Auth::failed(2),
+    }
+}
+
+/// Register by email: `Ok((state, ocid))` in the seeds' states (0 ok, 1 server error,
+/// 2 email taken).
+///
+/// # Errors
+/// Input the seeds have no state for (`invalid_field`).
+pub async fn register(
+    session: &Session,
+    email: &str,
+    password: &str,
+    name: Option<&str>,
+) -> Result<(u8, Option<Ocid>), WireError> {
+    match session
+        .app
+        .domain
+        .register_email(email, password, name)
+        .await
+    {
+        Ok(a) => Ok((0, Some(a.ocid))),
+        Err(e) if e.code == ErrorCode::EmailTaken => Ok((2, None)),
+        Err(e) if e.code == ErrorCode::Internal => Ok((1, None)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Revoke the connection's session token and log it out.
+///
+/// # Errors
+/// `internal` when the revocation cannot be stored (the connection stays logged in).
+pub async fn logout(session: &mut Session) -> Result<(), WireError> {
+    if let Some(login) = &session.login {
+        session.app.domain.logout(&login.token).await?;
+    }
+    session.log_out().await;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! OurChat draft v0 (seed 000) on the domain. Wire details: `natter_proto::v0` and
 //! `docs/protocol/ourchat-v0.md`.
 
-use super::now_s;
+use super::{Credentials, now_s};
 use crate::domain::{LoginKey, To, encode, view};
 use crate::session::{Missed, Session};
 use axum::extract::ws::Utf8Bytes;
@@ -31,13 +31,6 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
     let error = |e: &WireError| -> Utf8Bytes {
         v0::finish(v0::error_reply(now_s(), Some(env.code), e), rid).into()
     };
-    if !s.allow_request() {
-        out.push(error(&WireError::new(
-            ErrorCode::RateLimited,
-            "too many requests; slow down",
-        )));
-        return;
-    }
     let t = now_s();
     let needs_login = !matches!(
         env.request,
@@ -46,78 +39,53 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             | Request::Resume { .. }
             | Request::Heartbeat
     );
-    let me = match s.me() {
+    let me = match super::gate(s, needs_login) {
         Ok(me) => me,
-        Err(e) if needs_login => {
+        Err(e) => {
             out.push(error(&e));
             return;
         }
-        Err(_) => 0,
     };
     match env.request {
         Request::Heartbeat => out.push(reply(v0::simple(code::HEARTBEAT_REPLY, t))),
         Request::Register { mail, password } => {
-            match s.app.domain.register_email(&mail, &password, None).await {
-                Ok(a) => out.push(reply(v0::register_reply(t, 0, Some(a.ocid)))),
-                Err(e) if e.code == ErrorCode::EmailTaken => {
-                    out.push(reply(v0::register_reply(t, 2, None)))
-                }
-                Err(e) if e.code == ErrorCode::Internal => {
-                    out.push(reply(v0::register_reply(t, 1, None)))
-                }
+            match super::register(s, &mail, &password, None).await {
+                Ok((state, ocid)) => out.push(reply(v0::register_reply(t, state, ocid))),
                 Err(e) => out.push(error(&e)),
             }
         }
         Request::Login { ocid, password } => {
-            match s.app.domain.login(LoginKey::Ocid(ocid), &password).await {
-                Ok((account, token)) => match s.log_in(&account, token.clone()).await {
-                    Ok(missed) => {
-                        out.push(reply(v0::login_reply(
-                            t,
-                            code::LOGIN_REPLY,
-                            0,
-                            Some(account.ocid),
-                            Some(&token),
-                        )));
-                        push_undelivered(s, missed, out);
-                    }
-                    Err(_) => out.push(reply(v0::login_reply(t, code::LOGIN_REPLY, 2, None, None))),
-                },
-                Err(e) if e.code == ErrorCode::BadCredentials => {
-                    out.push(reply(v0::login_reply(t, code::LOGIN_REPLY, 1, None, None)));
-                }
-                Err(_) => out.push(reply(v0::login_reply(t, code::LOGIN_REPLY, 2, None, None))),
+            let credentials = Credentials::Password(LoginKey::Ocid(ocid), password);
+            let auth = super::authenticate(s, credentials).await;
+            let token = auth.token.as_deref();
+            out.push(reply(v0::login_reply(
+                t,
+                code::LOGIN_REPLY,
+                auth.state,
+                auth.ocid,
+                token,
+            )));
+            if auth.state == 0 {
+                push_undelivered(s, auth.missed, out);
             }
         }
-        Request::Resume { token } => match s.app.domain.resume(&token).await {
-            Ok(account) => match s.log_in(&account, token).await {
-                Ok(missed) => {
-                    out.push(reply(v0::login_reply(
-                        t,
-                        code::RESUME_REPLY,
-                        0,
-                        Some(account.ocid),
-                        None,
-                    )));
-                    push_undelivered(s, missed, out);
-                }
-                Err(_) => out.push(reply(v0::login_reply(t, code::RESUME_REPLY, 2, None, None))),
-            },
-            Err(e) if e.code == ErrorCode::InvalidToken => {
-                out.push(reply(v0::login_reply(t, code::RESUME_REPLY, 1, None, None)));
+        Request::Resume { token } => {
+            let auth = super::authenticate(s, Credentials::Token(token)).await;
+            out.push(reply(v0::login_reply(
+                t,
+                code::RESUME_REPLY,
+                auth.state,
+                auth.ocid,
+                None,
+            )));
+            if auth.state == 0 {
+                push_undelivered(s, auth.missed, out);
             }
-            Err(_) => out.push(reply(v0::login_reply(t, code::RESUME_REPLY, 2, None, None))),
+        }
+        Request::Logout => match super::logout(s).await {
+            Ok(()) => out.push(reply(v0::simple(code::LOGOUT_REPLY, t))),
+            Err(e) => out.push(error(&e)),
         },
-        Request::Logout => {
-            if let Some(login) = &s.login
-                && let Err(e) = s.app.domain.logout(&login.token).await
-            {
-                out.push(error(&e));
-                return;
-            }
-            s.log_out().await;
-            out.push(reply(v0::simple(code::LOGOUT_REPLY, t)));
-        }
         Request::Text {
             to,
             sender_id,

@@ -1,13 +1,13 @@
 //! OurChat v1 (seed 001) on the domain. Wire details: `natter_proto::v1` and
 //! `docs/protocol/ourchat-v1.md`.
 
-use super::now_s;
+use super::{Credentials, now_s};
 use crate::domain::{LoginKey, To, encode, view};
 use crate::session::{Missed, Session};
 use crate::store::Range;
 use axum::extract::ws::Utf8Bytes;
+use natter_proto::WireError;
 use natter_proto::v1::{self, InfoField, LoginBy, Page, Request, Target, code};
-use natter_proto::{ErrorCode, WireError};
 use serde_json::{Map, Value, json};
 
 pub fn to(target: Target) -> To {
@@ -44,13 +44,6 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
     let error = |e: &WireError| -> Utf8Bytes {
         v1::finish(v1::error_reply(now_s(), Some(env.code), e), rid).into()
     };
-    if !s.allow_request() {
-        out.push(error(&WireError::new(
-            ErrorCode::RateLimited,
-            "too many requests; slow down",
-        )));
-        return;
-    }
     let t = now_s();
     let needs_login = !matches!(
         env.request,
@@ -59,13 +52,12 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             | Request::Resume { .. }
             | Request::Heartbeat
     );
-    let me = match s.me() {
+    let me = match super::gate(s, needs_login) {
         Ok(me) => me,
-        Err(e) if needs_login => {
+        Err(e) => {
             out.push(error(&e));
             return;
         }
-        Err(_) => 0,
     };
     match env.request {
         Request::Heartbeat => out.push(reply(v1::simple(code::HEARTBEAT_REPLY, t))),
@@ -73,23 +65,10 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             email,
             password,
             name,
-        } => {
-            match s
-                .app
-                .domain
-                .register_email(&email, &password, Some(&name))
-                .await
-            {
-                Ok(a) => out.push(reply(v1::register_reply(t, 0, Some(a.ocid)))),
-                Err(e) if e.code == ErrorCode::EmailTaken => {
-                    out.push(reply(v1::register_reply(t, 2, None)))
-                }
-                Err(e) if e.code == ErrorCode::Internal => {
-                    out.push(reply(v1::register_reply(t, 1, None)))
-                }
-                Err(e) => out.push(error(&e)),
-            }
-        }
+        } => match super::register(s, &email, &password, Some(&name)).await {
+            Ok((state, ocid)) => out.push(reply(v1::register_reply(t, state, ocid))),
+            Err(e) => out.push(error(&e)),
+        },
         Request::Login {
             by,
             account,
@@ -99,62 +78,39 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
                 LoginBy::Email => Some(LoginKey::Email(account)),
                 LoginBy::Ocid => account.trim().parse().ok().map(LoginKey::Ocid),
             };
-            let result = match key {
-                Some(key) => s.app.domain.login(key, &password).await,
-                None => Err(WireError::new(
-                    ErrorCode::BadCredentials,
-                    "wrong account or password",
-                )),
+            let auth = match key {
+                Some(key) => super::authenticate(s, Credentials::Password(key, password)).await,
+                None => super::Auth::rejected(),
             };
-            match result {
-                Ok((account, token)) => match s.log_in(&account, token.clone()).await {
-                    Ok(missed) => {
-                        out.push(reply(v1::login_reply(
-                            t,
-                            code::LOGIN_REPLY,
-                            0,
-                            Some(account.ocid),
-                            Some(&token),
-                        )));
-                        push_missed(s, missed, out);
-                    }
-                    Err(_) => out.push(reply(v1::login_reply(t, code::LOGIN_REPLY, 2, None, None))),
-                },
-                Err(e) if e.code == ErrorCode::BadCredentials => {
-                    out.push(reply(v1::login_reply(t, code::LOGIN_REPLY, 1, None, None)));
-                }
-                Err(_) => out.push(reply(v1::login_reply(t, code::LOGIN_REPLY, 2, None, None))),
+            let token = auth.token.as_deref();
+            out.push(reply(v1::login_reply(
+                t,
+                code::LOGIN_REPLY,
+                auth.state,
+                auth.ocid,
+                token,
+            )));
+            if auth.state == 0 {
+                push_missed(s, auth.missed, out);
             }
         }
-        Request::Resume { token } => match s.app.domain.resume(&token).await {
-            Ok(account) => match s.log_in(&account, token).await {
-                Ok(missed) => {
-                    out.push(reply(v1::login_reply(
-                        t,
-                        code::RESUME_REPLY,
-                        0,
-                        Some(account.ocid),
-                        None,
-                    )));
-                    push_missed(s, missed, out);
-                }
-                Err(_) => out.push(reply(v1::login_reply(t, code::RESUME_REPLY, 2, None, None))),
-            },
-            Err(e) if e.code == ErrorCode::InvalidToken => {
-                out.push(reply(v1::login_reply(t, code::RESUME_REPLY, 1, None, None)));
+        Request::Resume { token } => {
+            let auth = super::authenticate(s, Credentials::Token(token)).await;
+            out.push(reply(v1::login_reply(
+                t,
+                code::RESUME_REPLY,
+                auth.state,
+                auth.ocid,
+                None,
+            )));
+            if auth.state == 0 {
+                push_missed(s, auth.missed, out);
             }
-            Err(_) => out.push(reply(v1::login_reply(t, code::RESUME_REPLY, 2, None, None))),
+        }
+        Request::Logout => match super::logout(s).await {
+            Ok(()) => out.push(reply(v1::simple(code::LOGOUT_REPLY, t))),
+            Err(e) => out.push(error(&e)),
         },
-        Request::Logout => {
-            if let Some(login) = &s.login
-                && let Err(e) = s.app.domain.logout(&login.token).await
-            {
-                out.push(error(&e));
-                return;
-            }
-            s.log_out().await;
-            out.push(reply(v1::simple(code::LOGOUT_REPLY, t)));
-        }
         Request::Text {
             to: target,
             msg,
