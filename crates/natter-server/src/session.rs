@@ -100,7 +100,10 @@ pub struct Session {
     pub conn: Arc<ConnHandle>,
     pub login: Option<LoggedIn>,
     cursors: HashMap<ChatId, Cursor>,
-    /// Delivered indexes not yet written to the store.
+    /// Indexes queued for the socket but not yet written: they become `marks` only once the
+    /// transport has written them, so a broken connection never marks unsent messages.
+    unwritten: HashMap<ChatId, Index>,
+    /// Written indexes not yet recorded in the store.
     marks: HashMap<ChatId, Index>,
     bucket: Bucket,
     /// More of the store remains to be written (a lag or a capped catch-up).
@@ -122,14 +125,15 @@ impl Session {
             conn,
             login: None,
             cursors: HashMap::new(),
+            unwritten: HashMap::new(),
             marks: HashMap::new(),
             bucket,
             resync_pending: false,
         }
     }
 
-    /// Spend one request from the rate budget.
-    pub fn allow_request(&mut self) -> bool {
+    /// Spend one frame from the rate budget.
+    pub fn allow_frame(&mut self) -> bool {
         self.bucket.allow()
     }
 
@@ -173,6 +177,7 @@ impl Session {
             .await
             .map_err(|e| internal("membership read failed", &e))?;
         let mut missed = Vec::new();
+        let mut capped = false;
         for m in memberships {
             self.cursors.entry(m.chat).or_default().advance(m.delivered);
             if m.last_index <= m.delivered {
@@ -195,6 +200,7 @@ impl Session {
                         .map(|msg| (msg, chat.clone())),
                 );
             }
+            capped |= after < m.last_index;
         }
         // Oldest first across chats (ids rise with index within a chat), at most
         // MAX_CATCH_UP; each chat's cursor moves over what is pushed (and its own messages in
@@ -202,8 +208,9 @@ impl Session {
         missed.sort_by_key(|(m, _)| m.id);
         if missed.len() > MAX_CATCH_UP {
             missed.truncate(MAX_CATCH_UP);
-            self.resync_pending = true;
+            capped = true;
         }
+        self.resync_pending |= capped;
         for (msg, _) in &missed {
             self.delivered(msg.chat, msg.index);
         }
@@ -223,6 +230,7 @@ impl Session {
             self.app.hub.unregister(login.ocid, self.conn.id);
         }
         self.cursors.clear();
+        self.unwritten.clear();
         self.marks.clear();
         self.resync_pending = false;
     }
@@ -309,7 +317,15 @@ impl Session {
     fn delivered(&mut self, chat: ChatId, index: Index) {
         let cursor = self.cursors.entry(chat).or_default();
         cursor.advance(index);
-        self.marks.insert(chat, cursor.last);
+        self.unwritten.insert(chat, cursor.last);
+    }
+
+    /// The transport wrote every queued frame: what they carried now counts as delivered.
+    pub fn written(&mut self) {
+        for (chat, index) in self.unwritten.drain() {
+            let mark = self.marks.entry(chat).or_insert(index);
+            *mark = (*mark).max(index);
+        }
     }
 
     /// Read `(from, to]` of a chat from the store, at most `budget` messages, and write what

@@ -3,6 +3,7 @@
 //! Configuration precedence: command-line flags, then `NATTER_*` environment variables, then
 //! the TOML file given with `--config`, then built-in defaults.
 
+mod bench;
 mod config;
 
 use anyhow::Context;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(config::ServeArgs),
+    /// Load a running server and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +40,13 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(serve(settings))
+        }
+        Command::Bench(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(bench::run(args))
         }
     }
 }

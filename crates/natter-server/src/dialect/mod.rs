@@ -36,18 +36,12 @@ pub fn frame_error(session: &Session, e: &natter_proto::WireError) -> Utf8Bytes 
     .into()
 }
 
-/// Rate-limit a request and, when it needs one, require a login. Returns the logged-in ocid
-/// (0 when not logged in and not needed).
+/// When a request needs one, require a login. Returns the logged-in ocid (0 when not logged
+/// in and not needed). (The rate limit is applied to every frame by the transport.)
 ///
 /// # Errors
-/// `rate_limited`, `not_logged_in`.
-pub fn gate(session: &mut Session, needs_login: bool) -> Result<Ocid, WireError> {
-    if !session.allow_request() {
-        return Err(WireError::new(
-            ErrorCode::RateLimited,
-            "too many requests; slow down",
-        ));
-    }
+/// `not_logged_in`.
+pub fn gate(session: &Session, needs_login: bool) -> Result<Ocid, WireError> {
     match session.me() {
         Ok(me) => Ok(me),
         Err(e) if needs_login => Err(e),

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 pub fn to(target: Target) -> To {
     match target {
         Target::Private(o) => To::Account(o),
-        Target::Group(g) => To::Chat(g),
+        Target::Group(g) => To::Group(g),
     }
 }
 

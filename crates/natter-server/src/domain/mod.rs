@@ -132,8 +132,10 @@ pub fn encode(dialect: Dialect, v: &MessageView<'_>) -> String {
 pub enum To {
     /// The private chat with this account (made on first use).
     Account(Ocid),
-    /// A chat by id; the sender must be a member.
+    /// A chat (group or private) by id; the sender must be a member.
     Chat(ChatId),
+    /// A group by id; the sender must be a member.
+    Group(ChatId),
 }
 
 /// How a password login names the account.
@@ -169,6 +171,7 @@ pub struct Domain {
     /// chat id -> members; private chats also by their (low, high) pair.
     chats: Mutex<HashMap<ChatId, Arc<ChatInfo>>>,
     pairs: Mutex<HashMap<(Ocid, Ocid), Arc<ChatInfo>>>,
+    hasher: auth::Hasher,
 }
 
 impl Domain {
@@ -179,6 +182,9 @@ impl Domain {
             limits,
             chats: Mutex::new(HashMap::new()),
             pairs: Mutex::new(HashMap::new()),
+            hasher: auth::Hasher::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            ),
         }
     }
 
@@ -228,7 +234,9 @@ impl Domain {
             }
             None => local.chars().take(64).collect(),
         };
-        let password_hash = auth::hash_password(password.to_owned())
+        let password_hash = self
+            .hasher
+            .hash(password.to_owned())
             .await
             .map_err(|e| internal("password hashing failed", &e))?;
         let new = NewAccount {
@@ -271,7 +279,12 @@ impl Domain {
         let Some(account) = found else {
             return Err(bad());
         };
-        if !auth::verify_password(password.to_owned(), account.password_hash.clone()).await {
+        let matches = self
+            .hasher
+            .verify(password.to_owned(), account.password_hash.clone())
+            .await
+            .map_err(|e| internal("password check failed", &e))?;
+        if !matches {
             return Err(bad());
         }
         let token = auth::new_token();
@@ -429,8 +442,14 @@ impl Domain {
     ) -> Result<Option<Arc<ChatInfo>>, WireError> {
         match to {
             To::Account(peer) => self.private_chat(me, peer, create).await,
-            To::Chat(id) => {
+            To::Chat(id) | To::Group(id) => {
                 let chat = self.chat(id).await?;
+                if matches!(to, To::Group(_)) && chat.kind != ChatKind::Group {
+                    return Err(WireError::new(
+                        ErrorCode::NoSuchChat,
+                        format!("no group with id {id}"),
+                    ));
+                }
                 if !chat.is_member(me) {
                     return Err(WireError::new(
                         ErrorCode::NotAMember,

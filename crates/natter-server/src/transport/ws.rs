@@ -48,6 +48,10 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
             incoming = socket.recv() => {
                 last_seen = Instant::now();
                 match incoming {
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) if !session.allow_frame() => {
+                        let e = WireError::new(ErrorCode::RateLimited, "too many requests; slow down");
+                        frames.push(dialect::frame_error(&session, &e));
+                    }
                     Some(Ok(Message::Text(text))) => {
                         if text.len() > app.config.max_frame_bytes {
                             let e = WireError::new(
@@ -100,12 +104,15 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
                 }
             }
         }
-        if !frames.is_empty() && write_all(&mut socket, &mut frames).await.is_err() {
-            break None;
+        if !frames.is_empty() {
+            if write_all(&mut socket, &mut frames).await.is_err() {
+                break None;
+            }
+            session.written();
         }
     };
-    if !frames.is_empty() {
-        let _ = write_all(&mut socket, &mut frames).await;
+    if !frames.is_empty() && write_all(&mut socket, &mut frames).await.is_ok() {
+        session.written();
     }
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
