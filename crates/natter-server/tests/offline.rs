@@ -369,3 +369,79 @@ async fn a_sync_covers_at_most_10000_messages_and_the_rest_follows() {
     }
     z.expect_silence(300).await;
 }
+
+/// Delivery state is saved at logout and at an account switch, not only periodically: a
+/// device logging in right afterwards is not sent those messages again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_state_is_saved_at_logout_and_account_switch() {
+    let server = TestServer::start().await;
+    let mut a = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let mut b = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    let mut reg = server.v1().await;
+    register_v1(&mut reg, "carol@example.com", "Carol", "pw-c").await;
+
+    // Logout.
+    let ack = send_v1(&mut a.client, json!({"private_id": b.ocid}), "one").await;
+    assert_eq!(b.client.expect_code(0).await["cid"], ack["cid"]);
+    b.client.request(&json!({"code": 21}), 22).await;
+    let mut b2 = server.v1().await;
+    let l = login_v1(&mut b2, "bob@example.com", "pw-b").await;
+    assert!(l.missed.is_empty(), "saved at logout: {:?}", l.missed);
+
+    // Account switch.
+    let ack = send_v1(&mut a.client, json!({"private_id": b.ocid}), "two").await;
+    assert_eq!(b2.expect_code(0).await["cid"], ack["cid"]);
+    login_v1(&mut b2, "carol@example.com", "pw-c").await;
+    let mut b3 = server.v1().await;
+    let l = login_v1(&mut b3, "bob@example.com", "pw-b").await;
+    assert!(l.missed.is_empty(), "saved at the switch: {:?}", l.missed);
+}
+
+/// "When a connection breaks, messages the server could not finish writing to it do not
+/// count as delivered and are pushed again at the next login."
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_not_written_to_a_broken_connection_are_pushed_at_the_next_login() {
+    const N: u64 = 600;
+    let server = TestServer::start().await;
+    let mut a = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let b = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    let bob = b.ocid;
+
+    // Bob does not read; 600 x 16 kB is far more than the socket buffers hold, so the server
+    // is still writing to him when his device vanishes.
+    for i in 1..=N {
+        let msg = format!("m{i}:{}", "x".repeat(16_000));
+        a.client
+            .feed_json(&json!({"code": 0, "sender": {"private_id": bob}, "msg": msg}))
+            .await;
+        if i.is_multiple_of(16) {
+            a.client.flush().await;
+        }
+    }
+    a.client.flush().await;
+    for _ in 0..N {
+        a.client.expect_code(15).await;
+    }
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut b2 = server.v1().await;
+    let l = login_v1(&mut b2, "bob@example.com", "pw-b").await;
+    let idx: Vec<u64> = l.missed.iter().map(|f| int(&f["index"])).collect();
+    let first = *idx
+        .first()
+        .unwrap_or_else(|| panic!("nothing pushed again"));
+    assert!(
+        first > 1,
+        "what was written before the break counts as delivered"
+    );
+    assert_eq!(
+        idx,
+        (first..=N).collect::<Vec<_>>(),
+        "the unwritten tail, in order, once"
+    );
+    for f in &l.missed {
+        let i = int(&f["index"]);
+        assert!(string(&f["msg"]).starts_with(&format!("m{i}:")));
+    }
+}
