@@ -57,30 +57,11 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
         Request::Login { ocid, password } => {
             let credentials = Credentials::Password(LoginKey::Ocid(ocid), password);
             let auth = super::authenticate(s, credentials).await;
-            let token = auth.token.as_deref();
-            out.push(reply(v0::login_reply(
-                t,
-                code::LOGIN_REPLY,
-                auth.state,
-                auth.ocid,
-                token,
-            )));
-            if auth.state == 0 {
-                push_undelivered(s, auth.missed, out);
-            }
+            answer_auth(s, code::LOGIN_REPLY, auth, rid, out);
         }
         Request::Resume { token } => {
             let auth = super::authenticate(s, Credentials::Token(token)).await;
-            out.push(reply(v0::login_reply(
-                t,
-                code::RESUME_REPLY,
-                auth.state,
-                auth.ocid,
-                None,
-            )));
-            if auth.state == 0 {
-                push_undelivered(s, auth.missed, out);
-            }
+            answer_auth(s, code::RESUME_REPLY, auth, rid, out);
         }
         Request::Logout => match super::logout(s).await {
             Ok(()) => out.push(reply(v0::simple(code::LOGOUT_REPLY, t))),
@@ -110,14 +91,13 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
                 .await
             {
                 Ok(sent) => {
-                    s.note_own(sent.chat.id, sent.message.index).await;
-                    let m = &sent.message;
+                    s.note_own(sent.chat, sent.index).await;
                     out.push(reply(v0::ack(
                         now_s(),
-                        m.chat,
-                        m.id,
-                        m.index,
-                        m.client_id.as_deref(),
+                        sent.chat,
+                        sent.id,
+                        sent.index,
+                        sent.client_id.as_deref(),
                     )));
                 }
                 Err(e) => out.push(error(&e)),
@@ -166,5 +146,21 @@ fn push_undelivered(s: &Session, missed: Vec<Missed>, out: &mut Vec<Utf8Bytes>) 
         let mut frame = v0::undelivered(batch);
         frame["data"]["more"] = Value::Bool(i + 1 < batches);
         out.push(v0::finish(frame, None).into());
+    }
+}
+
+/// Code 7 or 14 with the authentication's state (and token, for a password login), then, on
+/// success, what the account missed.
+fn answer_auth(
+    s: &Session,
+    code: i64,
+    auth: super::Auth,
+    rid: Option<&Value>,
+    out: &mut Vec<Utf8Bytes>,
+) {
+    let frame = v0::login_reply(now_s(), code, auth.state, auth.ocid, auth.token.as_deref());
+    out.push(v0::finish(frame, rid).into());
+    if auth.state == 0 {
+        push_undelivered(s, auth.missed, out);
     }
 }

@@ -82,30 +82,11 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
                 Some(key) => super::authenticate(s, Credentials::Password(key, password)).await,
                 None => super::Auth::rejected(),
             };
-            let token = auth.token.as_deref();
-            out.push(reply(v1::login_reply(
-                t,
-                code::LOGIN_REPLY,
-                auth.state,
-                auth.ocid,
-                token,
-            )));
-            if auth.state == 0 {
-                push_missed(s, auth.missed, out);
-            }
+            answer_auth(s, code::LOGIN_REPLY, auth, rid, out);
         }
         Request::Resume { token } => {
             let auth = super::authenticate(s, Credentials::Token(token)).await;
-            out.push(reply(v1::login_reply(
-                t,
-                code::RESUME_REPLY,
-                auth.state,
-                auth.ocid,
-                None,
-            )));
-            if auth.state == 0 {
-                push_missed(s, auth.missed, out);
-            }
+            answer_auth(s, code::RESUME_REPLY, auth, rid, out);
         }
         Request::Logout => match super::logout(s).await {
             Ok(()) => out.push(reply(v1::simple(code::LOGOUT_REPLY, t))),
@@ -124,14 +105,13 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
                 .await
             {
                 Ok(sent) => {
-                    s.note_own(sent.chat.id, sent.message.index).await;
-                    let m = &sent.message;
+                    s.note_own(sent.chat, sent.index).await;
                     out.push(reply(v1::ack(
                         now_s(),
                         target,
-                        m.id,
-                        m.index,
-                        m.client_id.as_deref(),
+                        sent.id,
+                        sent.index,
+                        sent.client_id.as_deref(),
                     )));
                 }
                 Err(e) => out.push(error(&e)),
@@ -201,4 +181,20 @@ fn push_missed(s: &Session, missed: Vec<Missed>, out: &mut Vec<Utf8Bytes>) {
         out.push(encode(s.dialect, &view(m, chat, &text)).into());
     }
     out.push(v1::finish(v1::sync_done(now_s(), count), None).into());
+}
+
+/// Code 7 or 14 with the authentication's state (and token, for a password login), then, on
+/// success, what the account missed.
+fn answer_auth(
+    s: &Session,
+    code: i64,
+    auth: super::Auth,
+    rid: Option<&Value>,
+    out: &mut Vec<Utf8Bytes>,
+) {
+    let frame = v1::login_reply(now_s(), code, auth.state, auth.ocid, auth.token.as_deref());
+    out.push(v1::finish(frame, rid).into());
+    if auth.state == 0 {
+        push_missed(s, auth.missed, out);
+    }
 }

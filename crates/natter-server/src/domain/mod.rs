@@ -12,7 +12,7 @@ use crate::store::{
     Part, Range, Store, StoreError, Unique,
 };
 use natter_proto::v1::MessageView;
-use natter_proto::{ChatId, ErrorCode, Ocid, WireError};
+use natter_proto::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -145,11 +145,24 @@ pub enum LoginKey {
     Ocid(Ocid),
 }
 
-/// The outcome of a send.
+/// The outcome of a send: what the ack needs.
 #[derive(Debug)]
 pub struct Sent {
-    pub message: Message,
-    pub chat: Arc<ChatInfo>,
+    pub id: MessageId,
+    pub chat: ChatId,
+    pub index: Index,
+    pub client_id: Option<String>,
+}
+
+impl Sent {
+    fn of(m: &Message) -> Self {
+        Self {
+            id: m.id,
+            chat: m.chat,
+            index: m.index,
+            client_id: m.client_id.clone(),
+        }
+    }
 }
 
 fn internal(context: &str, e: &dyn std::fmt::Display) -> WireError {
@@ -550,11 +563,13 @@ impl Domain {
         };
         match self.store.append(new).await {
             Ok(Appended::New(message)) => {
-                let delivery = Arc::new(Delivery::new(message.clone(), chat.clone(), origin));
-                self.bus.publish(delivery).await;
-                Ok(Sent { message, chat })
+                let sent = Sent::of(&message);
+                self.bus
+                    .publish(Arc::new(Delivery::new(message, chat, origin)))
+                    .await;
+                Ok(sent)
             }
-            Ok(Appended::Existing(message)) => Ok(Sent { message, chat }),
+            Ok(Appended::Existing(message)) => Ok(Sent::of(&message)),
             Err(StoreError::ClientIdReused) => Err(WireError::new(
                 ErrorCode::DuplicateClientId,
                 "that client_id was already used for a message to another chat",
