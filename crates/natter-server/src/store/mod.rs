@@ -5,6 +5,8 @@
 //! uniqueness violations arrive as `StoreError::Conflict`, message indexes are assigned inside
 //! the store's own transaction.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -5,15 +5,16 @@
 //! transaction (group commit): each message's index is assigned in that transaction, and no
 //! caller hears back before the commit that made its message durable.
 
+use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, backend};
 use super::{
-    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Part, Range,
-    Result, SessionRow, Store, StoreError, Unique,
+    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Range, Result,
+    SessionRow, Store, StoreError,
 };
 use async_trait::async_trait;
 use natter_proto::{ChatId, Index, Ocid};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
 use std::path::Path;
@@ -33,29 +34,6 @@ pub struct SqliteStore {
     appends: mpsc::Sender<AppendJob>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop: CancellationToken,
-}
-
-fn backend(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e
-        && db.is_unique_violation()
-    {
-        let m = db.message();
-        let field = if m.contains("email") {
-            Some(Unique::Email)
-        } else if m.contains("phone") {
-            Some(Unique::Phone)
-        } else if m.contains("username") {
-            Some(Unique::Username)
-        } else if m.contains("uuid") {
-            Some(Unique::Uuid)
-        } else {
-            None
-        };
-        if let Some(field) = field {
-            return StoreError::Conflict(field);
-        }
-    }
-    StoreError::Backend(e.to_string())
 }
 
 impl SqliteStore {
@@ -161,16 +139,15 @@ async fn append_one(
     new: &NewMessage,
 ) -> std::result::Result<Result<Appended>, sqlx::Error> {
     if let Some(client_id) = &new.client_id {
-        let existing = sqlx::query(
-            "SELECT id, chat_id, idx, sender, kind, parts, client_id, created_at
-             FROM messages WHERE sender = ? AND client_id = ?",
-        )
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND client_id = ?"
+        )))
         .bind(new.sender as i64)
         .bind(client_id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = existing {
-            let m = message_row(&row)?;
+            let m = rows::message(&row)?;
             return Ok(if m.chat == new.chat {
                 Ok(Appended::Existing(m))
             } else {
@@ -187,7 +164,7 @@ async fn append_one(
     let Some(index) = index else {
         return Ok(Err(StoreError::NoSuchChat));
     };
-    let parts = serde_json::to_string(&new.parts).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let parts = rows::encode_parts(&new.parts)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -212,40 +189,6 @@ async fn append_one(
         created_at: new.created_at,
     })))
 }
-
-fn message_row(row: &SqliteRow) -> std::result::Result<Message, sqlx::Error> {
-    let parts: String = row.try_get("parts")?;
-    let parts: Vec<Part> =
-        serde_json::from_str(&parts).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(Message {
-        id: row.try_get::<i64, _>("id")? as u64,
-        chat: row.try_get::<i64, _>("chat_id")? as u64,
-        index: row.try_get::<i64, _>("idx")? as u64,
-        sender: row.try_get::<i64, _>("sender")? as u64,
-        kind: row.try_get::<i64, _>("kind")? as u8,
-        parts,
-        client_id: row.try_get("client_id")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn account_row(row: &SqliteRow) -> std::result::Result<Account, sqlx::Error> {
-    Ok(Account {
-        ocid: row.try_get::<i64, _>("ocid")? as u64,
-        uuid: row.try_get("uuid")?,
-        email: row.try_get("email")?,
-        phone: row.try_get("phone")?,
-        username: row.try_get("username")?,
-        nickname: row.try_get("nickname")?,
-        avatar: row.try_get("avatar")?,
-        status: row.try_get("status")?,
-        password_hash: row.try_get("password_hash")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-const ACCOUNT_COLUMNS: &str =
-    "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at";
 
 impl SqliteStore {
     async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
@@ -278,7 +221,7 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
-        account_row(&row).map_err(backend)
+        rows::account(&row).map_err(backend)
     }
 
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>> {
@@ -290,7 +233,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(account_row).transpose().map_err(backend)
+        row.as_ref().map(rows::account).transpose().map_err(backend)
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
@@ -302,7 +245,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(account_row).transpose().map_err(backend)
+        row.as_ref().map(rows::account).transpose().map_err(backend)
     }
 
     async fn create_session(
@@ -490,22 +433,20 @@ impl Store for SqliteStore {
     }
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
-        const COLS: &str =
-            "SELECT id, chat_id, idx, sender, kind, parts, client_id, created_at FROM messages";
         let query = match range {
             Range::Latest => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLS} WHERE chat_id = ? ORDER BY idx DESC LIMIT ?"
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? ORDER BY idx DESC LIMIT ?"
             )))
             .bind(chat as i64)
             .bind(i64::from(limit)),
             Range::Before(i) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLS} WHERE chat_id = ? AND idx < ? ORDER BY idx DESC LIMIT ?"
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? AND idx < ? ORDER BY idx DESC LIMIT ?"
             )))
             .bind(chat as i64)
             .bind(i as i64)
             .bind(i64::from(limit)),
             Range::After(i) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLS} WHERE chat_id = ? AND idx > ? ORDER BY idx ASC LIMIT ?"
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? AND idx > ? ORDER BY idx ASC LIMIT ?"
             )))
             .bind(chat as i64)
             .bind(i as i64)
@@ -514,7 +455,7 @@ impl Store for SqliteStore {
         let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
         let mut out: Vec<Message> = rows
             .iter()
-            .map(message_row)
+            .map(rows::message)
             .collect::<Result<_, _>>()
             .map_err(backend)?;
         if !matches!(range, Range::After(_)) {
@@ -533,7 +474,7 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         rows.iter()
-            .map(membership_row)
+            .map(rows::membership)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -549,7 +490,7 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         row.as_ref()
-            .map(membership_row)
+            .map(rows::membership)
             .transpose()
             .map_err(backend)
     }
@@ -587,13 +528,4 @@ impl Store for SqliteStore {
         }
         self.pool.close().await;
     }
-}
-
-fn membership_row(row: &SqliteRow) -> std::result::Result<Membership, sqlx::Error> {
-    Ok(Membership {
-        chat: row.try_get::<i64, _>("chat_id")? as u64,
-        joined: row.try_get::<i64, _>("joined_index")? as u64,
-        delivered: row.try_get::<i64, _>("delivered_index")? as u64,
-        last_index: row.try_get::<i64, _>("last_index")? as u64,
-    })
 }

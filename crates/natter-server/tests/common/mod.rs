@@ -7,6 +7,8 @@
 // Each test binary uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod services;
+
 use futures_util::{SinkExt, StreamExt};
 use natter_server::{Config, ServeError};
 use serde_json::{Value, json};

@@ -1,0 +1,523 @@
+//! `Store` on PostgreSQL, for clusters: every node opens the same database.
+//!
+//! Appends use the same group commit as SQLite (one writer task per node, one transaction per
+//! queued batch, callers answered only after COMMIT). A message's index comes from
+//! `UPDATE chats SET last_index = last_index + 1 ... RETURNING`, which holds the chat row's
+//! lock until the transaction ends, so indexes stay gapless and unique with writers on many
+//! nodes. Each batch takes its chat locks in ascending chat order, so two nodes' batches cannot
+//! deadlock on each other; a batch that still fails with a transient error (deadlock,
+//! serialization failure, a client id raced in from another node) is retried whole.
+
+use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, backend};
+use super::{
+    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Range, Result,
+    SessionRow, Store, StoreError,
+};
+use async_trait::async_trait;
+use natter_proto::{ChatId, Index, Ocid};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Acquire, Row};
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Most appends committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Appends waiting for the writer before callers wait for room.
+const APPEND_QUEUE: usize = 4096;
+/// Attempts at a batch that fails with a transient error.
+const BATCH_ATTEMPTS: usize = 4;
+
+type AppendJob = (NewMessage, oneshot::Sender<Result<Appended>>);
+
+pub struct PgStore {
+    pool: PgPool,
+    appends: mpsc::Sender<AppendJob>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: CancellationToken,
+}
+
+impl PgStore {
+    /// Connect to `url` (a `postgres://` URL) with at most `max_connections`, and run the
+    /// embedded migrations (safe when several nodes start at once: sqlx takes an advisory lock).
+    ///
+    /// # Errors
+    /// The database cannot be reached or a migration fails.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(backend)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(append_writer(pool.clone(), rx, stop.clone()));
+        Ok(Self {
+            pool,
+            appends: tx,
+            writer: Mutex::new(Some(writer)),
+            stop,
+        })
+    }
+}
+
+/// The group-commit loop: as SQLite's, on a pooled connection (so a lost connection is
+/// replaced for the next batch).
+async fn append_writer(pool: PgPool, mut rx: mpsc::Receiver<AppendJob>, stop: CancellationToken) {
+    let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let n = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+            () = stop.cancelled() => 0,
+        };
+        if n == 0 {
+            break;
+        }
+        let mut outcome = Err(sqlx::Error::PoolClosed);
+        for attempt in 1..=BATCH_ATTEMPTS {
+            outcome = match pool.acquire().await {
+                Ok(mut conn) => append_batch(&mut conn, &batch).await,
+                Err(e) => Err(e),
+            };
+            match &outcome {
+                Err(e) if transient(e) && attempt < BATCH_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "append batch retried");
+                }
+                _ => break,
+            }
+        }
+        match outcome {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "append batch failed; rolled back");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a failed batch may succeed when run again: deadlock, serialization failure, or a
+/// unique violation (another node stored the same client id first; the retry finds it).
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001" | "23505"))
+        }
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        _ => false,
+    }
+}
+
+async fn append_batch(
+    conn: &mut PgConnection,
+    batch: &[AppendJob],
+) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
+    // Lock chats in ascending id order; within a chat, keep the queue's order.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| batch[i].0.chat);
+    let mut tx = conn.begin().await?;
+    let mut results: Vec<Option<Result<Appended>>> = (0..batch.len()).map(|_| None).collect();
+    for i in order {
+        results[i] = Some(append_one(&mut tx, &batch[i].0).await?);
+    }
+    tx.commit().await?;
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(StoreError::Backend("append skipped".into()))))
+        .collect())
+}
+
+async fn append_one(
+    conn: &mut PgConnection,
+    new: &NewMessage,
+) -> std::result::Result<Result<Appended>, sqlx::Error> {
+    if let Some(client_id) = &new.client_id {
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = $1 AND client_id = $2"
+        )))
+        .bind(new.sender as i64)
+        .bind(client_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = existing {
+            let m = rows::message(&row)?;
+            return Ok(if m.chat == new.chat {
+                Ok(Appended::Existing(m))
+            } else {
+                Err(StoreError::ClientIdReused)
+            });
+        }
+    }
+    let parts = rows::encode_parts(&new.parts)?;
+    // One round trip: take the chat's next index (locking its row) and insert.
+    let row = sqlx::query(
+        "WITH next AS (
+             UPDATE chats SET last_index = last_index + 1 WHERE id = $1 RETURNING last_index
+         )
+         INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
+         SELECT $1, last_index, $2, $3, $4, $5, $6 FROM next
+         RETURNING id, idx",
+    )
+    .bind(new.chat as i64)
+    .bind(new.sender as i64)
+    .bind(i64::from(new.kind))
+    .bind(&parts)
+    .bind(&new.client_id)
+    .bind(new.created_at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Err(StoreError::NoSuchChat));
+    };
+    Ok(Ok(Appended::New(Message {
+        id: row.try_get::<i64, _>("id")? as u64,
+        chat: new.chat,
+        index: row.try_get::<i64, _>("idx")? as u64,
+        sender: new.sender,
+        kind: new.kind,
+        parts: new.parts.clone(),
+        client_id: new.client_id.clone(),
+        created_at: new.created_at,
+    })))
+}
+
+impl PgStore {
+    async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
+        let rows: Vec<i64> =
+            sqlx::query_scalar("SELECT ocid FROM members WHERE chat_id = $1 ORDER BY ocid")
+                .bind(id as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(rows.into_iter().map(|o| o as u64).collect())
+    }
+
+    async fn account_where(
+        &self,
+        clause: &'static str,
+        bind: AccountKey<'_>,
+    ) -> Result<Option<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {clause}"
+        ));
+        let query = sqlx::query(sql);
+        let query = match bind {
+            AccountKey::Ocid(o) => query.bind(o as i64),
+            AccountKey::Email(e) => query.bind(e),
+        };
+        let row = query.fetch_optional(&self.pool).await.map_err(backend)?;
+        row.as_ref().map(rows::account).transpose().map_err(backend)
+    }
+}
+
+enum AccountKey<'a> {
+    Ocid(Ocid),
+    Email(&'a str),
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_account(&self, new: NewAccount) -> Result<Account> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO accounts (uuid, email, phone, username, nickname, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(&new.uuid)
+            .bind(&new.email)
+            .bind(&new.phone)
+            .bind(&new.username)
+            .bind(&new.nickname)
+            .bind(&new.password_hash)
+            .bind(new.created_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows::account(&row).map_err(backend)
+    }
+
+    async fn account(&self, ocid: Ocid) -> Result<Option<Account>> {
+        self.account_where("ocid = $1", AccountKey::Ocid(ocid))
+            .await
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        self.account_where("email = $1", AccountKey::Email(email))
+            .await
+    }
+
+    async fn create_session(
+        &self,
+        ocid: Ocid,
+        token_hash: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, ocid, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(ocid as i64)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
+        let row = sqlx::query(
+            "SELECT ocid, expires_at FROM sessions WHERE token_hash = $1 AND NOT revoked",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| {
+            Ok(SessionRow {
+                ocid: r.try_get::<i64, _>("ocid")? as u64,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+        .map_err(backend)
+    }
+
+    async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE sessions SET revoked = TRUE WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
+        let row = sqlx::query("SELECT kind, name, owner FROM chats WHERE id = $1")
+            .bind(id as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: i64 = row.try_get("kind").map_err(backend)?;
+        let owner: Option<i64> = row.try_get("owner").map_err(backend)?;
+        Ok(Some(Chat {
+            id,
+            kind: if kind == 0 {
+                ChatKind::Private
+            } else {
+                ChatKind::Group
+            },
+            name: row.try_get("name").map_err(backend)?,
+            owner: owner.map(|o| o as u64),
+            members: self.chat_members(id).await?,
+        }))
+    }
+
+    async fn find_private_chat(&self, a: Ocid, b: Ocid) -> Result<Option<ChatId>> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM chats WHERE pair_lo = $1 AND pair_hi = $2")
+                .bind(lo as i64)
+                .bind(hi as i64)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(id.map(|i| i as u64))
+    }
+
+    async fn private_chat(&self, a: Ocid, b: Ocid, now: i64) -> Result<Chat> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let chat = |id: i64| Chat {
+            id: id as u64,
+            kind: ChatKind::Private,
+            name: String::new(),
+            owner: None,
+            members: vec![lo, hi],
+        };
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Two nodes racing here: the loser's insert waits for the winner's commit, then does
+        // nothing, and the chat is read back below.
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO chats (kind, pair_lo, pair_hi, created_at) VALUES (0, $1, $2, $3)
+             ON CONFLICT (pair_lo, pair_hi) DO NOTHING RETURNING id",
+        )
+        .bind(lo as i64)
+        .bind(hi as i64)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(id) = created {
+            sqlx::query(
+                "INSERT INTO members (chat_id, ocid, joined_at) VALUES ($1, $2, $4), ($1, $3, $4)",
+            )
+            .bind(id)
+            .bind(lo as i64)
+            .bind(hi as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(chat(id));
+        }
+        tx.rollback().await.map_err(backend)?;
+        let id = self
+            .find_private_chat(lo, hi)
+            .await?
+            .ok_or_else(|| StoreError::Backend("private chat vanished after a conflict".into()))?;
+        Ok(chat(id as i64))
+    }
+
+    async fn create_group(
+        &self,
+        owner: Ocid,
+        name: &str,
+        members: &[Ocid],
+        now: i64,
+    ) -> Result<Chat> {
+        let mut sorted = members.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO chats (kind, name, owner, created_at) VALUES (1, $1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(owner as i64)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let ocids: Vec<i64> = sorted.iter().map(|m| *m as i64).collect();
+        sqlx::query(
+            "INSERT INTO members (chat_id, ocid, role, joined_at)
+             SELECT $1, m, CASE WHEN m = $2 THEN 1 ELSE 0 END, $3 FROM unnest($4::bigint[]) AS m",
+        )
+        .bind(id)
+        .bind(owner as i64)
+        .bind(now)
+        .bind(&ocids)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Chat {
+            id: id as u64,
+            kind: ChatKind::Group,
+            name: name.to_owned(),
+            owner: Some(owner),
+            members: sorted,
+        })
+    }
+
+    async fn append(&self, new: NewMessage) -> Result<Appended> {
+        let (tx, rx) = oneshot::channel();
+        self.appends
+            .send((new, tx))
+            .await
+            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?
+    }
+
+    async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
+        let (clause, order, bound) = match range {
+            Range::Latest => ("", "DESC", 0),
+            Range::Before(i) => ("AND idx < $3", "DESC", i),
+            Range::After(i) => ("AND idx > $3", "ASC", i),
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 {clause}
+             ORDER BY idx {order} LIMIT $2"
+        ));
+        let mut query = sqlx::query(sql).bind(chat as i64).bind(i64::from(limit));
+        if !clause.is_empty() {
+            query = query.bind(bound as i64);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
+        let mut out: Vec<Message> = rows
+            .iter()
+            .map(rows::message)
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        if !matches!(range, Range::After(_)) {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    async fn memberships(&self, ocid: Ocid) -> Result<Vec<Membership>> {
+        let rows = sqlx::query(
+            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
+             FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = $1",
+        )
+        .bind(ocid as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(rows::membership)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn membership(&self, ocid: Ocid, chat: ChatId) -> Result<Option<Membership>> {
+        let row = sqlx::query(
+            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
+             FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = $1 AND m.chat_id = $2",
+        )
+        .bind(ocid as i64)
+        .bind(chat as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(rows::membership)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn mark_delivered(&self, ocid: Ocid, marks: &[(ChatId, Index)]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let chats: Vec<i64> = marks.iter().map(|(c, _)| *c as i64).collect();
+        let indexes: Vec<i64> = marks.iter().map(|(_, i)| *i as i64).collect();
+        sqlx::query(
+            "UPDATE members m SET delivered_index = GREATEST(m.delivered_index, v.idx)
+             FROM unnest($1::bigint[], $2::bigint[]) AS v(chat, idx)
+             WHERE m.chat_id = v.chat AND m.ocid = $3",
+        )
+        .bind(&chats)
+        .bind(&indexes)
+        .bind(ocid as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        let handle = self.writer.lock().await.take();
+        if let Some(handle) = handle {
+            self.stop.cancel();
+            let _ = handle.await;
+        }
+        self.pool.close().await;
+    }
+}

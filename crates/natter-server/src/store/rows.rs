@@ -1,0 +1,103 @@
+//! Row decoding and error mapping shared by the SQL backends: both schemas use the same
+//! column names and 64-bit integer columns, so one decoder serves SQLite and PostgreSQL.
+
+use super::{Account, Membership, Message, Part, StoreError, Unique};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// A row type whose columns decode as the store's plain integers and strings.
+pub trait StoreRow {
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+}
+
+impl<R> StoreRow for R
+where
+    R: Row,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(col)
+    }
+}
+
+pub const ACCOUNT_COLUMNS: &str =
+    "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at";
+
+pub const MESSAGE_COLUMNS: &str = "id, chat_id, idx, sender, kind, parts, client_id, created_at";
+
+pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        ocid: row.int("ocid")? as u64,
+        uuid: row.text("uuid")?,
+        email: row.opt_text("email")?,
+        phone: row.opt_text("phone")?,
+        username: row.opt_text("username")?,
+        nickname: row.text("nickname")?,
+        avatar: row.text("avatar")?,
+        status: row.int("status")?,
+        password_hash: row.text("password_hash")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub fn message<R: StoreRow>(row: &R) -> Result<Message, sqlx::Error> {
+    let parts: Vec<Part> =
+        serde_json::from_str(&row.text("parts")?).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(Message {
+        id: row.int("id")? as u64,
+        chat: row.int("chat_id")? as u64,
+        index: row.int("idx")? as u64,
+        sender: row.int("sender")? as u64,
+        kind: row.int("kind")? as u8,
+        parts,
+        client_id: row.opt_text("client_id")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub fn membership<R: StoreRow>(row: &R) -> Result<Membership, sqlx::Error> {
+    Ok(Membership {
+        chat: row.int("chat_id")? as u64,
+        joined: row.int("joined_index")? as u64,
+        delivered: row.int("delivered_index")? as u64,
+        last_index: row.int("last_index")? as u64,
+    })
+}
+
+/// Parts as stored: a JSON array of `{category, content}`.
+pub fn encode_parts(parts: &[Part]) -> Result<String, sqlx::Error> {
+    serde_json::to_string(parts).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// A backend error as the store reports it: unique violations on account fields become
+/// `Conflict`, everything else `Backend`.
+pub fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        // SQLite names the column ("accounts.email"), PostgreSQL the constraint
+        // ("accounts_email_key"); both contain the column name.
+        let m = db.constraint().unwrap_or_else(|| db.message());
+        let field = [
+            ("email", Unique::Email),
+            ("phone", Unique::Phone),
+            ("username", Unique::Username),
+            ("uuid", Unique::Uuid),
+        ]
+        .into_iter()
+        .find_map(|(name, field)| m.contains(name).then_some(field));
+        if let Some(field) = field {
+            return StoreError::Conflict(field);
+        }
+    }
+    StoreError::Backend(e.to_string())
+}

@@ -1,0 +1,367 @@
+//! The store conformance suite: the same checks against SQLite and PostgreSQL. Each backend
+//! gets a fresh database per test (a temp dir, or `CREATE DATABASE natter_test_*` dropped
+//! after). "Two nodes" are two store instances opened on the same database.
+
+mod common;
+
+use common::services::TestDb;
+use natter_server::store::postgres::PgStore;
+use natter_server::store::sqlite::SqliteStore;
+use natter_server::store::{
+    Appended, Category, ChatKind, KIND_NORMAL, NewAccount, NewMessage, Part, Range, Store,
+    StoreError, Unique,
+};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Where a test's database lives; `open` makes another store (another "node") on it.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDb),
+}
+
+impl Backend {
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(dir) => Arc::new(
+                SqliteStore::open(&dir.path().join("natter.db"))
+                    .await
+                    .expect("open SQLite"),
+            ),
+            Self::Postgres(db) => Arc::new(PgStore::open(&db.url, 4).await.expect("open PgStore")),
+        }
+    }
+}
+
+fn account(n: u32) -> NewAccount {
+    NewAccount {
+        uuid: format!("uuid-{n}"),
+        email: Some(format!("user{n}@example.com")),
+        phone: None,
+        username: None,
+        nickname: format!("User {n}"),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
+        created_at: 1_700_000_000_000 + i64::from(n),
+    }
+}
+
+fn text(chat: u64, sender: u64, body: &str, client_id: Option<&str>) -> NewMessage {
+    NewMessage {
+        chat,
+        sender,
+        kind: KIND_NORMAL,
+        parts: vec![Part {
+            category: Category::TEXT,
+            content: body.to_owned(),
+        }],
+        client_id: client_id.map(str::to_owned),
+        created_at: 1_700_000_000_000,
+    }
+}
+
+async fn new_message(store: &dyn Store, m: NewMessage) -> natter_server::store::Message {
+    match store.append(m).await.expect("append") {
+        Appended::New(m) => m,
+        Appended::Existing(m) => panic!("expected a new message, got existing {m:?}"),
+    }
+}
+
+async fn accounts(b: &Backend) {
+    let s = b.open().await;
+    let a = s.create_account(account(1)).await.expect("create a");
+    let c = s.create_account(account(2)).await.expect("create b");
+    assert_eq!((a.ocid, c.ocid), (10001, 10002), "ocids start at 10001");
+    assert_eq!(a.email.as_deref(), Some("user1@example.com"));
+    assert_eq!((a.status, a.avatar.as_str()), (0, ""));
+    assert_eq!(s.account(10002).await.expect("by ocid"), Some(c.clone()));
+    assert_eq!(
+        s.account_by_email("user1@example.com")
+            .await
+            .expect("by email"),
+        Some(a)
+    );
+    assert_eq!(s.account(99).await.expect("missing"), None);
+    assert_eq!(
+        s.account_by_email("no@example.com").await.expect("missing"),
+        None
+    );
+    let mut dup = account(3);
+    dup.email = Some("user2@example.com".into());
+    assert!(matches!(
+        s.create_account(dup).await,
+        Err(StoreError::Conflict(Unique::Email))
+    ));
+    let mut dup = account(4);
+    dup.uuid = "uuid-1".into();
+    assert!(matches!(
+        s.create_account(dup).await,
+        Err(StoreError::Conflict(Unique::Uuid))
+    ));
+    // A failed insert does not burn a visible ocid gap into the next success's lookup.
+    let d = s
+        .create_account(account(5))
+        .await
+        .expect("create after conflicts");
+    assert!(d.ocid > 10002);
+    s.close().await;
+}
+
+async fn sessions(b: &Backend) {
+    let s = b.open().await;
+    let a = s.create_account(account(1)).await.expect("account");
+    s.create_session(a.ocid, b"hash-1", 10, 1000)
+        .await
+        .expect("session");
+    let row = s
+        .session(b"hash-1")
+        .await
+        .expect("lookup")
+        .expect("present");
+    assert_eq!((row.ocid, row.expires_at), (a.ocid, 1000));
+    assert_eq!(s.session(b"hash-2").await.expect("lookup"), None);
+    s.revoke_session(b"hash-1").await.expect("revoke");
+    assert_eq!(s.session(b"hash-1").await.expect("lookup"), None);
+    s.close().await;
+}
+
+async fn chats(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=3 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    assert_eq!(s.find_private_chat(10001, 10002).await.expect("find"), None);
+    let p = s.private_chat(10002, 10001, 5).await.expect("private");
+    assert_eq!(
+        (p.kind, p.members.as_slice()),
+        (ChatKind::Private, &[10001, 10002][..])
+    );
+    let again = s
+        .private_chat(10001, 10002, 6)
+        .await
+        .expect("private again");
+    assert_eq!(again.id, p.id, "one private chat per pair");
+    assert_eq!(
+        s.find_private_chat(10002, 10001).await.expect("find"),
+        Some(p.id)
+    );
+    let g = s
+        .create_group(10003, "team", &[10003, 10001, 10003], 7)
+        .await
+        .expect("group");
+    assert_ne!(g.id, p.id);
+    let read = s.chat(g.id).await.expect("chat").expect("present");
+    assert_eq!(read.kind, ChatKind::Group);
+    assert_eq!((read.name.as_str(), read.owner), ("team", Some(10003)));
+    assert_eq!(read.members, vec![10001, 10003]);
+    assert_eq!(s.chat(g.id + 100).await.expect("chat"), None);
+    s.close().await;
+}
+
+async fn appends_and_history(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=2 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let p = s.private_chat(10001, 10002, 1).await.expect("private");
+    let g = s
+        .create_group(10001, "g", &[10001, 10002], 1)
+        .await
+        .expect("group");
+    let mut ids = Vec::new();
+    for i in 1..=25u64 {
+        let m = new_message(&*s, text(p.id, 10001 + i % 2, &format!("m{i}"), None)).await;
+        assert_eq!(m.index, i, "gapless indexes from 1");
+        ids.push(m.id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids rise with index");
+    let first = new_message(&*s, text(g.id, 10001, "hello", Some("c-1"))).await;
+    assert_eq!(first.index, 1, "each chat has its own indexes");
+    // A retried send: the stored message, not a second one.
+    match s.append(text(g.id, 10001, "hello", Some("c-1"))).await {
+        Ok(Appended::Existing(m)) => assert_eq!(m, first),
+        other => panic!("expected Existing, got {other:?}"),
+    }
+    // The same client id from another sender is a different message.
+    let other = new_message(&*s, text(g.id, 10002, "hi", Some("c-1"))).await;
+    assert_eq!(other.index, 2);
+    assert!(matches!(
+        s.append(text(p.id, 10001, "x", Some("c-1"))).await,
+        Err(StoreError::ClientIdReused)
+    ));
+    assert!(matches!(
+        s.append(text(p.id + g.id + 100, 10001, "x", None)).await,
+        Err(StoreError::NoSuchChat)
+    ));
+    let idx = |v: Vec<natter_server::store::Message>| v.iter().map(|m| m.index).collect::<Vec<_>>();
+    assert_eq!(
+        idx(s.messages(p.id, Range::Latest, 3).await.expect("latest")),
+        [23, 24, 25]
+    );
+    assert_eq!(
+        idx(s
+            .messages(p.id, Range::Before(5,), 10)
+            .await
+            .expect("before")),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        idx(s.messages(p.id, Range::After(20), 3).await.expect("after")),
+        [21, 22, 23]
+    );
+    assert!(
+        s.messages(p.id, Range::After(25), 3)
+            .await
+            .expect("after end")
+            .is_empty()
+    );
+    let m = &s.messages(p.id, Range::After(0), 1).await.expect("first")[0];
+    assert_eq!(
+        (m.text(), m.sender, m.kind),
+        ("m1".to_owned(), 10002, KIND_NORMAL)
+    );
+    s.close().await;
+}
+
+async fn delivery_marks(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=2 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let p = s.private_chat(10001, 10002, 1).await.expect("private");
+    for i in 0..4 {
+        new_message(&*s, text(p.id, 10001, &format!("{i}"), None)).await;
+    }
+    let m = s
+        .membership(10002, p.id)
+        .await
+        .expect("membership")
+        .expect("member");
+    assert_eq!((m.joined, m.delivered, m.last_index), (0, 0, 4));
+    s.mark_delivered(10002, &[(p.id, 3)]).await.expect("mark");
+    s.mark_delivered(10002, &[(p.id, 2)])
+        .await
+        .expect("lower mark");
+    let all = s.memberships(10002).await.expect("memberships");
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].chat, all[0].delivered),
+        (p.id, 3),
+        "marks never go down"
+    );
+    assert_eq!(
+        s.membership(10001, p.id + 99).await.expect("membership"),
+        None
+    );
+    s.close().await;
+}
+
+/// Two stores (two nodes) appending to one chat at once: indexes 1..=N, each once.
+async fn concurrent_nodes(b: &Backend) {
+    let first = b.open().await;
+    let second = b.open().await;
+    for n in 1..=2 {
+        first.create_account(account(n)).await.expect("account");
+    }
+    let g = first
+        .create_group(10001, "g", &[10001, 10002], 1)
+        .await
+        .expect("group");
+    let other = first.private_chat(10001, 10002, 1).await.expect("private");
+    let mut tasks = Vec::new();
+    for (w, store) in [first.clone(), second.clone(), first.clone(), second.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let (g, other) = (g.id, other.id);
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..40 {
+                // Interleave two chats so batches lock more than one row.
+                let chat = if i % 3 == 0 { other } else { g };
+                let cid = format!("w{w}-{i}");
+                let m = new_message(&*store, text(chat, 10001, &cid, Some(&cid))).await;
+                got.push((m.chat, m.index));
+            }
+            got
+        }));
+    }
+    let mut per_chat: std::collections::HashMap<u64, BTreeSet<u64>> = Default::default();
+    let mut total = 0;
+    for t in tasks {
+        for (chat, index) in t.await.expect("writer task") {
+            assert!(
+                per_chat.entry(chat).or_default().insert(index),
+                "index {index} twice"
+            );
+            total += 1;
+        }
+    }
+    assert_eq!(total, 160);
+    for (chat, set) in per_chat {
+        let n = set.len() as u64;
+        assert_eq!(
+            set,
+            (1..=n).collect::<BTreeSet<_>>(),
+            "chat {chat} has a gap"
+        );
+        let stored = first
+            .messages(chat, Range::After(0), 1000)
+            .await
+            .expect("read");
+        assert_eq!(stored.len() as u64, n);
+    }
+    first.close().await;
+    second.close().await;
+}
+
+/// What one store instance wrote, a new one (a restarted node) reads.
+async fn reopen(b: &Backend) {
+    let s = b.open().await;
+    s.create_account(account(1)).await.expect("account");
+    s.create_account(account(2)).await.expect("account");
+    let p = s.private_chat(10001, 10002, 1).await.expect("private");
+    new_message(&*s, text(p.id, 10001, "kept", Some("k"))).await;
+    s.close().await;
+    let s = b.open().await;
+    let kept = s.messages(p.id, Range::Latest, 10).await.expect("read");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].client_id.as_deref(), Some("k"));
+    assert_eq!(
+        s.create_account(account(3)).await.expect("account").ocid,
+        10003
+    );
+    s.close().await;
+}
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    super::$test(&super::Backend::Sqlite(dir)).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(db) = super::TestDb::create().await else { return };
+                    super::$test(&super::Backend::Postgres(db)).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    accounts,
+    sessions,
+    chats,
+    appends_and_history,
+    delivery_marks,
+    concurrent_nodes,
+    reopen,
+);
