@@ -1,9 +1,12 @@
 //! The composition root: configuration, and the store, bus, hub and domain built from it.
 //! No globals: everything a connection needs hangs off one `Arc<App>`.
 
-use crate::bus::LocalBus;
+use crate::ServeError;
+use crate::bus::nats::{DEFAULT_PUBLISH_QUEUE, NatsBus};
+use crate::bus::{Bus, LocalBus};
 use crate::domain::{Domain, Limits};
 use crate::hub::Hub;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use std::path::PathBuf;
@@ -17,6 +20,18 @@ use tokio_util::task::TaskTracker;
 pub struct Config {
     /// Where the SQLite database lives (created if missing).
     pub data_dir: PathBuf,
+    /// A `postgres://` URL to keep state in PostgreSQL instead of SQLite in `data_dir`.
+    pub store_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub store_pool: u32,
+    /// A `nats://` URL to deliver through NATS (a cluster) instead of in-process.
+    pub bus_url: Option<String>,
+    /// The cluster's name: nodes with the same bus and name deliver to each other.
+    pub cluster: String,
+    /// This node's name, for logs and the bus connection.
+    pub node_id: String,
+    /// Deliveries waiting to be published to NATS before new ones are left to the store.
+    pub bus_queue: usize,
     /// Largest text frame answered normally; larger ones get `frame_too_large`, and frames
     /// over four times this close the connection (1009).
     pub max_frame_bytes: usize,
@@ -37,6 +52,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("natter-data"),
+            store_url: None,
+            store_pool: 16,
+            bus_url: None,
+            cluster: "natter".to_owned(),
+            node_id: default_node_id(),
+            bus_queue: DEFAULT_PUBLISH_QUEUE,
             max_frame_bytes: 64 * 1024,
             outbox_frames: 1024,
             rate_per_sec: 1000,
@@ -60,31 +81,63 @@ pub struct App {
 }
 
 impl App {
-    /// Open the store (running migrations) and wire the parts together.
+    /// Open the store (running migrations), connect the bus, and wire the parts together.
     ///
     /// # Errors
-    /// The data directory or the database cannot be opened.
+    /// The data directory, the database or the bus cannot be opened.
     pub async fn build(
         config: Config,
         shutdown: CancellationToken,
-    ) -> Result<Arc<Self>, StoreError> {
+    ) -> Result<Arc<Self>, ServeError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StoreError::Backend(format!(
                 "cannot create data dir {}: {e}",
                 config.data_dir.display()
             ))
         })?;
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data_dir.join("natter.db")).await?);
+        let store: Arc<dyn Store> = match &config.store_url {
+            None => Arc::new(SqliteStore::open(&config.data_dir.join("natter.db")).await?),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Arc::new(PgStore::open(url, config.store_pool).await?)
+            }
+            Some(_) => {
+                return Err(StoreError::Backend(
+                    "the store URL must start with postgres:// (or be unset for SQLite)".into(),
+                )
+                .into());
+            }
+        };
         let hub = Arc::new(Hub::new());
-        let bus = Arc::new(LocalBus::new(hub.clone()));
+        let (bus, link): (Arc<dyn Bus>, _) = match &config.bus_url {
+            None => (Arc::new(LocalBus::new(hub.clone())), None),
+            Some(url) => {
+                let (bus, link) =
+                    NatsBus::connect(url, &config.cluster, &config.node_id, config.bus_queue)
+                        .await?;
+                (Arc::new(bus), Some(link))
+            }
+        };
         let domain = Domain::new(store, bus, config.limits.clone());
-        Ok(Arc::new(Self {
+        let app = Arc::new(Self {
             config,
             domain,
             hub,
             shutdown,
             tracker: TaskTracker::new(),
-        }))
+        });
+        if let Some(link) = link {
+            link.start(app.clone());
+        }
+        Ok(app)
     }
+}
+
+/// The host name and process id: unique enough to tell nodes apart in logs.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
 }

@@ -5,9 +5,11 @@
 //! connection as lagging (it then catches up from the store by index) instead of slowing the
 //! sender or the other receivers. The lock is never held across an await.
 
+use crate::bus::Origin;
 use crate::domain::{Delivery, Dialect, encode};
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::Ocid;
+use rand::RngExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -37,12 +39,23 @@ impl Outgoing {
     }
 }
 
+/// What a connection's outbox carries.
+#[derive(Debug)]
+pub enum Push {
+    /// A live message.
+    Deliver(Arc<Outgoing>),
+    /// Deliveries may have been lost on the way (a bus outage): read every chat's tail from
+    /// the store.
+    Resync,
+}
+
 /// One live connection as the hub sees it.
 #[derive(Debug)]
 pub struct ConnHandle {
     pub id: u64,
     pub dialect: Dialect,
-    tx: mpsc::Sender<Arc<Outgoing>>,
+    node: u64,
+    tx: mpsc::Sender<Push>,
     lagging: AtomicBool,
 }
 
@@ -51,17 +64,36 @@ impl ConnHandle {
     pub fn take_lagging(&self) -> bool {
         self.lagging.swap(false, Ordering::AcqRel)
     }
+
+    /// This connection as the sender of a message, cluster-wide.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            node: self.node,
+            conn: self.id,
+        }
+    }
 }
 
-#[derive(Default)]
 pub struct Hub {
+    /// A random id for this node's hub, so origins are unique across the cluster.
+    node: u64,
     next_id: AtomicU64,
     conns: RwLock<HashMap<Ocid, Vec<Arc<ConnHandle>>>>,
 }
 
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Hub {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            node: rand::rng().random(),
+            next_id: AtomicU64::new(0),
+            conns: RwLock::new(HashMap::new()),
+        }
     }
 
     /// A new connection handle and the receiving end of its outbox.
@@ -69,12 +101,13 @@ impl Hub {
         &self,
         dialect: Dialect,
         outbox: usize,
-    ) -> (Arc<ConnHandle>, mpsc::Receiver<Arc<Outgoing>>) {
+    ) -> (Arc<ConnHandle>, mpsc::Receiver<Push>) {
         let (tx, rx) = mpsc::channel(outbox.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let handle = Arc::new(ConnHandle {
             id,
             dialect,
+            node: self.node,
             tx,
             lagging: AtomicBool::new(false),
         });
@@ -111,18 +144,34 @@ impl Hub {
                 continue;
             };
             for conn in list {
-                if Some(conn.id) == delivery.origin {
+                if delivery.origin == Some(conn.origin()) {
                     continue;
                 }
-                match conn.tx.try_send(out.clone()) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        conn.lagging.store(true, Ordering::Release);
-                    }
-                    // The connection is closing; what it missed stays in the store.
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
-                }
+                conn.push(Push::Deliver(out.clone()));
             }
+        }
+    }
+
+    /// Tell every logged-in connection to catch up from the store (after the bus may have
+    /// lost deliveries).
+    pub fn resync_all(&self) {
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        for conn in conns.values().flatten() {
+            conn.lagging.store(true, Ordering::Release);
+            conn.push(Push::Resync);
+        }
+    }
+}
+
+impl ConnHandle {
+    fn push(&self, push: Push) {
+        match self.tx.try_send(push) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lagging.store(true, Ordering::Release);
+            }
+            // The connection is closing; what it missed stays in the store.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 }

@@ -22,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Bus(#[from] bus::nats::BusError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -38,7 +40,24 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let app = App::build(config, shutdown.clone()).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "natter listening");
+    let store = if app.config.store_url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let bus = if app.config.bus_url.is_some() {
+        "nats"
+    } else {
+        "local"
+    };
+    tracing::info!(
+        %addr,
+        node = %app.config.node_id,
+        store,
+        bus,
+        data_dir = %app.config.data_dir.display(),
+        "natter listening"
+    );
     let router = transport::http::router(app.clone());
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -20,6 +20,25 @@ pub struct ServeArgs {
     /// Directory for the database (created if missing) [default: ./natter-data].
     #[arg(long, env = "NATTER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where state lives: a `postgres://` URL for PostgreSQL (a cluster's nodes share one)
+    /// [default: SQLite in the data dir].
+    #[arg(long, env = "NATTER_STORE")]
+    pub store: Option<String>,
+    /// Connections in the PostgreSQL pool [default: 16].
+    #[arg(long, env = "NATTER_STORE_POOL")]
+    pub store_pool: Option<u32>,
+    /// How nodes deliver to each other: a `nats://` URL [default: in-process, one node].
+    #[arg(long, env = "NATTER_BUS")]
+    pub bus: Option<String>,
+    /// Cluster name: nodes on the same bus with the same name form one cluster [default: natter].
+    #[arg(long, env = "NATTER_CLUSTER")]
+    pub cluster: Option<String>,
+    /// This node's name in logs and on the bus [default: <hostname>-<pid>].
+    #[arg(long, env = "NATTER_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Deliveries queued for the bus before new ones are left to the store [default: 65536].
+    #[arg(long, env = "NATTER_BUS_QUEUE")]
+    pub bus_queue: Option<usize>,
     /// Log filter, e.g. `info` or `natter_server=debug` [default: info].
     #[arg(long, env = "NATTER_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -86,6 +105,12 @@ impl Settings {
                 file,
                 listen,
                 data_dir,
+                store,
+                store_pool,
+                bus,
+                cluster,
+                node_id,
+                bus_queue,
                 log_level,
                 log_format,
                 max_frame_bytes,
@@ -102,6 +127,22 @@ impl Settings {
         let mut server = natter_server::Config::default();
         if let Some(v) = args.data_dir {
             server.data_dir = v;
+        }
+        server.store_url = args.store;
+        if let Some(v) = args.store_pool {
+            anyhow::ensure!(v >= 2, "store-pool must be at least 2");
+            server.store_pool = v;
+        }
+        server.bus_url = args.bus;
+        if let Some(v) = args.cluster {
+            server.cluster = v;
+        }
+        if let Some(v) = args.node_id {
+            server.node_id = v;
+        }
+        if let Some(v) = args.bus_queue {
+            anyhow::ensure!(v >= 1, "bus-queue must be at least 1");
+            server.bus_queue = v;
         }
         if let Some(v) = args.max_frame_bytes {
             anyhow::ensure!(v >= 1024, "max-frame-bytes must be at least 1024");

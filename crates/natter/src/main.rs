@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Load a running server and report throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let settings = config::Settings::resolve(args)?;
+            let settings = config::Settings::resolve(*args)?;
             init_logging(&settings.log_level, &settings.log_format)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

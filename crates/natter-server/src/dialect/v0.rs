@@ -87,7 +87,7 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             match s
                 .app
                 .domain
-                .send_text(me, to, msg, client_id, Some(s.conn.id))
+                .send_text(me, to, msg, client_id, Some(s.conn.origin()))
                 .await
             {
                 Ok(sent) => {

@@ -97,7 +97,7 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             msg,
             client_id,
         } => {
-            let origin = Some(s.conn.id);
+            let origin = Some(s.conn.origin());
             match s
                 .app
                 .domain

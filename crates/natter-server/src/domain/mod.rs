@@ -6,7 +6,7 @@
 
 pub mod auth;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, Origin};
 use crate::store::{
     Account, Appended, Category, Chat, ChatKind, KIND_NORMAL, Message, NewAccount, NewMessage,
     Part, Range, Store, StoreError, Unique,
@@ -86,12 +86,12 @@ pub struct Delivery {
     pub message: Message,
     pub chat: Arc<ChatInfo>,
     /// The connection that sent it (it gets an ack, not the message).
-    pub origin: Option<u64>,
+    pub origin: Option<Origin>,
     text: String,
 }
 
 impl Delivery {
-    pub fn new(message: Message, chat: Arc<ChatInfo>, origin: Option<u64>) -> Self {
+    pub fn new(message: Message, chat: Arc<ChatInfo>, origin: Option<Origin>) -> Self {
         let text = message.text();
         Self {
             message,
@@ -526,7 +526,7 @@ impl Domain {
         to: To,
         text: String,
         client_id: Option<String>,
-        origin: Option<u64>,
+        origin: Option<Origin>,
     ) -> Result<Sent, WireError> {
         if text.is_empty() {
             return Err(invalid("field `msg` must not be empty"));

@@ -104,7 +104,7 @@ pub struct Part {
 /// 6 link, 7 group.
 pub const KIND_NORMAL: u8 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: MessageId,
     pub chat: ChatId,

@@ -7,6 +7,7 @@
 use crate::app::App;
 use crate::dialect;
 use crate::domain::Dialect;
+use crate::hub::Push;
 use crate::session::Session;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -76,13 +77,18 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
                     }
                 }
             }
-            Some(out) = outbox.recv() => {
-                session.deliver(&out, &mut frames).await;
-                let mut n = 1;
-                while n < DRAIN_MAX {
-                    let Ok(out) = outbox.try_recv() else { break };
-                    session.deliver(&out, &mut frames).await;
+            Some(push) = outbox.recv() => {
+                let mut push = Some(push);
+                let mut n = 0;
+                while let Some(item) = push.take() {
+                    // A resync request is carried out by the lagging check below.
+                    if let Push::Deliver(out) = item {
+                        session.deliver(&out, &mut frames).await;
+                    }
                     n += 1;
+                    if n < DRAIN_MAX {
+                        push = outbox.try_recv().ok();
+                    }
                 }
                 if outbox.is_empty() && session.conn.take_lagging() {
                     session.resync(&mut frames).await;

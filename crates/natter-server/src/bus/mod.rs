@@ -1,0 +1,52 @@
+//! The delivery bus: how a stored message reaches every node's hub.
+//!
+//! Every node, the origin included, delivers from the bus, so one node and many share one
+//! path: the domain publishes a stored message, and whatever arrives from the bus is fanned out
+//! by this node's hub to its own connections. `LocalBus` is the single node's in-process bus;
+//! `NatsBus` carries deliveries between the nodes of a cluster.
+//!
+//! The bus is a fast path, not the record: a message is durable (and acked) before it is
+//! published, and anything a bus drops is caught up from the store by index (a later message
+//! in the same chat reveals the gap; a bus reconnect makes every connection resync).
+
+pub mod nats;
+
+use crate::domain::Delivery;
+use crate::hub::Hub;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Which connection sent a message: it gets the ack, not the message. `node` is the random
+/// instance id of the sending node's hub, so connection ids need not be unique across nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub node: u64,
+    pub conn: u64,
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publish a stored message to every node, this one included. Called only after the
+    /// message is durable; never waits on the network (a delivery the bus cannot take now is
+    /// dropped and caught up from the store).
+    async fn publish(&self, delivery: Arc<Delivery>);
+}
+
+/// The in-process bus of a single node: publishing is this node's fan-out.
+pub struct LocalBus {
+    hub: Arc<Hub>,
+}
+
+impl LocalBus {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    async fn publish(&self, delivery: Arc<Delivery>) {
+        self.hub.dispatch(&delivery);
+    }
+}

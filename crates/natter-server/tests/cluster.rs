@@ -1,0 +1,282 @@
+//! Two nodes in one process sharing a PostgreSQL database and a NATS bus: clients on
+//! different nodes chat (v1 and v0), a token from one node resumes on the other, and a bus
+//! outage loses nothing. Runs when PostgreSQL and NATS are reachable; fails when `CI=true`
+//! and they are not.
+
+mod common;
+
+use common::services::{TestDb, nats, rand_u64};
+use common::*;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A database and `n` nodes on it, all on one bus under a cluster name of their own.
+async fn cluster(n: usize, bus: Option<String>) -> Option<(TestDb, Vec<TestServer>)> {
+    let db = TestDb::create().await?;
+    let bus = match bus {
+        Some(b) => b,
+        None => nats().await?,
+    };
+    let name = format!("natter-test-{:x}", rand_u64());
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let (url, bus, name) = (db.url.clone(), bus.clone(), name.clone());
+        nodes.push(
+            TestServer::start_with(move |c| {
+                c.store_url = Some(url);
+                c.store_pool = 4;
+                c.bus_url = Some(bus);
+                c.cluster = name;
+                c.node_id = format!("node-{i}");
+            })
+            .await,
+        );
+    }
+    // The nodes are up once their health check answers.
+    for node in &nodes {
+        node.v1().await.close().await;
+    }
+    Some((db, nodes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_two_nodes_chat_privately_and_in_groups() {
+    let Some((_db, nodes)) = cluster(2, None).await else {
+        return;
+    };
+    let (a_node, b_node) = (&nodes[0], &nodes[1]);
+    let mut alice = user_v1(a_node, "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(b_node, "bob@example.com", "Bob", "pw-b").await;
+    // Carol speaks v0 on node B.
+    let mut carol = b_node.v0().await;
+    let carol_ocid = register_v0(&mut carol, "carol@example.com", "pw-c").await;
+    login_v0(&mut carol, &json!(carol_ocid), "pw-c").await;
+    let carol_id: u64 = carol_ocid.parse().expect("numeric ocid");
+
+    // Private: A -> B and back, indexes shared through the one database.
+    let ack = send_v1(&mut alice.client, json!({"private_id": bob.ocid}), "hi bob").await;
+    assert_eq!(ack["index"], json!(1));
+    let got = bob.client.expect_code(0).await;
+    assert_eq!(got["msg"], json!("hi bob"));
+    assert_eq!(
+        got["sender"],
+        json!({"ocid": alice.ocid, "private_id": bob.ocid})
+    );
+    assert_eq!(
+        (got["cid"].clone(), got["index"].clone()),
+        (ack["cid"].clone(), json!(1))
+    );
+    let ack = send_v1(
+        &mut bob.client,
+        json!({"private_id": alice.ocid}),
+        "hi alice",
+    )
+    .await;
+    assert_eq!(ack["index"], json!(2));
+    let got = alice.client.expect_code(0).await;
+    assert_eq!(
+        (got["msg"].clone(), got["index"].clone()),
+        (json!("hi alice"), json!(2))
+    );
+
+    // A group made on A, with members on both nodes.
+    let r = alice
+        .client
+        .request(
+            &json!({"code": 8, "members": [bob.ocid, carol_id], "name": "both"}),
+            9,
+        )
+        .await;
+    assert_eq!(r["success"], json!(true), "{r}");
+    let g = int(&r["group_id"]);
+    for i in 1..=5u64 {
+        let text = format!("group {i}");
+        let ack = send_v1(&mut alice.client, json!({"group_id": g}), &text).await;
+        assert_eq!(ack["index"], json!(i));
+        let b = bob.client.expect_code(0).await;
+        assert_eq!(
+            (b["msg"].clone(), b["index"].clone()),
+            (json!(text), json!(i))
+        );
+        let c = carol.expect_code(0).await;
+        assert_eq!(c["data"]["msg"], json!(text));
+        assert_eq!(
+            (c["data"]["cid"].clone(), c["data"]["index"].clone()),
+            (json!(g), json!(i))
+        );
+        assert_eq!(c["data"]["sender_id"], json!(alice.ocid.to_string()));
+    }
+    // v0 on B into the group: alice on A and bob on B get it.
+    let ack = send_v0(
+        &mut carol,
+        json!({"cid": g, "sender_id": carol_ocid, "msg": "from v0"}),
+    )
+    .await;
+    assert_eq!(ack["data"]["index"], json!(6));
+    let a = alice.client.expect_code(0).await;
+    assert_eq!(
+        (a["msg"].clone(), a["index"].clone()),
+        (json!("from v0"), json!(6))
+    );
+    assert_eq!(bob.client.expect_code(0).await["index"], json!(6));
+
+    // Alice's second device, on the other node, gets what her first device sends; the
+    // sending device gets only its ack.
+    let mut alice2 = b_node.v1().await;
+    let resumed = resume_v1(&mut alice2, &alice.token).await;
+    assert_eq!(resumed.ocid, alice.ocid);
+    send_v1(&mut alice.client, json!({"group_id": g}), "two devices").await;
+    let own = alice2.expect_code(0).await;
+    assert_eq!(
+        (own["msg"].clone(), own["index"].clone()),
+        (json!("two devices"), json!(7))
+    );
+    assert_eq!(bob.client.expect_code(0).await["index"], json!(7));
+    assert_eq!(carol.expect_code(0).await["data"]["index"], json!(7));
+    alice.client.expect_silence(300).await;
+    bob.client.expect_silence(100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_one_node_resumes_on_the_other_with_what_was_missed() {
+    let Some((_db, nodes)) = cluster(2, None).await else {
+        return;
+    };
+    let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&nodes[0], "bob@example.com", "Bob", "pw-b").await;
+    let bob_token = bob.token.clone();
+    send_v1(&mut alice.client, json!({"private_id": bob.ocid}), "seen").await;
+    assert_eq!(bob.client.expect_code(0).await["index"], json!(1));
+    bob.client.close().await;
+    for i in 2..=4 {
+        send_v1(
+            &mut alice.client,
+            json!({"private_id": bob.ocid}),
+            &format!("missed {i}"),
+        )
+        .await;
+    }
+    // Bob comes back on the other node with his token.
+    let mut bob2 = nodes[1].v1().await;
+    let resumed = resume_v1(&mut bob2, &bob_token).await;
+    assert_eq!(resumed.ocid, bob.ocid);
+    let indexes: Vec<Value> = resumed.missed.iter().map(|m| m["index"].clone()).collect();
+    assert_eq!(indexes, [json!(2), json!(3), json!(4)]);
+    assert_eq!(resumed.missed[0]["msg"], json!("missed 2"));
+    // And the conversation carries on across nodes.
+    send_v1(&mut alice.client, json!({"private_id": bob.ocid}), "live").await;
+    assert_eq!(bob2.expect_code(0).await["index"], json!(5));
+    // A token revoked on one node is refused on the other.
+    bob2.request(&json!({"code": 21}), 22).await;
+    let mut again = nodes[0].v1().await;
+    let r = again
+        .request(&json!({"code": 13, "token": bob_token}), 14)
+        .await;
+    assert_eq!(r["state"], json!(1), "{r}");
+}
+
+/// A NATS server of this test's own, so it can be stopped and started again.
+struct OwnNats {
+    child: Child,
+    port: u16,
+}
+
+impl OwnNats {
+    fn start(port: u16) -> Self {
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed to run the bus outage test");
+        Self { child, port }
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not start on port {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_while_the_bus_is_down_arrive_in_order_when_it_returns() {
+    // The shared NATS must be reachable for this test to count as runnable at all.
+    if nats().await.is_none() {
+        return;
+    }
+    let port = free_port();
+    let mut bus = OwnNats::start(port);
+    bus.wait_ready().await;
+    let Some((_db, nodes)) = cluster(2, Some(format!("nats://127.0.0.1:{port}"))).await else {
+        return;
+    };
+    let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
+    send_v1(&mut alice.client, json!({"private_id": bob.ocid}), "before").await;
+    assert_eq!(bob.client.expect_code(0).await["index"], json!(1));
+
+    bus.stop();
+    // Still stored and acked while the bus is away.
+    for i in 2..=6u64 {
+        let ack = send_v1(
+            &mut alice.client,
+            json!({"private_id": bob.ocid}),
+            &format!("during {i}"),
+        )
+        .await;
+        assert_eq!(ack["index"], json!(i));
+    }
+    let mut bus = OwnNats::start(port);
+    bus.wait_ready().await;
+    // The nodes reconnect and every connection resyncs by index: each message once, in order.
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let f = bob
+            .client
+            .recv_within(Duration::from_secs(20))
+            .await
+            .expect("missed messages arrive after the bus returns");
+        assert_eq!(f["code"], json!(0), "{f}");
+        got.push(int(&f["index"]));
+    }
+    assert_eq!(got, [2, 3, 4, 5, 6]);
+    // Live delivery works again.
+    let mut live = None;
+    for _ in 0..50 {
+        send_v1(&mut alice.client, json!({"private_id": bob.ocid}), "after").await;
+        if let Some(f) = bob.client.recv_within(Duration::from_millis(200)).await {
+            live = Some(f);
+            break;
+        }
+    }
+    let f = live.expect("live delivery resumes");
+    assert!(int(&f["index"]) >= 7, "{f}");
+    bus.stop();
+}
