@@ -150,6 +150,44 @@ impl<'a> Fields<'a> {
         Ok((page, limit as u32))
     }
 
+    /// An optional object of chat id (a string of digits) to index, at most `max` entries:
+    /// the positions a client already holds.
+    pub fn opt_cursors(&self, name: &str, max: usize) -> Result<Vec<(u64, u64)>, WireError> {
+        let expected = "an object of chat id to index, e.g. {\"12\": 40}";
+        let Some(v) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        let map = v
+            .as_object()
+            .ok_or_else(|| invalid(self.prefix, name, expected))?;
+        if map.len() > max {
+            return Err(WireError::new(
+                ErrorCode::InvalidField,
+                format!("field `{}{name}` has more than {max} entries", self.prefix),
+            ));
+        }
+        map.iter()
+            .map(|(chat, index)| {
+                let chat = chat.parse::<u64>().ok();
+                match (chat, value_as_id(index)) {
+                    (Some(c), Some(i)) => Ok((c, i)),
+                    _ => Err(invalid(self.prefix, name, expected)),
+                }
+            })
+            .collect()
+    }
+
+    /// An optional list of objects, at most `max` long.
+    pub fn opt_objects(&self, name: &str, max: usize) -> Result<Vec<Fields<'a>>, WireError> {
+        if self.get(name).is_none() {
+            return Ok(Vec::new());
+        }
+        let prefix = self.prefix;
+        self.list(name, max, "a list of objects", |v| {
+            v.as_object().map(|m| Fields::new(m, prefix))
+        })
+    }
+
     /// A required nested object.
     pub fn object(&self, name: &str) -> Result<Fields<'a>, WireError> {
         match self.get(name) {

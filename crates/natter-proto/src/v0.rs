@@ -6,8 +6,8 @@
 //! In v0 `cid` is the *chat's* id; the message id travels as the extension field `mid`.
 
 use crate::fields::{self, Fields, Head};
-use crate::v1::{MAX_HISTORY, MessageView, Page};
-use crate::{ChatId, ErrorCode, Ocid, WireError};
+use crate::v1::{MAX_HISTORY, MAX_SINCE, MessageView, Page};
+use crate::{ChatId, ErrorCode, Index, Ocid, WireError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -60,6 +60,8 @@ pub enum Request {
     },
     Resume {
         token: String,
+        /// Chat id -> the last index the client holds (extension: nothing up to it is sent).
+        since: Vec<(ChatId, Index)>,
     },
     History {
         chat: ChatId,
@@ -165,6 +167,7 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
         },
         code::RESUME => Request::Resume {
             token: f.str("token")?.to_owned(),
+            since: f.opt_cursors("since", MAX_SINCE)?,
         },
         code::HISTORY => {
             let (page, limit) = f.page(MAX_HISTORY)?;

@@ -38,6 +38,8 @@ pub mod code {
 pub const MAX_LIST: usize = 10_000;
 /// Most messages one history request may ask for.
 pub const MAX_HISTORY: u32 = 500;
+/// Most chats a resume may name in `since`.
+pub const MAX_SINCE: usize = 10_000;
 
 /// Who a message is addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,8 @@ pub enum Request {
     },
     Resume {
         token: String,
+        /// Per chat, the last index the client holds (extension: nothing up to it is sent).
+        since: Vec<(Target, Index)>,
     },
     History {
         target: Target,
@@ -252,6 +256,11 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
         }
         code::RESUME => Request::Resume {
             token: f.str("token")?.to_owned(),
+            since: f
+                .opt_objects("since", MAX_SINCE)?
+                .iter()
+                .map(|o| Ok((target(o)?, o.id("index")?)))
+                .collect::<Result<_, WireError>>()?,
         },
         code::HISTORY => {
             let (page, limit) = f.page(MAX_HISTORY)?;

@@ -146,7 +146,8 @@ impl Session {
     }
 
     /// Make this connection `account`'s: register it for live delivery, then read everything
-    /// the account missed. Returns the missed messages, oldest first.
+    /// the account missed after its delivered index, or after the index the client says it
+    /// holds (`since`, per chat) when that is higher. Returns the missed messages, oldest first.
     ///
     /// # Errors
     /// `internal` when the store fails (the connection is then left logged out).
@@ -154,6 +155,7 @@ impl Session {
         &mut self,
         account: &Account,
         token: String,
+        since: &[(ChatId, Index)],
     ) -> Result<Vec<Missed>, WireError> {
         self.log_out().await;
         let ocid = account.ocid;
@@ -161,7 +163,7 @@ impl Session {
         // whatever committed before is in the store; the cursors drop the overlap.
         self.app.hub.register(ocid, &self.conn);
         self.login = Some(LoggedIn { ocid, token });
-        match self.catch_up(ocid).await {
+        match self.catch_up(ocid, since).await {
             Ok(missed) => Ok(missed),
             Err(e) => {
                 self.log_out().await;
@@ -170,7 +172,12 @@ impl Session {
         }
     }
 
-    async fn catch_up(&mut self, ocid: Ocid) -> Result<Vec<Missed>, WireError> {
+    async fn catch_up(
+        &mut self,
+        ocid: Ocid,
+        since: &[(ChatId, Index)],
+    ) -> Result<Vec<Missed>, WireError> {
+        let held: HashMap<ChatId, Index> = since.iter().copied().collect();
         let store = self.app.domain.store().clone();
         let memberships = store
             .memberships(ocid)
@@ -179,12 +186,21 @@ impl Session {
         let mut missed = Vec::new();
         let mut capped = false;
         for m in memberships {
-            self.cursors.entry(m.chat).or_default().advance(m.delivered);
-            if m.last_index <= m.delivered {
+            // What the client holds counts as delivered (never beyond what exists).
+            let start = match held.get(&m.chat) {
+                Some(&h) if h > m.delivered => {
+                    let h = h.min(m.last_index);
+                    self.marks.insert(m.chat, h);
+                    h
+                }
+                _ => m.delivered,
+            };
+            self.cursors.entry(m.chat).or_default().advance(start);
+            if m.last_index <= start {
                 continue;
             }
             let chat = self.app.domain.chat(m.chat).await?;
-            let mut after = m.delivered;
+            let mut after = start;
             let mut read = 0;
             while after < m.last_index && read < MAX_CATCH_UP {
                 let page = store

@@ -4,10 +4,10 @@
 pub mod v0;
 pub mod v1;
 
-use crate::domain::LoginKey;
+use crate::domain::{LoginKey, To};
 use crate::session::{Missed, Session};
 use axum::extract::ws::Utf8Bytes;
-use natter_proto::{ErrorCode, Ocid, WireError};
+use natter_proto::{ChatId, ErrorCode, Index, Ocid, WireError};
 
 /// Unix seconds now, for the `time` of replies.
 pub fn now_s() -> i64 {
@@ -52,7 +52,16 @@ pub fn gate(session: &Session, needs_login: bool) -> Result<Ocid, WireError> {
 /// How a connection proves who it is.
 pub enum Credentials {
     Password(LoginKey, String),
-    Token(String),
+    /// A session token, and the last index the client holds per chat.
+    Token(String, Since),
+}
+
+/// What a resuming client says it already holds, per chat.
+pub enum Since {
+    /// By chat id (v0's `cid`).
+    Chats(Vec<(ChatId, Index)>),
+    /// By destination (v1's `group_id` / `private_id`).
+    Targets(Vec<(To, Index)>),
 }
 
 /// The outcome of a login or resume, in the seeds' states: 0 ok, 1 rejected (wrong account,
@@ -83,13 +92,16 @@ impl Auth {
 
 /// Log the connection in (switching account if it was logged in) and collect what it missed.
 pub async fn authenticate(session: &mut Session, credentials: Credentials) -> Auth {
-    let (result, fresh) = match credentials {
-        Credentials::Password(key, password) => {
-            (session.app.domain.login(key, &password).await, true)
-        }
-        Credentials::Token(token) => (
+    let (result, fresh, since) = match credentials {
+        Credentials::Password(key, password) => (
+            session.app.domain.login(key, &password).await,
+            true,
+            Since::Chats(Vec::new()),
+        ),
+        Credentials::Token(token, since) => (
             session.app.domain.resume(&token).await.map(|a| (a, token)),
             false,
+            since,
         ),
     };
     let (account, token) = match result {
@@ -99,7 +111,11 @@ pub async fn authenticate(session: &mut Session, credentials: Credentials) -> Au
         }
         Err(_) => return Auth::failed(2),
     };
-    match session.log_in(&account, token.clone()).await {
+    let since = match since {
+        Since::Chats(c) => c,
+        Since::Targets(t) => session.app.domain.chat_ids(account.ocid, t).await,
+    };
+    match session.log_in(&account, token.clone(), &since).await {
         Ok(missed) => Auth {
             state: 0,
             ocid: Some(account.ocid),

@@ -59,8 +59,9 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             let auth = super::authenticate(s, credentials).await;
             answer_auth(s, code::LOGIN_REPLY, auth, rid, out);
         }
-        Request::Resume { token } => {
-            let auth = super::authenticate(s, Credentials::Token(token)).await;
+        Request::Resume { token, since } => {
+            let credentials = Credentials::Token(token, super::Since::Chats(since));
+            let auth = super::authenticate(s, credentials).await;
             answer_auth(s, code::RESUME_REPLY, auth, rid, out);
         }
         Request::Logout => match super::logout(s).await {

@@ -84,8 +84,10 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             };
             answer_auth(s, code::LOGIN_REPLY, auth, rid, out);
         }
-        Request::Resume { token } => {
-            let auth = super::authenticate(s, Credentials::Token(token)).await;
+        Request::Resume { token, since } => {
+            let since = since.into_iter().map(|(t, i)| (to(t), i)).collect();
+            let credentials = Credentials::Token(token, super::Since::Targets(since));
+            let auth = super::authenticate(s, credentials).await;
             answer_auth(s, code::RESUME_REPLY, auth, rid, out);
         }
         Request::Logout => match super::logout(s).await {

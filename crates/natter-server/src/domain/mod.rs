@@ -474,6 +474,17 @@ impl Domain {
         }
     }
 
+    /// The chat ids of destinations `me` belongs to, each with its index; others are left out.
+    pub async fn chat_ids(&self, me: Ocid, targets: Vec<(To, Index)>) -> Vec<(ChatId, Index)> {
+        let mut out = Vec::with_capacity(targets.len());
+        for (to, index) in targets {
+            if let Ok(Some(chat)) = self.resolve(me, to, false).await {
+                out.push((chat.id, index));
+            }
+        }
+        out
+    }
+
     /// Create a group owned by `owner` with `members` (the owner is added if absent).
     ///
     /// # Errors
@@ -569,7 +580,15 @@ impl Domain {
                     .await;
                 Ok(sent)
             }
-            Ok(Appended::Existing(message)) => Ok(Sent::of(&message)),
+            // A retried send: publish again, in case the node that stored it died before
+            // publishing (receivers drop what they already have by index).
+            Ok(Appended::Existing(message)) => {
+                let sent = Sent::of(&message);
+                self.bus
+                    .publish(Arc::new(Delivery::new(message, chat, origin)))
+                    .await;
+                Ok(sent)
+            }
             Err(StoreError::ClientIdReused) => Err(WireError::new(
                 ErrorCode::DuplicateClientId,
                 "that client_id was already used for a message to another chat",

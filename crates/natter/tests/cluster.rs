@@ -1,0 +1,334 @@
+//! Failover with real processes: two `natter serve` nodes on one PostgreSQL database and one
+//! NATS bus; one node is killed with SIGKILL mid-conversation, and its clients move to the
+//! other node and lose nothing (each message exactly once, in index order). Runs when
+//! PostgreSQL and NATS are reachable; fails when `CI=true` and they are not.
+
+#[path = "../../natter-server/tests/common/services.rs"]
+mod services;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use services::{TestDb, nats, rand_u64};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Node {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start a node of `cluster` and wait for its "listening" line.
+fn node(name: &str, db: &str, bus: &str, cluster: &str) -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
+        .args([
+            "--store",
+            db,
+            "--bus",
+            bus,
+            "--cluster",
+            cluster,
+            "--node-id",
+            name,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("NATTER_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent && line.contains("natter listening") {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .map(|a| {
+                        a.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
+                            .to_owned()
+                    });
+                let _ = tx.send(addr);
+                sent = true;
+            }
+            // The node's log goes to the test's output (shown when a test fails).
+            eprintln!("[{name}] {line}");
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("natter printed no 'listening' line")
+        .expect("the listening line names the address");
+    Node {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+async fn connect(addr: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect")
+        .0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("stream open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).expect("JSON frame");
+        }
+    }
+}
+
+async fn recv_code(ws: &mut Ws, code: i64) -> Value {
+    let v = recv(ws).await;
+    assert_eq!(v["code"], code, "expected code {code}, got {v}");
+    v
+}
+
+/// A chat as a v1 client names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Chat {
+    Group(u64),
+    /// The private chat with this account.
+    With(u64),
+}
+
+/// A client that records every message it receives per chat, and checks order as it goes.
+struct Peer {
+    ws: Ws,
+    ocid: u64,
+    token: String,
+    /// chat -> indexes received, in arrival order.
+    got: HashMap<Chat, Vec<u64>>,
+}
+
+impl Peer {
+    async fn new(addr: &str, email: &str) -> Self {
+        let mut ws = connect(addr).await;
+        send(
+            &mut ws,
+            json!({"code": 4, "email": email, "password": "pw", "name": "peer"}),
+        )
+        .await;
+        let r = recv_code(&mut ws, 5).await;
+        assert_eq!(r["state"], 0, "{r}");
+        send(
+            &mut ws,
+            json!({"code": 6, "login_type": 0, "account": email, "password": "pw"}),
+        )
+        .await;
+        let r = recv_code(&mut ws, 7).await;
+        assert_eq!(r["state"], 0, "{r}");
+        recv_code(&mut ws, 18).await;
+        Self {
+            ws,
+            ocid: r["ocid"].as_u64().expect("ocid"),
+            token: r["token"].as_str().expect("token").to_owned(),
+            got: HashMap::new(),
+        }
+    }
+
+    fn record(&mut self, f: &Value) {
+        let sender = &f["sender"];
+        let chat = match (sender["group_id"].as_u64(), sender["private_id"].as_u64()) {
+            (Some(g), _) => Chat::Group(g),
+            (None, Some(to)) if to == self.ocid => {
+                Chat::With(sender["ocid"].as_u64().expect("ocid"))
+            }
+            (None, Some(to)) => Chat::With(to),
+            _ => panic!("a message names no chat: {f}"),
+        };
+        let index = f["index"].as_u64().expect("index");
+        let list = self.got.entry(chat).or_default();
+        assert!(
+            list.last().is_none_or(|l| *l < index),
+            "{chat:?}: index {index} after {list:?} (duplicate or out of order)"
+        );
+        list.push(index);
+    }
+
+    /// Receive code 0 frames until this chat has reached `index`.
+    async fn until(&mut self, chat: Chat, index: u64) {
+        while self
+            .got
+            .get(&chat)
+            .and_then(|l| l.last())
+            .is_none_or(|l| *l < index)
+        {
+            let f = recv(&mut self.ws).await;
+            assert_eq!(f["code"], 0, "expected a message, got {f}");
+            self.record(&f);
+        }
+    }
+
+    /// Reconnect to `addr` by token, telling the server what this client already holds.
+    async fn resume(&mut self, addr: &str) {
+        self.ws = connect(addr).await;
+        let since: Vec<Value> = self
+            .got
+            .iter()
+            .filter_map(|(c, l)| {
+                l.last().map(|i| match c {
+                    Chat::Group(g) => json!({"group_id": g, "index": i}),
+                    Chat::With(o) => json!({"private_id": o, "index": i}),
+                })
+            })
+            .collect();
+        send(
+            &mut self.ws,
+            json!({"code": 13, "token": self.token, "since": since}),
+        )
+        .await;
+        let r = recv_code(&mut self.ws, 14).await;
+        assert_eq!(
+            (r["state"].clone(), r["ocid"].clone()),
+            (json!(0), json!(self.ocid))
+        );
+        loop {
+            let f = recv(&mut self.ws).await;
+            match f["code"].as_i64() {
+                Some(0) => self.record(&f),
+                Some(18) => break,
+                _ => panic!("expected code 0 or 18 after resume, got {f}"),
+            }
+        }
+    }
+
+    async fn send_ok(&mut self, to: Value, msg: &str, client_id: &str) -> Value {
+        send(
+            &mut self.ws,
+            json!({"code": 0, "sender": to, "msg": msg, "client_id": client_id}),
+        )
+        .await;
+        loop {
+            let f = recv(&mut self.ws).await;
+            match f["code"].as_i64() {
+                Some(15) => return f,
+                Some(0) => self.record(&f),
+                _ => panic!("expected an ack, got {f}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let Some(bus) = nats().await else { return };
+    let cluster = format!("natter-test-{:x}", rand_u64());
+    let mut a = node("node-a", &db.url, &bus, &cluster);
+    let b = node("node-b", &db.url, &bus, &cluster);
+
+    let mut alice = Peer::new(&a.addr, "alice@example.com").await;
+    let mut carol = Peer::new(&a.addr, "carol@example.com").await;
+    let mut bob = Peer::new(&b.addr, "bob@example.com").await;
+    send(
+        &mut alice.ws,
+        json!({"code": 8, "members": [bob.ocid, carol.ocid], "name": "g"}),
+    )
+    .await;
+    let group_id = recv_code(&mut alice.ws, 9).await["group_id"]
+        .as_u64()
+        .expect("group id");
+    let g = Chat::Group(group_id);
+
+    // Bob (node B) talks to the group; Alice and Carol (node A) receive.
+    for i in 1..=5 {
+        bob.send_ok(
+            json!({"group_id": group_id}),
+            &format!("g{i}"),
+            &format!("bg{i}"),
+        )
+        .await;
+    }
+    alice.until(g, 5).await;
+    carol.until(g, 5).await;
+    // Alice (node A) writes to Bob; three are acked and received.
+    let private = Chat::With(alice.ocid);
+    for i in 1..=3 {
+        let ack = alice
+            .send_ok(
+                json!({"private_id": bob.ocid}),
+                &format!("p{i}"),
+                &format!("ap{i}"),
+            )
+            .await;
+        assert_eq!(ack["index"], json!(i));
+    }
+    bob.until(private, 3).await;
+    // Three more go out unacknowledged, and node A dies mid-conversation.
+    for i in 4..=6 {
+        send(&mut alice.ws, json!({"code": 0, "sender": {"private_id": bob.ocid}, "msg": format!("p{i}"), "client_id": format!("ap{i}")})).await;
+    }
+    a.child.kill().expect("SIGKILL node A");
+    a.child.wait().expect("node A exits");
+    // The conversation goes on on node B meanwhile.
+    for i in 6..=10 {
+        bob.send_ok(
+            json!({"group_id": group_id}),
+            &format!("g{i}"),
+            &format!("bg{i}"),
+        )
+        .await;
+    }
+
+    // Alice and Carol fail over to node B by token, saying what they hold.
+    alice.resume(&b.addr).await;
+    carol.resume(&b.addr).await;
+    // Alice retries what was never acknowledged, under the same client ids: stored once.
+    for i in 4..=6 {
+        let ack = alice
+            .send_ok(
+                json!({"private_id": bob.ocid}),
+                &format!("p{i}"),
+                &format!("ap{i}"),
+            )
+            .await;
+        assert_eq!(ack["index"], json!(i), "{ack}");
+    }
+    bob.until(private, 6).await;
+    alice.until(g, 10).await;
+    carol.until(g, 10).await;
+    let all = |n: u64| (1..=n).collect::<Vec<_>>();
+    assert_eq!(alice.got[&g], all(10));
+    assert_eq!(carol.got[&g], all(10));
+    assert_eq!(bob.got[&private], all(6));
+    // Nothing more is pending for anyone.
+    for peer in [&mut alice, &mut bob, &mut carol] {
+        let extra = tokio::time::timeout(Duration::from_millis(300), peer.ws.next()).await;
+        assert!(extra.is_err(), "unexpected frame: {extra:?}");
+    }
+}
