@@ -51,7 +51,8 @@ pub async fn idle(
     report.setup_secs = setup.elapsed().as_secs_f64();
     report.measured = format!(
         "{connections} connections opened (TCP + WebSocket upgrade + resume by token + sync-done), \
-         at most {} at a time, then held {:.1} s; server RSS from GET /metrics before and after",
+         at most {} at a time, then held {:.1} s; server RSS from GET /metrics before and after \
+         (meaningful on a freshly started server only: memory freed by earlier runs is reused)",
         common.concurrency,
         hold.as_secs_f64()
     );

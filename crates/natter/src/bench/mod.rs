@@ -44,7 +44,7 @@ pub struct BenchArgs {
     pub setup_concurrency: usize,
     /// After the last send was acked, wait this long for missing messages before counting them
     /// as lost.
-    #[arg(long, global = true, default_value_t = 10)]
+    #[arg(long, global = true, default_value_t = 30)]
     pub grace_secs: u64,
     #[command(subcommand)]
     pub workload: Workload,

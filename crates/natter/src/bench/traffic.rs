@@ -138,9 +138,10 @@ pub async fn direct(common: &Common, pairs: usize, sending: Sending) -> anyhow::
         peers.push((rconn, plan));
     }
     report.measured = format!(
-        "{pairs} senders each sending {} private messages to its own receiver, {} awaiting their ack; \
+        "{pairs} senders each sending {} private messages to its own receiver, {}; \
          persisted = acked, latency = send to receipt",
-        sending.messages, sending.window
+        sending.messages,
+        sending.describe()
     );
     let expected_deliveries = pairs as u64 * messages;
     let outcomes = drive(peers, pairs, expected_deliveries, common.grace).await?;
@@ -204,10 +205,10 @@ pub async fn group(
         })
         .collect();
     report.measured = format!(
-        "{senders} of {members} members each sending {} messages to the group, {} awaiting their ack; \
+        "{senders} of {members} members each sending {} messages to the group, {}; \
          every other member receives each (deliveries = messages x {})",
         sending.messages,
-        sending.window,
+        sending.describe(),
         members - 1
     );
     let expected_deliveries = total * (members as u64 - 1);
@@ -217,6 +218,17 @@ pub async fn group(
 }
 
 impl Sending {
+    /// How the senders were driven, for the report's `measured` line.
+    fn describe(&self) -> String {
+        match self.rate {
+            Some(rate) => format!(
+                "{} awaiting their ack, paced to {rate} msg/s in total",
+                self.window
+            ),
+            None => format!("{} awaiting their ack", self.window),
+        }
+    }
+
     fn params(&self, report: &mut Report) {
         report.param("messages", self.messages);
         report.param("window", self.window);
@@ -446,9 +458,9 @@ fn summarise(report: &mut Report, outcomes: &[Outcome], messages: u64, expected_
         ));
     }
     if missing > 0 {
-        report
-            .failures
-            .push(format!("{missing} lost (never arrived)"));
+        report.failures.push(format!(
+            "{missing} lost (not arrived within the grace period after the last ack)"
+        ));
     }
     if violations > 0 {
         report
