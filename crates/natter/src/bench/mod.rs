@@ -141,6 +141,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = tokio::time::timeout(deadline, workload(&common, &args.workload))
         .await
         .with_context(|| format!("the workload did not finish within {} s", args.timeout_secs))??;
+    let mut report = report;
+    if args.sources > 1 {
+        report.param("sources", args.sources);
+    }
     print!("{}", report.table());
     if let Some(path) = &args.json {
         report.write_json(path)?;
