@@ -184,7 +184,7 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {per_sec} {elapsed}")
+        ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {percent}% {elapsed}")
     {
         bar.set_style(style.progress_chars("=> "));
     }
