@@ -35,6 +35,14 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let settings = config::Settings::resolve(*args)?;
             init_logging(&settings.log_level, &settings.log_format)?;
+            match raise_nofile() {
+                Ok((old, new)) => tracing::info!(
+                    old,
+                    new,
+                    "open-file limit (RLIMIT_NOFILE) set to the hard limit"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -42,6 +50,14 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(settings))
         }
         Command::Bench(args) => {
+            match raise_nofile() {
+                Ok((old, new)) => {
+                    eprintln!(
+                        "natter bench: open-file limit (RLIMIT_NOFILE) set to the hard limit: {old} -> {new}"
+                    );
+                }
+                Err(e) => eprintln!("natter bench: cannot raise the open-file limit: {e}"),
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -49,6 +65,23 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench::run(args))
         }
     }
+}
+
+/// Raise this process's soft open-file limit to its hard limit, since every connection is a
+/// file descriptor; returns the old and the new soft limit (`u64::MAX` meaning unlimited).
+///
+/// # Errors
+/// The kernel refused the new limit.
+fn raise_nofile() -> std::io::Result<(u64, u64)> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let old = limit.current.unwrap_or(u64::MAX);
+    let new = limit.maximum.unwrap_or(u64::MAX);
+    if old < new {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok((old, new))
 }
 
 fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {

@@ -1,0 +1,230 @@
+//! `natter bench`: drive a running server over OurChat v1 from many connections on one tokio
+//! runtime, check that every message arrived exactly once and in order, and report.
+//!
+//! Workloads: `idle` (held connections, memory per connection), `direct` (private pairs),
+//! `group` (one big group), `catchup` (messages missed while offline) and `resume` (reconnect
+//! storm). Each registers only the accounts it needs, says what it set up and what it measured,
+//! prints a table on stdout, optionally writes JSON (`--json`), and exits non-zero when its
+//! check fails. The shared client lives in [`client`]; counting in [`stats`]; output in
+//! [`report`].
+
+mod catchup;
+mod client;
+mod idle;
+mod report;
+mod resume;
+mod stats;
+mod traffic;
+
+use anyhow::{Context, bail, ensure};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The server's v1 WebSocket URL (ws:// only); `GET /metrics` is read from the same host.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:7878/ws")]
+    pub url: String,
+    /// Give up after this many seconds (set-up included).
+    #[arg(long, global = true, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// Spread connections over the source addresses 127.0.0.1 ..= 127.0.0.N, for more than
+    /// ~28,000 ports' worth of connections to a loopback server (1: let the kernel choose).
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
+    pub sources: u8,
+    /// Connections being opened at once (idle, resume).
+    #[arg(long, global = true, default_value_t = 128)]
+    pub concurrency: usize,
+    /// Accounts registered and logged in at once during set-up (each costs two password hashes).
+    #[arg(long, global = true, default_value_t = 8)]
+    pub setup_concurrency: usize,
+    /// After the last send was acked, wait this long for missing messages before counting them
+    /// as lost.
+    #[arg(long, global = true, default_value_t = 30)]
+    pub grace_secs: u64,
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Workload {
+    /// N logged-in connections held open: connect rate and server memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// Accounts to spread the connections over (each logs in once with its password;
+        /// the connections resume with the tokens).
+        #[arg(long, default_value_t = 100)]
+        accounts: usize,
+        /// Seconds to hold every connection before reading the server's memory.
+        #[arg(long, default_value_t = 1.0)]
+        hold_secs: f64,
+    },
+    /// P pairs, each sender sending M private messages to its partner with W awaiting ack.
+    Direct {
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Pace the senders to this many messages per second in total (default: unpaced).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// One group of K members, all online; S of them send M messages each with W awaiting ack.
+    Group {
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        #[arg(long, default_value_t = 2)]
+        senders: usize,
+        #[arg(long, default_value_t = 100)]
+        messages: usize,
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Pace the senders to this many messages per second in total (default: unpaced).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// An account misses T messages while offline, then logs in: time to receive them all.
+    Catchup {
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        /// Messages awaiting ack while the other account sends them (set-up).
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// How the account logs in: with its password (one Argon2id check included) or by
+        /// resuming with the token of an earlier login.
+        #[arg(long, value_enum, default_value_t = catchup::Login::Password)]
+        login: catchup::Login,
+    },
+    /// Reconnect storm: N connections resume by token, are dropped, and again, R rounds.
+    Resume {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Accounts whose tokens the connections share.
+        #[arg(long, default_value_t = 100)]
+        accounts: usize,
+    },
+}
+
+/// What every workload is given.
+pub struct Common {
+    endpoint: client::Endpoint,
+    /// Makes this run's account names unique.
+    tag: String,
+    concurrency: usize,
+    setup_concurrency: usize,
+    grace: Duration,
+}
+
+/// Run a workload, print its table, write its JSON; fails if its check failed.
+///
+/// # Errors
+/// Connection or protocol failures, a timeout, or a failed check.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let common = Common {
+        endpoint: client::Endpoint::new(&args.url, args.sources).await?,
+        tag: client::run_tag(),
+        concurrency: args.concurrency.max(1),
+        setup_concurrency: args.setup_concurrency.max(1),
+        grace: Duration::from_secs(args.grace_secs),
+    };
+    report::note(&format!("set-up against {}", args.url));
+    let deadline = Duration::from_secs(args.timeout_secs);
+    let report = tokio::time::timeout(deadline, workload(&common, &args.workload))
+        .await
+        .with_context(|| format!("the workload did not finish within {} s", args.timeout_secs))??;
+    let mut report = report;
+    if args.sources > 1 {
+        report.param("sources", args.sources);
+    }
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+    }
+    if !report.passed() {
+        bail!("check failed: {}", report.failures.join("; "));
+    }
+    Ok(())
+}
+
+async fn workload(common: &Common, workload: &Workload) -> anyhow::Result<report::Report> {
+    match *workload {
+        Workload::Idle {
+            connections,
+            accounts,
+            hold_secs,
+        } => {
+            ensure!(connections > 0, "connections must be positive");
+            ensure!(hold_secs >= 0.0, "hold-secs must not be negative");
+            let hold = Duration::from_secs_f64(hold_secs);
+            idle::idle(common, connections, accounts, hold).await
+        }
+        Workload::Direct {
+            pairs,
+            messages,
+            window,
+            rate,
+        } => {
+            ensure!(pairs > 0, "pairs must be positive");
+            let sending = sending(messages, window, rate)?;
+            traffic::direct(common, pairs, sending).await
+        }
+        Workload::Group {
+            members,
+            senders,
+            messages,
+            window,
+            rate,
+        } => {
+            ensure!(senders > 0, "senders must be positive");
+            let sending = sending(messages, window, rate)?;
+            traffic::group(common, members, senders, sending).await
+        }
+        Workload::Catchup {
+            messages,
+            window,
+            login,
+        } => {
+            ensure!(
+                messages > 0 && window > 0,
+                "messages and window must be positive"
+            );
+            catchup::catchup(common, messages, window, login).await
+        }
+        Workload::Resume {
+            connections,
+            rounds,
+            accounts,
+        } => {
+            ensure!(
+                connections > 0 && rounds > 0,
+                "connections and rounds must be positive"
+            );
+            resume::resume(common, connections, rounds, accounts).await
+        }
+    }
+}
+
+fn sending(messages: usize, window: usize, rate: Option<f64>) -> anyhow::Result<traffic::Sending> {
+    ensure!(
+        messages > 0 && window > 0,
+        "messages and window must be positive"
+    );
+    ensure!(
+        rate.is_none_or(|r| r > 0.0 && r.is_finite()),
+        "rate must be a positive number"
+    );
+    Ok(traffic::Sending {
+        messages,
+        window,
+        rate,
+    })
+}
