@@ -314,6 +314,46 @@ async fn concurrent_nodes(b: &Backend) {
     second.close().await;
 }
 
+/// The same send retried many times at once (so retries share a batch): stored once, and
+/// every caller gets that one message.
+async fn concurrent_retries(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=2 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let p = s.private_chat(10001, 10002, 1).await.expect("private");
+    new_message(&*s, text(p.id, 10001, "first", None)).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.append(text(p.id, 10001, "again", Some("same"))).await })
+        })
+        .collect();
+    let mut new = 0;
+    let mut seen = BTreeSet::new();
+    for t in tasks {
+        match t.await.expect("task").expect("append") {
+            Appended::New(m) => {
+                new += 1;
+                seen.insert((m.id, m.index));
+            }
+            Appended::Existing(m) => {
+                seen.insert((m.id, m.index));
+            }
+        }
+    }
+    assert_eq!(new, 1, "exactly one caller stores it");
+    assert_eq!(
+        seen.len(),
+        1,
+        "every caller gets the same message: {seen:?}"
+    );
+    assert_eq!(seen.first().map(|s| s.1), Some(2));
+    let all = s.messages(p.id, Range::After(0), 10).await.expect("read");
+    assert_eq!(all.len(), 2);
+    s.close().await;
+}
+
 /// What one store instance wrote, a new one (a restarted node) reads.
 async fn reopen(b: &Backend) {
     let s = b.open().await;
@@ -363,5 +403,6 @@ conformance!(
     appends_and_history,
     delivery_marks,
     concurrent_nodes,
+    concurrent_retries,
     reopen,
 );

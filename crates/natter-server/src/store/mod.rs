@@ -22,7 +22,7 @@ pub enum Unique {
     Uuid,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("unique value already taken: {0:?}")]
     Conflict(Unique),

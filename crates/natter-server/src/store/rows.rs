@@ -34,6 +34,10 @@ pub const ACCOUNT_COLUMNS: &str =
 
 pub const MESSAGE_COLUMNS: &str = "id, chat_id, idx, sender, kind, parts, client_id, created_at";
 
+/// The same columns of a `messages` table aliased `m`.
+pub const MESSAGE_COLUMNS_M: &str =
+    "m.id, m.chat_id, m.idx, m.sender, m.kind, m.parts, m.client_id, m.created_at";
+
 pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
     Ok(Account {
         ocid: row.int("ocid")? as u64,

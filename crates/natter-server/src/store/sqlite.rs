@@ -17,6 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -117,79 +118,174 @@ async fn append_batch(
     batch: &[AppendJob],
 ) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (new, _) in batch {
-        match append_one(conn, new).await {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return Err(e);
+    let outcome = append_in_transaction(conn, batch).await;
+    let committed = match outcome {
+        Ok(results) => match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => return Ok(results),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    Err(committed)
+}
+
+/// What becomes of one queued append.
+enum Plan {
+    Done(Result<Appended>),
+    /// Stored by this batch with this index.
+    Row(Index),
+    /// The same sender and client id as an earlier job of this batch.
+    SameAs(usize),
+}
+
+/// The whole batch in a handful of statements, however many messages it holds: one lookup of
+/// every client id, one read of every chat's last index, one INSERT of every new row (from a
+/// JSON array), one UPDATE of every chat's last index. Indexes are read and assigned inside the
+/// write transaction (`BEGIN IMMEDIATE` holds SQLite's write lock), so they stay gapless even
+/// with another writer on the same file.
+async fn append_in_transaction(
+    conn: &mut SqliteConnection,
+    batch: &[AppendJob],
+) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
+    let json = |v: &serde_json::Value| v.to_string();
+    // Retried sends: the stored message for every (sender, client id) in the batch.
+    let keys: Vec<serde_json::Value> = batch
+        .iter()
+        .filter_map(|(m, _)| {
+            m.client_id
+                .as_ref()
+                .map(|c| serde_json::json!([m.sender, c]))
+        })
+        .collect();
+    let mut stored: HashMap<(Ocid, String), Message> = HashMap::new();
+    if !keys.is_empty() {
+        let found = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM json_each(?) AS k JOIN messages AS m
+             ON m.sender = k.value ->> 0 AND m.client_id = k.value ->> 1
+             AND m.client_id IS NOT NULL",
+            rows::MESSAGE_COLUMNS_M
+        )))
+        .bind(json(&serde_json::Value::Array(keys)))
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &found {
+            let m = rows::message(row)?;
+            if let Some(c) = m.client_id.clone() {
+                stored.insert((m.sender, c), m);
             }
         }
     }
-    if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        return Err(e);
+    // The last index of every chat written to.
+    let mut chats: Vec<i64> = batch.iter().map(|(m, _)| m.chat as i64).collect();
+    chats.sort_unstable();
+    chats.dedup();
+    let last: HashMap<ChatId, Index> = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT id, last_index FROM chats WHERE id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(json(&serde_json::json!(chats)))
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(id, last)| (id as u64, last as u64))
+    .collect();
+    let mut next = last.clone();
+    // Decide each job, assigning indexes in queue order.
+    let mut plans = Vec::with_capacity(batch.len());
+    let mut first_of: HashMap<(Ocid, &str), usize> = HashMap::new();
+    let mut rows_json = Vec::new();
+    for (i, (new, _)) in batch.iter().enumerate() {
+        if let Some(c) = new.client_id.as_deref() {
+            if let Some(m) = stored.get(&(new.sender, c.to_owned())) {
+                plans.push(Plan::Done(if m.chat == new.chat {
+                    Ok(Appended::Existing(m.clone()))
+                } else {
+                    Err(StoreError::ClientIdReused)
+                }));
+                continue;
+            }
+            if let Some(&j) = first_of.get(&(new.sender, c)) {
+                plans.push(Plan::SameAs(j));
+                continue;
+            }
+            first_of.insert((new.sender, c), i);
+        }
+        let Some(index) = next.get_mut(&new.chat) else {
+            plans.push(Plan::Done(Err(StoreError::NoSuchChat)));
+            continue;
+        };
+        *index += 1;
+        plans.push(Plan::Row(*index));
+        rows_json.push(serde_json::json!([
+            new.chat,
+            *index,
+            new.sender,
+            new.kind,
+            rows::encode_parts(&new.parts)?,
+            new.client_id,
+            new.created_at
+        ]));
+    }
+    // Insert every new row; ids follow the array's order.
+    let mut ids: HashMap<(ChatId, Index), u64> = HashMap::new();
+    if !rows_json.is_empty() {
+        let inserted = sqlx::query_as::<_, (i64, i64, i64)>(
+            "INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+                    value ->> 6
+             FROM json_each(?) ORDER BY key
+             RETURNING id, chat_id, idx",
+        )
+        .bind(json(&serde_json::Value::Array(rows_json)))
+        .fetch_all(&mut *conn)
+        .await?;
+        ids = inserted
+            .into_iter()
+            .map(|(id, chat, idx)| ((chat as u64, idx as u64), id as u64))
+            .collect();
+        let moved: Vec<serde_json::Value> = next
+            .iter()
+            .filter(|(chat, index)| last.get(chat) != Some(index))
+            .map(|(chat, index)| serde_json::json!([chat, index]))
+            .collect();
+        sqlx::query(
+            "UPDATE chats SET last_index = j.value ->> 1
+             FROM json_each(?) AS j WHERE chats.id = j.value ->> 0",
+        )
+        .bind(json(&serde_json::Value::Array(moved)))
+        .execute(&mut *conn)
+        .await?;
+    }
+    // Answer each job.
+    let mut results: Vec<Result<Appended>> = Vec::with_capacity(batch.len());
+    for ((new, _), plan) in batch.iter().zip(&plans) {
+        let result = match plan {
+            Plan::Done(r) => r.clone(),
+            &Plan::Row(index) => match ids.get(&(new.chat, index)) {
+                Some(&id) => Ok(Appended::New(Message {
+                    id,
+                    chat: new.chat,
+                    index,
+                    sender: new.sender,
+                    kind: new.kind,
+                    parts: new.parts.clone(),
+                    client_id: new.client_id.clone(),
+                    created_at: new.created_at,
+                })),
+                None => Err(StoreError::Backend("inserted row not returned".into())),
+            },
+            Plan::SameAs(j) => match &results[*j] {
+                Ok(Appended::New(m) | Appended::Existing(m)) if m.chat == new.chat => {
+                    Ok(Appended::Existing(m.clone()))
+                }
+                Ok(_) => Err(StoreError::ClientIdReused),
+                Err(e) => Err(e.clone()),
+            },
+        };
+        results.push(result);
     }
     Ok(results)
 }
-
-async fn append_one(
-    conn: &mut SqliteConnection,
-    new: &NewMessage,
-) -> std::result::Result<Result<Appended>, sqlx::Error> {
-    if let Some(client_id) = &new.client_id {
-        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND client_id = ?"
-        )))
-        .bind(new.sender as i64)
-        .bind(client_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = existing {
-            let m = rows::message(&row)?;
-            return Ok(if m.chat == new.chat {
-                Ok(Appended::Existing(m))
-            } else {
-                Err(StoreError::ClientIdReused)
-            });
-        }
-    }
-    let index: Option<i64> = sqlx::query_scalar(
-        "UPDATE chats SET last_index = last_index + 1 WHERE id = ? RETURNING last_index",
-    )
-    .bind(new.chat as i64)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(index) = index else {
-        return Ok(Err(StoreError::NoSuchChat));
-    };
-    let parts = rows::encode_parts(&new.parts)?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(new.chat as i64)
-    .bind(index)
-    .bind(new.sender as i64)
-    .bind(i64::from(new.kind))
-    .bind(&parts)
-    .bind(&new.client_id)
-    .bind(new.created_at)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Ok(Appended::New(Message {
-        id: id as u64,
-        chat: new.chat,
-        index: index as u64,
-        sender: new.sender,
-        kind: new.kind,
-        parts: new.parts.clone(),
-        client_id: new.client_id.clone(),
-        created_at: new.created_at,
-    })))
-}
-
 impl SqliteStore {
     async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
         let rows: Vec<i64> =
