@@ -2,61 +2,16 @@
 //! binary; the JSON report must say that the exactly-once/order check passed, with the right
 //! counts. No timing is asserted.
 
+mod common;
+
+use common::{Server, serve};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-/// The server, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 /// Start `natter serve` on a free port, without a rate limit, and wait for its address.
 fn start(data_dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
-        .args(["--rate-per-sec", "0"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("NATTER_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn natter serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if !sent && line.contains("natter listening") {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("addr="))
-                    .map(|a| {
-                        a.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
-                            .to_owned()
-                    });
-                let _ = tx.send(addr);
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("natter printed no 'listening' line")
-        .expect("the listening line names the address");
-    Server { child, addr }
+    serve(data_dir, &["--rate-per-sec", "0"], "natter")
 }
 
 /// Run `natter bench <args> --json <file>` and return the parsed report; the run must succeed.

@@ -3,85 +3,43 @@
 //! other node and lose nothing (each message exactly once, in index order). Runs when
 //! PostgreSQL and NATS are reachable; fails when `CI=true` and they are not.
 
+mod common;
 #[path = "../../natter-server/tests/common/services.rs"]
 mod services;
+
+use common::{Server, serve};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use services::{TestDb, nats, rand_u64};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A node and its data directory.
 struct Node {
-    child: Child,
-    addr: String,
+    server: Server,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Start a node of `cluster` and wait for its "listening" line.
 fn node(name: &str, db: &str, bus: &str, cluster: &str) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
-        .args([
-            "--store",
-            db,
-            "--bus",
-            bus,
-            "--cluster",
-            cluster,
-            "--node-id",
-            name,
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("NATTER_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn natter");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if !sent && line.contains("natter listening") {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("addr="))
-                    .map(|a| {
-                        a.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
-                            .to_owned()
-                    });
-                let _ = tx.send(addr);
-                sent = true;
-            }
-            // The node's log goes to the test's output (shown when a test fails).
-            eprintln!("[{name}] {line}");
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("natter printed no 'listening' line")
-        .expect("the listening line names the address");
+    let flags = [
+        "--store",
+        db,
+        "--bus",
+        bus,
+        "--cluster",
+        cluster,
+        "--node-id",
+        name,
+    ];
     Node {
-        child,
-        addr,
+        server: serve(dir.path(), &flags, name),
         _dir: dir,
     }
 }
@@ -252,9 +210,9 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
     let mut a = node("node-a", &db.url, &bus, &cluster);
     let b = node("node-b", &db.url, &bus, &cluster);
 
-    let mut alice = Peer::new(&a.addr, "alice@example.com").await;
-    let mut carol = Peer::new(&a.addr, "carol@example.com").await;
-    let mut bob = Peer::new(&b.addr, "bob@example.com").await;
+    let mut alice = Peer::new(&a.server.addr, "alice@example.com").await;
+    let mut carol = Peer::new(&a.server.addr, "carol@example.com").await;
+    let mut bob = Peer::new(&b.server.addr, "bob@example.com").await;
     send(
         &mut alice.ws,
         json!({"code": 8, "members": [bob.ocid, carol.ocid], "name": "g"}),
@@ -293,8 +251,8 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
     for i in 4..=6 {
         send(&mut alice.ws, json!({"code": 0, "sender": {"private_id": bob.ocid}, "msg": format!("p{i}"), "client_id": format!("ap{i}")})).await;
     }
-    a.child.kill().expect("SIGKILL node A");
-    a.child.wait().expect("node A exits");
+    a.server.child.kill().expect("SIGKILL node A");
+    a.server.child.wait().expect("node A exits");
     // The conversation goes on on node B meanwhile.
     for i in 6..=10 {
         bob.send_ok(
@@ -306,8 +264,8 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
     }
 
     // Alice and Carol fail over to node B by token, saying what they hold.
-    alice.resume(&b.addr).await;
-    carol.resume(&b.addr).await;
+    alice.resume(&b.server.addr).await;
+    carol.resume(&b.server.addr).await;
     // Alice retries what was never acknowledged, under the same client ids: stored once.
     for i in 4..=6 {
         let ack = alice

@@ -1,9 +1,11 @@
 //! The real `natter` binary: health check, graceful SIGTERM, restart on the same data dir.
 
+mod common;
+
+use common::{Server, serve};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -11,46 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-/// Start `natter serve` on a free port and wait for its "listening" log line.
 fn start(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("NATTER_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn natter");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if !sent && line.contains("natter listening") {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("addr="))
-                    .map(|a| {
-                        a.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
-                            .to_owned()
-                    });
-                let _ = tx.send(addr);
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("natter printed no 'listening' line")
-        .expect("the listening line names the address");
-    Server { child, addr }
+    serve(data_dir, &[], "natter")
 }
 
 fn terminate(server: &mut Server) -> std::process::ExitStatus {

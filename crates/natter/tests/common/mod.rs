@@ -1,0 +1,68 @@
+//! Starting the real `natter` binary for the process-level tests.
+
+// Each test binary uses a different subset of this module.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `natter serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `natter serve` on a free port with `data_dir` and the `extra` flags, and wait for its
+/// "listening" line. Its log is echoed to the test's output, each line prefixed with `label`
+/// (shown when a test fails).
+pub fn serve(data_dir: &Path, extra: &[&str], label: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("NATTER_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let label = label.to_owned();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent && line.contains("natter listening") {
+                let _ = tx.send(listening_addr(&line));
+                sent = true;
+            }
+            eprintln!("[{label}] {line}");
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("natter printed no 'listening' line")
+        .expect("the listening line names the address");
+    Server { child, addr }
+}
+
+/// The `addr=` field of the "natter listening" log line.
+fn listening_addr(line: &str) -> Option<String> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .map(|a| {
+            a.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
+                .to_owned()
+        })
+}
