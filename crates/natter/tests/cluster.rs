@@ -7,17 +7,13 @@ mod common;
 #[path = "../../natter-server/tests/common/services.rs"]
 mod services;
 
-use common::{Server, serve};
+use common::{Server, Ws, connect, recv, recv_code, send, serve};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use services::{TestDb, nats, rand_u64};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A node and its data directory.
 struct Node {
@@ -42,36 +38,6 @@ fn node(name: &str, db: &str, bus: &str, cluster: &str) -> Node {
         server: serve(dir.path(), &flags, name),
         _dir: dir,
     }
-}
-
-async fn connect(addr: &str) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("connect")
-        .0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.expect("send");
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("stream open")
-            .expect("frame");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).expect("JSON frame");
-        }
-    }
-}
-
-async fn recv_code(ws: &mut Ws, code: i64) -> Value {
-    let v = recv(ws).await;
-    assert_eq!(v["code"], code, "expected code {code}, got {v}");
-    v
 }
 
 /// A chat as a v1 client names it.

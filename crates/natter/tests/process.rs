@@ -2,16 +2,13 @@
 
 mod common;
 
-use common::{Server, serve};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use common::{Server, Ws, connect, recv_code, send, serve};
+use futures_util::StreamExt;
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn start(data_dir: &std::path::Path) -> Server {
     serve(data_dir, &[], "natter")
@@ -31,36 +28,6 @@ fn terminate(server: &mut Server) -> std::process::ExitStatus {
     }
     let _ = server.child.kill();
     panic!("natter did not exit within 10 s of SIGTERM");
-}
-
-async fn connect(addr: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("connect");
-    ws
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.expect("send");
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("stream open")
-            .expect("frame");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).expect("JSON frame");
-        }
-    }
-}
-
-async fn recv_code(ws: &mut Ws, code: i64) -> Value {
-    let v = recv(ws).await;
-    assert_eq!(v["code"], code, "expected code {code}, got {v}");
-    v
 }
 
 async fn register(ws: &mut Ws, email: &str) -> u64 {

@@ -31,6 +31,8 @@ use tokio::sync::mpsc;
 
 /// Deliveries waiting for the publisher task before new ones are dropped.
 pub const DEFAULT_PUBLISH_QUEUE: usize = 65_536;
+/// Connection events waiting for the receiver task.
+const EVENT_QUEUE: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to NATS at {url}: {reason}")]
@@ -77,7 +79,7 @@ pub struct NatsLink {
     subject: String,
     subscriber: Subscriber,
     queue: mpsc::Receiver<Vec<u8>>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -106,15 +108,19 @@ impl NatsBus {
                 "cluster name {cluster:?} must be letters, digits, '-' or '_'"
             )));
         }
-        let (event_tx, events) = mpsc::unbounded_channel();
+        // Events are rare (connects, slow-consumer notices); if they ever pile up past this
+        // bound, the overflow is counted like a dropped delivery, which makes every node resync.
+        let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let overflow = dropped.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("natter {node_name}"))
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {
-                let tx = event_tx.clone();
-                async move {
-                    let _ = tx.send(event);
+                if event_tx.try_send(event).is_err() {
+                    overflow.fetch_add(1, Ordering::Relaxed);
                 }
+                async {}
             })
             .connect(url)
             .await
@@ -127,7 +133,6 @@ impl NatsBus {
         // A round trip: the server has the subscription before this node takes connections.
         client.flush().await.map_err(|e| fail(e.to_string()))?;
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let dropped = Arc::new(AtomicU64::new(0));
         Ok((
             Self {
                 queue: tx,
@@ -258,7 +263,7 @@ impl Link {
 
 async fn receiver(
     mut subscriber: Subscriber,
-    mut events: mpsc::UnboundedReceiver<Event>,
+    mut events: mpsc::Receiver<Event>,
     link: Link,
     app: Arc<App>,
 ) {

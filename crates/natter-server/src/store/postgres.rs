@@ -8,7 +8,7 @@
 //! deadlock on each other; a batch that still fails with a transient error (deadlock,
 //! serialization failure, a client id raced in from another node) is retried whole.
 
-use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, backend};
+use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, WriterTask, backend};
 use super::{
     Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Range, Result,
     SessionRow, Store, StoreError,
@@ -18,7 +18,7 @@ use natter_proto::{ChatId, Index, Ocid};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Acquire, Row};
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Most appends committed in one transaction.
@@ -33,8 +33,7 @@ type AppendJob = (NewMessage, oneshot::Sender<Result<Appended>>);
 pub struct PgStore {
     pool: PgPool,
     appends: mpsc::Sender<AppendJob>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    stop: CancellationToken,
+    writer: WriterTask,
 }
 
 impl PgStore {
@@ -55,13 +54,11 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE);
-        let stop = CancellationToken::new();
-        let writer = tokio::spawn(append_writer(pool.clone(), rx, stop.clone()));
+        let writer = WriterTask::spawn(|stop| append_writer(pool.clone(), rx, stop));
         Ok(Self {
             pool,
             appends: tx,
-            writer: Mutex::new(Some(writer)),
-            stop,
+            writer,
         })
     }
 }
@@ -286,14 +283,7 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|r| {
-            Ok(SessionRow {
-                ocid: r.try_get::<i64, _>("ocid")? as u64,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
-        .map_err(backend)
+        row.as_ref().map(rows::session).transpose().map_err(backend)
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
@@ -312,19 +302,8 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
-        let kind: i64 = row.try_get("kind").map_err(backend)?;
-        let owner: Option<i64> = row.try_get("owner").map_err(backend)?;
-        Ok(Some(Chat {
-            id,
-            kind: if kind == 0 {
-                ChatKind::Private
-            } else {
-                ChatKind::Group
-            },
-            name: row.try_get("name").map_err(backend)?,
-            owner: owner.map(|o| o as u64),
-            members: self.chat_members(id).await?,
-        }))
+        let members = self.chat_members(id).await?;
+        rows::chat(&row, id, members).map(Some).map_err(backend)
     }
 
     async fn find_private_chat(&self, a: Ocid, b: Ocid) -> Result<Option<ChatId>> {
@@ -426,13 +405,7 @@ impl Store for PgStore {
     }
 
     async fn append(&self, new: NewMessage) -> Result<Appended> {
-        let (tx, rx) = oneshot::channel();
-        self.appends
-            .send((new, tx))
-            .await
-            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?
+        rows::request(&self.appends, |reply| (new, reply)).await
     }
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
@@ -513,11 +486,9 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
-        let handle = self.writer.lock().await.take();
-        if let Some(handle) = handle {
-            self.stop.cancel();
-            let _ = handle.await;
-        }
+        // Called after every session has ended: the writer commits what is queued and stops,
+        // then the pool closes (for SQLite that checkpoints the WAL).
+        self.writer.stop().await;
         self.pool.close().await;
     }
 }

@@ -7,6 +7,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 /// A row type whose columns decode as the store's plain integers and strings.
 pub trait StoreRow {
     fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn text(&self, col: &str) -> Result<String, sqlx::Error>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
 }
@@ -19,6 +20,9 @@ where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
 {
     fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(col)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
         self.try_get(col)
     }
     fn text(&self, col: &str) -> Result<String, sqlx::Error> {
@@ -104,4 +108,74 @@ pub fn backend(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Backend(e.to_string())
+}
+
+/// A store's writer task: how callers hand it a job and wait for the answer, and how the store
+/// stops it at shutdown. Shared by the SQL backends, whose writers own group commit.
+pub struct WriterTask {
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl WriterTask {
+    /// Run `writer`, which must end once `stop` is cancelled and its queues are drained.
+    pub fn spawn<F>(writer: impl FnOnce(tokio_util::sync::CancellationToken) -> F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(writer(stop.clone()));
+        Self {
+            task: tokio::sync::Mutex::new(Some(task)),
+            stop,
+        }
+    }
+
+    /// Stop the writer after the batch it holds and wait for it (once; later calls return).
+    pub async fn stop(&self) {
+        let handle = self.task.lock().await.take();
+        if let Some(handle) = handle {
+            self.stop.cancel();
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Queue a job built around a reply channel on `queue` and wait for the writer's answer.
+pub async fn request<J, T>(
+    queue: &tokio::sync::mpsc::Sender<J>,
+    job: impl FnOnce(tokio::sync::oneshot::Sender<super::Result<T>>) -> J,
+) -> super::Result<T> {
+    let stopped = || StoreError::Backend("the message writer has stopped".into());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    queue.send(job(tx)).await.map_err(|_| stopped())?;
+    rx.await.map_err(|_| stopped())?
+}
+
+/// A `sessions` row (`ocid`, `expires_at`).
+pub fn session<R: StoreRow>(row: &R) -> Result<super::SessionRow, sqlx::Error> {
+    Ok(super::SessionRow {
+        ocid: row.int("ocid")? as u64,
+        expires_at: row.int("expires_at")?,
+    })
+}
+
+/// A `chats` row (`kind`, `name`, `owner`) with its members read separately.
+pub fn chat<R: StoreRow>(
+    row: &R,
+    id: natter_proto::ChatId,
+    members: Vec<natter_proto::Ocid>,
+) -> Result<super::Chat, sqlx::Error> {
+    let owner = row.opt_int("owner")?;
+    Ok(super::Chat {
+        id,
+        kind: if row.int("kind")? == 0 {
+            super::ChatKind::Private
+        } else {
+            super::ChatKind::Group
+        },
+        name: row.text("name")?,
+        owner: owner.map(|o| o as u64),
+        members,
+    })
 }

@@ -5,22 +5,22 @@
 //! transaction (group commit): each message's index is assigned in that transaction, and no
 //! caller hears back before the commit that made its message durable.
 
-use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, backend};
+use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, WriterTask, backend};
 use super::{
     Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Range, Result,
     SessionRow, Store, StoreError,
 };
 use async_trait::async_trait;
 use natter_proto::{ChatId, Index, Ocid};
+use sqlx::Connection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Most appends committed in one transaction.
@@ -37,8 +37,7 @@ pub struct SqliteStore {
     /// Delivery marks ride the writer's transactions too: no second writer contends for
     /// SQLite's write lock, and no extra fsync is spent on them.
     marks: mpsc::Sender<MarkJob>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    stop: CancellationToken,
+    writer: WriterTask,
 }
 
 impl SqliteStore {
@@ -68,14 +67,12 @@ impl SqliteStore {
             .map_err(backend)?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE);
         let (marks_tx, marks_rx) = mpsc::channel(APPEND_QUEUE);
-        let stop = CancellationToken::new();
-        let writer = tokio::spawn(append_writer(conn, rx, marks_rx, stop.clone()));
+        let writer = WriterTask::spawn(|stop| append_writer(conn, rx, marks_rx, stop));
         Ok(Self {
             pool,
             appends: tx,
             marks: marks_tx,
-            writer: Mutex::new(Some(writer)),
-            stop,
+            writer,
         })
     }
 }
@@ -218,7 +215,8 @@ async fn append_in_transaction(
                 .map(|c| serde_json::json!([m.sender, c]))
         })
         .collect();
-    let mut stored: HashMap<(Ocid, String), Message> = HashMap::new();
+    // sender -> client id -> stored message (looked up by `&str`, no allocation per job).
+    let mut stored: HashMap<Ocid, HashMap<String, Message>> = HashMap::new();
     if !keys.is_empty() {
         let found = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM json_each(?) AS k JOIN messages AS m
@@ -232,7 +230,7 @@ async fn append_in_transaction(
         for row in &found {
             let m = rows::message(row)?;
             if let Some(c) = m.client_id.clone() {
-                stored.insert((m.sender, c), m);
+                stored.entry(m.sender).or_default().insert(c, m);
             }
         }
     }
@@ -256,7 +254,7 @@ async fn append_in_transaction(
     let mut rows_json = Vec::new();
     for (i, (new, _)) in batch.iter().enumerate() {
         if let Some(c) = new.client_id.as_deref() {
-            if let Some(m) = stored.get(&(new.sender, c.to_owned())) {
+            if let Some(m) = stored.get(&new.sender).and_then(|by_id| by_id.get(c)) {
                 plans.push(Plan::Done(if m.chat == new.chat {
                     Ok(Appended::Existing(m.clone()))
                 } else {
@@ -434,14 +432,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|r| {
-            Ok(SessionRow {
-                ocid: r.try_get::<i64, _>("ocid")? as u64,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
-        .map_err(backend)
+        row.as_ref().map(rows::session).transpose().map_err(backend)
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
@@ -460,19 +451,8 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
-        let kind: i64 = row.try_get("kind").map_err(backend)?;
-        let owner: Option<i64> = row.try_get("owner").map_err(backend)?;
-        Ok(Some(Chat {
-            id,
-            kind: if kind == 0 {
-                ChatKind::Private
-            } else {
-                ChatKind::Group
-            },
-            name: row.try_get("name").map_err(backend)?,
-            owner: owner.map(|o| o as u64),
-            members: self.chat_members(id).await?,
-        }))
+        let members = self.chat_members(id).await?;
+        rows::chat(&row, id, members).map(Some).map_err(backend)
     }
 
     async fn find_private_chat(&self, a: Ocid, b: Ocid) -> Result<Option<ChatId>> {
@@ -581,13 +561,7 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, new: NewMessage) -> Result<Appended> {
-        let (tx, rx) = oneshot::channel();
-        self.appends
-            .send((new, tx))
-            .await
-            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("the message writer has stopped".into()))?
+        rows::request(&self.appends, |reply| (new, reply)).await
     }
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
@@ -657,23 +631,13 @@ impl Store for SqliteStore {
         if marks.is_empty() {
             return Ok(());
         }
-        let (tx, rx) = oneshot::channel();
-        let stopped = || StoreError::Backend("the message writer has stopped".into());
-        self.marks
-            .send((ocid, marks.to_vec(), tx))
-            .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        rows::request(&self.marks, |reply| (ocid, marks.to_vec(), reply)).await
     }
 
     async fn close(&self) {
-        // Called after every session has ended: wait for queued appends to commit, then stop
-        // the writer (it finishes any batch it holds) and close the pool, which checkpoints the WAL.
-        let handle = self.writer.lock().await.take();
-        if let Some(handle) = handle {
-            self.stop.cancel();
-            let _ = handle.await;
-        }
+        // Called after every session has ended: the writer commits what is queued and stops,
+        // then the pool closes (for SQLite that checkpoints the WAL).
+        self.writer.stop().await;
         self.pool.close().await;
     }
 }

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A running `natter serve`, killed when dropped.
 pub struct Server {
@@ -65,4 +66,43 @@ fn listening_addr(line: &str) -> Option<String> {
             a.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != ':')
                 .to_owned()
         })
+}
+
+/// A v1 WebSocket client connection.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connect to the v1 endpoint of the server at `addr`.
+pub async fn connect(addr: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect")
+        .0
+}
+
+pub async fn send(ws: &mut Ws, v: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// The next text frame, parsed; fails after 10 s.
+pub async fn recv(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("stream open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).expect("JSON frame");
+        }
+    }
+}
+
+/// The next frame, which must have this `code`.
+pub async fn recv_code(ws: &mut Ws, code: i64) -> serde_json::Value {
+    let v = recv(ws).await;
+    assert_eq!(v["code"], code, "expected code {code}, got {v}");
+    v
 }
