@@ -37,6 +37,9 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Deliveries queued per connection before it is marked lagging.
     pub outbox_frames: usize,
+    /// Sends one connection may have waiting for the store's commit before the server stops
+    /// reading its frames (the acks still come in request order).
+    pub max_pending_sends: usize,
     /// Requests per second per connection (0 = unlimited) and the burst allowed.
     pub rate_per_sec: u32,
     pub rate_burst: u32,
@@ -60,6 +63,7 @@ impl Default for Config {
             bus_queue: DEFAULT_PUBLISH_QUEUE,
             max_frame_bytes: 64 * 1024,
             outbox_frames: 1024,
+            max_pending_sends: 64,
             rate_per_sec: 1000,
             rate_burst: 2000,
             ping_interval: Duration::from_secs(30),

@@ -6,12 +6,13 @@
 //! because the outbox was full) make the session read the gap from the store first.
 
 use crate::app::App;
-use crate::domain::{ChatInfo, Dialect, encode, view};
+use crate::domain::{ChatInfo, Dialect, Domain, PendingSend, Sent, encode, view};
 use crate::hub::{ConnHandle, Outgoing};
-use crate::store::{Account, Message, Range};
+use crate::store::{Account, Appended, Message, Range};
 use axum::extract::ws::Utf8Bytes;
+use futures_util::FutureExt;
 use natter_proto::{ChatId, ErrorCode, Index, Ocid, WireError};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -91,6 +92,17 @@ enum Fill {
     Failed,
 }
 
+/// Encodes a send's ack (or its error) in the request's dialect.
+pub type AckFrame = Box<dyn FnOnce(Result<&Sent, &WireError>) -> Utf8Bytes + Send + Sync>;
+
+/// A send waiting for the store's commit; its ack is written once it is durable, in request
+/// order.
+pub struct QueuedSend {
+    pub pending: PendingSend,
+    /// The ack (or the error) in the request's dialect.
+    pub reply: AckFrame,
+}
+
 /// A message missed while offline, with its chat for encoding.
 pub type Missed = (Message, Arc<ChatInfo>);
 
@@ -108,6 +120,8 @@ pub struct Session {
     bucket: Bucket,
     /// More of the store remains to be written (a lag or a capped catch-up).
     resync_pending: bool,
+    /// Sends queued in the store and not yet acked, oldest first.
+    sends: VecDeque<QueuedSend>,
 }
 
 impl Session {
@@ -129,6 +143,61 @@ impl Session {
             marks: HashMap::new(),
             bucket,
             resync_pending: false,
+            sends: VecDeque::new(),
+        }
+    }
+
+    /// How many sends wait for the store.
+    pub fn sends_in_flight(&self) -> usize {
+        self.sends.len()
+    }
+
+    /// Keep a queued send until the store answers it.
+    pub fn queue_send(&mut self, send: QueuedSend) {
+        self.sends.push_back(send);
+    }
+
+    /// The store's answer to the oldest queued send (cancel-safe; never resolves when none
+    /// is queued).
+    pub async fn next_stored(&mut self) -> crate::store::Result<Appended> {
+        match self.sends.front_mut() {
+            Some(q) => (&mut q.pending.receipt).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Ack the oldest queued send with the store's answer `stored`.
+    pub async fn complete_send(
+        &mut self,
+        stored: crate::store::Result<Appended>,
+        out: &mut Vec<Utf8Bytes>,
+    ) {
+        let Some(q) = self.sends.pop_front() else {
+            return;
+        };
+        let result = Domain::finish_send(stored);
+        if let Ok(sent) = &result {
+            self.note_own(sent.chat, sent.index).await;
+        }
+        out.push((q.reply)(result.as_ref()));
+    }
+
+    /// Ack every queued send the store has already answered, oldest first.
+    pub async fn absorb_sends(&mut self, out: &mut Vec<Utf8Bytes>) {
+        while let Some(q) = self.sends.front_mut() {
+            let Some(stored) = (&mut q.pending.receipt).now_or_never() else {
+                break;
+            };
+            self.complete_send(stored, out).await;
+        }
+    }
+
+    /// Wait for every queued send and ack it. Runs before any other request, so replies keep
+    /// request order and a request sees the sends before it.
+    pub async fn drain_sends(&mut self, out: &mut Vec<Utf8Bytes>) {
+        while !self.sends.is_empty() {
+            let stored = self.next_stored().await;
+            self.complete_send(stored, out).await;
         }
     }
 
@@ -309,6 +378,14 @@ impl Session {
         }
         let m = &out.delivery.message;
         let (chat, index) = (m.chat, m.index);
+        if !self.sends.is_empty() && index > self.cursor(chat).await.last + 1 {
+            // The gap may be this connection's own sends, durable but not acked yet: ack them
+            // first, or the gap fill would write them back to their sender.
+            self.absorb_sends(frames).await;
+            if index > self.cursor(chat).await.last + 1 {
+                self.drain_sends(frames).await;
+            }
+        }
         let cursor = self.cursor(chat).await;
         if index <= cursor.last || cursor.own.contains(&index) {
             return;
@@ -399,6 +476,8 @@ impl Session {
     /// Write every chat's missing tail from the store, in rounds of at most `FILL_BUDGET`
     /// messages (after a full outbox dropped deliveries, or a capped catch-up).
     pub async fn resync(&mut self, frames: &mut Vec<Utf8Bytes>) {
+        // Sends committed but not yet acked must not be read back as missed.
+        self.drain_sends(frames).await;
         self.resync_pending = false;
         let Some(login) = &self.login else { return };
         let memberships = match self.app.domain.store().memberships(login.ocid).await {

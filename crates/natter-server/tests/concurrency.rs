@@ -443,3 +443,74 @@ async fn concurrent_registrations_of_one_address_have_one_winner() {
     let taken = states.iter().filter(|s| **s == json!(2)).count();
     assert_eq!((ok, taken), (1, 4), "{states:?}");
 }
+
+/// Sends from one connection are pipelined (the server reads on while the store commits),
+/// yet every reply comes back in request order: an invalid send's error between the acks
+/// around it, and a request after the sends sees all of them. With a pipeline cap of 2 the
+/// server pauses reading most of the time; with 64 it reads the whole burst at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_are_answered_in_request_order() {
+    for cap in [64, 2] {
+        pipelined_replies_in_order(cap).await;
+    }
+}
+
+async fn pipelined_replies_in_order(cap: usize) {
+    let server = TestServer::start_with(|c| c.max_pending_sends = cap).await;
+    let mut a = user_v1(&server, "a@example.com", "A", "pw").await;
+    let mut b = user_v1(&server, "b@example.com", "B", "pw").await;
+    const N: u64 = 30;
+    for i in 0..N {
+        // Request 10 is an empty text: `invalid_field`, answered in its place.
+        let msg = if i == 10 {
+            String::new()
+        } else {
+            format!("m{i}")
+        };
+        a.client
+            .feed_json(
+                &json!({"code": 0, "sender": {"private_id": b.ocid}, "msg": msg, "request_id": i}),
+            )
+            .await;
+    }
+    a.client
+        .feed_json(&json!({"code": 16, "private_id": b.ocid, "limit": 100, "request_id": "h"}))
+        .await;
+    a.client.flush().await;
+
+    let mut last_index = 0;
+    for i in 0..N {
+        let f = a.client.recv().await;
+        assert_eq!(
+            f["request_id"],
+            json!(i),
+            "cap {cap}: replies in request order: {f}"
+        );
+        if i == 10 {
+            assert_error(&f, "invalid_field", 1003, json!(0));
+            continue;
+        }
+        assert_eq!(f["code"], json!(15), "{f}");
+        let index = int(&f["index"]);
+        assert_eq!(
+            index,
+            last_index + 1,
+            "indexes follow the request order: {f}"
+        );
+        last_index = index;
+    }
+    let history = a.client.expect_code(17).await;
+    assert_eq!(history["request_id"], json!("h"));
+    assert_eq!(
+        indexes(&history),
+        (1..N).collect::<Vec<_>>(),
+        "the history request sees every send before it"
+    );
+    a.client.expect_silence(200).await;
+
+    for i in 0..N - 1 {
+        let f = b.client.expect_code(0).await;
+        assert_eq!(int(&f["index"]), i + 1, "{f}");
+    }
+    b.client.expect_silence(200).await;
+}

@@ -54,6 +54,9 @@ pub struct ServeArgs {
     /// Deliveries queued per connection before it is marked lagging [default: 1024].
     #[arg(long, env = "NATTER_OUTBOX_FRAMES")]
     pub outbox_frames: Option<usize>,
+    /// Sends per connection waiting for the store's commit before reading pauses [default: 64].
+    #[arg(long, env = "NATTER_MAX_PENDING_SENDS")]
+    pub max_pending_sends: Option<usize>,
     /// Requests per second per connection, 0 for no limit [default: 1000].
     #[arg(long, env = "NATTER_RATE_PER_SEC")]
     pub rate_per_sec: Option<u32>,
@@ -116,6 +119,7 @@ impl Settings {
                 max_frame_bytes,
                 max_text_bytes,
                 outbox_frames,
+                max_pending_sends,
                 rate_per_sec,
                 rate_burst,
                 ping_interval_secs,
@@ -155,6 +159,10 @@ impl Settings {
         if let Some(v) = args.outbox_frames {
             anyhow::ensure!(v >= 1, "outbox-frames must be at least 1");
             server.outbox_frames = v;
+        }
+        if let Some(v) = args.max_pending_sends {
+            anyhow::ensure!(v >= 1, "max-pending-sends must be at least 1");
+            server.max_pending_sends = v;
         }
         if let Some(v) = args.rate_per_sec {
             server.rate_per_sec = v;

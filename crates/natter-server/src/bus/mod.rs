@@ -13,7 +13,6 @@ pub mod nats;
 
 use crate::domain::Delivery;
 use crate::hub::Hub;
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -25,12 +24,11 @@ pub struct Origin {
     pub conn: u64,
 }
 
-#[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Publish a stored message to every node, this one included. Called only after the
-    /// message is durable; never waits on the network (a delivery the bus cannot take now is
-    /// dropped and caught up from the store).
-    async fn publish(&self, delivery: Arc<Delivery>);
+    /// message is durable, by the store's writer in index order; never waits (a delivery the
+    /// bus cannot take now is dropped and caught up from the store).
+    fn publish(&self, delivery: Arc<Delivery>);
 }
 
 /// The in-process bus of a single node: publishing is this node's fan-out.
@@ -44,9 +42,8 @@ impl LocalBus {
     }
 }
 
-#[async_trait]
 impl Bus for LocalBus {
-    async fn publish(&self, delivery: Arc<Delivery>) {
+    fn publish(&self, delivery: Arc<Delivery>) {
         self.hub.dispatch(&delivery);
     }
 }

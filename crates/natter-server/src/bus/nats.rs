@@ -152,7 +152,7 @@ impl NatsBus {
 
 #[async_trait]
 impl Bus for NatsBus {
-    async fn publish(&self, delivery: Arc<Delivery>) {
+    fn publish(&self, delivery: Arc<Delivery>) {
         let wire = WireOut::Message {
             origin: delivery.origin,
             message: &delivery.message,

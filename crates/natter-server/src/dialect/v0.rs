@@ -3,7 +3,7 @@
 
 use super::{Credentials, now_s};
 use crate::domain::{LoginKey, To, encode, view};
-use crate::session::{Missed, Session};
+use crate::session::{Missed, QueuedSend, Session};
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::v0::{self, Request, Target, code};
 use natter_proto::{ErrorCode, WireError};
@@ -14,8 +14,14 @@ pub const UNDELIVERED_BATCH: usize = 100;
 
 pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
     let env = match v0::decode(text) {
-        Ok(env) => env,
+        Ok(env) if matches!(env.request, Request::Text { .. }) => env,
+        // Anything but a send first waits for the sends before it (replies in request order).
+        Ok(env) => {
+            s.drain_sends(out).await;
+            env
+        }
         Err(d) => {
+            s.drain_sends(out).await;
             out.push(
                 v0::finish(
                     v0::error_reply(now_s(), d.code, &d.error),
@@ -75,6 +81,7 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             client_id,
         } => {
             if sender_id.is_some_and(|id| id != me) {
+                s.drain_sends(out).await;
                 out.push(error(&WireError::new(
                     ErrorCode::InvalidField,
                     "field `data.sender_id` must be your own ocid",
@@ -88,20 +95,33 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             match s
                 .app
                 .domain
-                .send_text(me, to, msg, client_id, Some(s.conn.origin()))
+                .queue_text(me, to, msg, client_id, Some(s.conn.origin()))
                 .await
             {
-                Ok(sent) => {
-                    s.note_own(sent.chat, sent.index).await;
-                    out.push(reply(v0::ack(
-                        now_s(),
-                        sent.chat,
-                        sent.id,
-                        sent.index,
-                        sent.client_id.as_deref(),
-                    )));
+                // Acked once durable; meanwhile the connection reads its next frames.
+                Ok(pending) => {
+                    let (rid, code) = (env.request_id.clone(), env.code);
+                    s.queue_send(QueuedSend {
+                        pending,
+                        reply: Box::new(move |result| {
+                            let frame = match result {
+                                Ok(sent) => v0::ack(
+                                    now_s(),
+                                    sent.chat,
+                                    sent.id,
+                                    sent.index,
+                                    sent.client_id.as_deref(),
+                                ),
+                                Err(e) => v0::error_reply(now_s(), Some(code), e),
+                            };
+                            v0::finish(frame, rid.as_ref()).into()
+                        }),
+                    });
                 }
-                Err(e) => out.push(error(&e)),
+                Err(e) => {
+                    s.drain_sends(out).await;
+                    out.push(error(&e));
+                }
             }
         }
         Request::History { chat, page, limit } => {

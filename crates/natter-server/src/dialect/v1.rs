@@ -3,7 +3,7 @@
 
 use super::{Credentials, now_s};
 use crate::domain::{LoginKey, To, encode, view};
-use crate::session::{Missed, Session};
+use crate::session::{Missed, QueuedSend, Session};
 use crate::store::Range;
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::WireError;
@@ -27,8 +27,14 @@ pub fn range(page: Page) -> Range {
 
 pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
     let env = match v1::decode(text) {
-        Ok(env) => env,
+        Ok(env) if matches!(env.request, Request::Text { .. }) => env,
+        // Anything but a send first waits for the sends before it (replies in request order).
+        Ok(env) => {
+            s.drain_sends(out).await;
+            env
+        }
         Err(d) => {
+            s.drain_sends(out).await;
             out.push(
                 v1::finish(
                     v1::error_reply(now_s(), d.code, &d.error),
@@ -103,20 +109,33 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             match s
                 .app
                 .domain
-                .send_text(me, to(target), msg, client_id, origin)
+                .queue_text(me, to(target), msg, client_id, origin)
                 .await
             {
-                Ok(sent) => {
-                    s.note_own(sent.chat, sent.index).await;
-                    out.push(reply(v1::ack(
-                        now_s(),
-                        target,
-                        sent.id,
-                        sent.index,
-                        sent.client_id.as_deref(),
-                    )));
+                // Acked once durable; meanwhile the connection reads its next frames.
+                Ok(pending) => {
+                    let (rid, code) = (env.request_id.clone(), env.code);
+                    s.queue_send(QueuedSend {
+                        pending,
+                        reply: Box::new(move |result| {
+                            let frame = match result {
+                                Ok(sent) => v1::ack(
+                                    now_s(),
+                                    target,
+                                    sent.id,
+                                    sent.index,
+                                    sent.client_id.as_deref(),
+                                ),
+                                Err(e) => v1::error_reply(now_s(), Some(code), e),
+                            };
+                            v1::finish(frame, rid.as_ref()).into()
+                        }),
+                    });
                 }
-                Err(e) => out.push(error(&e)),
+                Err(e) => {
+                    s.drain_sends(out).await;
+                    out.push(error(&e));
+                }
             }
         }
         Request::NewSession { members, name } => {

@@ -9,7 +9,7 @@ pub mod auth;
 use crate::bus::{Bus, Origin};
 use crate::store::{
     Account, Appended, Category, Chat, ChatKind, KIND_NORMAL, Message, NewAccount, NewMessage,
-    Part, Range, Store, StoreError, Unique,
+    OnDurable, Part, Range, Receipt, Store, StoreError, Unique,
 };
 use natter_proto::v1::MessageView;
 use natter_proto::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
@@ -143,6 +143,14 @@ pub enum To {
 pub enum LoginKey {
     Email(String),
     Ocid(Ocid),
+}
+
+/// A send queued in the store and not yet answered.
+#[derive(Debug)]
+pub struct PendingSend {
+    pub chat: Arc<ChatInfo>,
+    /// Resolves once the message is durable.
+    pub receipt: Receipt,
 }
 
 /// The outcome of a send: what the ack needs.
@@ -529,8 +537,7 @@ impl Domain {
     /// Store a text message and hand it to the bus. Returns once it is durable.
     ///
     /// # Errors
-    /// `invalid_field` (empty text), `message_too_long`, `no_such_account`, `no_such_chat`,
-    /// `not_a_member`, `duplicate_client_id`, `internal`.
+    /// As `queue_text` and `finish_send`.
     pub async fn send_text(
         &self,
         me: Ocid,
@@ -539,6 +546,25 @@ impl Domain {
         client_id: Option<String>,
         origin: Option<Origin>,
     ) -> Result<Sent, WireError> {
+        let pending = self.queue_text(me, to, text, client_id, origin).await?;
+        Self::finish_send(pending.receipt.await)
+    }
+
+    /// Check a text message and queue it for storing; the returned `PendingSend` resolves
+    /// (`receipt`) once it is durable, and `finish_send` then publishes it. Sends queued one
+    /// after another get indexes in that order.
+    ///
+    /// # Errors
+    /// `invalid_field` (empty text), `message_too_long`, `no_such_account`, `no_such_chat`,
+    /// `not_a_member`, `internal`.
+    pub async fn queue_text(
+        &self,
+        me: Ocid,
+        to: To,
+        text: String,
+        client_id: Option<String>,
+        origin: Option<Origin>,
+    ) -> Result<PendingSend, WireError> {
         if text.is_empty() {
             return Err(invalid("field `msg` must not be empty"));
         }
@@ -572,23 +598,31 @@ impl Domain {
             client_id,
             created_at: now_ms(),
         };
-        match self.store.append(new).await {
-            Ok(Appended::New(message)) => {
-                let sent = Sent::of(&message);
-                self.bus
-                    .publish(Arc::new(Delivery::new(message, chat, origin)))
-                    .await;
-                Ok(sent)
-            }
-            // A retried send: publish again, in case the node that stored it died before
-            // publishing (receivers drop what they already have by index).
-            Ok(Appended::Existing(message)) => {
-                let sent = Sent::of(&message);
-                self.bus
-                    .publish(Arc::new(Delivery::new(message, chat, origin)))
-                    .await;
-                Ok(sent)
-            }
+        // Published by the store's writer right after the commit, so every chat's messages
+        // reach the bus in index order. A retried send (`Existing`) is published again, in
+        // case the node that stored it died before publishing (receivers drop what they
+        // already have by index).
+        let bus = self.bus.clone();
+        let to_bus = chat.clone();
+        let publish: OnDurable = Box::new(move |appended: &Appended| {
+            let (Appended::New(message) | Appended::Existing(message)) = appended;
+            bus.publish(Arc::new(Delivery::new(message.clone(), to_bus, origin)));
+        });
+        let receipt = self
+            .store
+            .queue_append(new, Some(publish))
+            .await
+            .map_err(|e| internal("message append failed", &e))?;
+        Ok(PendingSend { chat, receipt })
+    }
+
+    /// What a queued send's receipt means for its sender.
+    ///
+    /// # Errors
+    /// `duplicate_client_id`, `no_such_chat`, `internal`.
+    pub fn finish_send(stored: crate::store::Result<Appended>) -> Result<Sent, WireError> {
+        match stored {
+            Ok(Appended::New(message) | Appended::Existing(message)) => Ok(Sent::of(&message)),
             Err(StoreError::ClientIdReused) => Err(WireError::new(
                 ErrorCode::DuplicateClientId,
                 "that client_id was already used for a message to another chat",

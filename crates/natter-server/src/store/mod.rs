@@ -169,6 +169,32 @@ pub enum Range {
     After(Index),
 }
 
+/// Run by a store's writer once an append is durable (see `Store::queue_append`).
+pub type OnDurable = Box<dyn FnOnce(&Appended) + Send + Sync>;
+
+/// The answer to a queued append: resolves once the message is durable (or the append failed).
+#[derive(Debug)]
+pub struct Receipt(tokio::sync::oneshot::Receiver<Result<Appended>>);
+
+impl Receipt {
+    pub(crate) fn new(rx: tokio::sync::oneshot::Receiver<Result<Appended>>) -> Self {
+        Self(rx)
+    }
+}
+
+impl std::future::Future for Receipt {
+    type Output = Result<Appended>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(rows::writer_stopped())))
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Create an account; the store allocates its ocid.
@@ -201,9 +227,21 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Chat>;
 
+    /// Queue a message for storing and return as soon as the writer has taken it (waiting
+    /// only for room in its queue); the receipt resolves once the message is durable. Messages
+    /// queued one after another are assigned indexes, and answered, in the order they were
+    /// queued: a connection can keep many sends in flight and still ack them in order.
+    ///
+    /// `on_durable` runs on the writer right after the commit, before the receipt resolves, in
+    /// queue order: whatever it publishes goes out in index order. It must be quick and must
+    /// not block.
+    async fn queue_append(&self, new: NewMessage, on_durable: Option<OnDurable>)
+    -> Result<Receipt>;
     /// Store a message, assigning the chat's next index in the same transaction. Returns only
     /// once the message is durable.
-    async fn append(&self, new: NewMessage) -> Result<Appended>;
+    async fn append(&self, new: NewMessage) -> Result<Appended> {
+        self.queue_append(new, None).await?.await
+    }
     /// At most `limit` messages of a chat, ascending by index.
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>>;
 

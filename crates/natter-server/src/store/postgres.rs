@@ -8,17 +8,17 @@
 //! deadlock on each other; a batch that still fails with a transient error (deadlock,
 //! serialization failure, a client id raced in from another node) is retried whole.
 
-use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, WriterTask, backend};
+use super::rows::{self, ACCOUNT_COLUMNS, AppendJob, MESSAGE_COLUMNS, WriterTask, backend};
 use super::{
-    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Range, Result,
-    SessionRow, Store, StoreError,
+    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, OnDurable,
+    Range, Receipt, Result, SessionRow, Store, StoreError,
 };
 use async_trait::async_trait;
 use natter_proto::{ChatId, Index, Ocid};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Acquire, Row};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Most appends committed in one transaction.
@@ -27,8 +27,6 @@ const MAX_BATCH: usize = 512;
 const APPEND_QUEUE: usize = 4096;
 /// Attempts at a batch that fails with a transient error.
 const BATCH_ATTEMPTS: usize = 4;
-
-type AppendJob = (NewMessage, oneshot::Sender<Result<Appended>>);
 
 pub struct PgStore {
     pool: PgPool,
@@ -89,19 +87,7 @@ async fn append_writer(pool: PgPool, mut rx: mpsc::Receiver<AppendJob>, stop: Ca
                 _ => break,
             }
         }
-        match outcome {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "append batch failed; rolled back");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-                }
-            }
-        }
+        rows::answer_batch(&mut batch, outcome);
     }
 }
 
@@ -123,11 +109,11 @@ async fn append_batch(
 ) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
     // Lock chats in ascending id order; within a chat, keep the queue's order.
     let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by_key(|&i| batch[i].0.chat);
+    order.sort_by_key(|&i| batch[i].new.chat);
     let mut tx = conn.begin().await?;
     let mut results: Vec<Option<Result<Appended>>> = (0..batch.len()).map(|_| None).collect();
     for i in order {
-        results[i] = Some(append_one(&mut tx, &batch[i].0).await?);
+        results[i] = Some(append_one(&mut tx, &batch[i].new).await?);
     }
     tx.commit().await?;
     Ok(results
@@ -404,8 +390,18 @@ impl Store for PgStore {
         })
     }
 
-    async fn append(&self, new: NewMessage) -> Result<Appended> {
-        rows::request(&self.appends, |reply| (new, reply)).await
+    async fn queue_append(
+        &self,
+        new: NewMessage,
+        on_durable: Option<OnDurable>,
+    ) -> Result<Receipt> {
+        rows::queue(&self.appends, |reply| AppendJob {
+            new,
+            on_durable,
+            reply,
+        })
+        .await
+        .map(Receipt::new)
     }
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {

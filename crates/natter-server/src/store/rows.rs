@@ -141,15 +141,64 @@ impl WriterTask {
     }
 }
 
+/// One queued append: the message, the hook to run once it is durable, and where to answer.
+pub struct AppendJob {
+    pub new: super::NewMessage,
+    pub on_durable: Option<super::OnDurable>,
+    pub reply: tokio::sync::oneshot::Sender<super::Result<super::Appended>>,
+}
+
+/// Answer every job of a batch, in queue order: on success each job's hook runs, then its
+/// caller hears back; on failure every caller gets the error.
+pub fn answer_batch(
+    batch: &mut Vec<AppendJob>,
+    outcome: Result<Vec<super::Result<super::Appended>>, sqlx::Error>,
+) {
+    match outcome {
+        Ok(results) => {
+            for (job, result) in batch.drain(..).zip(results) {
+                if let (Ok(appended), Some(hook)) = (&result, job.on_durable) {
+                    hook(appended);
+                }
+                // The caller may have gone away (connection closed); the message is stored
+                // either way and will be delivered from the store.
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "append batch failed; rolled back");
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+            }
+        }
+    }
+}
+
+/// The failure every caller of a writer sees once it has stopped.
+pub fn writer_stopped() -> StoreError {
+    StoreError::Backend("the message writer has stopped".into())
+}
+
+/// Queue a job built around a reply channel on `queue` (waiting for room) and return the
+/// channel the writer will answer on.
+pub async fn queue<J, T>(
+    queue: &tokio::sync::mpsc::Sender<J>,
+    job: impl FnOnce(tokio::sync::oneshot::Sender<super::Result<T>>) -> J,
+) -> super::Result<tokio::sync::oneshot::Receiver<super::Result<T>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    queue.send(job(tx)).await.map_err(|_| writer_stopped())?;
+    Ok(rx)
+}
+
 /// Queue a job built around a reply channel on `queue` and wait for the writer's answer.
 pub async fn request<J, T>(
     queue: &tokio::sync::mpsc::Sender<J>,
     job: impl FnOnce(tokio::sync::oneshot::Sender<super::Result<T>>) -> J,
 ) -> super::Result<T> {
-    let stopped = || StoreError::Backend("the message writer has stopped".into());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    queue.send(job(tx)).await.map_err(|_| stopped())?;
-    rx.await.map_err(|_| stopped())?
+    self::queue(queue, job)
+        .await?
+        .await
+        .map_err(|_| writer_stopped())?
 }
 
 /// A `sessions` row (`ocid`, `expires_at`).

@@ -5,10 +5,10 @@
 //! transaction (group commit): each message's index is assigned in that transaction, and no
 //! caller hears back before the commit that made its message durable.
 
-use super::rows::{self, ACCOUNT_COLUMNS, MESSAGE_COLUMNS, WriterTask, backend};
+use super::rows::{self, ACCOUNT_COLUMNS, AppendJob, MESSAGE_COLUMNS, WriterTask, backend};
 use super::{
-    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, Range, Result,
-    SessionRow, Store, StoreError,
+    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, OnDurable,
+    Range, Receipt, Result, SessionRow, Store, StoreError,
 };
 use async_trait::async_trait;
 use natter_proto::{ChatId, Index, Ocid};
@@ -28,7 +28,6 @@ const MAX_BATCH: usize = 512;
 /// Appends waiting for the writer before callers wait for room.
 const APPEND_QUEUE: usize = 4096;
 
-type AppendJob = (NewMessage, oneshot::Sender<Result<Appended>>);
 type MarkJob = (Ocid, Vec<(ChatId, Index)>, oneshot::Sender<Result<()>>);
 
 pub struct SqliteStore {
@@ -116,21 +115,7 @@ async fn append_writer(
         for (_, _, reply) in marks.drain(..) {
             let _ = reply.send(marked.clone());
         }
-        match outcome {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    // The caller may have gone away (connection closed); the message is stored
-                    // either way and will be delivered from the store.
-                    let _ = reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "append batch failed; rolled back");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::Backend(e.to_string())));
-                }
-            }
-        }
+        rows::answer_batch(&mut batch, outcome);
     }
     let _ = conn.close().await;
 }
@@ -209,7 +194,8 @@ async fn append_in_transaction(
     // Retried sends: the stored message for every (sender, client id) in the batch.
     let keys: Vec<serde_json::Value> = batch
         .iter()
-        .filter_map(|(m, _)| {
+        .filter_map(|job| {
+            let m = &job.new;
             m.client_id
                 .as_ref()
                 .map(|c| serde_json::json!([m.sender, c]))
@@ -235,7 +221,7 @@ async fn append_in_transaction(
         }
     }
     // The last index of every chat written to.
-    let mut chats: Vec<i64> = batch.iter().map(|(m, _)| m.chat as i64).collect();
+    let mut chats: Vec<i64> = batch.iter().map(|job| job.new.chat as i64).collect();
     chats.sort_unstable();
     chats.dedup();
     let last: HashMap<ChatId, Index> = sqlx::query_as::<_, (i64, i64)>(
@@ -252,7 +238,7 @@ async fn append_in_transaction(
     let mut plans = Vec::with_capacity(batch.len());
     let mut first_of: HashMap<(Ocid, &str), usize> = HashMap::new();
     let mut rows_json = Vec::new();
-    for (i, (new, _)) in batch.iter().enumerate() {
+    for (i, new) in batch.iter().map(|job| &job.new).enumerate() {
         if let Some(c) = new.client_id.as_deref() {
             if let Some(m) = stored.get(&new.sender).and_then(|by_id| by_id.get(c)) {
                 plans.push(Plan::Done(if m.chat == new.chat {
@@ -318,7 +304,7 @@ async fn append_in_transaction(
     }
     // Answer each job.
     let mut results: Vec<Result<Appended>> = Vec::with_capacity(batch.len());
-    for ((new, _), plan) in batch.iter().zip(&plans) {
+    for (new, plan) in batch.iter().map(|job| &job.new).zip(&plans) {
         let result = match plan {
             Plan::Done(r) => r.clone(),
             &Plan::Row(index) => match ids.get(&(new.chat, index)) {
@@ -560,8 +546,18 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn append(&self, new: NewMessage) -> Result<Appended> {
-        rows::request(&self.appends, |reply| (new, reply)).await
+    async fn queue_append(
+        &self,
+        new: NewMessage,
+        on_durable: Option<OnDurable>,
+    ) -> Result<Receipt> {
+        rows::queue(&self.appends, |reply| AppendJob {
+            new,
+            on_durable,
+            reply,
+        })
+        .await
+        .map(Receipt::new)
     }
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {

@@ -46,7 +46,12 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
         tokio::select! {
             biased;
             () = app.shutdown.cancelled() => break Some((1001, "server shutting down")),
-            incoming = socket.recv() => {
+            stored = session.next_stored(), if session.sends_in_flight() > 0 => {
+                session.complete_send(stored, &mut frames).await;
+                session.absorb_sends(&mut frames).await;
+            }
+            // While too many sends wait for the store, frames wait in the socket.
+            incoming = socket.recv(), if session.sends_in_flight() < app.config.max_pending_sends => {
                 last_seen = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(_) | Message::Binary(_))) if !session.allow_frame() => {
@@ -117,6 +122,10 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
             session.written();
         }
     };
+    if close.is_some() {
+        // The socket is still open: ack the sends the store is finishing.
+        session.drain_sends(&mut frames).await;
+    }
     if !frames.is_empty() && write_all(&mut socket, &mut frames).await.is_ok() {
         session.written();
     }
