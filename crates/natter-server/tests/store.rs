@@ -112,12 +112,13 @@ async fn sessions(b: &Backend) {
     s.create_session(a.ocid, b"hash-1", 10, 1000)
         .await
         .expect("session");
-    let row = s
+    let (row, owner) = s
         .session(b"hash-1")
         .await
         .expect("lookup")
         .expect("present");
     assert_eq!((row.ocid, row.expires_at), (a.ocid, 1000));
+    assert_eq!(owner, a, "the session comes with its account");
     assert_eq!(s.session(b"hash-2").await.expect("lookup"), None);
     s.revoke_session(b"hash-1").await.expect("revoke");
     assert_eq!(s.session(b"hash-1").await.expect("lookup"), None);

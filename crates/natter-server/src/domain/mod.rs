@@ -330,7 +330,7 @@ impl Domain {
                 "the session token is unknown, expired or revoked",
             )
         };
-        let row = self
+        let (row, account) = self
             .store
             .session(&auth::token_hash(token))
             .await
@@ -339,11 +339,7 @@ impl Domain {
         if row.expires_at <= now_ms() {
             return Err(bad());
         }
-        self.store
-            .account(row.ocid)
-            .await
-            .map_err(|e| internal("account lookup failed", &e))?
-            .ok_or_else(bad)
+        Ok(account)
     }
 
     /// Revoke a session token (logout).

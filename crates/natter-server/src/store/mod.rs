@@ -209,8 +209,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         expires_at: i64,
     ) -> Result<()>;
-    /// The unrevoked session with this token hash, expired or not.
-    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>>;
+    /// The unrevoked session with this token hash, expired or not, with its account (one
+    /// read: a resume storm costs one query per resume before the catch-up).
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<(SessionRow, Account)>>;
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()>;
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>>;

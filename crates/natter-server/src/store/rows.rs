@@ -36,6 +36,10 @@ where
 pub const ACCOUNT_COLUMNS: &str =
     "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at";
 
+/// The same columns of an `accounts` table aliased `a`.
+pub const ACCOUNT_COLUMNS_A: &str = "a.ocid, a.uuid, a.email, a.phone, a.username, a.nickname, \
+     a.avatar, a.status, a.password_hash, a.created_at";
+
 pub const MESSAGE_COLUMNS: &str = "id, chat_id, idx, sender, kind, parts, client_id, created_at";
 
 /// The same columns of a `messages` table aliased `m`.

@@ -5,7 +5,9 @@
 //! transaction (group commit): each message's index is assigned in that transaction, and no
 //! caller hears back before the commit that made its message durable.
 
-use super::rows::{self, ACCOUNT_COLUMNS, AppendJob, MESSAGE_COLUMNS, WriterTask, backend};
+use super::rows::{
+    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, MESSAGE_COLUMNS, WriterTask, backend,
+};
 use super::{
     Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, OnDurable,
     Range, Receipt, Result, SessionRow, Store, StoreError,
@@ -410,15 +412,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
-        let row = sqlx::query(
-            "SELECT ocid, expires_at FROM sessions WHERE token_hash = ? AND revoked = 0",
-        )
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<(SessionRow, Account)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS_A}, s.expires_at FROM sessions AS s
+             JOIN accounts AS a ON a.ocid = s.ocid
+             WHERE s.token_hash = ? AND s.revoked = 0"
+        )))
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(rows::session).transpose().map_err(backend)
+        row.as_ref()
+            .map(|r| Ok((rows::session(r)?, rows::account(r)?)))
+            .transpose()
+            .map_err(backend)
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
