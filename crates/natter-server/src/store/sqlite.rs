@@ -5,9 +5,7 @@
 //! transaction (group commit): each message's index is assigned in that transaction, and no
 //! caller hears back before the commit that made its message durable.
 
-use super::rows::{
-    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, MESSAGE_COLUMNS, WriterTask, backend,
-};
+use super::rows::{self, ACCOUNT_COLUMNS, AppendJob, MESSAGE_COLUMNS, WriterTask, backend};
 use super::{
     Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, OnDurable,
     Range, Receipt, Result, SessionRow, Store, StoreError,
@@ -34,6 +32,8 @@ type MarkJob = (Ocid, Vec<(ChatId, Index)>, oneshot::Sender<Result<()>>);
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Connections for the short reads on the login and delivery paths, run inline.
+    readers: Readers,
     appends: mpsc::Sender<AppendJob>,
     /// Delivery marks ride the writer's transactions too: no second writer contends for
     /// SQLite's write lock, and no extra fsync is spent on them.
@@ -71,12 +71,110 @@ impl SqliteStore {
         let writer = WriterTask::spawn(|stop| append_writer(conn, rx, marks_rx, stop));
         Ok(Self {
             pool,
+            readers: Readers::new(path),
             appends: tx,
             marks: marks_tx,
             writer,
         })
     }
 }
+
+/// Most idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Read-only connections used inline, on the calling task's thread, for the point reads of the
+/// hot paths (a resume, a cursor). Each such read takes microseconds from the page cache,
+/// where going through sqlx's per-connection worker thread costs two thread hand-offs and
+/// dominated a reconnect storm. Longer reads (history pages, catch-up) stay on the pool.
+struct Readers {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl Readers {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(conn)
+    }
+
+    /// Run `read` on an idle connection (opening one if none is idle).
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self.open().map_err(lite)?,
+        };
+        let out = read(&conn).map_err(lite);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn lite(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A `rusqlite` row as the shared decoders read it.
+struct LiteRow<'a, 'r>(&'a rusqlite::Row<'r>);
+
+impl rows::StoreRow for LiteRow<'_, '_> {
+    fn int(&self, col: &str) -> std::result::Result<i64, sqlx::Error> {
+        self.0
+            .get(col)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+    fn opt_int(&self, col: &str) -> std::result::Result<Option<i64>, sqlx::Error> {
+        self.0
+            .get(col)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+    fn text(&self, col: &str) -> std::result::Result<String, sqlx::Error> {
+        self.0
+            .get(col)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+    fn opt_text(&self, col: &str) -> std::result::Result<Option<String>, sqlx::Error> {
+        self.0
+            .get(col)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+}
+
+/// A decoding failure inside a `rusqlite` row callback.
+fn decoded<T>(r: std::result::Result<T, sqlx::Error>) -> rusqlite::Result<T> {
+    r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+const MEMBERSHIP_ONE_SQL: &str = "SELECT m.chat_id, m.joined_index, m.delivered_index,
+     c.last_index FROM members m JOIN chats c ON c.id = m.chat_id
+     WHERE m.ocid = ?1 AND m.chat_id = ?2";
+
+/// A live session with its account (`rows::ACCOUNT_COLUMNS_A`, then `expires_at`).
+const SESSION_SQL: &str = "SELECT a.ocid, a.uuid, a.email, a.phone, a.username, a.nickname,
+     a.avatar, a.status, a.password_hash, a.created_at, s.expires_at
+     FROM sessions AS s JOIN accounts AS a ON a.ocid = s.ocid
+     WHERE s.token_hash = ?1 AND s.revoked = 0";
+
+const MEMBERSHIP_SQL: &str = "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
+     FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ?1";
 
 /// The group-commit loop: take every queued append and delivery mark (up to `MAX_BATCH` of
 /// each), run them in one transaction, commit, then answer each caller.
@@ -413,19 +511,15 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, token_hash: &[u8]) -> Result<Option<(SessionRow, Account)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS_A}, s.expires_at FROM sessions AS s
-             JOIN accounts AS a ON a.ocid = s.ocid
-             WHERE s.token_hash = ? AND s.revoked = 0"
-        )))
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        row.as_ref()
-            .map(|r| Ok((rows::session(r)?, rows::account(r)?)))
-            .transpose()
-            .map_err(backend)
+        self.readers.with(|c| {
+            let mut st = c.prepare_cached(SESSION_SQL)?;
+            let mut rows = st.query([token_hash])?;
+            let Some(r) = rows.next()? else {
+                return Ok(None);
+            };
+            let row = LiteRow(r);
+            decoded((|| Ok(Some((rows::session(&row)?, rows::account(&row)?))))())
+        })
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
@@ -600,34 +694,26 @@ impl Store for SqliteStore {
     }
 
     async fn memberships(&self, ocid: Ocid) -> Result<Vec<Membership>> {
-        let rows = sqlx::query(
-            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
-             FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ?",
-        )
-        .bind(ocid as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows.iter()
-            .map(rows::membership)
-            .collect::<Result<_, _>>()
-            .map_err(backend)
+        self.readers.with(|c| {
+            let mut st = c.prepare_cached(MEMBERSHIP_SQL)?;
+            let mut rows = st.query([ocid as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(decoded(rows::membership(&LiteRow(r)))?);
+            }
+            Ok(out)
+        })
     }
 
     async fn membership(&self, ocid: Ocid, chat: ChatId) -> Result<Option<Membership>> {
-        let row = sqlx::query(
-            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
-             FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ? AND m.chat_id = ?",
-        )
-        .bind(ocid as i64)
-        .bind(chat as i64)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        row.as_ref()
-            .map(rows::membership)
-            .transpose()
-            .map_err(backend)
+        self.readers.with(|c| {
+            let mut st = c.prepare_cached(MEMBERSHIP_ONE_SQL)?;
+            let mut rows = st.query([ocid as i64, chat as i64])?;
+            match rows.next()? {
+                Some(r) => decoded(rows::membership(&LiteRow(r))).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     async fn mark_delivered(&self, ocid: Ocid, marks: &[(ChatId, Index)]) -> Result<()> {
