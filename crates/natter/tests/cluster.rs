@@ -1,6 +1,7 @@
-//! Failover with real processes: two `natter serve` nodes on one PostgreSQL database and one
-//! NATS bus; one node is killed with SIGKILL mid-conversation, and its clients move to the
-//! other node and lose nothing (each message exactly once, in index order). Runs when
+//! Clusters with real processes: two `natter serve` nodes on one PostgreSQL database and one
+//! NATS bus. Failover: one node is killed with SIGKILL mid-conversation, and its clients move to
+//! the other node and lose nothing (each message exactly once, in index order). Bench: `natter
+//! bench` with both nodes' URLs runs every workload across them and its check passes. Runs when
 //! PostgreSQL and NATS are reachable; fails when `CI=true` and they are not.
 
 mod common;
@@ -13,6 +14,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use services::{TestDb, nats, rand_u64};
 use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A node and its data directory.
@@ -21,10 +24,10 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
-/// Start a node of `cluster` and wait for its "listening" line.
-fn node(name: &str, db: &str, bus: &str, cluster: &str) -> Node {
+/// Start a node of `cluster` with the `extra` flags and wait for its "listening" line.
+fn node(name: &str, db: &str, bus: &str, cluster: &str, extra: &[&str]) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
-    let flags = [
+    let mut flags = vec![
         "--store",
         db,
         "--bus",
@@ -34,6 +37,7 @@ fn node(name: &str, db: &str, bus: &str, cluster: &str) -> Node {
         "--node-id",
         name,
     ];
+    flags.extend_from_slice(extra);
     Node {
         server: serve(dir.path(), &flags, name),
         _dir: dir,
@@ -173,8 +177,8 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
     };
     let Some(bus) = nats().await else { return };
     let cluster = format!("natter-test-{:x}", rand_u64());
-    let mut a = node("node-a", &db.url, &bus, &cluster);
-    let b = node("node-b", &db.url, &bus, &cluster);
+    let mut a = node("node-a", &db.url, &bus, &cluster, &[]);
+    let b = node("node-b", &db.url, &bus, &cluster, &[]);
 
     let mut alice = Peer::new(&a.server.addr, "alice@example.com").await;
     let mut carol = Peer::new(&a.server.addr, "carol@example.com").await;
@@ -255,4 +259,126 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
         let extra = tokio::time::timeout(Duration::from_millis(300), peer.ws.next()).await;
         assert!(extra.is_err(), "unexpected frame: {extra:?}");
     }
+}
+
+/// Run `natter bench --url <each node> <args> --json <file>` and return the parsed report; the
+/// run must succeed, its check must pass, and it must say it drove every node.
+fn bench(nodes: &[&Node], dir: &Path, args: &[&str]) -> Value {
+    let json = dir.join(format!("{}.json", args[0]));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.arg("bench");
+    for n in nodes {
+        cmd.arg("--url").arg(format!("ws://{}/ws", n.server.addr));
+    }
+    let out = cmd
+        .args(["--timeout-secs", "120", "--json"])
+        .arg(&json)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run natter bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "natter bench {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("nodes={}", nodes.len())),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&json).expect("the JSON report");
+    let report: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(report["workload"], args[0]);
+    assert_eq!(report["checks"]["passed"], true, "{report}");
+    assert_eq!(report["parameters"]["nodes"], nodes.len(), "{report}");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_drives_every_workload_across_two_nodes() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let Some(bus) = nats().await else { return };
+    let cluster = format!("natter-test-{:x}", rand_u64());
+    let unlimited = ["--rate-per-sec", "0"];
+    let a = node("node-a", &db.url, &bus, &cluster, &unlimited);
+    let b = node("node-b", &db.url, &bus, &cluster, &unlimited);
+    let nodes = [&a, &b];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path();
+
+    // Connection c on node c mod 2: each node counts its half.
+    let r = bench(
+        &nodes,
+        out,
+        &[
+            "idle",
+            "--connections",
+            "20",
+            "--accounts",
+            "4",
+            "--hold-secs",
+            "0.2",
+        ],
+    );
+    assert_eq!(r["counts"]["connections_opened"], 20);
+    assert_eq!(r["counts"]["server_connections_added"], 20);
+    assert_eq!(r["counts"]["server_connections_added_node0"], 10);
+    assert_eq!(r["counts"]["server_connections_added_node1"], 10);
+    assert!(r["figures"]["server_rss_per_connection_bytes"].is_number());
+
+    // Every sender on one node, its receiver on the other.
+    let r = bench(&nodes, out, &["direct", "--pairs", "4", "--messages", "50"]);
+    assert_eq!(r["counts"]["messages_acked"], 200);
+    assert_eq!(r["counts"]["deliveries_received"], 200);
+    assert_eq!(r["counts"]["lost"], 0);
+    assert_eq!(r["counts"]["duplicated_or_out_of_order"], 0);
+    assert_eq!(r["counts"]["foreign_frames"], 0);
+
+    // Members (and the two senders) alternate between the nodes.
+    let r = bench(
+        &nodes,
+        out,
+        &[
+            "group",
+            "--members",
+            "8",
+            "--senders",
+            "2",
+            "--messages",
+            "20",
+        ],
+    );
+    assert_eq!(r["counts"]["messages_acked"], 40);
+    assert_eq!(r["counts"]["deliveries_expected"], 280);
+    assert_eq!(r["counts"]["deliveries_received"], 280);
+    assert_eq!(r["counts"]["lost"], 0);
+    assert_eq!(r["counts"]["duplicated_or_out_of_order"], 0);
+
+    // Sent on node A, caught up on node B.
+    let r = bench(&nodes, out, &["catchup", "--messages", "200"]);
+    assert_eq!(r["counts"]["received"], 200);
+    assert_eq!(r["counts"]["pushed_before_sync_done"], 200);
+    assert_eq!(r["counts"]["lost"], 0);
+    assert_eq!(r["counts"]["duplicated_or_out_of_order"], 0);
+
+    // Every reconnect on the other node than the connection's last.
+    let r = bench(
+        &nodes,
+        out,
+        &[
+            "resume",
+            "--connections",
+            "20",
+            "--rounds",
+            "3",
+            "--accounts",
+            "5",
+        ],
+    );
+    assert_eq!(r["counts"]["reconnects"], 60);
+    assert_eq!(r["counts"]["errors"], 0);
 }

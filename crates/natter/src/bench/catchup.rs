@@ -40,8 +40,7 @@ pub async fn catchup(
     window: usize,
     login: Login,
 ) -> anyhow::Result<Report> {
-    let endpoint = &common.endpoint;
-    let mut report = Report::new("catchup", &endpoint.url);
+    let mut report = Report::new("catchup", &common.url());
     report.param("messages", messages);
     report.param("window", window);
     report.param(
@@ -55,18 +54,23 @@ pub async fn catchup(
     let setup = Instant::now();
     let bar = report::progress(2, "set-up: accounts");
     let tag = format!("{}c", common.tag);
-    let mut accounts = client::accounts(endpoint, &tag, 2, 1, &bar).await?;
+    // Account 0 writes on node 0, account 1 reads on node 1 (with several nodes): the reader
+    // catches up on another node than the one that took the messages.
+    let at = |i: usize| common.endpoint(i);
+    let mut accounts = client::accounts(at, &tag, 2, 1, &bar).await?;
     bar.finish_and_clear();
     let (reader, reader_conn) = accounts.pop().context("no reader account")?;
     let (writer, mut writer_conn) = accounts.pop().context("no writer account")?;
-    go_offline(endpoint, reader_conn).await?;
+    let reader_endpoint = at(1);
+    go_offline(reader_endpoint, reader_conn).await?;
     let bar = report::progress(1, "set-up: sending");
     writer_conn
         .send_acked(Target::Private(reader.ocid), messages, window)
         .await?;
     bar.finish_and_clear();
     report.setup = format!(
-        "registered 2 accounts; the reader logged in once and went offline; the writer sent it {messages} private messages, all acked"
+        "registered 2 accounts; the reader logged in once and went offline; the writer sent it {messages} private messages, all acked{}",
+        common.spread("the writer on node 0, the reader on node 1")
     );
     report.setup_secs = setup.elapsed().as_secs_f64();
     report.measured = format!(
@@ -78,7 +82,7 @@ pub async fn catchup(
         }
     );
     report::note("measuring: the reader logs in");
-    let mut conn = endpoint.connect(0).await?;
+    let mut conn = reader_endpoint.connect(0).await?;
     let mut tally = Tally::new(messages as u64);
     let seen = receive(
         &mut conn,

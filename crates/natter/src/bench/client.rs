@@ -403,14 +403,15 @@ pub fn message(target: Target, msg: &str) -> String {
 }
 
 /// Register `n` fresh accounts named `{tag}{i}` and log each in once with its password, at
-/// most `concurrency` at a time; returns each account with its logged-in connection, in order.
+/// most `concurrency` at a time, account `i` at the endpoint `at(i)`; returns each account
+/// with its logged-in connection (to that endpoint), in order.
 ///
 /// Password hashing (Argon2id) makes this the slow part of a run's set-up.
 ///
 /// # Errors
 /// Any registration or login failed.
-pub async fn accounts(
-    endpoint: &Endpoint,
+pub async fn accounts<'a>(
+    at: impl Fn(usize) -> &'a Endpoint,
     tag: &str,
     n: usize,
     concurrency: usize,
@@ -419,7 +420,7 @@ pub async fn accounts(
     let limit = std::sync::Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let (endpoint, limit, progress) = (endpoint.clone(), limit.clone(), progress.clone());
+        let (endpoint, limit, progress) = (at(i).clone(), limit.clone(), progress.clone());
         let name = format!("{tag}{i}");
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await?;
@@ -451,6 +452,8 @@ pub fn run_tag() -> String {
 
 /// A connection opened by [`open_resumed`].
 pub struct Opened {
+    /// The connection's number `i` (see [`open_resumed`]).
+    pub number: usize,
     pub conn: Conn,
     /// From the start of the TCP connect to the resume reply.
     pub took: Duration,
@@ -458,10 +461,11 @@ pub struct Opened {
     pub synced: u64,
 }
 
-/// Open `n` connections, number `i` resuming `accounts[i % accounts.len()]`, with at most
-/// `concurrency` being opened at once; a result per connection, in no particular order.
-pub async fn open_resumed(
-    endpoint: &Endpoint,
+/// Open `n` connections, number `i` to the endpoint `at(i)` resuming
+/// `accounts[i % accounts.len()]`, with at most `concurrency` being opened at once; a result
+/// per connection, in no particular order.
+pub async fn open_resumed<'a>(
+    at: impl Fn(usize) -> &'a Endpoint,
     accounts: &[Account],
     n: usize,
     concurrency: usize,
@@ -473,7 +477,7 @@ pub async fn open_resumed(
     let limit = std::sync::Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let (endpoint, limit, progress) = (endpoint.clone(), limit.clone(), progress.clone());
+        let (endpoint, limit, progress) = (at(i).clone(), limit.clone(), progress.clone());
         let account = accounts[i % accounts.len()].clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await?;
@@ -484,7 +488,12 @@ pub async fn open_resumed(
             let took = start.elapsed();
             let synced = conn.sync_done().await?;
             progress.inc(1);
-            anyhow::Ok(Opened { conn, took, synced })
+            anyhow::Ok(Opened {
+                number: i,
+                conn,
+                took,
+                synced,
+            })
         });
     }
     let mut out = Vec::with_capacity(n);

@@ -7,6 +7,9 @@
 //! prints a table on stdout, optionally writes JSON (`--json`), and exits non-zero when its
 //! check fails. The shared client lives in [`client`]; counting in [`stats`]; output in
 //! [`report`].
+//!
+//! Given `--url` several times, the bench drives a cluster: each workload spreads its
+//! connections over the nodes so that its traffic crosses them (see [`Common::endpoint`]).
 
 mod catchup;
 mod client;
@@ -17,15 +20,16 @@ mod stats;
 mod traffic;
 
 use anyhow::{Context, bail, ensure};
-use clap::{Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// The server's v1 WebSocket URL (ws:// only); `GET /metrics` is read from the same host.
-    #[arg(long, global = true, default_value = "ws://127.0.0.1:7878/ws")]
-    pub url: String,
+    /// Give it once per node to drive a cluster: the connections are spread over the nodes.
+    #[arg(long, global = true, action = ArgAction::Append, num_args = 1, default_value = "ws://127.0.0.1:7878/ws")]
+    pub url: Vec<String>,
     /// Give up after this many seconds (set-up included).
     #[arg(long, global = true, default_value_t = 300)]
     pub timeout_secs: u64,
@@ -116,7 +120,8 @@ pub enum Workload {
 
 /// What every workload is given.
 pub struct Common {
-    endpoint: client::Endpoint,
+    /// One per `--url`, in the order given (never empty).
+    endpoints: Vec<client::Endpoint>,
     /// Makes this run's account names unique.
     tag: String,
     concurrency: usize,
@@ -124,19 +129,53 @@ pub struct Common {
     grace: Duration,
 }
 
+impl Common {
+    /// The endpoint of node `i` modulo the number of nodes: workloads give their `i`-th
+    /// connection `endpoint(i)` (or a shifted `i`) to spread over the nodes of a cluster.
+    fn endpoint(&self, i: usize) -> &client::Endpoint {
+        &self.endpoints[i % self.endpoints.len()]
+    }
+
+    /// The number of nodes (`--url`s).
+    fn nodes(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// How a workload spread its connections over the nodes, to end its set-up line: nothing
+    /// with one node.
+    fn spread(&self, how: &str) -> String {
+        if self.nodes() > 1 {
+            format!("; over {} nodes: {how}", self.nodes())
+        } else {
+            String::new()
+        }
+    }
+
+    /// Every node's URL, separated by spaces (just the URL with one node), for the report.
+    fn url(&self) -> String {
+        let urls: Vec<&str> = self.endpoints.iter().map(|e| e.url.as_str()).collect();
+        urls.join(" ")
+    }
+}
+
 /// Run a workload, print its table, write its JSON; fails if its check failed.
 ///
 /// # Errors
 /// Connection or protocol failures, a timeout, or a failed check.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    ensure!(!args.url.is_empty(), "--url names no server");
+    let mut endpoints = Vec::with_capacity(args.url.len());
+    for url in &args.url {
+        endpoints.push(client::Endpoint::new(url, args.sources).await?);
+    }
     let common = Common {
-        endpoint: client::Endpoint::new(&args.url, args.sources).await?,
+        endpoints,
         tag: client::run_tag(),
         concurrency: args.concurrency.max(1),
         setup_concurrency: args.setup_concurrency.max(1),
         grace: Duration::from_secs(args.grace_secs),
     };
-    report::note(&format!("set-up against {}", args.url));
+    report::note(&format!("set-up against {}", args.url.join(", ")));
     let deadline = Duration::from_secs(args.timeout_secs);
     let report = tokio::time::timeout(deadline, workload(&common, &args.workload))
         .await
@@ -144,6 +183,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut report = report;
     if args.sources > 1 {
         report.param("sources", args.sources);
+    }
+    if common.nodes() > 1 {
+        report.param("nodes", common.nodes());
     }
     print!("{}", report.table());
     if let Some(path) = &args.json {

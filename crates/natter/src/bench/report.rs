@@ -5,6 +5,7 @@ use super::stats::Histogram;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub enum Latency {
 #[derive(Debug)]
 pub struct Report {
     pub workload: &'static str,
+    /// The server's URL; with several nodes, every node's URL, separated by spaces.
     pub url: String,
     /// The workload's parameters, as given on the command line.
     pub parameters: Map<String, Value>,
@@ -32,8 +34,8 @@ pub struct Report {
     pub measured: String,
     /// Named figures, in display order: (key, value, unit).
     pub figures: Vec<(&'static str, f64, &'static str)>,
-    /// Named counts, in display order.
-    pub counts: Vec<(&'static str, u64)>,
+    /// Named counts, in display order (per-node counts have names made at run time).
+    pub counts: Vec<(Cow<'static, str>, u64)>,
     /// The correctness check: what it checks, and the failures found (none: passed).
     pub check: String,
     pub failures: Vec<String>,
@@ -79,8 +81,8 @@ impl Report {
     }
 
     /// Add a count.
-    pub fn count(&mut self, key: &'static str, value: u64) {
-        self.counts.push((key, value));
+    pub fn count(&mut self, key: impl Into<Cow<'static, str>>, value: u64) {
+        self.counts.push((key.into(), value));
     }
 
     /// Whether the correctness check passed.
@@ -98,7 +100,7 @@ impl Report {
         let counts: Map<String, Value> = self
             .counts
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
         json!({
             "workload": self.workload,
@@ -144,7 +146,7 @@ impl Report {
             rows.push(((*k).into(), format!("{} {unit}", number(*v))));
         }
         for (k, v) in &self.counts {
-            rows.push(((*k).into(), v.to_string()));
+            rows.push((k.to_string(), v.to_string()));
         }
         let verdict = if self.passed() {
             format!("PASSED: {}", self.check)

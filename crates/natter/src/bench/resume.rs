@@ -18,8 +18,7 @@ pub async fn resume(
     rounds: usize,
     accounts: usize,
 ) -> anyhow::Result<Report> {
-    let endpoint = &common.endpoint;
-    let mut report = Report::new("resume", &endpoint.url);
+    let mut report = Report::new("resume", &common.url());
     let accounts = accounts.clamp(1, connections.max(1));
     report.param("connections", connections);
     report.param("rounds", rounds);
@@ -28,11 +27,13 @@ pub async fn resume(
     let setup = Instant::now();
     let bar = report::progress(accounts as u64, "set-up: accounts");
     let tag = format!("{}r", common.tag);
-    let set_up = client::accounts(endpoint, &tag, accounts, common.setup_concurrency, &bar).await?;
+    let at = |i: usize| common.endpoint(i);
+    let set_up = client::accounts(at, &tag, accounts, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
     let tokens: Vec<client::Account> = set_up.into_iter().map(|(a, _)| a).collect();
     report.setup = format!(
-        "registered {accounts} accounts and logged each in once with its password (then closed)"
+        "registered {accounts} accounts and logged each in once with its password (then closed){}",
+        common.spread("in round r, connection c resumes on node c + r mod n")
     );
     report.setup_secs = setup.elapsed().as_secs_f64();
     report.measured = format!(
@@ -49,10 +50,11 @@ pub async fn resume(
     let mut busy = Duration::ZERO;
     let mut errors = Vec::new();
     let mut synced = 0;
-    for _ in 0..rounds {
+    for round in 0..rounds {
+        // With several nodes, each reconnect lands on another node than the connection's last.
+        let at = |c: usize| common.endpoint(c + round);
         let start = Instant::now();
-        let opened =
-            client::open_resumed(endpoint, &tokens, connections, common.concurrency, &bar).await;
+        let opened = client::open_resumed(at, &tokens, connections, common.concurrency, &bar).await;
         busy += start.elapsed();
         for o in opened {
             match o {

@@ -99,20 +99,29 @@ struct Shared {
 /// # Errors
 /// Set-up or connection failures.
 pub async fn direct(common: &Common, pairs: usize, sending: Sending) -> anyhow::Result<Report> {
-    let endpoint = &common.endpoint;
-    let mut report = Report::new("direct", &endpoint.url);
+    let mut report = Report::new("direct", &common.url());
     report.param("pairs", pairs);
     sending.params(&mut report);
     let setup = Instant::now();
     let bar = report::progress(2 * pairs as u64, "set-up: accounts");
     let tag = format!("{}d", common.tag);
+    // Accounts 0 .. pairs send, pairs .. 2 pairs receive: sender i on node i, its receiver on
+    // node i + 1, so that with several nodes every message crosses from one to another.
+    let at = |k: usize| {
+        if k < pairs {
+            common.endpoint(k)
+        } else {
+            common.endpoint(k - pairs + 1)
+        }
+    };
     let mut accounts =
-        client::accounts(endpoint, &tag, 2 * pairs, common.setup_concurrency, &bar).await?;
+        client::accounts(at, &tag, 2 * pairs, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
     let receivers = accounts.split_off(pairs);
     report.setup = format!(
-        "registered and logged in {} accounts ({pairs} senders, {pairs} receivers), one connection each",
-        2 * pairs
+        "registered and logged in {} accounts ({pairs} senders, {pairs} receivers), one connection each{}",
+        2 * pairs,
+        common.spread("sender i on node i mod n, its receiver on node i + 1 mod n")
     );
     report.setup_secs = setup.elapsed().as_secs_f64();
     let interval = sending.interval(pairs);
@@ -167,16 +176,17 @@ pub async fn group(
 ) -> anyhow::Result<Report> {
     ensure!(members >= 2, "a group needs at least 2 members");
     ensure!(senders <= members, "senders cannot outnumber members");
-    let endpoint = &common.endpoint;
-    let mut report = Report::new("group", &endpoint.url);
+    let mut report = Report::new("group", &common.url());
     report.param("members", members);
     report.param("senders", senders);
     sending.params(&mut report);
     let setup = Instant::now();
     let bar = report::progress(members as u64, "set-up: accounts");
     let tag = format!("{}g", common.tag);
-    let mut accounts =
-        client::accounts(endpoint, &tag, members, common.setup_concurrency, &bar).await?;
+    // Member j (the senders are the first) on node j: every node has senders' messages to
+    // deliver to the members of the others.
+    let at = |j: usize| common.endpoint(j);
+    let mut accounts = client::accounts(at, &tag, members, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
     let others: Vec<u64> = accounts.iter().skip(1).map(|(a, _)| a.ocid).collect();
     let group = match accounts.first_mut() {
@@ -184,7 +194,8 @@ pub async fn group(
         None => bail!("no members"),
     };
     report.setup = format!(
-        "registered and logged in {members} accounts, one connection each; created one group of all {members}"
+        "registered and logged in {members} accounts, one connection each; created one group of all {members}{}",
+        common.spread("member j (senders first) on node j mod n")
     );
     report.setup_secs = setup.elapsed().as_secs_f64();
     let interval = sending.interval(senders);
