@@ -5,7 +5,7 @@ pub mod v0;
 pub mod v1;
 
 use crate::domain::{LoginKey, To};
-use crate::session::{Missed, Session};
+use crate::session::{AckFrame, Missed, QueuedSend, Session};
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::{ChatId, ErrorCode, Index, Ocid, WireError};
 
@@ -160,4 +160,38 @@ pub async fn logout(session: &mut Session) -> Result<(), WireError> {
     }
     session.log_out().await;
     Ok(())
+}
+
+/// Check and queue a text message from the logged-in account: acked with `ack` once durable (the
+/// connection reads on meanwhile), or, when it fails its checks, answered at once with `error`,
+/// after the sends before it.
+pub async fn send_text(
+    s: &mut Session,
+    to: To,
+    text: String,
+    client_id: Option<String>,
+    ack: AckFrame,
+    error: impl FnOnce(&WireError) -> Utf8Bytes,
+    out: &mut Vec<Utf8Bytes>,
+) {
+    let origin = Some(s.conn.origin());
+    let queued = match s.me() {
+        Ok(me) => {
+            s.app
+                .domain
+                .queue_text(me, to, text, client_id, origin)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match queued {
+        Ok(pending) => s.queue_send(QueuedSend {
+            pending,
+            reply: ack,
+        }),
+        Err(e) => {
+            s.drain_sends(out).await;
+            out.push(error(&e));
+        }
+    }
 }

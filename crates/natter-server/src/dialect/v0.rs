@@ -3,7 +3,7 @@
 
 use super::{Credentials, now_s};
 use crate::domain::{LoginKey, To, encode, view};
-use crate::session::{Missed, QueuedSend, Session};
+use crate::session::{AckFrame, Missed, Session};
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::v0::{self, Request, Target, code};
 use natter_proto::{ErrorCode, WireError};
@@ -92,37 +92,21 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
                 Target::Chat(c) => To::Chat(c),
                 Target::Private(o) => To::Account(o),
             };
-            match s
-                .app
-                .domain
-                .queue_text(me, to, msg, client_id, Some(s.conn.origin()))
-                .await
-            {
-                // Acked once durable; meanwhile the connection reads its next frames.
-                Ok(pending) => {
-                    let (rid, code) = (env.request_id.clone(), env.code);
-                    s.queue_send(QueuedSend {
-                        pending,
-                        reply: Box::new(move |result| {
-                            let frame = match result {
-                                Ok(sent) => v0::ack(
-                                    now_s(),
-                                    sent.chat,
-                                    sent.id,
-                                    sent.index,
-                                    sent.client_id.as_deref(),
-                                ),
-                                Err(e) => v0::error_reply(now_s(), Some(code), e),
-                            };
-                            v0::finish(frame, rid.as_ref()).into()
-                        }),
-                    });
-                }
-                Err(e) => {
-                    s.drain_sends(out).await;
-                    out.push(error(&e));
-                }
-            }
+            let (rid, code) = (env.request_id.clone(), env.code);
+            let ack: AckFrame = Box::new(move |result| {
+                let frame = match result {
+                    Ok(sent) => v0::ack(
+                        now_s(),
+                        sent.chat,
+                        sent.id,
+                        sent.index,
+                        sent.client_id.as_deref(),
+                    ),
+                    Err(e) => v0::error_reply(now_s(), Some(code), e),
+                };
+                v0::finish(frame, rid.as_ref()).into()
+            });
+            super::send_text(s, to, msg, client_id, ack, error, out).await;
         }
         Request::History { chat, page, limit } => {
             match s

@@ -3,7 +3,7 @@
 
 use super::{Credentials, now_s};
 use crate::domain::{LoginKey, To, encode, view};
-use crate::session::{Missed, QueuedSend, Session};
+use crate::session::{AckFrame, Missed, Session};
 use crate::store::Range;
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::WireError;
@@ -105,38 +105,21 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
             msg,
             client_id,
         } => {
-            let origin = Some(s.conn.origin());
-            match s
-                .app
-                .domain
-                .queue_text(me, to(target), msg, client_id, origin)
-                .await
-            {
-                // Acked once durable; meanwhile the connection reads its next frames.
-                Ok(pending) => {
-                    let (rid, code) = (env.request_id.clone(), env.code);
-                    s.queue_send(QueuedSend {
-                        pending,
-                        reply: Box::new(move |result| {
-                            let frame = match result {
-                                Ok(sent) => v1::ack(
-                                    now_s(),
-                                    target,
-                                    sent.id,
-                                    sent.index,
-                                    sent.client_id.as_deref(),
-                                ),
-                                Err(e) => v1::error_reply(now_s(), Some(code), e),
-                            };
-                            v1::finish(frame, rid.as_ref()).into()
-                        }),
-                    });
-                }
-                Err(e) => {
-                    s.drain_sends(out).await;
-                    out.push(error(&e));
-                }
-            }
+            let (rid, code) = (env.request_id.clone(), env.code);
+            let ack: AckFrame = Box::new(move |result| {
+                let frame = match result {
+                    Ok(sent) => v1::ack(
+                        now_s(),
+                        target,
+                        sent.id,
+                        sent.index,
+                        sent.client_id.as_deref(),
+                    ),
+                    Err(e) => v1::error_reply(now_s(), Some(code), e),
+                };
+                v1::finish(frame, rid.as_ref()).into()
+            });
+            super::send_text(s, to(target), msg, client_id, ack, error, out).await;
         }
         Request::NewSession { members, name } => {
             let name = name.unwrap_or_default();

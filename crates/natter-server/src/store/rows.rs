@@ -194,6 +194,22 @@ pub async fn queue<J, T>(
     Ok(rx)
 }
 
+/// Queue an append on a writer's queue (waiting for room): `Store::queue_append` for both SQL
+/// backends.
+pub async fn queue_append(
+    queue: &tokio::sync::mpsc::Sender<AppendJob>,
+    new: super::NewMessage,
+    on_durable: Option<super::OnDurable>,
+) -> super::Result<super::Receipt> {
+    self::queue(queue, |reply| AppendJob {
+        new,
+        on_durable,
+        reply,
+    })
+    .await
+    .map(super::Receipt::new)
+}
+
 /// Queue a job built around a reply channel on `queue` and wait for the writer's answer.
 pub async fn request<J, T>(
     queue: &tokio::sync::mpsc::Sender<J>,

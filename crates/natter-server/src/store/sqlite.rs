@@ -652,13 +652,7 @@ impl Store for SqliteStore {
         new: NewMessage,
         on_durable: Option<OnDurable>,
     ) -> Result<Receipt> {
-        rows::queue(&self.appends, |reply| AppendJob {
-            new,
-            on_durable,
-            reply,
-        })
-        .await
-        .map(Receipt::new)
+        rows::queue_append(&self.appends, new, on_durable).await
     }
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
