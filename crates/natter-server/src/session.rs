@@ -378,9 +378,10 @@ impl Session {
         }
         let m = &out.delivery.message;
         let (chat, index) = (m.chat, m.index);
-        if !self.sends.is_empty() && index > self.cursor(chat).await.last + 1 {
-            // The gap may be this connection's own sends, durable but not acked yet: ack them
-            // first, or the gap fill would write them back to their sender.
+        let own_in_flight = self.sends.iter().any(|q| q.pending.chat.id == chat);
+        if own_in_flight && index > self.cursor(chat).await.last + 1 {
+            // The gap may be this connection's own sends to this chat, durable but not acked
+            // yet: ack them first, or the gap fill would write them back to their sender.
             self.absorb_sends(frames).await;
             if index > self.cursor(chat).await.last + 1 {
                 self.drain_sends(frames).await;

@@ -530,22 +530,6 @@ impl Domain {
 
     // -- messages --------------------------------------------------------------------------
 
-    /// Store a text message and hand it to the bus. Returns once it is durable.
-    ///
-    /// # Errors
-    /// As `queue_text` and `finish_send`.
-    pub async fn send_text(
-        &self,
-        me: Ocid,
-        to: To,
-        text: String,
-        client_id: Option<String>,
-        origin: Option<Origin>,
-    ) -> Result<Sent, WireError> {
-        let pending = self.queue_text(me, to, text, client_id, origin).await?;
-        Self::finish_send(pending.receipt.await)
-    }
-
     /// Check a text message and queue it for storing; the returned `PendingSend` resolves
     /// (`receipt`) once it is durable, and `finish_send` then publishes it. Sends queued one
     /// after another get indexes in that order.

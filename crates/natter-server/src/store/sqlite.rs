@@ -109,7 +109,8 @@ impl Readers {
         Ok(conn)
     }
 
-    /// Run `read` on an idle connection (opening one if none is idle).
+    /// Run `read` on an idle connection (opening one if none is idle). `read` never awaits, so
+    /// at most one connection per runtime thread is in use at a time.
     fn with<T>(
         &self,
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
@@ -518,7 +519,9 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let row = LiteRow(r);
-            decoded((|| Ok(Some((rows::session(&row)?, rows::account(&row)?))))())
+            let session = decoded(rows::session(&row))?;
+            let account = decoded(rows::account(&row))?;
+            Ok(Some((session, account)))
         })
     }
 
