@@ -36,6 +36,10 @@ pub enum ErrorCode {
     NotAMember,
     /// The text is longer than the configured limit.
     MessageTooLong,
+    /// No friend request from that account is waiting for an answer.
+    NoSuchRequest,
+    /// The two accounts are not friends.
+    NotFriends,
     /// Too many requests; slow down.
     RateLimited,
     /// A `client_id` was reused for a different message.
@@ -46,7 +50,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::BadJson,
         Self::UnknownCode,
         Self::MissingField,
@@ -63,6 +67,8 @@ impl ErrorCode {
         Self::MessageTooLong,
         Self::RateLimited,
         Self::DuplicateClientId,
+        Self::NoSuchRequest,
+        Self::NotFriends,
         Self::Internal,
     ];
 
@@ -84,6 +90,8 @@ impl ErrorCode {
             Self::NotAMember => 4002,
             Self::MessageTooLong => 4003,
             Self::DuplicateClientId => 4004,
+            Self::NoSuchRequest => 4005,
+            Self::NotFriends => 4006,
             Self::RateLimited => 4290,
             Self::Internal => 5000,
         }
@@ -107,6 +115,8 @@ impl ErrorCode {
             Self::NotAMember => "not_a_member",
             Self::MessageTooLong => "message_too_long",
             Self::DuplicateClientId => "duplicate_client_id",
+            Self::NoSuchRequest => "no_such_request",
+            Self::NotFriends => "not_friends",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
         }

@@ -79,6 +79,12 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A required boolean.
+    pub fn bool(&self, name: &str) -> Result<bool, WireError> {
+        self.opt_bool(name)?
+            .ok_or_else(|| missing(self.prefix, name))
+    }
+
     /// An optional boolean.
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, WireError> {
         match self.get(name) {

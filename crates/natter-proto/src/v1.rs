@@ -1,6 +1,6 @@
 //! OurChat v1 (seed 001), served at `GET /ws`: flat `{code, time, ...}` JSON text frames.
 //!
-//! Codes 0 and 4-11 are the seed's; 12-22 are natter's documented extensions
+//! Codes 0 and 4-11 are the seed's; 12-35 are natter's documented extensions
 //! (`docs/protocol/ourchat-v1.md`). Every reply may carry the request's `request_id`.
 
 use crate::fields::{self, Fields, Head};
@@ -32,6 +32,19 @@ pub mod code {
     pub const HEARTBEAT_REPLY: i64 = 20;
     pub const LOGOUT: i64 = 21;
     pub const LOGOUT_REPLY: i64 = 22;
+    pub const FRIEND_REQUEST: i64 = 23;
+    pub const FRIEND_REQUEST_REPLY: i64 = 24;
+    pub const FRIEND_ANSWER: i64 = 25;
+    pub const FRIEND_ANSWER_REPLY: i64 = 26;
+    pub const FRIEND_REMOVE: i64 = 27;
+    pub const FRIEND_REMOVE_REPLY: i64 = 28;
+    pub const FRIENDS: i64 = 29;
+    pub const FRIENDS_REPLY: i64 = 30;
+    pub const FRIEND_REQUEST_PUSH: i64 = 31;
+    pub const FRIEND_UPDATE: i64 = 32;
+    pub const TYPING: i64 = 33;
+    pub const TYPING_PUSH: i64 = 34;
+    pub const PRESENCE: i64 = 35;
 }
 
 /// Longest list accepted in `members` or `request_values` before the domain's own limits apply.
@@ -134,6 +147,24 @@ pub enum Request {
     },
     Heartbeat,
     Logout,
+    /// Ask `ocid` to be friends, with an optional note.
+    FriendRequest {
+        ocid: Ocid,
+        msg: String,
+    },
+    /// Accept or reject the request `ocid` sent.
+    FriendAnswer {
+        ocid: Ocid,
+        accept: bool,
+    },
+    FriendRemove {
+        ocid: Ocid,
+    },
+    Friends,
+    /// The sender is typing to a chat.
+    Typing {
+        to: Target,
+    },
 }
 
 /// A decoded request with its head.
@@ -272,6 +303,19 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
         }
         code::HEARTBEAT => Request::Heartbeat,
         code::LOGOUT => Request::Logout,
+        code::FRIEND_REQUEST => Request::FriendRequest {
+            ocid: f.id("ocid")?,
+            msg: f.opt_str("msg")?.unwrap_or_default().to_owned(),
+        },
+        code::FRIEND_ANSWER => Request::FriendAnswer {
+            ocid: f.id("ocid")?,
+            accept: f.bool("accept")?,
+        },
+        code::FRIEND_REMOVE => Request::FriendRemove {
+            ocid: f.id("ocid")?,
+        },
+        code::FRIENDS => Request::Friends,
+        code::TYPING => Request::Typing { to: target(&f)? },
         c if code::RESERVED.contains(&c) => {
             return Err(WireError::new(
                 ErrorCode::UnknownCode,
@@ -417,10 +461,7 @@ pub fn error_reply(time: i64, request: Option<i64>, e: &WireError) -> Value {
 /// Code 15: the message is durable; its id and index.
 pub fn ack(time: i64, to: Target, id: MessageId, index: Index, client_id: Option<&str>) -> Value {
     let mut v = json!({"code": code::ACK, "time": time, "cid": id, "index": index});
-    match to {
-        Target::Private(p) => v["private_id"] = json!(p),
-        Target::Group(g) => v["group_id"] = json!(g),
-    }
+    put_target(&mut v, to);
     if let Some(c) = client_id {
         v["client_id"] = json!(c);
     }
@@ -430,15 +471,69 @@ pub fn ack(time: i64, to: Target, id: MessageId, index: Index, client_id: Option
 pub fn history_reply(time: i64, to: Target, messages: Vec<Value>, more: bool) -> Value {
     let mut v =
         json!({"code": code::HISTORY_REPLY, "time": time, "messages": messages, "more": more});
-    match to {
-        Target::Private(p) => v["private_id"] = json!(p),
-        Target::Group(g) => v["group_id"] = json!(g),
-    }
+    put_target(&mut v, to);
     v
 }
 
 pub fn sync_done(time: i64, count: u64) -> Value {
     json!({"code": code::SYNC_DONE, "time": time, "count": count})
+}
+
+fn put_target(v: &mut Value, to: Target) {
+    match to {
+        Target::Private(p) => v["private_id"] = json!(p),
+        Target::Group(g) => v["group_id"] = json!(g),
+    }
+}
+
+/// Code 24. `state`: 0 the request waits for an answer, 1 now friends (the other account had
+/// asked first), 2 already friends.
+pub fn friend_request_reply(time: i64, ocid: Ocid, state: u8) -> Value {
+    json!({"code": code::FRIEND_REQUEST_REPLY, "time": time, "ocid": ocid, "state": state})
+}
+
+pub fn friend_answer_reply(time: i64, ocid: Ocid, accept: bool) -> Value {
+    json!({"code": code::FRIEND_ANSWER_REPLY, "time": time, "ocid": ocid, "accept": accept})
+}
+
+pub fn friend_remove_reply(time: i64, ocid: Ocid) -> Value {
+    json!({"code": code::FRIEND_REMOVE_REPLY, "time": time, "ocid": ocid})
+}
+
+/// One entry of code 30's `friends`: `since` in Unix seconds.
+pub fn friend_value(ocid: Ocid, since: i64, online: bool) -> Value {
+    json!({"ocid": ocid, "since": since, "online": online})
+}
+
+/// One entry of code 30's `requests`: `time` in Unix seconds.
+pub fn request_value(ocid: Ocid, msg: &str, time: i64) -> Value {
+    json!({"ocid": ocid, "msg": msg, "time": time})
+}
+
+pub fn friends_reply(time: i64, friends: Vec<Value>, requests: Vec<Value>) -> Value {
+    json!({"code": code::FRIENDS_REPLY, "time": time, "friends": friends, "requests": requests})
+}
+
+/// Code 31: `ocid` asks to be friends.
+pub fn friend_request_push(time: i64, ocid: Ocid, msg: &str) -> Value {
+    json!({"code": code::FRIEND_REQUEST_PUSH, "time": time, "ocid": ocid, "msg": msg})
+}
+
+/// Code 32: the friendship with `ocid` changed (`state` accepted, rejected or removed) by `by`.
+pub fn friend_update(time: i64, ocid: Ocid, state: &str, by: Ocid) -> Value {
+    json!({"code": code::FRIEND_UPDATE, "time": time, "ocid": ocid, "state": state, "by": by})
+}
+
+/// Code 34: `ocid` is typing; the chat is named as in a delivered code 0.
+pub fn typing_push(time: i64, ocid: Ocid, to: Target) -> Value {
+    let mut sender = json!({"ocid": ocid});
+    put_target(&mut sender, to);
+    json!({"code": code::TYPING_PUSH, "time": time, "sender": sender})
+}
+
+/// Code 35: a friend came online or went offline.
+pub fn presence(time: i64, ocid: Ocid, online: bool) -> Value {
+    json!({"code": code::PRESENCE, "time": time, "ocid": ocid, "online": online})
 }
 
 pub fn simple(code: i64, time: i64) -> Value {

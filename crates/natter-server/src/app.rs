@@ -32,6 +32,9 @@ pub struct Config {
     pub node_id: String,
     /// Deliveries waiting to be published to NATS before new ones are left to the store.
     pub bus_queue: usize,
+    /// Silence after which another node is given up on (its accounts count as offline);
+    /// every node says it is alive four times per period.
+    pub peer_timeout: Duration,
     /// Largest text frame answered normally; larger ones get `frame_too_large`, and frames
     /// over four times this close the connection (1009).
     pub max_frame_bytes: usize,
@@ -61,6 +64,7 @@ impl Default for Config {
             cluster: "natter".to_owned(),
             node_id: default_node_id(),
             bus_queue: DEFAULT_PUBLISH_QUEUE,
+            peer_timeout: Duration::from_secs(10),
             max_frame_bytes: 64 * 1024,
             outbox_frames: 1024,
             max_pending_sends: 64,
@@ -121,6 +125,7 @@ impl App {
                 (Arc::new(bus), Some(link))
             }
         };
+        hub.attach(&bus);
         let domain = Domain::new(store, bus, config.limits.clone());
         let app = Arc::new(Self {
             config,

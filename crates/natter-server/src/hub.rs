@@ -1,18 +1,21 @@
-//! The hub: which connections of this node belong to which account, and the fan-out of a
-//! delivery to them.
+//! The hub: which connections of this node belong to which account, the fan-out of a
+//! delivery or a notice to them, and presence (which accounts are online anywhere in the
+//! cluster, told to their friends' connections here).
 //!
 //! Fan-out never blocks: each connection has a bounded outbox, and a full outbox marks the
 //! connection as lagging (it then catches up from the store by index) instead of slowing the
 //! sender or the other receivers. The lock is never held across an await.
 
-use crate::bus::Origin;
+use crate::bus::{Bus, Origin};
+use crate::domain::friends::{Audience, FriendChange, Notice, Signal};
 use crate::domain::{Delivery, Dialect, encode};
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::Ocid;
 use rand::RngExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A delivery as it sits in outboxes: shared by every receiving connection, its code 0 frame
@@ -47,6 +50,10 @@ pub enum Push {
     /// Deliveries may have been lost on the way (a bus outage): read every chat's tail from
     /// the store.
     Resync,
+    /// An ephemeral notice (friend request, friendship change, typing).
+    Notice(Arc<Signal>),
+    /// A friend of this connection's account came online or went offline (cluster-wide).
+    Presence { ocid: Ocid, online: bool },
 }
 
 /// One live connection as the hub sees it.
@@ -74,11 +81,106 @@ impl ConnHandle {
     }
 }
 
+/// Who is online and who wants to know.
+#[derive(Debug, Default)]
+struct Presence {
+    /// Every account online anywhere in the cluster, with the nodes it has connections on.
+    online: HashMap<Ocid, Vec<u64>>,
+    /// The other nodes, and when each was last heard from.
+    peers: HashMap<u64, Instant>,
+    /// For each account with connections here: its friends (whose presence it is told).
+    friends: HashMap<Ocid, HashSet<Ocid>>,
+    /// The reverse: for each account, its friends that have connections here.
+    watchers: HashMap<Ocid, HashSet<Ocid>>,
+}
+
+impl Presence {
+    /// Record that `ocid` is (or is no longer) on `node`. `Some(online)` when that changed
+    /// whether the account is online anywhere.
+    fn set(&mut self, node: u64, ocid: Ocid, online: bool) -> Option<bool> {
+        if online {
+            let nodes = self.online.entry(ocid).or_default();
+            if nodes.contains(&node) {
+                return None;
+            }
+            nodes.push(node);
+            (nodes.len() == 1).then_some(true)
+        } else {
+            let nodes = self.online.get_mut(&ocid)?;
+            let before = nodes.len();
+            nodes.retain(|n| *n != node);
+            if nodes.len() == before || !nodes.is_empty() {
+                return None;
+            }
+            self.online.remove(&ocid);
+            Some(false)
+        }
+    }
+
+    /// Drop `node` from every account; returns the accounts that went offline with it.
+    fn drop_node(&mut self, node: u64) -> Vec<Ocid> {
+        let mut gone = Vec::new();
+        self.online.retain(|ocid, nodes| {
+            nodes.retain(|n| *n != node);
+            if nodes.is_empty() {
+                gone.push(*ocid);
+            }
+            !nodes.is_empty()
+        });
+        gone
+    }
+
+    fn watch(&mut self, who: Ocid, friend: Ocid) {
+        self.friends.entry(who).or_default().insert(friend);
+        self.watchers.entry(friend).or_default().insert(who);
+    }
+
+    fn unwatch(&mut self, who: Ocid, friend: Ocid) {
+        if let Some(f) = self.friends.get_mut(&who) {
+            f.remove(&friend);
+            if f.is_empty() {
+                self.friends.remove(&who);
+            }
+        }
+        if let Some(w) = self.watchers.get_mut(&friend) {
+            w.remove(&who);
+            if w.is_empty() {
+                self.watchers.remove(&friend);
+            }
+        }
+    }
+
+    /// `who` has no connection here any more: stop watching its friends.
+    fn forget(&mut self, who: Ocid) {
+        for friend in self.friends.remove(&who).unwrap_or_default() {
+            if let Some(w) = self.watchers.get_mut(&friend) {
+                w.remove(&who);
+                if w.is_empty() {
+                    self.watchers.remove(&friend);
+                }
+            }
+        }
+    }
+
+    fn watchers_of(&self, ocid: Ocid) -> Vec<Ocid> {
+        self.watchers
+            .get(&ocid)
+            .map(|w| w.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
 pub struct Hub {
     /// A random id for this node's hub, so origins are unique across the cluster.
     node: u64,
     next_id: AtomicU64,
     conns: RwLock<HashMap<Ocid, Vec<Arc<ConnHandle>>>>,
+    presence: Mutex<Presence>,
+    /// Held while an account's first connection arrives or its last one leaves, until the
+    /// change is published: the bus carries each account's changes in the order they happened.
+    transitions: Mutex<()>,
+    /// Where presence changes are published (set once the bus exists; it may hold the hub).
+    bus: OnceLock<Weak<dyn Bus>>,
 }
 
 impl Default for Hub {
@@ -93,7 +195,24 @@ impl Hub {
             node: rand::rng().random(),
             next_id: AtomicU64::new(0),
             conns: RwLock::new(HashMap::new()),
+            presence: Mutex::new(Presence::default()),
+            transitions: Mutex::new(()),
+            bus: OnceLock::new(),
         }
+    }
+
+    /// This node's random id on the bus.
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// Publish this node's presence changes on `bus` from now on.
+    pub fn attach(&self, bus: &Arc<dyn Bus>) {
+        let _ = self.bus.set(Arc::downgrade(bus));
+    }
+
+    fn presence(&self) -> std::sync::MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A new connection handle and the receiving end of its outbox.
@@ -115,18 +234,190 @@ impl Hub {
     }
 
     pub fn register(&self, ocid: Ocid, conn: &Arc<ConnHandle>) {
-        let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
-        conns.entry(ocid).or_default().push(conn.clone());
+        let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
+        let first = {
+            let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
+            let list = conns.entry(ocid).or_default();
+            list.push(conn.clone());
+            list.len() == 1
+        };
+        if first {
+            self.local_presence(ocid, true);
+        }
     }
 
     pub fn unregister(&self, ocid: Ocid, conn_id: u64) {
-        let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = conns.get_mut(&ocid) {
+        let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
+        let last = {
+            let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
+            let Some(list) = conns.get_mut(&ocid) else {
+                return;
+            };
+            let before = list.len();
             list.retain(|c| c.id != conn_id);
+            let last = before > 0 && list.is_empty();
             if list.is_empty() {
                 conns.remove(&ocid);
             }
+            last
+        };
+        if last {
+            self.presence().forget(ocid);
+            self.local_presence(ocid, false);
         }
+    }
+
+    /// This node's own change: applied here, then published to the other nodes.
+    fn local_presence(&self, ocid: Ocid, online: bool) {
+        self.presence_changed(self.node, ocid, online);
+        if let Some(bus) = self.bus.get().and_then(Weak::upgrade) {
+            bus.presence(self.node, ocid, online);
+        }
+    }
+
+    /// Apply a presence change and tell the friends with connections here if it changed
+    /// whether the account is online.
+    fn presence_changed(&self, node: u64, ocid: Ocid, online: bool) {
+        let watchers = {
+            let mut p = self.presence();
+            if p.set(node, ocid, online).is_none() {
+                return;
+            }
+            p.watchers_of(ocid)
+        };
+        self.push_presence(&watchers, ocid, online);
+    }
+
+    fn push_presence(&self, to: &[Ocid], ocid: Ocid, online: bool) {
+        if to.is_empty() {
+            return;
+        }
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        for conn in to.iter().filter_map(|w| conns.get(w)).flatten() {
+            conn.push_ephemeral(Push::Presence { ocid, online });
+        }
+    }
+
+    /// Whether `ocid` has a connection on any node (as far as this node has heard).
+    pub fn is_online(&self, ocid: Ocid) -> bool {
+        self.presence().online.contains_key(&ocid)
+    }
+
+    /// `ocid`'s connections here are told when any of `friends` comes online or goes offline
+    /// (until its last connection here leaves). Ignored if it has no connection here.
+    pub fn watch(&self, ocid: Ocid, friends: &[Ocid]) {
+        let local = self
+            .conns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&ocid);
+        if !local {
+            return;
+        }
+        let mut p = self.presence();
+        for f in friends {
+            p.watch(ocid, *f);
+        }
+    }
+
+    /// Another node's presence change, from the bus.
+    pub fn remote_presence(&self, node: u64, ocid: Ocid, online: bool) {
+        if node != self.node {
+            self.presence_changed(node, ocid, online);
+        }
+    }
+
+    /// Another node's whole list of accounts with connections there (it replaces what was
+    /// known of that node).
+    pub fn remote_snapshot(&self, node: u64, accounts: &[Ocid]) {
+        if node == self.node {
+            return;
+        }
+        let listed: HashSet<Ocid> = accounts.iter().copied().collect();
+        let (went, came) = {
+            let mut p = self.presence();
+            let before: Vec<Ocid> = p
+                .online
+                .iter()
+                .filter(|(_, nodes)| nodes.contains(&node))
+                .map(|(o, _)| *o)
+                .collect();
+            let mut went = Vec::new();
+            for o in before.into_iter().filter(|o| !listed.contains(o)) {
+                if p.set(node, o, false).is_some() {
+                    went.push((o, p.watchers_of(o)));
+                }
+            }
+            let mut came = Vec::new();
+            for o in &listed {
+                if p.set(node, *o, true).is_some() {
+                    came.push((*o, p.watchers_of(*o)));
+                }
+            }
+            (went, came)
+        };
+        for (o, w) in went {
+            self.push_presence(&w, o, false);
+        }
+        for (o, w) in came {
+            self.push_presence(&w, o, true);
+        }
+    }
+
+    /// Note that `node` was heard from; `true` if it was not known (new, or given up on).
+    pub fn heard(&self, node: u64) -> bool {
+        if node == self.node {
+            return false;
+        }
+        self.presence().peers.insert(node, Instant::now()).is_none()
+    }
+
+    /// Give up on the nodes not heard from for `timeout`: their accounts are offline unless
+    /// they are on another node. Returns how many nodes were given up on.
+    pub fn expire_peers(&self, timeout: Duration) -> usize {
+        let gone = {
+            let mut p = self.presence();
+            let dead: Vec<u64> = p
+                .peers
+                .iter()
+                .filter(|(_, at)| at.elapsed() > timeout)
+                .map(|(n, _)| *n)
+                .collect();
+            if dead.is_empty() {
+                return 0;
+            }
+            let mut gone = Vec::new();
+            for node in &dead {
+                p.peers.remove(node);
+                for o in p.drop_node(*node) {
+                    gone.push((o, p.watchers_of(o)));
+                }
+            }
+            tracing::warn!(
+                nodes = dead.len(),
+                accounts = gone.len(),
+                "peer nodes went silent; their accounts are offline"
+            );
+            (dead.len(), gone)
+        };
+        for (o, w) in &gone.1 {
+            self.push_presence(w, *o, false);
+        }
+        gone.0
+    }
+
+    /// The accounts with connections on this node (for another node's snapshot), read while
+    /// no presence change is being published, so the snapshot and the changes stay in order.
+    pub fn local_accounts(&self, publish: impl FnOnce(Vec<Ocid>)) {
+        let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
+        let accounts = self
+            .conns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        publish(accounts);
     }
 
     /// How many connections are logged in on this node.
@@ -152,6 +443,58 @@ impl Hub {
         }
     }
 
+    /// Offer a notice to its audience's connections here, except the one it came from. A
+    /// friendship change also changes whose presence the two accounts are told.
+    pub fn signal(&self, signal: &Arc<Signal>) {
+        {
+            let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+            let offer = |ocid: &Ocid| {
+                for conn in conns.get(ocid).into_iter().flatten() {
+                    if signal.origin != Some(conn.origin()) {
+                        conn.push_ephemeral(Push::Notice(signal.clone()));
+                    }
+                }
+            };
+            match &signal.audience {
+                Audience::Accounts(list) => list.iter().for_each(offer),
+                Audience::Chat(chat) => chat.members.iter().for_each(offer),
+            }
+        }
+        if let Notice::Friendship { a, b, change, .. } = signal.notice {
+            self.befriended(a, b, change);
+        }
+    }
+
+    fn befriended(&self, a: Ocid, b: Ocid, change: FriendChange) {
+        let local: Vec<(Ocid, Ocid)> = {
+            let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+            [(a, b), (b, a)]
+                .into_iter()
+                .filter(|(who, _)| conns.contains_key(who))
+                .collect()
+        };
+        let mut tell = Vec::new();
+        {
+            let mut p = self.presence();
+            for (who, friend) in local {
+                match change {
+                    FriendChange::Accepted => {
+                        p.watch(who, friend);
+                        if p.online.contains_key(&friend) {
+                            tell.push((who, friend));
+                        }
+                    }
+                    FriendChange::Removed => p.unwatch(who, friend),
+                    FriendChange::Rejected => {}
+                }
+            }
+        }
+        // A new friend who is online is announced as such.
+        for (who, friend) in tell {
+            self.push_presence(&[who], friend, true);
+        }
+    }
+
     /// Tell every logged-in connection to catch up from the store (after the bus may have
     /// lost deliveries).
     pub fn resync_all(&self) {
@@ -164,6 +507,12 @@ impl Hub {
 }
 
 impl ConnHandle {
+    /// Offer something that is not stored: a full outbox just drops it (there is nothing to
+    /// catch up from).
+    fn push_ephemeral(&self, push: Push) {
+        let _ = self.tx.try_send(push);
+    }
+
     fn push(&self, push: Push) {
         match self.tx.try_send(push) {
             Ok(()) => {}

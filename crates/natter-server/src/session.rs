@@ -233,11 +233,26 @@ impl Session {
         self.app.hub.register(ocid, &self.conn);
         self.login = Some(LoggedIn { ocid, token });
         match self.catch_up(ocid, since).await {
-            Ok(missed) => Ok(missed),
+            Ok(missed) => {
+                self.watch_friends(ocid).await;
+                Ok(missed)
+            }
             Err(e) => {
                 self.log_out().await;
                 Err(e)
             }
+        }
+    }
+
+    /// Have this connection told when the account's friends come online or go offline.
+    async fn watch_friends(&self, ocid: Ocid) {
+        match self.app.domain.store().friends(ocid).await {
+            Ok(friends) => {
+                let ids: Vec<Ocid> = friends.iter().map(|f| f.ocid).collect();
+                self.app.hub.watch(ocid, &ids);
+            }
+            // Not fatal: the friend list (code 29) still shows who is online.
+            Err(e) => tracing::warn!(error = %e, "friend list read failed; no presence pushes"),
         }
     }
 

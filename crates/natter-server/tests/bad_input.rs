@@ -139,7 +139,9 @@ async fn frame_level_errors(d: Dialect) {
         );
     }
     let server_codes: &[i64] = match d {
-        Dialect::V1 => &[5, 7, 9, 11, 12, 14, 15, 17, 18, 20, 22, 23],
+        Dialect::V1 => &[
+            5, 7, 9, 11, 12, 14, 15, 17, 18, 20, 22, 24, 26, 28, 30, 31, 32, 34, 35, 36,
+        ],
         Dialect::V0 => &[5, 7, 8, 9, 10, 11, 12, 14, 15, 17, 18, 20, 22],
     };
     for &code in server_codes {

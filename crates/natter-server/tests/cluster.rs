@@ -21,23 +21,25 @@ async fn cluster(n: usize, bus: Option<String>) -> Option<(TestDb, Vec<TestServe
     let name = format!("natter-test-{:x}", rand_u64());
     let mut nodes = Vec::new();
     for i in 0..n {
-        let (url, bus, name) = (db.url.clone(), bus.clone(), name.clone());
-        nodes.push(
-            TestServer::start_with(move |c| {
-                c.store_url = Some(url);
-                c.store_pool = 4;
-                c.bus_url = Some(bus);
-                c.cluster = name;
-                c.node_id = format!("node-{i}");
-            })
-            .await,
-        );
-    }
-    // The nodes are up once their health check answers.
-    for node in &nodes {
-        node.v1().await.close().await;
+        nodes.push(cluster_node(&db, &bus, &name, i).await);
     }
     Some((db, nodes))
+}
+
+/// Node `i` of the cluster `name`, once it answers.
+async fn cluster_node(db: &TestDb, bus: &str, name: &str, i: usize) -> TestServer {
+    let (url, bus, name) = (db.url.clone(), bus.to_owned(), name.to_owned());
+    let node = TestServer::start_with(move |c| {
+        c.store_url = Some(url);
+        c.store_pool = 4;
+        c.bus_url = Some(bus);
+        c.cluster = name;
+        c.node_id = format!("node-{i}");
+        c.peer_timeout = Duration::from_secs(2);
+    })
+    .await;
+    node.v1().await.close().await;
+    node
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,6 +176,143 @@ async fn a_token_from_one_node_resumes_on_the_other_with_what_was_missed() {
         .request(&json!({"code": 13, "token": bob_token}), 14)
         .await;
     assert_eq!(r["state"], json!(1), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friends_presence_and_typing_cross_nodes() {
+    let Some((db, nodes)) = cluster(2, None).await else {
+        return;
+    };
+    let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
+
+    // A request from node 0 is pushed on node 1, and the answer comes back.
+    let r = alice
+        .client
+        .request(&json!({"code": 23, "ocid": bob.ocid, "msg": "hello"}), 24)
+        .await;
+    assert_eq!(r["state"], json!(0), "{r}");
+    let push = bob.client.expect_code(31).await;
+    assert_eq!(
+        (push["ocid"].clone(), push["msg"].clone()),
+        (json!(alice.ocid), json!("hello"))
+    );
+    bob.client
+        .request(&json!({"code": 25, "ocid": alice.ocid, "accept": true}), 26)
+        .await;
+    let update = alice.client.expect_code(32).await;
+    assert_eq!(
+        (update["ocid"].clone(), update["state"].clone()),
+        (json!(bob.ocid), json!("accepted"))
+    );
+    // Each node knows the other's account is online.
+    let p = alice.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(bob.ocid), json!(true))
+    );
+    let p = bob.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(alice.ocid), json!(true))
+    );
+    let list = alice.client.request(&json!({"code": 29}), 30).await;
+    assert_eq!(list["friends"][0]["online"], json!(true), "{list}");
+
+    // Typing crosses nodes.
+    alice
+        .client
+        .send_json(&json!({"code": 33, "private_id": bob.ocid}))
+        .await;
+    let t = bob.client.expect_code(34).await;
+    assert_eq!(
+        t["sender"],
+        json!({"ocid": alice.ocid, "private_id": bob.ocid})
+    );
+
+    // Bob leaves node 1: Alice on node 0 is told; he comes back on node 0: told again.
+    bob.client.close().await;
+    let p = alice.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(bob.ocid), json!(false))
+    );
+    let mut bob2 = nodes[0].v1().await;
+    resume_v1(&mut bob2, &bob.token).await;
+    let p = alice.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(bob.ocid), json!(true))
+    );
+    // A second connection on the other node changes nothing.
+    let mut bob3 = nodes[1].v1().await;
+    resume_v1(&mut bob3, &bob.token).await;
+    alice.client.expect_silence(300).await;
+
+    // A node that joins later learns who is online from the others.
+    let name = nodes[0].config.cluster.clone();
+    let bus = nodes[0].config.bus_url.clone().expect("bus");
+    let late = cluster_node(&db, &bus, &name, 2).await;
+    let mut alice2 = late.v1().await;
+    resume_v1(&mut alice2, &alice.token).await;
+    let mut online = json!(null);
+    for _ in 0..50 {
+        let list = alice2.request(&json!({"code": 29}), 30).await;
+        online = list["friends"][0]["online"].clone();
+        if online == json!(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        online,
+        json!(true),
+        "the late node never heard that Bob is online"
+    );
+
+    // Removal crosses nodes too, and ends the presence pushes.
+    bob2.request(&json!({"code": 27, "ocid": alice.ocid}), 28)
+        .await;
+    for c in [&mut alice.client, &mut alice2, &mut bob3] {
+        let update = c.expect_code(32).await;
+        assert_eq!(update["state"], json!("removed"), "{update}");
+    }
+    bob2.close().await;
+    bob3.close().await;
+    alice.client.expect_silence(300).await;
+    alice2.expect_silence(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_nodes_accounts_go_offline_for_friends_elsewhere() {
+    let Some((_db, mut nodes)) = cluster(2, None).await else {
+        return;
+    };
+    let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
+    alice
+        .client
+        .request(&json!({"code": 23, "ocid": bob.ocid}), 24)
+        .await;
+    bob.client.expect_code(31).await;
+    bob.client
+        .request(&json!({"code": 25, "ocid": alice.ocid, "accept": true}), 26)
+        .await;
+    alice.client.expect_code(32).await;
+    assert_eq!(alice.client.expect_code(35).await["online"], json!(true));
+    // Node 1 goes away (its last words may or may not reach the bus; the peer timeout of
+    // 2 s settles it either way).
+    nodes[1].stop().await;
+    let p = alice
+        .client
+        .recv_within(Duration::from_secs(8))
+        .await
+        .expect("Bob's node went away: Alice is told he is offline");
+    assert_eq!(
+        (p["code"].clone(), p["ocid"].clone(), p["online"].clone()),
+        (json!(35), json!(bob.ocid), json!(false)),
+        "{p}"
+    );
 }
 
 /// A NATS server of this test's own, so it can be stopped and started again.

@@ -8,8 +8,8 @@ use common::services::TestDb;
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
 use natter_server::store::{
-    Appended, Category, ChatKind, KIND_NORMAL, NewAccount, NewMessage, Part, Range, Store,
-    StoreError, Unique,
+    Appended, Befriend, Category, ChatKind, Friend, KIND_NORMAL, NewAccount, NewMessage, Part,
+    Range, Store, StoreError, Unique,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -374,6 +374,128 @@ async fn reopen(b: &Backend) {
     s.close().await;
 }
 
+/// Requests, answers (crossed, accepted, rejected), the lists, and removal.
+async fn friends(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=4 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let (a, c, d, e) = (10001, 10002, 10003, 10004);
+    assert_eq!(
+        s.request_friend(a, c, "first", 10).await.expect("ask"),
+        Befriend::Requested
+    );
+    // Asking again replaces the text and time.
+    assert_eq!(
+        s.request_friend(a, c, "again", 20).await.expect("ask"),
+        Befriend::Requested
+    );
+    s.request_friend(d, c, "from d", 15).await.expect("ask");
+    let waiting = s.friend_requests(c).await.expect("requests");
+    let seen: Vec<(u64, &str, i64)> = waiting
+        .iter()
+        .map(|r| (r.from, r.message.as_str(), r.created_at))
+        .collect();
+    assert_eq!(seen, [(d, "from d", 15), (a, "again", 20)]);
+    assert!(waiting.iter().all(|r| r.to == c));
+    assert!(s.friend_requests(a).await.expect("none").is_empty());
+
+    // c accepts a, rejects d; answering again finds nothing.
+    assert!(
+        s.answer_friend_request(c, a, true, 30)
+            .await
+            .expect("accept")
+    );
+    assert!(!s.answer_friend_request(c, a, true, 31).await.expect("gone"));
+    assert!(
+        s.answer_friend_request(c, d, false, 32)
+            .await
+            .expect("reject")
+    );
+    assert!(s.friend_requests(c).await.expect("none left").is_empty());
+    assert_eq!(
+        s.friends(a).await.expect("a's"),
+        [Friend { ocid: c, since: 30 }]
+    );
+    assert_eq!(
+        s.friends(c).await.expect("c's"),
+        [Friend { ocid: a, since: 30 }]
+    );
+    assert!(s.friends(d).await.expect("d's").is_empty());
+    assert_eq!(
+        s.request_friend(c, a, "", 40).await.expect("ask"),
+        Befriend::AlreadyFriends
+    );
+
+    // Crossed requests: the second is the answer.
+    s.request_friend(e, a, "e", 50).await.expect("ask");
+    assert_eq!(
+        s.request_friend(a, e, "a", 51).await.expect("ask"),
+        Befriend::Accepted
+    );
+    assert!(s.friend_requests(a).await.expect("answered").is_empty());
+    assert!(s.friend_requests(e).await.expect("none").is_empty());
+    let ids: Vec<u64> = s
+        .friends(a)
+        .await
+        .expect("a's")
+        .iter()
+        .map(|f| f.ocid)
+        .collect();
+    assert_eq!(ids, [c, e]);
+
+    // Removal ends both directions, once.
+    assert!(s.remove_friend(c, a).await.expect("remove"));
+    assert!(!s.remove_friend(a, c).await.expect("already gone"));
+    let ids: Vec<u64> = s
+        .friends(a)
+        .await
+        .expect("a's")
+        .iter()
+        .map(|f| f.ocid)
+        .collect();
+    assert_eq!(ids, [e]);
+    assert!(s.friends(c).await.expect("c's").is_empty());
+    s.close().await;
+}
+
+/// Two nodes asking each other at once end as one friendship, never as two requests.
+async fn concurrent_friend_requests(b: &Backend) {
+    let one = b.open().await;
+    let two = b.open().await;
+    for n in 1..=20 {
+        one.create_account(account(n)).await.expect("account");
+    }
+    let mut tasks = Vec::new();
+    for pair in 0..10u64 {
+        let (x, y) = (10001 + 2 * pair, 10002 + 2 * pair);
+        for (s, from, to) in [(one.clone(), x, y), (two.clone(), y, x)] {
+            tasks.push(tokio::spawn(async move {
+                s.request_friend(from, to, "", 1).await.expect("ask")
+            }));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("task"));
+    }
+    for pair in outcomes.chunks(2) {
+        let mut got = pair.to_vec();
+        got.sort_by_key(|o| *o == Befriend::Accepted);
+        assert_eq!(
+            got,
+            [Befriend::Requested, Befriend::Accepted],
+            "{outcomes:?}"
+        );
+    }
+    for n in 10001..=10020 {
+        assert_eq!(one.friends(n).await.expect("friends").len(), 1);
+        assert!(two.friend_requests(n).await.expect("requests").is_empty());
+    }
+    one.close().await;
+    two.close().await;
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -406,4 +528,6 @@ conformance!(
     concurrent_nodes,
     concurrent_retries,
     reopen,
+    friends,
+    concurrent_friend_requests,
 );

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Deliveries queued for the bus before new ones are left to the store [default: 65536].
     #[arg(long, env = "NATTER_BUS_QUEUE")]
     pub bus_queue: Option<usize>,
+    /// Seconds without a word from another node before its accounts count as offline; nodes
+    /// say they are alive four times per period [default: 10].
+    #[arg(long, env = "NATTER_PEER_TIMEOUT_SECS")]
+    pub peer_timeout_secs: Option<u64>,
     /// Log filter, e.g. `info` or `natter_server=debug` [default: info].
     #[arg(long, env = "NATTER_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -114,6 +118,7 @@ impl Settings {
                 cluster,
                 node_id,
                 bus_queue,
+                peer_timeout_secs,
                 log_level,
                 log_format,
                 max_frame_bytes,
@@ -147,6 +152,10 @@ impl Settings {
         if let Some(v) = args.bus_queue {
             anyhow::ensure!(v >= 1, "bus-queue must be at least 1");
             server.bus_queue = v;
+        }
+        if let Some(v) = args.peer_timeout_secs {
+            anyhow::ensure!(v >= 1, "peer-timeout-secs must be at least 1");
+            server.peer_timeout = Duration::from_secs(v);
         }
         if let Some(v) = args.max_frame_bytes {
             anyhow::ensure!(v >= 1024, "max-frame-bytes must be at least 1024");

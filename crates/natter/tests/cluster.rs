@@ -261,6 +261,58 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_accounts_go_offline_for_friends_until_they_fail_over() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let Some(bus) = nats().await else { return };
+    let cluster = format!("natter-test-{:x}", rand_u64());
+    let quick = ["--peer-timeout-secs", "1"];
+    let mut a = node("node-a", &db.url, &bus, &cluster, &quick);
+    let b = node("node-b", &db.url, &bus, &cluster, &quick);
+    let mut alice = Peer::new(&a.server.addr, "alice@example.com").await;
+    let mut bob = Peer::new(&b.server.addr, "bob@example.com").await;
+    send(&mut alice.ws, json!({"code": 23, "ocid": bob.ocid})).await;
+    recv_code(&mut alice.ws, 24).await;
+    recv_code(&mut bob.ws, 31).await;
+    send(
+        &mut bob.ws,
+        json!({"code": 25, "ocid": alice.ocid, "accept": true}),
+    )
+    .await;
+    recv_code(&mut bob.ws, 26).await;
+    let p = recv_code(&mut bob.ws, 35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(alice.ocid), json!(true))
+    );
+
+    // Node A dies without a word: node B gives up on it after the peer timeout.
+    a.server.child.kill().expect("SIGKILL node A");
+    a.server.child.wait().expect("node A exits");
+    let p = recv_code(&mut bob.ws, 35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(alice.ocid), json!(false)),
+        "{p}"
+    );
+    // Alice fails over to node B: online again.
+    alice.resume(&b.server.addr).await;
+    let p = recv_code(&mut bob.ws, 35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(alice.ocid), json!(true)),
+        "{p}"
+    );
+    send(&mut alice.ws, json!({"code": 29})).await;
+    let list = recv_code(&mut alice.ws, 30).await;
+    assert_eq!(
+        list["friends"],
+        json!([{"ocid": bob.ocid, "since": list["friends"][0]["since"], "online": true}])
+    );
+}
+
 /// Run `natter bench --url <each node> <args> --json <file>` and return the parsed report; the
 /// run must succeed, its check must pass, and it must say it drove every node.
 fn bench(nodes: &[&Node], dir: &Path, args: &[&str]) -> Value {

@@ -12,7 +12,9 @@
 pub mod nats;
 
 use crate::domain::Delivery;
+use crate::domain::friends::Signal;
 use crate::hub::Hub;
+use natter_proto::Ocid;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -29,6 +31,12 @@ pub trait Bus: Send + Sync + 'static {
     /// message is durable, by the store's writer in index order; never waits (a delivery the
     /// bus cannot take now is dropped and caught up from the store).
     fn publish(&self, delivery: Arc<Delivery>);
+    /// Publish an ephemeral notice to every node, this one included. Never waits; a notice
+    /// the bus cannot take is lost (notices are not stored).
+    fn notify(&self, signal: Arc<Signal>);
+    /// Tell the other nodes that `ocid` now has (or no longer has) a connection on node
+    /// `node`. This node's hub has already applied it. Called in the order the changes happen.
+    fn presence(&self, node: u64, ocid: Ocid, online: bool);
 }
 
 /// The in-process bus of a single node: publishing is this node's fan-out.
@@ -46,4 +54,11 @@ impl Bus for LocalBus {
     fn publish(&self, delivery: Arc<Delivery>) {
         self.hub.dispatch(&delivery);
     }
+
+    fn notify(&self, signal: Arc<Signal>) {
+        self.hub.signal(&signal);
+    }
+
+    /// A single node has no one to tell.
+    fn presence(&self, _node: u64, _ocid: Ocid, _online: bool) {}
 }

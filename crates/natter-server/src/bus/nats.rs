@@ -18,12 +18,14 @@
 use super::{Bus, Origin};
 use crate::app::App;
 use crate::domain::Delivery;
+use crate::domain::friends::{Audience, Notice, Signal};
 use crate::store::Message;
 use async_nats::connection::State;
 use async_nats::{Client, Event, Subscriber};
-use async_trait::async_trait;
 use futures_util::StreamExt;
+use natter_proto::{ChatId, Ocid};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -41,9 +43,11 @@ pub struct BusError {
     reason: String,
 }
 
-/// What crosses the bus: a stored message and who sent it (receivers look the chat's members
-/// up themselves, cached, so group messages stay small), or a request that every node's
-/// connections resync from the store.
+/// What crosses the bus. Besides stored messages and resync requests, nodes exchange
+/// presence: each node says when an account gets its first connection there or loses its last
+/// (`p`), says it is alive every quarter of the peer timeout (`a`), and answers a newcomer's
+/// hello (`h`) with the full list of accounts it holds (`s`, in parts). Ephemeral notices
+/// (`n`) name their audience by accounts or by chat.
 #[derive(Serialize)]
 #[serde(tag = "t")]
 enum WireOut<'a> {
@@ -54,6 +58,26 @@ enum WireOut<'a> {
     },
     #[serde(rename = "r")]
     Resync,
+    #[serde(rename = "n")]
+    Notice {
+        origin: Option<Origin>,
+        to: WireAudience,
+        notice: &'a Notice,
+        at: i64,
+    },
+    #[serde(rename = "p")]
+    Presence { node: u64, ocid: Ocid, online: bool },
+    #[serde(rename = "a")]
+    Alive { node: u64 },
+    #[serde(rename = "h")]
+    Hello { node: u64 },
+    #[serde(rename = "s")]
+    Snapshot {
+        node: u64,
+        part: u32,
+        last: bool,
+        accounts: &'a [Ocid],
+    },
 }
 
 #[derive(Deserialize)]
@@ -66,11 +90,66 @@ enum WireIn {
     },
     #[serde(rename = "r")]
     Resync,
+    #[serde(rename = "n")]
+    Notice {
+        origin: Option<Origin>,
+        to: WireAudience,
+        notice: Notice,
+        at: i64,
+    },
+    #[serde(rename = "p")]
+    Presence { node: u64, ocid: Ocid, online: bool },
+    #[serde(rename = "a")]
+    Alive { node: u64 },
+    #[serde(rename = "h")]
+    Hello { node: u64 },
+    #[serde(rename = "s")]
+    Snapshot {
+        node: u64,
+        part: u32,
+        last: bool,
+        accounts: Vec<Ocid>,
+    },
 }
 
+/// A notice's audience on the wire: a chat goes by id (receivers look its members up).
+#[derive(Serialize, Deserialize)]
+enum WireAudience {
+    #[serde(rename = "a")]
+    Accounts(Vec<Ocid>),
+    #[serde(rename = "c")]
+    Chat(ChatId),
+}
+
+/// Accounts per snapshot part (a part stays well under NATS's default 1 MB payload limit).
+const SNAPSHOT_PART: usize = 20_000;
+
 pub struct NatsBus {
-    queue: mpsc::Sender<Vec<u8>>,
+    queue: Queue,
+}
+
+/// The publisher task's bounded queue; whatever does not fit is counted as dropped.
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::Sender<Vec<u8>>,
     dropped: Arc<AtomicU64>,
+}
+
+impl Queue {
+    fn send(&self, wire: &WireOut<'_>) {
+        let bytes = match serde_json::to_vec(wire) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "bus message encoding failed");
+                return;
+            }
+        };
+        if self.tx.try_send(bytes).is_err() {
+            // Stored messages are caught up by index, presence by a snapshot (see
+            // `Link::settle_drops`); a dropped notice is lost.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The receiving half: started once the app exists (it needs the domain to look chats up).
@@ -80,7 +159,7 @@ pub struct NatsLink {
     subscriber: Subscriber,
     queue: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Receiver<Event>,
-    dropped: Arc<AtomicU64>,
+    bus: Queue,
 }
 
 impl NatsBus {
@@ -133,41 +212,44 @@ impl NatsBus {
         // A round trip: the server has the subscription before this node takes connections.
         client.flush().await.map_err(|e| fail(e.to_string()))?;
         let (tx, rx) = mpsc::channel(queue.max(1));
+        let bus = Queue { tx, dropped };
         Ok((
-            Self {
-                queue: tx,
-                dropped: dropped.clone(),
-            },
+            Self { queue: bus.clone() },
             NatsLink {
                 client,
                 subject,
                 subscriber,
                 queue: rx,
                 events,
-                dropped,
+                bus,
             },
         ))
     }
 }
 
-#[async_trait]
 impl Bus for NatsBus {
     fn publish(&self, delivery: Arc<Delivery>) {
-        let wire = WireOut::Message {
+        self.queue.send(&WireOut::Message {
             origin: delivery.origin,
             message: &delivery.message,
+        });
+    }
+
+    fn notify(&self, signal: Arc<Signal>) {
+        let to = match &signal.audience {
+            Audience::Accounts(list) => WireAudience::Accounts(list.clone()),
+            Audience::Chat(chat) => WireAudience::Chat(chat.id),
         };
-        let bytes = match serde_json::to_vec(&wire) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "delivery encoding failed");
-                return;
-            }
-        };
-        if self.queue.try_send(bytes).is_err() {
-            // Stored but not published: receivers find it by index (see the module doc).
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.queue.send(&WireOut::Notice {
+            origin: signal.origin,
+            to,
+            notice: &signal.notice,
+            at: signal.at,
+        });
+    }
+
+    fn presence(&self, node: u64, ocid: Ocid, online: bool) {
+        self.queue.send(&WireOut::Presence { node, ocid, online });
     }
 }
 
@@ -180,20 +262,21 @@ impl NatsLink {
             subscriber,
             queue,
             events,
-            dropped,
+            bus,
         } = self;
         let subject = async_nats::Subject::from(subject);
         tokio::spawn(publisher(
             client.clone(),
             subject.clone(),
             queue,
-            dropped.clone(),
+            bus.dropped.clone(),
             app.clone(),
         ));
         let link = Link {
             client,
             subject,
-            dropped,
+            bus,
+            snapshots: HashMap::new(),
         };
         tokio::spawn(receiver(subscriber, events, link, app));
     }
@@ -225,29 +308,85 @@ async fn publisher(
     let _ = client.flush().await;
 }
 
-/// What the receiver needs to ask the other nodes for a resync.
+/// What the receiver needs to talk back to the other nodes.
 struct Link {
     client: Client,
     subject: async_nats::Subject,
-    dropped: Arc<AtomicU64>,
+    bus: Queue,
+    /// Snapshot parts received so far, per node.
+    snapshots: HashMap<u64, Vec<Ocid>>,
 }
 
 impl Link {
+    /// Ask every other node for its accounts (at start, and whenever this node may have
+    /// missed presence changes).
+    fn hello(&self, app: &App) {
+        self.bus.send(&WireOut::Hello {
+            node: app.hub.node(),
+        });
+    }
+
+    /// Publish this node's accounts, in parts, in order with its presence changes.
+    fn snapshot(&self, app: &App) {
+        let node = app.hub.node();
+        app.hub.local_accounts(|accounts| {
+            let parts: Vec<&[Ocid]> = if accounts.is_empty() {
+                vec![&[]]
+            } else {
+                accounts.chunks(SNAPSHOT_PART).collect()
+            };
+            let n = parts.len();
+            for (i, part) in parts.into_iter().enumerate() {
+                self.bus.send(&WireOut::Snapshot {
+                    node,
+                    part: i as u32,
+                    last: i + 1 == n,
+                    accounts: part,
+                });
+            }
+        });
+    }
+
+    /// A snapshot part from another node; the last part replaces what was known of it.
+    fn snapshot_part(&mut self, app: &App, node: u64, part: u32, last: bool, accounts: Vec<Ocid>) {
+        if node == app.hub.node() {
+            return;
+        }
+        let gathered = self.snapshots.entry(node).or_default();
+        if part == 0 {
+            gathered.clear();
+        }
+        gathered.extend(accounts);
+        if last {
+            let all = self.snapshots.remove(&node).unwrap_or_default();
+            app.hub.remote_snapshot(node, &all);
+        }
+    }
+
+    /// Say this node is alive, and give up on the nodes that have gone silent.
+    fn beat(&self, app: &App) {
+        self.bus.send(&WireOut::Alive {
+            node: app.hub.node(),
+        });
+        app.hub.expire_peers(app.config.peer_timeout);
+    }
+
     /// If this node dropped deliveries and is connected again: its own connections resync,
     /// and every other node is asked to resync its connections too.
     fn settle_drops(&self, app: &App) {
         if self.client.connection_state() != State::Connected {
             return;
         }
-        let n = self.dropped.swap(0, Ordering::Relaxed);
+        let n = self.bus.dropped.swap(0, Ordering::Relaxed);
         if n == 0 {
             return;
         }
         tracing::warn!(
             dropped = n,
-            "deliveries were left to the store; every node resyncs"
+            "bus messages were dropped; every node resyncs and hears this node's accounts again"
         );
         app.hub.resync_all();
+        self.snapshot(app);
         let Ok(bytes) = serde_json::to_vec(&WireOut::Resync) else {
             return;
         };
@@ -264,12 +403,16 @@ impl Link {
 async fn receiver(
     mut subscriber: Subscriber,
     mut events: mpsc::Receiver<Event>,
-    link: Link,
+    mut link: Link,
     app: Arc<App>,
 ) {
     let mut disconnected = false;
     let mut check = tokio::time::interval(Duration::from_secs(1));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = (app.config.peer_timeout / 4).max(Duration::from_millis(50));
+    let mut beat = tokio::time::interval(period);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    link.hello(&app);
     loop {
         tokio::select! {
             () = app.shutdown.cancelled() => break,
@@ -278,7 +421,7 @@ async fn receiver(
                     tracing::error!("bus subscription ended");
                     break;
                 };
-                deliver(&app, &msg.payload).await;
+                link.receive(&app, &msg.payload).await;
             }
             Some(event) = events.recv() => match event {
                 Event::Disconnected => {
@@ -290,32 +433,92 @@ async fn receiver(
                         disconnected = false;
                         tracing::info!("bus reconnected; every connection resyncs from the store");
                         app.hub.resync_all();
+                        link.hello(&app);
                     }
                     link.settle_drops(&app);
                 }
                 Event::SlowConsumer(_) => {
                     tracing::warn!("bus subscription overflowed; every connection resyncs");
                     app.hub.resync_all();
+                    link.hello(&app);
                 }
                 other => tracing::info!(event = %other, "bus event"),
             },
+            _ = beat.tick() => link.beat(&app),
             _ = check.tick() => link.settle_drops(&app),
         }
     }
 }
 
-async fn deliver(app: &Arc<App>, payload: &[u8]) {
-    let (origin, message) = match serde_json::from_slice(payload) {
-        Ok(WireIn::Message { origin, message }) => (origin, message),
-        Ok(WireIn::Resync) => {
-            app.hub.resync_all();
-            return;
+impl Link {
+    async fn receive(&mut self, app: &Arc<App>, payload: &[u8]) {
+        let wire: WireIn = match serde_json::from_slice(payload) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "undecodable bus message ignored");
+                return;
+            }
+        };
+        match wire {
+            WireIn::Message { origin, message } => deliver(app, origin, message).await,
+            WireIn::Resync => app.hub.resync_all(),
+            WireIn::Notice {
+                origin,
+                to,
+                notice,
+                at,
+            } => {
+                let audience = match to {
+                    WireAudience::Accounts(list) => Audience::Accounts(list),
+                    WireAudience::Chat(id) => match app.domain.chat(id).await {
+                        Ok(chat) => Audience::Chat(chat),
+                        Err(e) => {
+                            tracing::warn!(error = %e.message, "chat lookup for a notice failed");
+                            return;
+                        }
+                    },
+                };
+                app.hub.signal(&Arc::new(Signal {
+                    audience,
+                    origin,
+                    notice,
+                    at,
+                }));
+            }
+            WireIn::Presence { node, ocid, online } => {
+                self.heard(app, node);
+                app.hub.remote_presence(node, ocid, online);
+            }
+            WireIn::Alive { node } => self.heard(app, node),
+            WireIn::Hello { node } => {
+                if node != app.hub.node() {
+                    app.hub.heard(node);
+                    self.snapshot(app);
+                }
+            }
+            WireIn::Snapshot {
+                node,
+                part,
+                last,
+                accounts,
+            } => {
+                app.hub.heard(node);
+                self.snapshot_part(app, node, part, last, accounts);
+            }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "undecodable bus message ignored");
-            return;
+    }
+
+    /// A node this one did not know (new, or given up on) may hold accounts this node has
+    /// not heard of: ask for every node's list.
+    fn heard(&self, app: &App, node: u64) {
+        if app.hub.heard(node) {
+            tracing::info!(node, "a peer node is alive; asking for its accounts");
+            self.hello(app);
         }
-    };
+    }
+}
+
+async fn deliver(app: &Arc<App>, origin: Option<Origin>, message: Message) {
     match app.domain.chat(message.chat).await {
         Ok(chat) => {
             let delivery = Arc::new(Delivery::new(message, chat, origin));

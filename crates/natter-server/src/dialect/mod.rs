@@ -22,6 +22,16 @@ pub async fn handle(session: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>)
     }
 }
 
+/// A pushed notice or presence change as a frame for this connection, if its dialect has one
+/// (v0 has none) and it is logged in.
+pub fn push_frame(session: &Session, push: &crate::hub::Push) -> Option<Utf8Bytes> {
+    let me = session.me().ok()?;
+    match session.dialect {
+        crate::domain::Dialect::V1 => v1::push_frame(me, push),
+        crate::domain::Dialect::V0 => None,
+    }
+}
+
 /// The error reply for a failure outside any request (oversize or binary frame).
 pub fn frame_error(session: &Session, e: &natter_proto::WireError) -> Utf8Bytes {
     let t = now_s();

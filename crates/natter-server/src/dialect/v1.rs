@@ -2,12 +2,15 @@
 //! `docs/protocol/ourchat-v1.md`.
 
 use super::{Credentials, now_s};
+use crate::domain::friends::{FriendChange, Notice};
 use crate::domain::{LoginKey, To, encode, view};
+use crate::hub::Push;
 use crate::session::{AckFrame, Missed, Session};
+use crate::store::Befriend;
 use crate::store::Range;
 use axum::extract::ws::Utf8Bytes;
-use natter_proto::WireError;
 use natter_proto::v1::{self, InfoField, LoginBy, Page, Request, Target, code};
+use natter_proto::{Ocid, WireError};
 use serde_json::{Map, Value, json};
 
 pub fn to(target: Target) -> To {
@@ -174,7 +177,90 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
                 Err(e) => out.push(error(&e)),
             }
         }
+        Request::FriendRequest { ocid, msg } => {
+            let origin = Some(s.conn.origin());
+            match s.app.domain.request_friend(me, ocid, &msg, origin).await {
+                Ok(outcome) => {
+                    let state = match outcome {
+                        Befriend::Requested => 0,
+                        Befriend::Accepted => 1,
+                        Befriend::AlreadyFriends => 2,
+                    };
+                    out.push(reply(v1::friend_request_reply(t, ocid, state)));
+                }
+                Err(e) => out.push(error(&e)),
+            }
+        }
+        Request::FriendAnswer { ocid, accept } => {
+            let origin = Some(s.conn.origin());
+            match s.app.domain.answer_friend(me, ocid, accept, origin).await {
+                Ok(()) => out.push(reply(v1::friend_answer_reply(t, ocid, accept))),
+                Err(e) => out.push(error(&e)),
+            }
+        }
+        Request::FriendRemove { ocid } => {
+            let origin = Some(s.conn.origin());
+            match s.app.domain.remove_friend(me, ocid, origin).await {
+                Ok(()) => out.push(reply(v1::friend_remove_reply(t, ocid))),
+                Err(e) => out.push(error(&e)),
+            }
+        }
+        Request::Friends => match s.app.domain.contacts(me).await {
+            Ok(c) => {
+                let friends = c
+                    .friends
+                    .iter()
+                    .map(|f| v1::friend_value(f.ocid, f.since / 1000, s.app.hub.is_online(f.ocid)))
+                    .collect();
+                let requests = c
+                    .requests
+                    .iter()
+                    .map(|r| v1::request_value(r.from, &r.message, r.created_at / 1000))
+                    .collect();
+                out.push(reply(v1::friends_reply(t, friends, requests)));
+            }
+            Err(e) => out.push(error(&e)),
+        },
+        // Answered only when it fails: typing notices are frequent and need no reply.
+        Request::Typing { to: target } => {
+            let origin = Some(s.conn.origin());
+            if let Err(e) = s.app.domain.typing(me, to(target), origin).await {
+                out.push(error(&e));
+            }
+        }
     }
+}
+
+/// A pushed notice or presence change for the account `me` as a v1 frame, if it has one.
+pub fn push_frame(me: Ocid, push: &Push) -> Option<Utf8Bytes> {
+    let frame = match push {
+        Push::Presence { ocid, online } => v1::presence(now_s(), *ocid, *online),
+        Push::Notice(signal) => {
+            let t = signal.at / 1000;
+            match &signal.notice {
+                Notice::FriendRequest { from, message } => {
+                    v1::friend_request_push(t, *from, message)
+                }
+                Notice::Friendship { a, b, change, by } => {
+                    let other = if *a == me { *b } else { *a };
+                    let state = match change {
+                        FriendChange::Accepted => "accepted",
+                        FriendChange::Rejected => "rejected",
+                        FriendChange::Removed => "removed",
+                    };
+                    v1::friend_update(t, other, state, *by)
+                }
+                // An account is not told of its own typing (on its other devices).
+                Notice::Typing { from, .. } if *from == me => return None,
+                Notice::Typing { from, group } => {
+                    let target = group.map_or(Target::Private(me), Target::Group);
+                    v1::typing_push(t, *from, target)
+                }
+            }
+        }
+        Push::Deliver(_) | Push::Resync => return None,
+    };
+    Some(v1::finish(frame, None).into())
 }
 
 /// Missed messages as ordinary code 0 frames, then code 18 with their count.

@@ -5,6 +5,7 @@
 //! only as `internal`. This module never touches sockets or SQL.
 
 pub mod auth;
+pub mod friends;
 
 use crate::bus::{Bus, Origin};
 use crate::store::{

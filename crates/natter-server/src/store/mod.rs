@@ -161,6 +161,35 @@ pub struct Membership {
     pub last_index: Index,
 }
 
+/// A pending friend request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendRequest {
+    pub from: Ocid,
+    pub to: Ocid,
+    pub message: String,
+    /// Unix milliseconds of the latest request (asking again replaces the text and time).
+    pub created_at: i64,
+}
+
+/// One of an account's friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Friend {
+    pub ocid: Ocid,
+    /// Unix milliseconds when the request was accepted.
+    pub since: i64,
+}
+
+/// What asking to befriend an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Befriend {
+    /// The request is stored (or its text replaced) and waits for an answer.
+    Requested,
+    /// The other account had already asked this one: both are now friends.
+    Accepted,
+    /// They were friends already; nothing changed.
+    AlreadyFriends,
+}
+
 /// Which part of a chat's history to read; results are always ascending by index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Range {
@@ -250,6 +279,31 @@ pub trait Store: Send + Sync + 'static {
     async fn membership(&self, ocid: Ocid, chat: ChatId) -> Result<Option<Membership>>;
     /// Raise the account's delivered index in each chat (never lowers it).
     async fn mark_delivered(&self, ocid: Ocid, marks: &[(ChatId, Index)]) -> Result<()>;
+
+    /// Ask `to` to be `from`'s friend (both accounts exist; the caller checks). A request
+    /// already pending from `to` to `from` is taken as the answer: both become friends.
+    async fn request_friend(
+        &self,
+        from: Ocid,
+        to: Ocid,
+        message: &str,
+        now: i64,
+    ) -> Result<Befriend>;
+    /// Answer the pending request from `from` to `to`, deleting it; accepting makes them
+    /// friends. `false` when no such request is pending.
+    async fn answer_friend_request(
+        &self,
+        to: Ocid,
+        from: Ocid,
+        accept: bool,
+        now: i64,
+    ) -> Result<bool>;
+    /// End a friendship (both directions). `false` when they were not friends.
+    async fn remove_friend(&self, a: Ocid, b: Ocid) -> Result<bool>;
+    /// An account's friends, ascending by ocid.
+    async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>>;
+    /// The requests waiting for `to`'s answer, oldest first.
+    async fn friend_requests(&self, to: Ocid) -> Result<Vec<FriendRequest>>;
 
     /// Flush and close; called once at shutdown.
     async fn close(&self);

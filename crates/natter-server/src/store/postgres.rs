@@ -12,8 +12,8 @@ use super::rows::{
     self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, MESSAGE_COLUMNS, WriterTask, backend,
 };
 use super::{
-    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, OnDurable,
-    Range, Receipt, Result, SessionRow, Store, StoreError,
+    Account, Appended, Befriend, Chat, ChatKind, Friend, FriendRequest, Membership, Message,
+    NewAccount, NewMessage, OnDurable, Range, Receipt, Result, SessionRow, Store, StoreError,
 };
 use async_trait::async_trait;
 use natter_proto::{ChatId, Index, Ocid};
@@ -482,10 +482,154 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn request_friend(
+        &self,
+        from: Ocid,
+        to: Ocid,
+        message: &str,
+        now: i64,
+    ) -> Result<Befriend> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let (from, to) = (from as i64, to as i64);
+        // Both account rows locked, lowest first: the pair's requests and answers run one at a
+        // time, whichever nodes they arrive on, so crossed requests become one friendship.
+        lock_pair(&mut tx, from, to).await?;
+        let friends: Option<i64> =
+            sqlx::query_scalar("SELECT since FROM friends WHERE ocid = $1 AND friend = $2")
+                .bind(from)
+                .bind(to)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if friends.is_some() {
+            return Ok(Befriend::AlreadyFriends);
+        }
+        let asked =
+            sqlx::query("DELETE FROM friend_requests WHERE from_ocid = $1 AND to_ocid = $2")
+                .bind(to)
+                .bind(from)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        let outcome = if asked > 0 {
+            befriend(&mut tx, from, to, now).await?;
+            Befriend::Accepted
+        } else {
+            sqlx::query(
+                "INSERT INTO friend_requests (from_ocid, to_ocid, message, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (from_ocid, to_ocid) DO UPDATE SET message = excluded.message, created_at = excluded.created_at",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(message)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            Befriend::Requested
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn answer_friend_request(
+        &self,
+        to: Ocid,
+        from: Ocid,
+        accept: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let (from, to) = (from as i64, to as i64);
+        lock_pair(&mut tx, from, to).await?;
+        let found =
+            sqlx::query("DELETE FROM friend_requests WHERE from_ocid = $1 AND to_ocid = $2")
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                > 0;
+        if found && accept {
+            befriend(&mut tx, from, to, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
+    }
+
+    async fn remove_friend(&self, a: Ocid, b: Ocid) -> Result<bool> {
+        let removed = sqlx::query(
+            "DELETE FROM friends WHERE (ocid = $1 AND friend = $2) OR (ocid = $2 AND friend = $1)",
+        )
+        .bind(a as i64)
+        .bind(b as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT friend, since FROM friends WHERE ocid = $1 ORDER BY friend")
+                .bind(ocid as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(f, since)| Friend {
+                ocid: f as Ocid,
+                since,
+            })
+            .collect())
+    }
+
+    async fn friend_requests(&self, to: Ocid) -> Result<Vec<FriendRequest>> {
+        let rows = sqlx::query(
+            "SELECT from_ocid, message, created_at FROM friend_requests WHERE to_ocid = $1 ORDER BY created_at, from_ocid",
+        )
+        .bind(to as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| rows::friend_request(r, to))
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
     async fn close(&self) {
         // Called after every session has ended: the writer commits what is queued and stops,
         // then the pool closes (for SQLite that checkpoints the WAL).
         self.writer.stop().await;
         self.pool.close().await;
     }
+}
+
+/// Lock two accounts' rows, lowest ocid first (so two transactions on one pair never deadlock).
+async fn lock_pair(tx: &mut PgConnection, a: i64, b: i64) -> Result<()> {
+    sqlx::query("SELECT ocid FROM accounts WHERE ocid IN ($1, $2) ORDER BY ocid FOR UPDATE")
+        .bind(a)
+        .bind(b)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Record a friendship in both directions (idempotent).
+async fn befriend(tx: &mut PgConnection, a: i64, b: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO friends (ocid, friend, since) VALUES ($1, $2, $3), ($2, $1, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(a)
+    .bind(b)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Row decoding and error mapping shared by the SQL backends: both schemas use the same
 //! column names and 64-bit integer columns, so one decoder serves SQLite and PostgreSQL.
 
-use super::{Account, Membership, Message, Part, StoreError, Unique};
+use super::{Account, FriendRequest, Membership, Message, Part, StoreError, Unique};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 /// A row type whose columns decode as the store's plain integers and strings.
@@ -82,6 +82,16 @@ pub fn membership<R: StoreRow>(row: &R) -> Result<Membership, sqlx::Error> {
         joined: row.int("joined_index")? as u64,
         delivered: row.int("delivered_index")? as u64,
         last_index: row.int("last_index")? as u64,
+    })
+}
+
+/// A `friend_requests` row (`from_ocid, message, created_at`) addressed to `to`.
+pub fn friend_request<R: StoreRow>(row: &R, to: u64) -> Result<FriendRequest, sqlx::Error> {
+    Ok(FriendRequest {
+        from: row.int("from_ocid")? as u64,
+        to,
+        message: row.text("message")?,
+        created_at: row.int("created_at")?,
     })
 }
 

@@ -7,8 +7,8 @@
 
 use super::rows::{self, ACCOUNT_COLUMNS, AppendJob, MESSAGE_COLUMNS, WriterTask, backend};
 use super::{
-    Account, Appended, Chat, ChatKind, Membership, Message, NewAccount, NewMessage, OnDurable,
-    Range, Receipt, Result, SessionRow, Store, StoreError,
+    Account, Appended, Befriend, Chat, ChatKind, Friend, FriendRequest, Membership, Message,
+    NewAccount, NewMessage, OnDurable, Range, Receipt, Result, SessionRow, Store, StoreError,
 };
 use async_trait::async_trait;
 use natter_proto::{ChatId, Index, Ocid};
@@ -718,6 +718,148 @@ impl Store for SqliteStore {
             return Ok(());
         }
         rows::request(&self.marks, |reply| (ocid, marks.to_vec(), reply)).await
+    }
+
+    async fn request_friend(
+        &self,
+        from: Ocid,
+        to: Ocid,
+        message: &str,
+        now: i64,
+    ) -> Result<Befriend> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let (from, to) = (from as i64, to as i64);
+        let friends: Option<i64> =
+            sqlx::query_scalar("SELECT since FROM friends WHERE ocid = ? AND friend = ?")
+                .bind(from)
+                .bind(to)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if friends.is_some() {
+            return Ok(Befriend::AlreadyFriends);
+        }
+        let asked = sqlx::query("DELETE FROM friend_requests WHERE from_ocid = ? AND to_ocid = ?")
+            .bind(to)
+            .bind(from)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        let outcome = if asked > 0 {
+            sqlx::query("INSERT INTO friends (ocid, friend, since) VALUES (?, ?, ?), (?, ?, ?)")
+                .bind(from)
+                .bind(to)
+                .bind(now)
+                .bind(to)
+                .bind(from)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            Befriend::Accepted
+        } else {
+            sqlx::query(
+                "INSERT INTO friend_requests (from_ocid, to_ocid, message, created_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (from_ocid, to_ocid) DO UPDATE SET message = excluded.message, created_at = excluded.created_at",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(message)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            Befriend::Requested
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn answer_friend_request(
+        &self,
+        to: Ocid,
+        from: Ocid,
+        accept: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let (from, to) = (from as i64, to as i64);
+        let found = sqlx::query("DELETE FROM friend_requests WHERE from_ocid = ? AND to_ocid = ?")
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0;
+        if found && accept {
+            sqlx::query(
+                "INSERT INTO friends (ocid, friend, since) VALUES (?, ?, ?), (?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(now)
+            .bind(to)
+            .bind(from)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
+    }
+
+    async fn remove_friend(&self, a: Ocid, b: Ocid) -> Result<bool> {
+        let removed = sqlx::query(
+            "DELETE FROM friends WHERE (ocid = ? AND friend = ?) OR (ocid = ? AND friend = ?)",
+        )
+        .bind(a as i64)
+        .bind(b as i64)
+        .bind(b as i64)
+        .bind(a as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>> {
+        self.readers.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT friend, since FROM friends WHERE ocid = ?1 ORDER BY friend",
+            )?;
+            let rows = st.query_map([ocid as i64], |r| {
+                Ok(Friend {
+                    ocid: r.get::<_, i64>(0)? as Ocid,
+                    since: r.get(1)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    async fn friend_requests(&self, to: Ocid) -> Result<Vec<FriendRequest>> {
+        let rows = sqlx::query(
+            "SELECT from_ocid, message, created_at FROM friend_requests WHERE to_ocid = ? ORDER BY created_at, from_ocid",
+        )
+        .bind(to as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| rows::friend_request(r, to))
+            .collect::<Result<_, _>>()
+            .map_err(backend)
     }
 
     async fn close(&self) {

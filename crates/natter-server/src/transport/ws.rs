@@ -90,9 +90,11 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
                 let mut push = Some(push);
                 let mut n = 0;
                 while let Some(item) = push.take() {
-                    // A resync request is carried out by the lagging check below.
-                    if let Push::Deliver(out) = item {
-                        session.deliver(&out, &mut frames).await;
+                    match item {
+                        Push::Deliver(out) => session.deliver(&out, &mut frames).await,
+                        // Carried out by the lagging check below.
+                        Push::Resync => {}
+                        other => frames.extend(dialect::push_frame(&session, &other)),
                     }
                     n += 1;
                     if n < DRAIN_MAX {
