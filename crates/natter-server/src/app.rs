@@ -43,7 +43,8 @@ pub struct Config {
     /// Sends one connection may have waiting for the store's commit before the server stops
     /// reading its frames (the acks still come in request order).
     pub max_pending_sends: usize,
-    /// Requests per second per connection (0 = unlimited) and the burst allowed.
+    /// Requests per second per account on this node (per connection before login; 0 =
+    /// unlimited) and the burst allowed.
     pub rate_per_sec: u32,
     pub rate_burst: u32,
     /// How often the server pings, and how long a silent connection lives.

@@ -56,6 +56,59 @@ pub enum Push {
     Presence { ocid: Ocid, online: bool },
 }
 
+/// A token bucket of requests; `rate == 0` disables it.
+#[derive(Debug)]
+pub struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// `rate` tokens per second, holding at most `max(burst, rate)`; full at first.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(rate));
+        Self {
+            rate: f64::from(rate),
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    pub fn unlimited(&self) -> bool {
+        self.rate <= 0.0
+    }
+
+    /// Spend one token if there is one.
+    pub fn allow(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// An account's request budget, shared by its connections on this node.
+pub type SharedBucket = Arc<Mutex<Bucket>>;
+
+/// An account's connections on this node, and the request budget they share.
+#[derive(Debug)]
+struct Local {
+    conns: Vec<Arc<ConnHandle>>,
+    bucket: SharedBucket,
+}
+
 /// One live connection as the hub sees it.
 #[derive(Debug)]
 pub struct ConnHandle {
@@ -174,7 +227,7 @@ pub struct Hub {
     /// A random id for this node's hub, so origins are unique across the cluster.
     node: u64,
     next_id: AtomicU64,
-    conns: RwLock<HashMap<Ocid, Vec<Arc<ConnHandle>>>>,
+    conns: RwLock<HashMap<Ocid, Local>>,
     presence: Mutex<Presence>,
     /// Held while an account's first connection arrives or its last one leaves, until the
     /// change is published: the bus carries each account's changes in the order they happened.
@@ -233,30 +286,40 @@ impl Hub {
         (handle, rx)
     }
 
-    pub fn register(&self, ocid: Ocid, conn: &Arc<ConnHandle>) {
+    /// Add a logged-in connection of `ocid`; returns the request budget the account's
+    /// connections here share (made with `bucket` for its first one).
+    pub fn register(
+        &self,
+        ocid: Ocid,
+        conn: &Arc<ConnHandle>,
+        bucket: impl FnOnce() -> Bucket,
+    ) -> SharedBucket {
         let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
-        let first = {
+        let (first, shared) = {
             let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
-            let list = conns.entry(ocid).or_default();
-            list.push(conn.clone());
-            list.len() == 1
+            let local = conns.entry(ocid).or_insert_with(|| Local {
+                conns: Vec::new(),
+                bucket: Arc::new(Mutex::new(bucket())),
+            });
+            local.conns.push(conn.clone());
+            (local.conns.len() == 1, local.bucket.clone())
         };
         if first {
             self.local_presence(ocid, true);
         }
+        shared
     }
 
     pub fn unregister(&self, ocid: Ocid, conn_id: u64) {
         let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
         let last = {
             let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
-            let Some(list) = conns.get_mut(&ocid) else {
+            let Some(local) = conns.get_mut(&ocid) else {
                 return;
             };
-            let before = list.len();
-            list.retain(|c| c.id != conn_id);
-            let last = before > 0 && list.is_empty();
-            if list.is_empty() {
+            local.conns.retain(|c| c.id != conn_id);
+            let last = local.conns.is_empty();
+            if last {
                 conns.remove(&ocid);
             }
             last
@@ -293,7 +356,11 @@ impl Hub {
             return;
         }
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
-        for conn in to.iter().filter_map(|w| conns.get(w)).flatten() {
+        for conn in to
+            .iter()
+            .filter_map(|w| conns.get(w))
+            .flat_map(|l| &l.conns)
+        {
             conn.push_ephemeral(Push::Presence { ocid, online });
         }
     }
@@ -423,7 +490,7 @@ impl Hub {
     /// How many connections are logged in on this node.
     pub fn connections(&self) -> usize {
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
-        conns.values().map(Vec::len).sum()
+        conns.values().map(|l| l.conns.len()).sum()
     }
 
     /// Offer a delivery to every connection of every member except the sending one.
@@ -431,10 +498,10 @@ impl Hub {
         let out = Arc::new(Outgoing::new(delivery.clone()));
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
         for member in &delivery.chat.members {
-            let Some(list) = conns.get(member) else {
+            let Some(local) = conns.get(member) else {
                 continue;
             };
-            for conn in list {
+            for conn in &local.conns {
                 if delivery.origin == Some(conn.origin()) {
                     continue;
                 }
@@ -449,7 +516,7 @@ impl Hub {
         {
             let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
             let offer = |ocid: &Ocid| {
-                for conn in conns.get(ocid).into_iter().flatten() {
+                for conn in conns.get(ocid).into_iter().flat_map(|l| &l.conns) {
                     if signal.origin != Some(conn.origin()) {
                         conn.push_ephemeral(Push::Notice(signal.clone()));
                     }
@@ -499,7 +566,7 @@ impl Hub {
     /// lost deliveries).
     pub fn resync_all(&self) {
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
-        for conn in conns.values().flatten() {
+        for conn in conns.values().flat_map(|l| &l.conns) {
             conn.lagging.store(true, Ordering::Release);
             conn.push(Push::Resync);
         }

@@ -7,14 +7,13 @@
 
 use crate::app::App;
 use crate::domain::{ChatInfo, Dialect, Domain, PendingSend, Sent, encode, view};
-use crate::hub::{ConnHandle, Outgoing};
+use crate::hub::{Bucket, ConnHandle, Outgoing, SharedBucket};
 use crate::store::{Account, Appended, Message, Range};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::FutureExt;
 use natter_proto::{ChatId, ErrorCode, Index, Ocid, WireError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Messages read from the store per query while catching up.
 const PAGE: u32 = 1000;
@@ -54,33 +53,6 @@ impl Cursor {
     }
 }
 
-/// A token bucket; `rate == 0` disables it.
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn allow(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return true;
-        }
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// How far a gap fill got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fill {
@@ -117,7 +89,10 @@ pub struct Session {
     unwritten: HashMap<ChatId, Index>,
     /// Written indexes not yet recorded in the store.
     marks: HashMap<ChatId, Index>,
+    /// This connection's request budget while it is anonymous.
     bucket: Bucket,
+    /// Once logged in: the budget its account shares with its other connections on this node.
+    account_bucket: Option<SharedBucket>,
     /// More of the store remains to be written (a lag or a capped catch-up).
     resync_pending: bool,
     /// Sends queued in the store and not yet acked, oldest first.
@@ -126,13 +101,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(app: Arc<App>, dialect: Dialect, conn: Arc<ConnHandle>) -> Self {
-        let burst = f64::from(app.config.rate_burst.max(app.config.rate_per_sec));
-        let bucket = Bucket {
-            rate: f64::from(app.config.rate_per_sec),
-            burst,
-            tokens: burst,
-            at: Instant::now(),
-        };
+        let bucket = Bucket::new(app.config.rate_per_sec, app.config.rate_burst);
         Self {
             app,
             dialect,
@@ -142,6 +111,7 @@ impl Session {
             unwritten: HashMap::new(),
             marks: HashMap::new(),
             bucket,
+            account_bucket: None,
             resync_pending: false,
             sends: VecDeque::new(),
         }
@@ -201,9 +171,16 @@ impl Session {
         }
     }
 
-    /// Spend one frame from the rate budget.
+    /// Spend one frame from the rate budget: the connection's own while it is anonymous, its
+    /// account's (shared by all its connections on this node) once it is logged in.
     pub fn allow_frame(&mut self) -> bool {
-        self.bucket.allow()
+        if self.bucket.unlimited() {
+            return true;
+        }
+        match &self.account_bucket {
+            Some(shared) => shared.lock().unwrap_or_else(|p| p.into_inner()).allow(),
+            None => self.bucket.allow(),
+        }
     }
 
     /// The logged-in account, or `not_logged_in`.
@@ -230,7 +207,13 @@ impl Session {
         let ocid = account.ocid;
         // Register before reading the store: whatever commits from now on is in the outbox,
         // whatever committed before is in the store; the cursors drop the overlap.
-        self.app.hub.register(ocid, &self.conn);
+        let config = &self.app.config;
+        let (rate, burst) = (config.rate_per_sec, config.rate_burst);
+        self.account_bucket = Some(
+            self.app
+                .hub
+                .register(ocid, &self.conn, || Bucket::new(rate, burst)),
+        );
         self.login = Some(LoggedIn { ocid, token });
         match self.catch_up(ocid, since).await {
             Ok(missed) => {
@@ -329,6 +312,7 @@ impl Session {
         if let Some(login) = self.login.take() {
             self.app.hub.unregister(login.ocid, self.conn.id);
         }
+        self.account_bucket = None;
         self.cursors.clear();
         self.unwritten.clear();
         self.marks.clear();

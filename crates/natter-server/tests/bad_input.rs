@@ -478,6 +478,34 @@ async fn v0_oversized_frames() {
     oversized_frames(Dialect::V0).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_connections_share_one_budget() {
+    let server = TestServer::start_with(|c| {
+        c.rate_per_sec = 1;
+        c.rate_burst = 3;
+    })
+    .await;
+    // Two frames from this connection's own (anonymous) budget: register and log in.
+    let alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let mut first = alice.client;
+    let mut second = server.v1().await;
+    resume_v1(&mut second, &alice.token).await;
+    // The account's budget of 3 is spent on the first connection...
+    for i in 0..3 {
+        first
+            .request(&json!({"code": 19, "request_id": i}), 20)
+            .await;
+    }
+    // ...so the second one is limited too,
+    let r = second.request(&json!({"code": 19}), 12).await;
+    assert_error(&r, "rate_limited", 4290, Value::Null);
+    // while another account, and an anonymous connection, are not.
+    let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    bob.client.request(&json!({"code": 19}), 20).await;
+    let mut anon = server.v1().await;
+    anon.request(&json!({"code": 19}), 20).await;
+}
+
 async fn rate_limit(d: Dialect) {
     // A refill of 1/s leaves the 5..=7 window below two seconds of slack, so a slow machine
     // does not change the outcome.

@@ -419,3 +419,58 @@ async fn messages_sent_while_the_bus_is_down_arrive_in_order_when_it_returns() {
     assert!(int(&f["index"]) >= 7, "{f}");
     bus.stop();
 }
+
+/// The next frame, which must be a presence push (code 35) about `ocid` within `wait`; returns
+/// its `online`.
+async fn next_presence(c: &mut Client, ocid: u64, wait: Duration) -> bool {
+    let f = c
+        .recv_within(wait)
+        .await
+        .unwrap_or_else(|| panic!("no presence push about {ocid} within {wait:?}"));
+    assert_eq!(
+        (f["code"].clone(), f["ocid"].clone()),
+        (json!(35), json!(ocid)),
+        "expected a presence push, got {f}"
+    );
+    f["online"].as_bool().expect("online is a bool")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_goes_offline_in_a_bus_outage_and_comes_back_with_it() {
+    if nats().await.is_none() {
+        return;
+    }
+    let port = free_port();
+    let mut bus = OwnNats::start(port);
+    bus.wait_ready().await;
+    let Some((_db, nodes)) = cluster(2, Some(format!("nats://127.0.0.1:{port}"))).await else {
+        return;
+    };
+    let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
+    alice
+        .client
+        .request(&json!({"code": 23, "ocid": bob.ocid}), 24)
+        .await;
+    bob.client.expect_code(31).await;
+    bob.client
+        .request(&json!({"code": 25, "ocid": alice.ocid, "accept": true}), 26)
+        .await;
+    alice.client.expect_code(32).await;
+    assert!(next_presence(&mut alice.client, bob.ocid, Duration::from_secs(5)).await);
+    assert!(next_presence(&mut bob.client, alice.ocid, Duration::from_secs(5)).await);
+
+    // Without the bus, each node gives up on the other after the peer timeout (2 s here).
+    bus.stop();
+    let wait = Duration::from_secs(10);
+    assert!(!next_presence(&mut alice.client, bob.ocid, wait).await);
+    assert!(!next_presence(&mut bob.client, alice.ocid, wait).await);
+    // When it returns, the nodes exchange their lists and both are online again.
+    let mut bus = OwnNats::start(port);
+    bus.wait_ready().await;
+    let wait = Duration::from_secs(20);
+    assert!(next_presence(&mut alice.client, bob.ocid, wait).await);
+    assert!(next_presence(&mut bob.client, alice.ocid, wait).await);
+    alice.client.expect_silence(500).await;
+    bus.stop();
+}

@@ -61,7 +61,8 @@ pub struct ServeArgs {
     /// Sends per connection waiting for the store's commit before reading pauses [default: 64].
     #[arg(long, env = "NATTER_MAX_PENDING_SENDS")]
     pub max_pending_sends: Option<usize>,
-    /// Requests per second per connection, 0 for no limit [default: 1000].
+    /// Requests per second per account on each node (per connection before login), 0 for no
+    /// limit [default: 1000].
     #[arg(long, env = "NATTER_RATE_PER_SEC")]
     pub rate_per_sec: Option<u32>,
     /// Burst of requests allowed above the rate [default: 2000].
