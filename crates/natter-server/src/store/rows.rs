@@ -42,10 +42,6 @@ pub const ACCOUNT_COLUMNS_A: &str = "a.ocid, a.uuid, a.email, a.phone, a.usernam
 
 pub const MESSAGE_COLUMNS: &str = "id, chat_id, idx, sender, kind, parts, client_id, created_at";
 
-/// The same columns of a `messages` table aliased `m`.
-pub const MESSAGE_COLUMNS_M: &str =
-    "m.id, m.chat_id, m.idx, m.sender, m.kind, m.parts, m.client_id, m.created_at";
-
 pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
     Ok(Account {
         ocid: row.int("ocid")? as u64,
@@ -166,7 +162,7 @@ pub struct AppendJob {
 /// caller hears back; on failure every caller gets the error.
 pub fn answer_batch(
     batch: &mut Vec<AppendJob>,
-    outcome: Result<Vec<super::Result<super::Appended>>, sqlx::Error>,
+    outcome: Result<Vec<super::Result<super::Appended>>, impl std::fmt::Display>,
 ) {
     match outcome {
         Ok(results) => {
@@ -185,6 +181,22 @@ pub fn answer_batch(
                 let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
             }
         }
+    }
+}
+
+/// The answer to a retried send whose first copy is job `first` of the same batch: the same
+/// message if it went to the same chat.
+pub fn same_as(
+    first: &super::Result<super::Appended>,
+    chat: natter_proto::ChatId,
+) -> super::Result<super::Appended> {
+    use super::Appended;
+    match first {
+        Ok(Appended::New(m) | Appended::Existing(m)) if m.chat == chat => {
+            Ok(Appended::Existing(m.clone()))
+        }
+        Ok(_) => Err(StoreError::ClientIdReused),
+        Err(e) => Err(e.clone()),
     }
 }
 

@@ -5,23 +5,21 @@
 //! transaction (group commit): each message's index is assigned in that transaction, and no
 //! caller hears back before the commit that made its message durable.
 
-use super::rows::{self, ACCOUNT_COLUMNS, AppendJob, MESSAGE_COLUMNS, WriterTask, backend};
+use super::rows::{self, ACCOUNT_COLUMNS, AppendJob, MESSAGE_COLUMNS, backend};
 use super::{
     Account, Appended, Befriend, Chat, ChatKind, Friend, FriendRequest, Membership, Message,
     NewAccount, NewMessage, OnDurable, Range, Receipt, Result, SessionRow, Store, StoreError,
 };
 use async_trait::async_trait;
 use natter_proto::{ChatId, Index, Ocid};
-use sqlx::Connection;
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 /// Most appends committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -34,11 +32,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Connections for the short reads on the login and delivery paths, run inline.
     readers: Readers,
-    appends: mpsc::Sender<AppendJob>,
-    /// Delivery marks ride the writer's transactions too: no second writer contends for
-    /// SQLite's write lock, and no extra fsync is spent on them.
-    marks: mpsc::Sender<MarkJob>,
-    writer: WriterTask,
+    /// Appends and delivery marks, for the writer thread. Marks ride the writer's
+    /// transactions too: no second writer contends for SQLite's write lock, and no extra
+    /// fsync is spent on them.
+    jobs: mpsc::Sender<WriteJob>,
+    writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl SqliteStore {
@@ -63,20 +61,30 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        let conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(backend)?;
-        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
-        let (marks_tx, marks_rx) = mpsc::channel(APPEND_QUEUE);
-        let writer = WriterTask::spawn(|stop| append_writer(conn, rx, marks_rx, stop));
+        let conn = open_writer(path).map_err(lite)?;
+        let (jobs, rx) = mpsc::channel(APPEND_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || write_loop(conn, rx));
         Ok(Self {
             pool,
             readers: Readers::new(path),
-            appends: tx,
-            marks: marks_tx,
-            writer,
+            jobs,
+            writer: tokio::sync::Mutex::new(Some(writer)),
         })
     }
+}
+
+/// The writer thread's connection: the same settings as the pool's (WAL is already set on
+/// the file by then).
+fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
 }
 
 /// Most idle read connections kept open.
@@ -177,38 +185,44 @@ const SESSION_SQL: &str = "SELECT a.ocid, a.uuid, a.email, a.phone, a.username, 
 const MEMBERSHIP_SQL: &str = "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
      FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ?1";
 
-/// The group-commit loop: take every queued append and delivery mark (up to `MAX_BATCH` of
-/// each), run them in one transaction, commit, then answer each caller.
-async fn append_writer(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<AppendJob>,
-    mut marks_rx: mpsc::Receiver<MarkJob>,
-    stop: CancellationToken,
-) {
+/// What the writer thread is asked to do, in queue order.
+enum WriteJob {
+    Append(AppendJob),
+    Marks(MarkJob),
+    /// Finish what is queued before this, then stop.
+    Stop,
+}
+
+/// The group-commit loop, on its own thread with its own connection: take every queued append
+/// and delivery mark (up to `MAX_BATCH` of each), run them in one transaction, commit, then
+/// run each append's hook and answer each caller, in queue order.
+fn write_loop(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<WriteJob>) {
     let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
     let mut marks: Vec<MarkJob> = Vec::new();
-    loop {
-        // Biased: queued work is always taken before a stop request is honoured, and a batch
-        // once taken is always finished (the stop is only seen while idle).
-        let n = tokio::select! {
-            biased;
-            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-            n = marks_rx.recv_many(&mut marks, MAX_BATCH) => n,
-            () = stop.cancelled() => 0,
-        };
-        if n == 0 {
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = rx.blocking_recv() else {
             break;
-        }
+        };
         // Whatever else is already waiting joins the same transaction.
-        while batch.len() < MAX_BATCH {
-            let Ok(job) = rx.try_recv() else { break };
-            batch.push(job);
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                WriteJob::Append(j) => batch.push(j),
+                WriteJob::Marks(m) => marks.push(m),
+                WriteJob::Stop => {
+                    stopping = true;
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH && marks.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
         }
-        while marks.len() < MAX_BATCH {
-            let Ok(job) = marks_rx.try_recv() else { break };
-            marks.push(job);
+        if batch.is_empty() && marks.is_empty() {
+            continue;
         }
-        let outcome = append_batch(&mut conn, &batch, &marks).await;
+        let outcome = write_batch(&mut conn, &batch, &marks);
         let marked = outcome
             .as_ref()
             .map(|_| ())
@@ -218,39 +232,26 @@ async fn append_writer(
         }
         rows::answer_batch(&mut batch, outcome);
     }
-    let _ = conn.close().await;
 }
 
-async fn append_batch(
-    conn: &mut SqliteConnection,
+/// One transaction: the appends, then the marks; rolled back whole on any failure.
+fn write_batch(
+    conn: &mut rusqlite::Connection,
     batch: &[AppendJob],
     marks: &[MarkJob],
-) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut outcome = append_in_transaction(conn, batch).await;
-    if outcome.is_ok()
-        && !marks.is_empty()
-        && let Err(e) = write_marks(conn, marks).await
-    {
-        outcome = Err(e);
-    }
-    let committed = match outcome {
-        Ok(results) => match sqlx::query("COMMIT").execute(&mut *conn).await {
-            Ok(_) => return Ok(results),
-            Err(e) => e,
-        },
-        Err(e) => e,
-    };
-    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-    Err(committed)
+) -> rusqlite::Result<Vec<Result<Appended>>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let results = append_rows(&tx, batch)?;
+    write_marks(&tx, marks)?;
+    tx.commit()?;
+    Ok(results)
 }
 
-/// Every queued delivery mark in one statement (the highest index per account and chat;
-/// marks never go down).
-async fn write_marks(
-    conn: &mut SqliteConnection,
-    marks: &[MarkJob],
-) -> std::result::Result<(), sqlx::Error> {
+/// Every queued delivery mark (the highest index per account and chat; marks never go down).
+fn write_marks(tx: &rusqlite::Transaction<'_>, marks: &[MarkJob]) -> rusqlite::Result<()> {
+    if marks.is_empty() {
+        return Ok(());
+    }
     let mut highest: HashMap<(Ocid, ChatId), Index> = HashMap::new();
     for (ocid, list, _) in marks {
         for &(chat, index) in list {
@@ -258,181 +259,101 @@ async fn write_marks(
             *mark = (*mark).max(index);
         }
     }
-    let rows: Vec<serde_json::Value> = highest
-        .into_iter()
-        .map(|((ocid, chat), index)| serde_json::json!([ocid, chat, index]))
-        .collect();
-    sqlx::query(
-        "UPDATE OR ROLLBACK members SET delivered_index = MAX(delivered_index, j.value ->> 2)
-         FROM json_each(?) AS j
-         WHERE members.ocid = j.value ->> 0 AND members.chat_id = j.value ->> 1",
-    )
-    .bind(serde_json::Value::Array(rows).to_string())
-    .execute(&mut *conn)
-    .await?;
+    let mut update = tx.prepare_cached(
+        "UPDATE members SET delivered_index = MAX(delivered_index, ?3)
+         WHERE ocid = ?1 AND chat_id = ?2",
+    )?;
+    for ((ocid, chat), index) in highest {
+        update.execute((ocid as i64, chat as i64, index as i64))?;
+    }
     Ok(())
 }
 
-/// What becomes of one queued append.
-enum Plan {
-    Done(Result<Appended>),
-    /// Stored by this batch with this index.
-    Row(Index),
-    /// The same sender and client id as an earlier job of this batch.
-    SameAs(usize),
-}
-
-/// The whole batch in a handful of statements, however many messages it holds: one lookup of
-/// every client id, one read of every chat's last index, one INSERT of every new row (from a
-/// JSON array), one UPDATE of every chat's last index. Indexes are read and assigned inside the
-/// write transaction (`BEGIN IMMEDIATE` holds SQLite's write lock), so they stay gapless even
-/// with another writer on the same file.
-async fn append_in_transaction(
-    conn: &mut SqliteConnection,
+/// Decide and write each queued append, assigning indexes in queue order: a retried send
+/// (same sender and client id, in the store or earlier in this batch) gets the stored message.
+fn append_rows(
+    tx: &rusqlite::Transaction<'_>,
     batch: &[AppendJob],
-) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
-    let json = |v: &serde_json::Value| v.to_string();
-    // Retried sends: the stored message for every (sender, client id) in the batch.
-    let keys: Vec<serde_json::Value> = batch
-        .iter()
-        .filter_map(|job| {
-            let m = &job.new;
-            m.client_id
-                .as_ref()
-                .map(|c| serde_json::json!([m.sender, c]))
-        })
-        .collect();
-    // sender -> client id -> stored message (looked up by `&str`, no allocation per job).
-    let mut stored: HashMap<Ocid, HashMap<String, Message>> = HashMap::new();
-    if !keys.is_empty() {
-        let found = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM json_each(?) AS k JOIN messages AS m
-             ON m.sender = k.value ->> 0 AND m.client_id = k.value ->> 1
-             AND m.client_id IS NOT NULL",
-            rows::MESSAGE_COLUMNS_M
-        )))
-        .bind(json(&serde_json::Value::Array(keys)))
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in &found {
-            let m = rows::message(row)?;
-            if let Some(c) = m.client_id.clone() {
-                stored.entry(m.sender).or_default().insert(c, m);
-            }
-        }
-    }
-    // The last index of every chat written to.
-    let mut chats: Vec<i64> = batch.iter().map(|job| job.new.chat as i64).collect();
-    chats.sort_unstable();
-    chats.dedup();
-    let last: HashMap<ChatId, Index> = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT id, last_index FROM chats WHERE id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(json(&serde_json::json!(chats)))
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(id, last)| (id as u64, last as u64))
-    .collect();
-    let mut next = last.clone();
-    // Decide each job, assigning indexes in queue order.
-    let mut plans = Vec::with_capacity(batch.len());
+) -> rusqlite::Result<Vec<Result<Appended>>> {
+    let mut existing = tx.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ?1 AND client_id = ?2"
+    ))?;
+    let mut last_of = tx.prepare_cached("SELECT last_index FROM chats WHERE id = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    // chat -> (last index before this batch, last index assigned).
+    let mut indexes: HashMap<ChatId, (Index, Index)> = HashMap::new();
     let mut first_of: HashMap<(Ocid, &str), usize> = HashMap::new();
-    let mut rows_json = Vec::new();
+    let mut results: Vec<Result<Appended>> = Vec::with_capacity(batch.len());
     for (i, new) in batch.iter().map(|job| &job.new).enumerate() {
         if let Some(c) = new.client_id.as_deref() {
-            if let Some(m) = stored.get(&new.sender).and_then(|by_id| by_id.get(c)) {
-                plans.push(Plan::Done(if m.chat == new.chat {
-                    Ok(Appended::Existing(m.clone()))
-                } else {
-                    Err(StoreError::ClientIdReused)
-                }));
-                continue;
-            }
             if let Some(&j) = first_of.get(&(new.sender, c)) {
-                plans.push(Plan::SameAs(j));
+                results.push(rows::same_as(&results[j], new.chat));
                 continue;
             }
             first_of.insert((new.sender, c), i);
+            let stored = existing
+                .query_row((new.sender as i64, c), |r| {
+                    decoded(rows::message(&LiteRow(r)))
+                })
+                .optional()?;
+            if let Some(m) = stored {
+                results.push(if m.chat == new.chat {
+                    Ok(Appended::Existing(m))
+                } else {
+                    Err(StoreError::ClientIdReused)
+                });
+                continue;
+            }
         }
-        let Some(index) = next.get_mut(&new.chat) else {
-            plans.push(Plan::Done(Err(StoreError::NoSuchChat)));
-            continue;
+        let slot = match indexes.entry(new.chat) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let last: Option<i64> = last_of
+                    .query_row([new.chat as i64], |r| r.get(0))
+                    .optional()?;
+                let Some(last) = last else {
+                    results.push(Err(StoreError::NoSuchChat));
+                    continue;
+                };
+                v.insert((last as u64, last as u64))
+            }
         };
-        *index += 1;
-        plans.push(Plan::Row(*index));
-        rows_json.push(serde_json::json!([
-            new.chat,
-            *index,
-            new.sender,
-            new.kind,
-            rows::encode_parts(&new.parts)?,
-            new.client_id,
-            new.created_at
-        ]));
+        slot.1 += 1;
+        let index = slot.1;
+        let parts = serde_json::to_string(&new.parts)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        insert.execute((
+            new.chat as i64,
+            index as i64,
+            new.sender as i64,
+            i64::from(new.kind),
+            parts,
+            new.client_id.as_deref(),
+            new.created_at,
+        ))?;
+        results.push(Ok(Appended::New(Message {
+            id: tx.last_insert_rowid() as u64,
+            chat: new.chat,
+            index,
+            sender: new.sender,
+            kind: new.kind,
+            parts: new.parts.clone(),
+            client_id: new.client_id.clone(),
+            created_at: new.created_at,
+        })));
     }
-    // Insert every new row; ids follow the array's order.
-    let mut ids: HashMap<(ChatId, Index), u64> = HashMap::new();
-    if !rows_json.is_empty() {
-        let inserted = sqlx::query_as::<_, (i64, i64, i64)>(
-            // OR ROLLBACK: a failure ends the whole transaction anyway, and SQLite then needs no
-            // statement journal for this many-row statement.
-            "INSERT OR ROLLBACK INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-                    value ->> 6
-             FROM json_each(?) ORDER BY key
-             RETURNING id, chat_id, idx",
-        )
-        .bind(json(&serde_json::Value::Array(rows_json)))
-        .fetch_all(&mut *conn)
-        .await?;
-        ids = inserted
-            .into_iter()
-            .map(|(id, chat, idx)| ((chat as u64, idx as u64), id as u64))
-            .collect();
-        let moved: Vec<serde_json::Value> = next
-            .iter()
-            .filter(|(chat, index)| last.get(chat) != Some(index))
-            .map(|(chat, index)| serde_json::json!([chat, index]))
-            .collect();
-        sqlx::query(
-            "UPDATE OR ROLLBACK chats SET last_index = j.value ->> 1
-             FROM json_each(?) AS j WHERE chats.id = j.value ->> 0",
-        )
-        .bind(json(&serde_json::Value::Array(moved)))
-        .execute(&mut *conn)
-        .await?;
-    }
-    // Answer each job.
-    let mut results: Vec<Result<Appended>> = Vec::with_capacity(batch.len());
-    for (new, plan) in batch.iter().map(|job| &job.new).zip(&plans) {
-        let result = match plan {
-            Plan::Done(r) => r.clone(),
-            &Plan::Row(index) => match ids.get(&(new.chat, index)) {
-                Some(&id) => Ok(Appended::New(Message {
-                    id,
-                    chat: new.chat,
-                    index,
-                    sender: new.sender,
-                    kind: new.kind,
-                    parts: new.parts.clone(),
-                    client_id: new.client_id.clone(),
-                    created_at: new.created_at,
-                })),
-                None => Err(StoreError::Backend("inserted row not returned".into())),
-            },
-            Plan::SameAs(j) => match &results[*j] {
-                Ok(Appended::New(m) | Appended::Existing(m)) if m.chat == new.chat => {
-                    Ok(Appended::Existing(m.clone()))
-                }
-                Ok(_) => Err(StoreError::ClientIdReused),
-                Err(e) => Err(e.clone()),
-            },
-        };
-        results.push(result);
+    let mut moved = tx.prepare_cached("UPDATE chats SET last_index = ?2 WHERE id = ?1")?;
+    for (chat, (before, after)) in indexes {
+        if after > before {
+            moved.execute((chat as i64, after as i64))?;
+        }
     }
     Ok(results)
 }
+
 impl SqliteStore {
     async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
         let rows: Vec<i64> =
@@ -655,7 +576,15 @@ impl Store for SqliteStore {
         new: NewMessage,
         on_durable: Option<OnDurable>,
     ) -> Result<Receipt> {
-        rows::queue_append(&self.appends, new, on_durable).await
+        rows::queue(&self.jobs, |reply| {
+            WriteJob::Append(AppendJob {
+                new,
+                on_durable,
+                reply,
+            })
+        })
+        .await
+        .map(Receipt::new)
     }
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
@@ -717,7 +646,10 @@ impl Store for SqliteStore {
         if marks.is_empty() {
             return Ok(());
         }
-        rows::request(&self.marks, |reply| (ocid, marks.to_vec(), reply)).await
+        rows::request(&self.jobs, |reply| {
+            WriteJob::Marks((ocid, marks.to_vec(), reply))
+        })
+        .await
     }
 
     async fn request_friend(
@@ -865,7 +797,10 @@ impl Store for SqliteStore {
     async fn close(&self) {
         // Called after every session has ended: the writer commits what is queued and stops,
         // then the pool closes (for SQLite that checkpoints the WAL).
-        self.writer.stop().await;
+        let _ = self.jobs.send(WriteJob::Stop).await;
+        if let Some(writer) = self.writer.lock().await.take() {
+            let _ = writer.await;
+        }
         self.pool.close().await;
     }
 }
