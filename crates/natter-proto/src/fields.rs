@@ -222,6 +222,16 @@ pub struct Head {
     pub request_id: Option<Value>,
 }
 
+/// Whether a (non-null) `request_id` is acceptable: an integer, or a string of at most
+/// `MAX_REQUEST_ID_LEN` characters.
+pub fn valid_request_id(id: &Value) -> bool {
+    match id {
+        Value::String(s) => s.chars().count() <= MAX_REQUEST_ID_LEN,
+        Value::Number(n) => n.is_i64() || n.is_u64(),
+        _ => false,
+    }
+}
+
 /// Parse a frame into a JSON object and its head.
 ///
 /// # Errors
@@ -247,12 +257,7 @@ pub fn parse_object(text: &str) -> Result<(Map<String, Value>, Head), (Head, Wir
     let request_id = map.get("request_id").cloned().filter(|v| !v.is_null());
     let head = Head { code, request_id };
     if let Some(id) = &head.request_id {
-        let ok = match id {
-            Value::String(s) => s.chars().count() <= MAX_REQUEST_ID_LEN,
-            Value::Number(n) => n.is_i64() || n.is_u64(),
-            _ => false,
-        };
-        if !ok {
+        if !valid_request_id(id) {
             let head = Head {
                 code: head.code,
                 request_id: None,

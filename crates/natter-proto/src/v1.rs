@@ -5,8 +5,9 @@
 
 use crate::fields::{self, Fields, Head};
 use crate::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 pub mod code {
     pub const TEXT: i64 = 0;
@@ -183,11 +184,65 @@ pub struct DecodeError {
     pub error: WireError,
 }
 
+/// The common shape of a text message (code 0), read straight into a struct: no JSON tree, no
+/// map of fields. Anything else, including every malformed text message, goes through the
+/// general decoder, which names what is wrong.
+#[derive(Deserialize)]
+struct PlainText<'a> {
+    code: i64,
+    sender: PlainSender,
+    #[serde(borrow)]
+    msg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    request_id: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PlainSender {
+    #[serde(default)]
+    group_id: Option<u64>,
+    #[serde(default)]
+    private_id: Option<u64>,
+}
+
+/// A well-formed code 0 frame, decoded on the fast path; `None` sends it to `decode_body`
+/// (which accepts everything this accepts, and decodes it the same way).
+fn plain_text(text: &str) -> Option<Envelope> {
+    let plain: PlainText<'_> = serde_json::from_str(text).ok()?;
+    let to = match (plain.sender.group_id, plain.sender.private_id) {
+        (Some(g), None) => Target::Group(g),
+        (None, Some(p)) => Target::Private(p),
+        _ => return None,
+    };
+    if plain.code != code::TEXT
+        || plain
+            .request_id
+            .as_ref()
+            .is_some_and(|id| !fields::valid_request_id(id))
+    {
+        return None;
+    }
+    Some(Envelope {
+        code: code::TEXT,
+        request_id: plain.request_id,
+        request: Request::Text {
+            to,
+            msg: plain.msg.into_owned(),
+            client_id: plain.client_id.map(Cow::into_owned),
+        },
+    })
+}
+
 /// Decode one text frame.
 ///
 /// # Errors
 /// Any malformed, unknown or mistyped request, with the code to answer it with.
 pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
+    if let Some(env) = plain_text(text) {
+        return Ok(env);
+    }
     let (map, Head { code, request_id }) =
         fields::parse_object(text).map_err(|(head, error)| DecodeError {
             code: head.code,
@@ -403,7 +458,7 @@ pub fn finish(mut frame: Value, request_id: Option<&Value>) -> String {
     if let (Some(id), Value::Object(map)) = (request_id, &mut frame) {
         map.insert("request_id".into(), id.clone());
     }
-    frame.to_string()
+    serde_json::to_string(&frame).unwrap_or_default()
 }
 
 pub fn register_reply(time: i64, state: u8, ocid: Option<Ocid>) -> Value {
@@ -458,14 +513,47 @@ pub fn error_reply(time: i64, request: Option<i64>, e: &WireError) -> Value {
     })
 }
 
-/// Code 15: the message is durable; its id and index.
-pub fn ack(time: i64, to: Target, id: MessageId, index: Index, client_id: Option<&str>) -> Value {
-    let mut v = json!({"code": code::ACK, "time": time, "cid": id, "index": index});
-    put_target(&mut v, to);
-    if let Some(c) = client_id {
-        v["client_id"] = json!(c);
-    }
-    v
+#[derive(Serialize)]
+struct AckFrame<'a> {
+    code: i64,
+    time: i64,
+    cid: MessageId,
+    index: Index,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<ChatId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_id: Option<Ocid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a Value>,
+}
+
+/// Code 15, encoded: the message is durable; its id and index (one per send, so written
+/// straight from a struct).
+pub fn encode_ack(
+    time: i64,
+    to: Target,
+    id: MessageId,
+    index: Index,
+    client_id: Option<&str>,
+    request_id: Option<&Value>,
+) -> String {
+    let (group_id, private_id) = match to {
+        Target::Group(g) => (Some(g), None),
+        Target::Private(p) => (None, Some(p)),
+    };
+    let frame = AckFrame {
+        code: code::ACK,
+        time,
+        cid: id,
+        index,
+        group_id,
+        private_id,
+        client_id,
+        request_id,
+    };
+    serde_json::to_string(&frame).unwrap_or_default()
 }
 
 pub fn history_reply(time: i64, to: Target, messages: Vec<Value>, more: bool) -> Value {
@@ -576,6 +664,31 @@ mod tests {
         };
         assert_eq!(values[0], (InfoField::Avatar, "avater".into()));
         assert_eq!(values[1], (InfoField::Avatar, "avatar".into()));
+    }
+
+    #[test]
+    fn plain_text_matches_the_general_decoder() {
+        for frame in [
+            r#"{"code":0,"time":1,"sender":{"ocid":5,"private_id":7},"msg":"hi"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"a\"b","client_id":"c1","request_id":"r"}"#,
+            r#"{"code":0,"sender":{"group_id":3,"private_id":null},"msg":"x","request_id":9}"#,
+            r#"{"code":0,"sender":{"private_id":"7"},"msg":"digits as a string"}"#,
+        ] {
+            let map: Map<String, Value> = serde_json::from_str(frame).expect("json");
+            let general = decode_body(0, &map).expect("general");
+            let fast = decode(frame).expect("decodes");
+            assert_eq!(fast.request, general, "{frame}");
+        }
+        // Not plain: left to the general decoder and its errors.
+        for frame in [
+            r#"{"code":0,"sender":{"group_id":3,"private_id":4},"msg":"x"}"#,
+            r#"{"code":0,"sender":{},"msg":"x"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":null}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","request_id":[1]}"#,
+        ] {
+            assert!(plain_text(frame).is_none(), "{frame}");
+            assert!(decode(frame).is_err(), "{frame}");
+        }
     }
 
     #[test]

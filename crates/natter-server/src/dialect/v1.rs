@@ -110,17 +110,18 @@ pub async fn handle(s: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
         } => {
             let (rid, code) = (env.request_id.clone(), env.code);
             let ack: AckFrame = Box::new(move |result| {
-                let frame = match result {
-                    Ok(sent) => v1::ack(
+                match result {
+                    Ok(sent) => v1::encode_ack(
                         now_s(),
                         target,
                         sent.id,
                         sent.index,
                         sent.client_id.as_deref(),
+                        rid.as_ref(),
                     ),
-                    Err(e) => v1::error_reply(now_s(), Some(code), e),
-                };
-                v1::finish(frame, rid.as_ref()).into()
+                    Err(e) => v1::finish(v1::error_reply(now_s(), Some(code), e), rid.as_ref()),
+                }
+                .into()
             });
             super::send_text(s, to(target), msg, client_id, ack, error, out).await;
         }
