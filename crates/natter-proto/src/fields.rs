@@ -256,22 +256,24 @@ pub fn parse_object(text: &str) -> Result<(Map<String, Value>, Head), (Head, Wir
     let code = map.get("code").and_then(Value::as_i64);
     let request_id = map.get("request_id").cloned().filter(|v| !v.is_null());
     let head = Head { code, request_id };
-    if let Some(id) = &head.request_id {
-        if !valid_request_id(id) {
-            let head = Head {
-                code: head.code,
-                request_id: None,
-            };
-            return Err((
-                head,
-                WireError::new(
-                    ErrorCode::InvalidField,
-                    format!(
-                        "field `request_id` must be an integer or a string of at most {MAX_REQUEST_ID_LEN} characters"
-                    ),
+    if head
+        .request_id
+        .as_ref()
+        .is_some_and(|id| !valid_request_id(id))
+    {
+        let head = Head {
+            code: head.code,
+            request_id: None,
+        };
+        return Err((
+            head,
+            WireError::new(
+                ErrorCode::InvalidField,
+                format!(
+                    "field `request_id` must be an integer or a string of at most {MAX_REQUEST_ID_LEN} characters"
                 ),
-            ));
-        }
+            ),
+        ));
     }
     if !map.contains_key("code") {
         return Err((

@@ -8,7 +8,7 @@
 
 use crate::bus::{Bus, Origin};
 use crate::domain::friends::{Audience, FriendChange, Notice, Signal};
-use crate::domain::{Delivery, Dialect, encode};
+use crate::domain::{Delivery, Dialect};
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::Ocid;
 use rand::RngExt;
@@ -37,7 +37,7 @@ impl Outgoing {
     /// The message's frame in `dialect`, encoded on first use.
     pub fn frame(&self, dialect: Dialect) -> Utf8Bytes {
         self.frames[dialect as usize]
-            .get_or_init(|| encode(dialect, &self.delivery.view()).into())
+            .get_or_init(|| self.delivery.encode(dialect).into())
             .clone()
     }
 }

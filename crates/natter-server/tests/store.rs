@@ -217,7 +217,7 @@ async fn appends_and_history(b: &Backend) {
     );
     let m = &s.messages(p.id, Range::After(0), 1).await.expect("first")[0];
     assert_eq!(
-        (m.text(), m.sender, m.kind),
+        (m.text().into_owned(), m.sender, m.kind),
         ("m1".to_owned(), 10002, KIND_NORMAL)
     );
     s.close().await;

@@ -88,22 +88,21 @@ pub struct Delivery {
     pub chat: Arc<ChatInfo>,
     /// The connection that sent it (it gets an ack, not the message).
     pub origin: Option<Origin>,
-    text: String,
 }
 
 impl Delivery {
     pub fn new(message: Message, chat: Arc<ChatInfo>, origin: Option<Origin>) -> Self {
-        let text = message.text();
         Self {
             message,
             chat,
             origin,
-            text,
         }
     }
 
-    pub fn view(&self) -> MessageView<'_> {
-        view(&self.message, &self.chat, &self.text)
+    /// The message's code 0 frame in `dialect`.
+    pub fn encode(&self, dialect: Dialect) -> String {
+        let text = self.message.text();
+        encode(dialect, &view(&self.message, &self.chat, &text))
     }
 }
 

@@ -118,16 +118,16 @@ pub struct Message {
 }
 
 impl Message {
-    /// The text of the message: its text parts joined.
-    pub fn text(&self) -> String {
+    /// The text of the message: its text parts joined (borrowed when there is one).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
         let mut texts = self.parts.iter().filter(|p| p.category == Category::TEXT);
         match (texts.next(), texts.next()) {
-            (Some(one), None) => one.content.clone(),
-            (None, _) => String::new(),
+            (Some(one), None) => std::borrow::Cow::Borrowed(&one.content),
+            (None, _) => std::borrow::Cow::Borrowed(""),
             (Some(first), Some(second)) => {
                 let mut s = format!("{}{}", first.content, second.content);
                 texts.for_each(|p| s.push_str(&p.content));
-                s
+                std::borrow::Cow::Owned(s)
             }
         }
     }
