@@ -23,6 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most appends committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// A commit at least this slow is logged (every append waiting behind it waits as long).
+const SLOW_COMMIT: Duration = Duration::from_millis(100);
+/// Committed batches waiting for their answers before the writer waits.
+const ANSWER_QUEUE: usize = 4;
 /// Appends waiting for the writer before callers wait for room.
 const APPEND_QUEUE: usize = 4096;
 
@@ -37,6 +41,10 @@ pub struct SqliteStore {
     /// fsync is spent on them.
     jobs: mpsc::Sender<WriteJob>,
     writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Taken by every write through the pool: they queue here, in order, rather than in
+    /// SQLite's busy handler, whose sleeps (up to 100 ms each) would stall a burst of logins or
+    /// new chats. Only the writer thread then competes with them for the file's write lock.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl SqliteStore {
@@ -63,12 +71,19 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let conn = open_writer(path).map_err(lite)?;
         let (jobs, rx) = mpsc::channel(APPEND_QUEUE);
-        let writer = tokio::task::spawn_blocking(move || write_loop(conn, rx));
+        let (answers, answers_rx) = mpsc::channel(ANSWER_QUEUE);
+        let answerer = tokio::spawn(answer_loop(answers_rx));
+        let writer = tokio::task::spawn_blocking(move || write_loop(conn, rx, answers));
+        let writer = tokio::spawn(async move {
+            let _ = writer.await;
+            let _ = answerer.await;
+        });
         Ok(Self {
             pool,
             readers: Readers::new(path),
             jobs,
             writer: tokio::sync::Mutex::new(Some(writer)),
+            writes: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -197,7 +212,11 @@ enum WriteJob {
 /// The group-commit loop, on its own thread with its own connection: take every queued append
 /// and delivery mark (up to `MAX_BATCH` of each), run them in one transaction, commit, then
 /// run each append's hook and answer each caller, in queue order.
-fn write_loop(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<WriteJob>) {
+fn write_loop(
+    mut conn: rusqlite::Connection,
+    mut rx: mpsc::Receiver<WriteJob>,
+    answers: mpsc::Sender<Answer>,
+) {
     let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
     let mut marks: Vec<MarkJob> = Vec::new();
     let mut stopping = false;
@@ -223,7 +242,17 @@ fn write_loop(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<WriteJob>) 
         if batch.is_empty() && marks.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
         let outcome = write_batch(&mut conn, &batch, &marks);
+        let took = started.elapsed();
+        if took >= SLOW_COMMIT {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                appends = batch.len(),
+                marks = marks.len(),
+                "slow store commit"
+            );
+        }
         let marked = outcome
             .as_ref()
             .map(|_| ())
@@ -231,6 +260,21 @@ fn write_loop(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<WriteJob>) 
         for (_, _, reply) in marks.drain(..) {
             let _ = reply.send(marked.clone());
         }
+        // Hooks and replies wake tasks: done on the runtime (cheap local wake-ups there), while
+        // this thread starts the next transaction.
+        let done = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        if answers.blocking_send((done, outcome)).is_err() {
+            break;
+        }
+    }
+}
+
+/// A committed (or failed) batch on its way to its callers.
+type Answer = (Vec<AppendJob>, rusqlite::Result<Vec<Result<Appended>>>);
+
+/// Run each batch's hooks and answer its callers, batch after batch in commit order.
+async fn answer_loop(mut answers: mpsc::Receiver<Answer>) {
+    while let Some((mut batch, outcome)) = answers.recv().await {
         rows::answer_batch(&mut batch, outcome);
     }
 }
@@ -370,6 +414,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_account(&self, new: NewAccount) -> Result<Account> {
+        let _turn = self.writes.lock().await;
         // Under SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
         let row = sqlx::query(
             "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
@@ -420,6 +465,7 @@ impl Store for SqliteStore {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
+        let _turn = self.writes.lock().await;
         sqlx::query(
             "INSERT INTO sessions (token_hash, ocid, created_at, expires_at) VALUES (?, ?, ?, ?)",
         )
@@ -448,6 +494,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
+        let _turn = self.writes.lock().await;
         sqlx::query("UPDATE sessions SET revoked = 1 WHERE token_hash = ?")
             .bind(token_hash)
             .execute(&self.pool)
@@ -480,6 +527,7 @@ impl Store for SqliteStore {
     }
 
     async fn private_chat(&self, a: Ocid, b: Ocid, now: i64) -> Result<Chat> {
+        let _turn = self.writes.lock().await;
         let (lo, hi) = (a.min(b), a.max(b));
         let mut tx = self
             .pool
@@ -534,6 +582,7 @@ impl Store for SqliteStore {
         members: &[Ocid],
         now: i64,
     ) -> Result<Chat> {
+        let _turn = self.writes.lock().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -660,6 +709,7 @@ impl Store for SqliteStore {
         message: &str,
         now: i64,
     ) -> Result<Befriend> {
+        let _turn = self.writes.lock().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -720,6 +770,7 @@ impl Store for SqliteStore {
         accept: bool,
         now: i64,
     ) -> Result<bool> {
+        let _turn = self.writes.lock().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -753,6 +804,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_friend(&self, a: Ocid, b: Ocid) -> Result<bool> {
+        let _turn = self.writes.lock().await;
         let removed = sqlx::query(
             "DELETE FROM friends WHERE (ocid = ? AND friend = ?) OR (ocid = ? AND friend = ?)",
         )
