@@ -290,16 +290,7 @@ async fn a_stopped_nodes_accounts_go_offline_for_friends_elsewhere() {
     };
     let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
     let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
-    alice
-        .client
-        .request(&json!({"code": 23, "ocid": bob.ocid}), 24)
-        .await;
-    bob.client.expect_code(31).await;
-    bob.client
-        .request(&json!({"code": 25, "ocid": alice.ocid, "accept": true}), 26)
-        .await;
-    alice.client.expect_code(32).await;
-    assert_eq!(alice.client.expect_code(35).await["online"], json!(true));
+    befriend_v1(&mut alice, &mut bob).await;
     // Node 1 goes away (its last words may or may not reach the bus; the peer timeout of
     // 2 s settles it either way).
     nodes[1].stop().await;
@@ -448,17 +439,7 @@ async fn presence_goes_offline_in_a_bus_outage_and_comes_back_with_it() {
     };
     let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
     let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
-    alice
-        .client
-        .request(&json!({"code": 23, "ocid": bob.ocid}), 24)
-        .await;
-    bob.client.expect_code(31).await;
-    bob.client
-        .request(&json!({"code": 25, "ocid": alice.ocid, "accept": true}), 26)
-        .await;
-    alice.client.expect_code(32).await;
-    assert!(next_presence(&mut alice.client, bob.ocid, Duration::from_secs(5)).await);
-    assert!(next_presence(&mut bob.client, alice.ocid, Duration::from_secs(5)).await);
+    befriend_v1(&mut alice, &mut bob).await;
 
     // Without the bus, each node gives up on the other after the peer timeout (2 s here).
     bus.stop();

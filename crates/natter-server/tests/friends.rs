@@ -7,34 +7,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// Make `a` and `b` friends: `a` asks, `b` accepts. Consumes the pushes both receive.
-async fn befriend(a: &mut User, b: &mut User) {
-    let r = a
-        .client
-        .request(&json!({"code": 23, "ocid": b.ocid, "msg": "hi"}), 24)
-        .await;
-    assert_eq!(r["state"], json!(0), "{r}");
-    b.client.expect_code(31).await;
-    let r = b
-        .client
-        .request(&json!({"code": 25, "ocid": a.ocid, "accept": true}), 26)
-        .await;
-    assert_eq!(r["accept"], json!(true), "{r}");
-    let update = a.client.expect_code(32).await;
-    assert_eq!(update["state"], json!("accepted"), "{update}");
-    // Each now hears that the other is online.
-    let p = a.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(b.ocid), json!(true))
-    );
-    let p = b.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(a.ocid), json!(true))
-    );
-}
-
 #[tokio::test]
 async fn a_friend_request_is_pushed_listed_accepted_and_shows_presence() {
     let server = TestServer::start().await;
@@ -357,7 +329,7 @@ async fn v0_connections_are_not_sent_notices() {
     let server = TestServer::start().await;
     let mut alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
     let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
-    befriend(&mut alice, &mut bob).await;
+    befriend_v1(&mut alice, &mut bob).await;
     // Bob also on v0: presence and typing pushes have no v0 frame.
     let mut bob_v0 = server.v0().await;
     login_v0(&mut bob_v0, &json!(bob.ocid.to_string()), "pw-b").await;

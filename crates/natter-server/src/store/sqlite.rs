@@ -734,16 +734,7 @@ impl Store for SqliteStore {
             .map_err(backend)?
             .rows_affected();
         let outcome = if asked > 0 {
-            sqlx::query("INSERT INTO friends (ocid, friend, since) VALUES (?, ?, ?), (?, ?, ?)")
-                .bind(from)
-                .bind(to)
-                .bind(now)
-                .bind(to)
-                .bind(from)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            befriend(&mut tx, from, to, now).await?;
             Befriend::Accepted
         } else {
             sqlx::query(
@@ -786,18 +777,7 @@ impl Store for SqliteStore {
             .rows_affected()
             > 0;
         if found && accept {
-            sqlx::query(
-                "INSERT INTO friends (ocid, friend, since) VALUES (?, ?, ?), (?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(from)
-            .bind(to)
-            .bind(now)
-            .bind(to)
-            .bind(from)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            befriend(&mut tx, from, to, now).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(found)
@@ -856,4 +836,18 @@ impl Store for SqliteStore {
         }
         self.pool.close().await;
     }
+}
+
+/// Record a friendship in both directions (idempotent).
+async fn befriend(tx: &mut sqlx::SqliteConnection, a: i64, b: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO friends (ocid, friend, since) VALUES (?1, ?2, ?3), (?2, ?1, ?3) ON CONFLICT DO NOTHING",
+    )
+    .bind(a)
+    .bind(b)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
 }

@@ -635,3 +635,32 @@ pub async fn history_v0(c: &mut Client, data: Value) -> (Value, Vec<Value>) {
     );
     (r, parsed)
 }
+
+/// Make `a` and `b` friends over v1: `a` asks, `b` accepts. Consumes the pushes both receive
+/// (request, update, and each other's presence).
+pub async fn befriend_v1(a: &mut User, b: &mut User) {
+    let r = a
+        .client
+        .request(&json!({"code": 23, "ocid": b.ocid, "msg": "hi"}), 24)
+        .await;
+    assert_eq!(r["state"], json!(0), "{r}");
+    b.client.expect_code(31).await;
+    let r = b
+        .client
+        .request(&json!({"code": 25, "ocid": a.ocid, "accept": true}), 26)
+        .await;
+    assert_eq!(r["accept"], json!(true), "{r}");
+    let update = a.client.expect_code(32).await;
+    assert_eq!(update["state"], json!("accepted"), "{update}");
+    // Each now hears that the other is online.
+    let p = a.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(b.ocid), json!(true))
+    );
+    let p = b.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(a.ocid), json!(true))
+    );
+}
