@@ -7,38 +7,15 @@ mod common;
 use common::{Server, serve};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// Start `natter serve` on a free port, without a rate limit, and wait for its address.
 fn start(data_dir: &Path) -> Server {
     serve(data_dir, &["--rate-per-sec", "0"], "natter")
 }
 
-/// Run `natter bench <args> --json <file>` and return the parsed report; the run must succeed.
+/// Run `natter bench` against the one server.
 fn bench(server: &Server, dir: &Path, args: &[&str]) -> Value {
-    let json = dir.join(format!("{}.json", args[0]));
-    let out = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .arg("bench")
-        .arg("--url")
-        .arg(format!("ws://{}/ws", server.addr))
-        .args(["--timeout-secs", "60", "--json"])
-        .arg(&json)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run natter bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "natter bench {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(stdout.contains("PASSED"), "{stdout}");
-    let text = std::fs::read_to_string(&json).expect("the JSON report");
-    let report: Value = serde_json::from_str(&text).expect("JSON");
-    assert_eq!(report["workload"], args[0]);
-    assert_eq!(report["checks"]["passed"], true, "{report}");
-    report
+    common::bench(&[server.addr.as_str()], dir, 60, args)
 }
 
 #[test]

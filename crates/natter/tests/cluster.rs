@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use services::{TestDb, nats, rand_u64};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A node and its data directory.
@@ -313,39 +312,10 @@ async fn a_killed_nodes_accounts_go_offline_for_friends_until_they_fail_over() {
     );
 }
 
-/// Run `natter bench --url <each node> <args> --json <file>` and return the parsed report; the
-/// run must succeed, its check must pass, and it must say it drove every node.
+/// Run `natter bench` with every node's URL; it must say it drove every node.
 fn bench(nodes: &[&Node], dir: &Path, args: &[&str]) -> Value {
-    let json = dir.join(format!("{}.json", args[0]));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
-    cmd.arg("bench");
-    for n in nodes {
-        cmd.arg("--url").arg(format!("ws://{}/ws", n.server.addr));
-    }
-    let out = cmd
-        .args(["--timeout-secs", "120", "--json"])
-        .arg(&json)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run natter bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "natter bench {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(stdout.contains("PASSED"), "{stdout}");
-    assert!(
-        stdout.contains(&format!("nodes={}", nodes.len())),
-        "{stdout}"
-    );
-    let text = std::fs::read_to_string(&json).expect("the JSON report");
-    let report: Value = serde_json::from_str(&text).expect("JSON");
-    assert_eq!(report["workload"], args[0]);
-    assert_eq!(report["checks"]["passed"], true, "{report}");
-    assert_eq!(report["parameters"]["nodes"], nodes.len(), "{report}");
-    report
+    let addrs: Vec<&str> = nodes.iter().map(|n| n.server.addr.as_str()).collect();
+    common::bench(&addrs, dir, 120, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

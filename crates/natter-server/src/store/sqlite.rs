@@ -160,26 +160,26 @@ fn lite(e: rusqlite::Error) -> StoreError {
 /// A `rusqlite` row as the shared decoders read it.
 struct LiteRow<'a, 'r>(&'a rusqlite::Row<'r>);
 
+impl LiteRow<'_, '_> {
+    fn get<T: rusqlite::types::FromSql>(&self, col: &str) -> std::result::Result<T, sqlx::Error> {
+        self.0
+            .get(col)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+}
+
 impl rows::StoreRow for LiteRow<'_, '_> {
     fn int(&self, col: &str) -> std::result::Result<i64, sqlx::Error> {
-        self.0
-            .get(col)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        self.get(col)
     }
     fn opt_int(&self, col: &str) -> std::result::Result<Option<i64>, sqlx::Error> {
-        self.0
-            .get(col)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        self.get(col)
     }
     fn text(&self, col: &str) -> std::result::Result<String, sqlx::Error> {
-        self.0
-            .get(col)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        self.get(col)
     }
     fn opt_text(&self, col: &str) -> std::result::Result<Option<String>, sqlx::Error> {
-        self.0
-            .get(col)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        self.get(col)
     }
 }
 

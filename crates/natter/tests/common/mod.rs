@@ -106,3 +106,41 @@ pub async fn recv_code(ws: &mut Ws, code: i64) -> serde_json::Value {
     assert_eq!(v["code"], code, "expected code {code}, got {v}");
     v
 }
+
+/// Run `natter bench --url <each of addrs> <args> --json <file in dir>` and return the parsed
+/// report. The run must succeed and its exactly-once/order check must pass.
+pub fn bench(addrs: &[&str], dir: &Path, timeout_secs: u32, args: &[&str]) -> serde_json::Value {
+    let json = dir.join(format!("{}.json", args[0]));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.arg("bench");
+    for addr in addrs {
+        cmd.arg("--url").arg(format!("ws://{addr}/ws"));
+    }
+    let out = cmd
+        .args(["--timeout-secs", &timeout_secs.to_string(), "--json"])
+        .arg(&json)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run natter bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "natter bench {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    let text = std::fs::read_to_string(&json).expect("the JSON report");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(report["workload"], args[0]);
+    assert_eq!(report["checks"]["passed"], true, "{report}");
+    // A run over several nodes says so.
+    if addrs.len() > 1 {
+        assert!(
+            stdout.contains(&format!("nodes={}", addrs.len())),
+            "{stdout}"
+        );
+        assert_eq!(report["parameters"]["nodes"], addrs.len(), "{report}");
+    }
+    report
+}
