@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod fields;
+pub mod json;
 pub mod v0;
 pub mod v1;
 

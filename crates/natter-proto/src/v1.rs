@@ -452,9 +452,20 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
     }
 }
 
-/// Code 0 encoded, once per message, for every v1 connection that receives it.
+/// Code 0 encoded, once per message, for every v1 connection that receives it: the bytes
+/// `serde_json` writes for [`text_value`], without its per-key escaping.
 pub fn encode_text(m: &MessageView<'_>) -> String {
-    serde_json::to_string(&text_frame(m)).unwrap_or_default()
+    let mut o = crate::json::Object::new(160 + m.text.len());
+    o.int("code", code::TEXT)
+        .int("time", m.time)
+        .int("cid", m.id)
+        .open("sender")
+        .int("ocid", m.sender);
+    match m.private_to {
+        Some(to) => o.int("private_id", to),
+        None => o.int("group_id", m.chat),
+    };
+    o.close().str("msg", m.text).int("index", m.index).finish()
 }
 
 /// Serialize a reply, adding the echoed `request_id` when there is one.
@@ -517,24 +528,8 @@ pub fn error_reply(time: i64, request: Option<i64>, e: &WireError) -> Value {
     })
 }
 
-#[derive(Serialize)]
-struct AckFrame<'a> {
-    code: i64,
-    time: i64,
-    cid: MessageId,
-    index: Index,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    group_id: Option<ChatId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    private_id: Option<Ocid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a Value>,
-}
-
 /// Code 15, encoded: the message is durable; its id and index (one per send, so written
-/// straight from a struct).
+/// field by field).
 pub fn encode_ack(
     time: i64,
     to: Target,
@@ -543,21 +538,18 @@ pub fn encode_ack(
     client_id: Option<&str>,
     request_id: Option<&Value>,
 ) -> String {
-    let (group_id, private_id) = match to {
-        Target::Group(g) => (Some(g), None),
-        Target::Private(p) => (None, Some(p)),
+    let mut o = crate::json::Object::new(128 + client_id.map_or(0, str::len));
+    o.int("code", code::ACK)
+        .int("time", time)
+        .int("cid", id)
+        .int("index", index);
+    match to {
+        Target::Group(g) => o.int("group_id", g),
+        Target::Private(p) => o.int("private_id", p),
     };
-    let frame = AckFrame {
-        code: code::ACK,
-        time,
-        cid: id,
-        index,
-        group_id,
-        private_id,
-        client_id,
-        request_id,
-    };
-    serde_json::to_string(&frame).unwrap_or_default()
+    o.str_opt("client_id", client_id)
+        .value_opt("request_id", request_id)
+        .finish()
 }
 
 pub fn history_reply(time: i64, to: Target, messages: Vec<Value>, more: bool) -> Value {
@@ -635,6 +627,65 @@ pub fn simple(code: i64, time: i64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Code 15 as `serde_json` would write it, to hold `encode_ack` to.
+    #[derive(Serialize)]
+    struct AckFrame<'a> {
+        code: i64,
+        time: i64,
+        cid: MessageId,
+        index: Index,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group_id: Option<ChatId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        private_id: Option<Ocid>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a Value>,
+    }
+
+    #[test]
+    fn hand_written_encoders_match_serde_json() {
+        for text in ["hi", "say \"x\"\n", "ünï"] {
+            for private_to in [Some(7), None] {
+                let m = MessageView {
+                    id: 11,
+                    chat: 3,
+                    index: 42,
+                    time: 1_700_000_000,
+                    sender: 10_001,
+                    private_to,
+                    text,
+                };
+                let reference = serde_json::to_string(&text_frame(&m)).expect("json");
+                assert_eq!(encode_text(&m), reference);
+            }
+        }
+        let id = json!({"n": [1, 2]});
+        for to in [Target::Private(7), Target::Group(3)] {
+            for client_id in [None, Some("c\"1")] {
+                for request_id in [None, Some(&id)] {
+                    let (group_id, private_id) = match to {
+                        Target::Group(g) => (Some(g), None),
+                        Target::Private(p) => (None, Some(p)),
+                    };
+                    let reference = serde_json::to_string(&AckFrame {
+                        code: code::ACK,
+                        time: -5,
+                        cid: 9,
+                        index: 2,
+                        group_id,
+                        private_id,
+                        client_id,
+                        request_id,
+                    })
+                    .expect("json");
+                    assert_eq!(encode_ack(-5, to, 9, 2, client_id, request_id), reference);
+                }
+            }
+        }
+    }
 
     #[test]
     fn decodes_seed_text() {

@@ -9,6 +9,7 @@
 use crate::bus::{Bus, Origin};
 use crate::domain::friends::{Audience, FriendChange, Notice, Signal};
 use crate::domain::{Delivery, Dialect};
+use crate::ids::IdMap;
 use axum::extract::ws::Utf8Bytes;
 use natter_proto::Ocid;
 use rand::RngExt;
@@ -227,7 +228,7 @@ pub struct Hub {
     /// A random id for this node's hub, so origins are unique across the cluster.
     node: u64,
     next_id: AtomicU64,
-    conns: RwLock<HashMap<Ocid, Local>>,
+    conns: RwLock<IdMap<Ocid, Local>>,
     presence: Mutex<Presence>,
     /// Held while an account's first connection arrives or its last one leaves, until the
     /// change is published: the bus carries each account's changes in the order they happened.
@@ -247,7 +248,7 @@ impl Hub {
         Self {
             node: rand::rng().random(),
             next_id: AtomicU64::new(0),
-            conns: RwLock::new(HashMap::new()),
+            conns: RwLock::new(IdMap::default()),
             presence: Mutex::new(Presence::default()),
             transitions: Mutex::new(()),
             bus: OnceLock::new(),

@@ -8,6 +8,7 @@ pub mod bus;
 pub mod dialect;
 pub mod domain;
 pub mod hub;
+pub mod ids;
 pub mod session;
 pub mod store;
 pub mod transport;

@@ -8,6 +8,7 @@
 use crate::app::App;
 use crate::domain::{ChatInfo, Dialect, Domain, PendingSend, Sent, encode, view};
 use crate::hub::{Bucket, ConnHandle, Outgoing, SharedBucket};
+use crate::ids::IdMap;
 use crate::store::{Account, Appended, Message, Range};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::FutureExt;
@@ -83,12 +84,12 @@ pub struct Session {
     pub dialect: Dialect,
     pub conn: Arc<ConnHandle>,
     pub login: Option<LoggedIn>,
-    cursors: HashMap<ChatId, Cursor>,
+    cursors: IdMap<ChatId, Cursor>,
     /// Indexes queued for the socket but not yet written: they become `marks` only once the
     /// transport has written them, so a broken connection never marks unsent messages.
-    unwritten: HashMap<ChatId, Index>,
+    unwritten: IdMap<ChatId, Index>,
     /// Written indexes not yet recorded in the store.
-    marks: HashMap<ChatId, Index>,
+    marks: IdMap<ChatId, Index>,
     /// This connection's request budget while it is anonymous.
     bucket: Bucket,
     /// Once logged in: the budget its account shares with its other connections on this node.
@@ -107,9 +108,9 @@ impl Session {
             dialect,
             conn,
             login: None,
-            cursors: HashMap::new(),
-            unwritten: HashMap::new(),
-            marks: HashMap::new(),
+            cursors: IdMap::default(),
+            unwritten: IdMap::default(),
+            marks: IdMap::default(),
             bucket,
             account_bucket: None,
             resync_pending: false,

@@ -8,13 +8,13 @@ pub mod auth;
 pub mod friends;
 
 use crate::bus::{Bus, Origin};
+use crate::ids::IdMap;
 use crate::store::{
     Account, Appended, Category, Chat, ChatKind, KIND_NORMAL, Message, NewAccount, NewMessage,
     OnDurable, Part, Range, Receipt, Store, StoreError, Unique,
 };
 use natter_proto::v1::MessageView;
 use natter_proto::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -190,8 +190,8 @@ pub struct Domain {
     bus: Arc<dyn Bus>,
     limits: Limits,
     /// chat id -> members; private chats also by their (low, high) pair.
-    chats: Mutex<HashMap<ChatId, Arc<ChatInfo>>>,
-    pairs: Mutex<HashMap<(Ocid, Ocid), Arc<ChatInfo>>>,
+    chats: Mutex<IdMap<ChatId, Arc<ChatInfo>>>,
+    pairs: Mutex<IdMap<(Ocid, Ocid), Arc<ChatInfo>>>,
     hasher: auth::Hasher,
 }
 
@@ -201,8 +201,8 @@ impl Domain {
             store,
             bus,
             limits,
-            chats: Mutex::new(HashMap::new()),
-            pairs: Mutex::new(HashMap::new()),
+            chats: Mutex::new(IdMap::default()),
+            pairs: Mutex::new(IdMap::default()),
             hasher: auth::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),

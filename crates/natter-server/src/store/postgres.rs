@@ -145,7 +145,7 @@ async fn append_one(
             });
         }
     }
-    let parts = rows::encode_parts(&new.parts)?;
+    let parts = rows::encode_parts(&new.parts);
     // One round trip: take the chat's next index (locking its row) and insert.
     let row = sqlx::query(
         "WITH next AS (

@@ -91,9 +91,23 @@ pub fn friend_request<R: StoreRow>(row: &R, to: u64) -> Result<FriendRequest, sq
     })
 }
 
-/// Parts as stored: a JSON array of `{category, content}`.
-pub fn encode_parts(parts: &[Part]) -> Result<String, sqlx::Error> {
-    serde_json::to_string(parts).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+/// Parts as stored: a JSON array of `{category, content}`, the bytes `serde_json` writes for
+/// `parts`, written field by field (once per message, on the store writer).
+pub fn encode_parts(parts: &[Part]) -> String {
+    let size: usize = parts.iter().map(|p| 32 + p.content.len()).sum();
+    let mut out = String::with_capacity(2 + size);
+    out.push('[');
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out = natter_proto::json::Object::after(out)
+            .int("category", part.category.0)
+            .str("content", &part.content)
+            .finish();
+    }
+    out.push(']');
+    out
 }
 
 /// A backend error as the store reports it: unique violations on account fields become
@@ -269,4 +283,26 @@ pub fn chat<R: StoreRow>(
         owner: owner.map(|o| o as u64),
         members,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Category;
+
+    #[test]
+    fn parts_are_stored_as_serde_json_writes_them() {
+        let one = |category, content: &str| Part {
+            category: Category(category),
+            content: content.to_owned(),
+        };
+        for parts in [
+            vec![],
+            vec![one(0, "hello")],
+            vec![one(0, "a \"quoted\"\nline"), one(3, "ünï")],
+        ] {
+            let reference = serde_json::to_string(&parts).expect("json");
+            assert_eq!(encode_parts(&parts), reference);
+        }
+    }
 }

@@ -44,19 +44,26 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
     let mut frames: Vec<Utf8Bytes> = Vec::new();
     let mut ticker = tokio::time::interval(app.config.ping_interval.min(app.config.mark_interval));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the client was last heard from, updated on the ticker from `heard`: reading the
+    // clock for every frame showed in the profile.
     let mut last_seen = Instant::now();
+    let mut heard = false;
     let mut last_ping = Instant::now();
+    // Made once, not per turn of the loop (each would register with the token anew).
+    let shutdown = app.shutdown.clone();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let close = loop {
         tokio::select! {
             biased;
-            () = app.shutdown.cancelled() => break Some((1001, "server shutting down")),
+            () = &mut cancelled => break Some((1001, "server shutting down")),
             stored = session.next_stored(), if session.sends_in_flight() > 0 => {
                 session.complete_send(stored, &mut frames).await;
                 session.absorb_sends(&mut frames).await;
             }
             // While too many sends wait for the store, frames wait in the socket.
             incoming = socket.recv(), if session.sends_in_flight() < app.config.max_pending_sends => {
-                last_seen = Instant::now();
+                heard = true;
                 match incoming {
                     Some(Ok(Message::Text(_) | Message::Binary(_))) if !session.allow_frame() => {
                         let e = WireError::new(ErrorCode::RateLimited, "too many requests; slow down");
@@ -109,7 +116,9 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
                 session.resync(&mut frames).await;
             }
             _ = ticker.tick() => {
-                if last_seen.elapsed() > app.config.idle_timeout {
+                if std::mem::take(&mut heard) {
+                    last_seen = Instant::now();
+                } else if last_seen.elapsed() > app.config.idle_timeout {
                     break Some((1001, "idle timeout"));
                 }
                 session.flush_marks().await;
