@@ -2,7 +2,7 @@
 //!
 //! Such keys are sequential integers, not chosen by clients, so SipHash's defence against
 //! chosen keys buys nothing there, and it cost about 2 % of the instructions of a direct message
-//! (hashing on the connection, hub and writer paths). [`IdHasher`] is a multiply-rotate hash:
+//! (hashing on the connection, hub and writer paths). [`IdHasher`] multiplies and folds:
 //! a few instructions per key. Maps keyed by client-chosen strings keep the standard hasher.
 
 use std::collections::{HashMap, HashSet};
