@@ -45,14 +45,6 @@ impl Object {
         self
     }
 
-    /// An integer field, left out when `None`.
-    pub fn int_opt(&mut self, key: &'static str, value: Option<impl itoa::Integer>) -> &mut Self {
-        if let Some(v) = value {
-            self.int(key, v);
-        }
-        self
-    }
-
     /// A string field.
     pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
         self.key(key);
@@ -133,7 +125,6 @@ mod tests {
                 .str("c", text)
                 .open("d")
                 .int("e", 3u8)
-                .int_opt("f", None::<u64>)
                 .close()
                 .str_opt("g", Some(text))
                 .value_opt("h", Some(&json!({"x": [1, "y"]})))

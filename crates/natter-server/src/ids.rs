@@ -5,13 +5,11 @@
 //! (hashing on the connection, hub and writer paths). [`IdHasher`] multiplies and folds:
 //! a few instructions per key. Maps keyed by client-chosen strings keep the standard hasher.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A map keyed by server-assigned ids.
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-/// A set of server-assigned ids.
-pub type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// An odd constant with well-spread bits (the golden ratio in 64 bits).
 const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -64,8 +62,8 @@ mod tests {
     /// Distinct buckets of a 1024-slot table, and distinct tags, for 1024 keys `first + k * step`.
     fn spread(first: u64, step: u64) -> (usize, usize) {
         let build = BuildHasherDefault::<IdHasher>::default();
-        let mut buckets = IdSet::default();
-        let mut tags = IdSet::default();
+        let mut buckets = std::collections::HashSet::new();
+        let mut tags = std::collections::HashSet::new();
         for k in 0..1024u64 {
             let h = build.hash_one(first + k * step);
             buckets.insert(h & 1023);

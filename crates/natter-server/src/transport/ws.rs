@@ -50,8 +50,7 @@ async fn connection(app: Arc<App>, mut socket: WebSocket, dialect: Dialect) {
     let mut heard = false;
     let mut last_ping = Instant::now();
     // Made once, not per turn of the loop (each would register with the token anew).
-    let shutdown = app.shutdown.clone();
-    let cancelled = shutdown.cancelled();
+    let cancelled = app.shutdown.cancelled();
     tokio::pin!(cancelled);
     let close = loop {
         tokio::select! {
