@@ -7,6 +7,7 @@
 pub mod error;
 pub mod fields;
 pub mod json;
+mod scan;
 pub mod v0;
 pub mod v1;
 

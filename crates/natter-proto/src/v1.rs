@@ -4,8 +4,9 @@
 //! (`docs/protocol/ourchat-v1.md`). Every reply may carry the request's `request_id`.
 
 use crate::fields::{self, Fields, Head};
+use crate::scan::Scanner;
 use crate::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
@@ -184,45 +185,61 @@ pub struct DecodeError {
     pub error: WireError,
 }
 
-/// The common shape of a text message (code 0), read straight into a struct: no JSON tree, no
-/// map of fields. Anything else, including every malformed text message, goes through the
-/// general decoder, which names what is wrong.
-#[derive(Deserialize)]
-struct PlainText<'a> {
-    code: i64,
-    sender: PlainSender,
-    #[serde(borrow)]
-    msg: Cow<'a, str>,
-    #[serde(borrow, default)]
-    client_id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    request_id: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct PlainSender {
-    #[serde(default)]
-    group_id: Option<u64>,
-    #[serde(default)]
-    private_id: Option<u64>,
-}
-
-/// A well-formed code 0 frame, decoded on the fast path; `None` sends it to `decode_body`
-/// (which accepts everything this accepts, and decodes it the same way).
+/// A well-formed code 0 frame in its common shape, read by a strict scanner (no JSON tree, no
+/// map of fields): `code`, `sender` (exactly one of `group_id` and `private_id`, as plain
+/// integers), `msg`, and optionally `client_id`, `request_id` (a string or a non-negative
+/// integer) and other fields with scalar values, which are skipped. `None` sends the frame to
+/// the general decoder, which accepts everything this accepts, decodes it the same way, and
+/// names what is wrong with the rest.
 fn plain_text(text: &str) -> Option<Envelope> {
-    // Other requests have no `sender`: skip a parse that would fail anyway.
-    if !text.contains("\"sender\"") {
-        return None;
+    let mut scan = Scanner::new(text);
+    let (mut code, mut msg, mut client_id, mut request_id) = (None, None, None, None);
+    let (mut group, mut private, mut sender) = (None, None, false);
+    // Each field at most once: a repeated one is left to the general decoder.
+    fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+        match slot {
+            Some(_) => None,
+            None => {
+                *slot = Some(value?);
+                Some(())
+            }
+        }
     }
-    let plain: PlainText<'_> = serde_json::from_str(text).ok()?;
-    let to = match (plain.sender.group_id, plain.sender.private_id) {
+    scan.object(|scan, key| match key {
+        "code" => once(&mut code, scan.uint()),
+        "msg" => once(&mut msg, scan.string()),
+        "client_id" if scan.null() => Some(()),
+        "client_id" => once(&mut client_id, scan.string()),
+        "request_id" if scan.null() => Some(()),
+        "request_id" => {
+            let id = if scan.at_string() {
+                Value::String(scan.string()?.into_owned())
+            } else {
+                Value::from(scan.uint()?)
+            };
+            once(&mut request_id, Some(id))
+        }
+        "sender" if !sender => {
+            sender = true;
+            scan.object(|scan, key| match key {
+                "group_id" if scan.null() => Some(()),
+                "group_id" => once(&mut group, scan.uint()),
+                "private_id" if scan.null() => Some(()),
+                "private_id" => once(&mut private, scan.uint()),
+                _ => scan.skip_scalar(),
+            })
+        }
+        "sender" => None,
+        _ => scan.skip_scalar(),
+    })?;
+    scan.end()?;
+    let to = match (group, private) {
         (Some(g), None) => Target::Group(g),
         (None, Some(p)) => Target::Private(p),
         _ => return None,
     };
-    if plain.code != code::TEXT
-        || plain
-            .request_id
+    if code? != 0
+        || request_id
             .as_ref()
             .is_some_and(|id| !fields::valid_request_id(id))
     {
@@ -230,11 +247,11 @@ fn plain_text(text: &str) -> Option<Envelope> {
     }
     Some(Envelope {
         code: code::TEXT,
-        request_id: plain.request_id,
+        request_id,
         request: Request::Text {
             to,
-            msg: plain.msg.into_owned(),
-            client_id: plain.client_id.map(Cow::into_owned),
+            msg: msg?.into_owned(),
+            client_id: client_id.map(Cow::into_owned),
         },
     })
 }
@@ -455,17 +472,23 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
 /// Code 0 encoded, once per message, for every v1 connection that receives it: the bytes
 /// `serde_json` writes for [`text_value`], without its per-key escaping.
 pub fn encode_text(m: &MessageView<'_>) -> String {
-    let mut o = crate::json::Object::new(160 + m.text.len());
-    o.int("code", code::TEXT)
-        .int("time", m.time)
-        .int("cid", m.id)
-        .open("sender")
-        .int("ocid", m.sender);
+    let mut w = crate::json::Writer::new(160 + m.text.len());
+    w.lit(r#"{"code":0,"time":"#)
+        .int(m.time)
+        .lit(r#","cid":"#)
+        .int(m.id)
+        .lit(r#","sender":{"ocid":"#)
+        .int(m.sender);
     match m.private_to {
-        Some(to) => o.int("private_id", to),
-        None => o.int("group_id", m.chat),
+        Some(to) => w.lit(r#","private_id":"#).int(to),
+        None => w.lit(r#","group_id":"#).int(m.chat),
     };
-    o.close().str("msg", m.text).int("index", m.index).finish()
+    w.lit(r#"},"msg":"#)
+        .str(m.text)
+        .lit(r#","index":"#)
+        .int(m.index)
+        .lit("}")
+        .finish()
 }
 
 /// Serialize a reply, adding the echoed `request_id` when there is one.
@@ -538,18 +561,24 @@ pub fn encode_ack(
     client_id: Option<&str>,
     request_id: Option<&Value>,
 ) -> String {
-    let mut o = crate::json::Object::new(128 + client_id.map_or(0, str::len));
-    o.int("code", code::ACK)
-        .int("time", time)
-        .int("cid", id)
-        .int("index", index);
+    let mut w = crate::json::Writer::new(128 + client_id.map_or(0, str::len));
+    w.lit(r#"{"code":15,"time":"#)
+        .int(time)
+        .lit(r#","cid":"#)
+        .int(id)
+        .lit(r#","index":"#)
+        .int(index);
     match to {
-        Target::Group(g) => o.int("group_id", g),
-        Target::Private(p) => o.int("private_id", p),
+        Target::Group(g) => w.lit(r#","group_id":"#).int(g),
+        Target::Private(p) => w.lit(r#","private_id":"#).int(p),
     };
-    o.str_opt("client_id", client_id)
-        .value_opt("request_id", request_id)
-        .finish()
+    if let Some(c) = client_id {
+        w.lit(r#","client_id":"#).str(c);
+    }
+    if let Some(r) = request_id {
+        w.lit(r#","request_id":"#).value(r);
+    }
+    w.lit("}").finish()
 }
 
 pub fn history_reply(time: i64, to: Target, messages: Vec<Value>, more: bool) -> Value {
@@ -721,29 +750,127 @@ mod tests {
         assert_eq!(values[1], (InfoField::Avatar, "avatar".into()));
     }
 
+    /// What the general decoder makes of a code 0 frame: its request id and request, or
+    /// `None` when it refuses the frame.
+    fn general(frame: &str) -> Option<(Option<Value>, Request)> {
+        let (map, head) = fields::parse_object(frame).ok()?;
+        if head.code != Some(code::TEXT) {
+            return None;
+        }
+        let request = decode_body(code::TEXT, &map).ok()?;
+        Some((head.request_id, request))
+    }
+
+    fn fast(frame: &str) -> Option<(Option<Value>, Request)> {
+        plain_text(frame).map(|env| (env.request_id, env.request))
+    }
+
+    /// Frames of the common shape, each read by the scanner.
+    const PLAIN: [&str; 12] = [
+        r#"{"code":0,"time":1,"sender":{"ocid":5,"private_id":7},"msg":"hi"}"#,
+        r#"{"code":0,"sender":{"group_id":3},"msg":"a\"b","client_id":"c1","request_id":"r"}"#,
+        r#"{"code":0,"sender":{"group_id":3,"private_id":null},"msg":"x","request_id":9}"#,
+        r#" { "code" : 0 , "sender" : { "private_id" : 12 } , "msg" : "spaced" } "#,
+        r#"{"msg":"keys in any order","sender":{"private_id":1},"code":0}"#,
+        r#"{"code":0,"sender":{"group_id":3},"msg":"line\nbreak\ttab \\ \/ \b\f\r"}"#,
+        r#"{"code":0,"sender":{"group_id":3},"msg":"\u00e9\u4e2d\ud83d\ude00 é中😀"}"#,
+        r#"{"code":0,"sender":{"group_id":3},"msg":"","client_id":null,"request_id":null}"#,
+        r#"{"code":0,"time":-1.5e3,"extra":true,"other":false,"nothing":null,"s":"x","sender":{"group_id":18446744073709551615},"msg":"m"}"#,
+        r#"{"code":0,"sender":{"group_id":3},"msg":"\u0000 nul"}"#,
+        r#"{"code":0,"sender":{"group_id":3},"msg":"k","request_id":"\u0072"}"#,
+        r#"{"code":0,"sender":{"group_id":3},"msg":"x","time":0.25,"t2":1E+2,"t3":0e-1}"#,
+    ];
+
     #[test]
     fn plain_text_matches_the_general_decoder() {
-        for frame in [
-            r#"{"code":0,"time":1,"sender":{"ocid":5,"private_id":7},"msg":"hi"}"#,
-            r#"{"code":0,"sender":{"group_id":3},"msg":"a\"b","client_id":"c1","request_id":"r"}"#,
-            r#"{"code":0,"sender":{"group_id":3,"private_id":null},"msg":"x","request_id":9}"#,
-            r#"{"code":0,"sender":{"private_id":"7"},"msg":"digits as a string"}"#,
-        ] {
-            let map: Map<String, Value> = serde_json::from_str(frame).expect("json");
-            let general = decode_body(0, &map).expect("general");
-            let fast = decode(frame).expect("decodes");
-            assert_eq!(fast.request, general, "{frame}");
+        for frame in PLAIN {
+            let read = fast(frame).unwrap_or_else(|| panic!("not read by the scanner: {frame}"));
+            assert_eq!(Some(read), general(frame), "{frame}");
         }
-        // Not plain: left to the general decoder and its errors.
+        // Left to the general decoder: some it reads (other shapes), the rest it refuses.
+        for frame in [
+            r#"{"code":0,"sender":{"private_id":"7"},"msg":"digits as a string"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","extra":[1,2]}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","extra":{"a":1}}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","msg":"again"}"#,
+            r#"{"code":0,"sender":{"group_id":3,"group_id":3},"msg":"x"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"sender":{"group_id":3},"msg":"x"}"#,
+        ] {
+            assert!(plain_text(frame).is_none(), "{frame}");
+            assert!(decode(frame).is_ok(), "{frame}");
+        }
         for frame in [
             r#"{"code":0,"sender":{"group_id":3,"private_id":4},"msg":"x"}"#,
             r#"{"code":0,"sender":{},"msg":"x"}"#,
             r#"{"code":0,"sender":{"group_id":3},"msg":null}"#,
             r#"{"code":0,"sender":{"group_id":3},"msg":"x","request_id":[1]}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","request_id":1.5}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x"} trailing"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x",}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"raw	tab"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"\ud83d alone"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"\x"}"#,
+            r#"{"code":0,"sender":{"group_id":-3},"msg":"x"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","time":01}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","time":1.}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","time":tru}"#,
+            r#"{"code":00,"sender":{"group_id":3},"msg":"x"}"#,
         ] {
             assert!(plain_text(frame).is_none(), "{frame}");
             assert!(decode(frame).is_err(), "{frame}");
         }
+    }
+
+    /// Every frame the scanner reads, the general decoder reads the same way: checked on each
+    /// single-byte deletion, replacement and insertion in the frames above, and on pseudo-random
+    /// runs of several such edits.
+    #[test]
+    fn the_scanner_never_disagrees_with_the_general_decoder() {
+        const BYTES: &[u8] = b" \t\n{}[],:\"\\/-+.0179eEnulltrfasbu\x01x";
+        let mut checked = 0;
+        let mut check = |bytes: &[u8]| {
+            let Ok(frame) = std::str::from_utf8(bytes) else {
+                return;
+            };
+            if let Some(read) = fast(frame) {
+                assert_eq!(Some(read), general(frame), "{frame}");
+                checked += 1;
+            }
+        };
+        for frame in PLAIN {
+            let b = frame.as_bytes();
+            for i in 0..=b.len() {
+                if i < b.len() {
+                    check(&[&b[..i], &b[i + 1..]].concat());
+                }
+                for &x in BYTES {
+                    if i < b.len() {
+                        check(&[&b[..i], &[x], &b[i + 1..]].concat());
+                    }
+                    check(&[&b[..i], &[x], &b[i..]].concat());
+                }
+            }
+        }
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % n
+        };
+        for round in 0..20_000 {
+            let mut b = PLAIN[round % PLAIN.len()].as_bytes().to_vec();
+            for _ in 0..1 + next(4) {
+                let (i, x) = (next(b.len()), BYTES[next(BYTES.len())]);
+                match next(3) {
+                    0 => drop(b.remove(i)),
+                    1 => b[i] = x,
+                    _ => b.insert(i, x),
+                }
+            }
+            check(&b);
+        }
+        assert!(checked > 10_000, "only {checked} edited frames were read");
     }
 
     #[test]

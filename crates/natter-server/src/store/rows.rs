@@ -101,9 +101,12 @@ pub fn encode_parts(parts: &[Part]) -> String {
         if i > 0 {
             out.push(',');
         }
-        out = natter_proto::json::Object::after(out)
-            .int("category", part.category.0)
-            .str("content", &part.content)
+        out = natter_proto::json::Writer::after(out)
+            .lit(r#"{"category":"#)
+            .int(part.category.0)
+            .lit(r#","content":"#)
+            .str(&part.content)
+            .lit("}")
             .finish();
     }
     out.push(']');

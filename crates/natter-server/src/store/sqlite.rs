@@ -74,9 +74,18 @@ impl SqliteStore {
         let (jobs, rx) = mpsc::channel(APPEND_QUEUE);
         let (answers, answers_rx) = mpsc::channel(ANSWER_QUEUE);
         let answerer = tokio::spawn(answer_loop(answers_rx));
-        let writer = tokio::task::spawn_blocking(move || write_loop(conn, rx, answers));
+        // A thread of its own, named, so that its CPU time can be told apart (`top -H`,
+        // `/proc/<pid>/task`): the store's share of a message's cost is measured on it.
+        let (stopped, writer_stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(WRITER_THREAD.into())
+            .spawn(move || {
+                write_loop(conn, rx, answers);
+                let _ = stopped.send(());
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         let writer = tokio::spawn(async move {
-            let _ = writer.await;
+            let _ = writer_stopped.await;
             let _ = answerer.await;
         });
         Ok(Self {
@@ -106,6 +115,9 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     conn.pragma_update(None, "foreign_keys", false)?;
     Ok(conn)
 }
+
+/// The name of the thread that writes every message (see `docs/performance.md`).
+pub const WRITER_THREAD: &str = "natter-writer";
 
 /// Most idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
