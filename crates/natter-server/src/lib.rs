@@ -16,6 +16,7 @@ pub mod transport;
 pub use app::{App, Config};
 pub use domain::Limits;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -60,7 +61,7 @@ pub async fn run(
         "natter listening"
     );
     let router = transport::http::router(app.clone());
-    let served = axum::serve(listener, router)
+    let served = axum::serve(without_nagle(listener), router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     // Upgraded WebSocket connections are tracked separately from HTTP requests.
@@ -70,4 +71,34 @@ pub async fn run(
     tracing::info!("natter stopped");
     served?;
     Ok(())
+}
+
+/// `listener`, with `TCP_NODELAY` set on every connection it accepts. Frames are small and
+/// each write is flushed on purpose; with Nagle's algorithm on, the kernel held a frame back
+/// while an earlier one was unacknowledged, and 1-2 % of the messages of a steady load arrived
+/// ~16 ms late (docs/performance.md, session 6).
+fn without_nagle(
+    listener: TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let mut listener = without_nagle(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().expect("nodelay"), "TCP_NODELAY is off");
+    }
 }
