@@ -195,37 +195,22 @@ fn plain_text(text: &str) -> Option<Envelope> {
     let mut scan = Scanner::new(text);
     let (mut code, mut msg, mut client_id, mut request_id) = (None, None, None, None);
     let (mut group, mut private, mut sender) = (None, None, false);
-    // Each field at most once: a repeated one is left to the general decoder.
-    fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
-        match slot {
-            Some(_) => None,
-            None => {
-                *slot = Some(value?);
-                Some(())
-            }
-        }
-    }
     scan.object(|scan, key| match key {
-        "code" => once(&mut code, scan.uint()),
-        "msg" => once(&mut msg, scan.string()),
-        "client_id" if scan.null() => Some(()),
-        "client_id" => once(&mut client_id, scan.string()),
-        "request_id" if scan.null() => Some(()),
-        "request_id" => {
-            let id = if scan.at_string() {
-                Value::String(scan.string()?.into_owned())
+        "code" => once(&mut code, scan, Scanner::uint),
+        "msg" => once(&mut msg, scan, Scanner::string),
+        "client_id" => once_or_null(&mut client_id, scan, Scanner::string),
+        "request_id" => once_or_null(&mut request_id, scan, |scan| {
+            if scan.at_string() {
+                Some(Value::String(scan.string()?.into_owned()))
             } else {
-                Value::from(scan.uint()?)
-            };
-            once(&mut request_id, Some(id))
-        }
+                scan.uint().map(Value::from)
+            }
+        }),
         "sender" if !sender => {
             sender = true;
             scan.object(|scan, key| match key {
-                "group_id" if scan.null() => Some(()),
-                "group_id" => once(&mut group, scan.uint()),
-                "private_id" if scan.null() => Some(()),
-                "private_id" => once(&mut private, scan.uint()),
+                "group_id" => once_or_null(&mut group, scan, Scanner::uint),
+                "private_id" => once_or_null(&mut private, scan, Scanner::uint),
                 _ => scan.skip_scalar(),
             })
         }
@@ -233,6 +218,8 @@ fn plain_text(text: &str) -> Option<Envelope> {
         _ => scan.skip_scalar(),
     })?;
     scan.end()?;
+    let (group, private) = (group.flatten(), private.flatten());
+    let (client_id, request_id) = (client_id.flatten(), request_id.flatten());
     let to = match (group, private) {
         (Some(g), None) => Target::Group(g),
         (None, Some(p)) => Target::Private(p),
@@ -253,6 +240,36 @@ fn plain_text(text: &str) -> Option<Envelope> {
             msg: msg?.into_owned(),
             client_id: client_id.map(Cow::into_owned),
         },
+    })
+}
+
+/// Read a field's value into `slot`, which must still be empty: a repeated field is left to
+/// the general decoder (where the last one counts).
+fn once<'a, T>(
+    slot: &mut Option<T>,
+    scan: &mut Scanner<'a>,
+    read: impl FnOnce(&mut Scanner<'a>) -> Option<T>,
+) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(read(scan)?);
+    Some(())
+}
+
+/// `once` for a field where `null` means absent: `Some(None)` records a `null`, so a field
+/// given as a value and again as `null` is a repeat too.
+fn once_or_null<'a, T>(
+    slot: &mut Option<Option<T>>,
+    scan: &mut Scanner<'a>,
+    read: impl FnOnce(&mut Scanner<'a>) -> Option<T>,
+) -> Option<()> {
+    once(slot, scan, |scan| {
+        if scan.null() {
+            Some(None)
+        } else {
+            read(scan).map(Some)
+        }
     })
 }
 
@@ -795,6 +812,9 @@ mod tests {
             r#"{"code":0,"sender":{"group_id":3},"msg":"x","msg":"again"}"#,
             r#"{"code":0,"sender":{"group_id":3,"group_id":3},"msg":"x"}"#,
             r#"{"code":0,"sender":{"group_id":3},"sender":{"group_id":3},"msg":"x"}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","client_id":"a","client_id":null}"#,
+            r#"{"code":0,"sender":{"group_id":3},"msg":"x","request_id":1,"request_id":null}"#,
+            r#"{"code":0,"sender":{"group_id":3,"group_id":null,"private_id":4},"msg":"x"}"#,
         ] {
             assert!(plain_text(frame).is_none(), "{frame}");
             assert!(decode(frame).is_ok(), "{frame}");
