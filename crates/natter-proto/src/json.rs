@@ -20,12 +20,9 @@ pub struct Writer {
 impl Writer {
     /// Start, with room for `capacity` bytes.
     pub fn new(capacity: usize) -> Self {
-        Self::after(String::with_capacity(capacity))
-    }
-
-    /// Continue at the end of `out`; `finish` hands it back.
-    pub fn after(out: String) -> Self {
-        Self { out }
+        Self {
+            out: String::with_capacity(capacity),
+        }
     }
 
     /// JSON text written as it is, such as `{"code":0,"time":`.
@@ -103,11 +100,5 @@ mod tests {
                 .to_string();
             assert_eq!(got, expected, "{text:?}");
         }
-    }
-
-    #[test]
-    fn continues_after_existing_text() {
-        let got = Writer::after("[".to_owned()).str("a").lit("]").finish();
-        assert_eq!(got, r#"["a"]"#);
     }
 }

@@ -196,7 +196,8 @@ fn plain_text(text: &str) -> Option<Envelope> {
     let (mut code, mut msg, mut client_id, mut request_id) = (None, None, None, None);
     let (mut group, mut private, mut sender) = (None, None, false);
     scan.object(|scan, key| match key {
-        "code" => once(&mut code, scan, Scanner::uint),
+        // Any other request is left to the general decoder as soon as its code is read.
+        "code" => once(&mut code, scan, Scanner::uint).filter(|()| code == Some(code::TEXT as u64)),
         "msg" => once(&mut msg, scan, Scanner::string),
         "client_id" => once_or_null(&mut client_id, scan, Scanner::string),
         "request_id" => once_or_null(&mut request_id, scan, |scan| {
@@ -225,7 +226,7 @@ fn plain_text(text: &str) -> Option<Envelope> {
         (None, Some(p)) => Target::Private(p),
         _ => return None,
     };
-    if code? != 0
+    if code.is_none()
         || request_id
             .as_ref()
             .is_some_and(|id| !fields::valid_request_id(id))

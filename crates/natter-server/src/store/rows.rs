@@ -95,22 +95,20 @@ pub fn friend_request<R: StoreRow>(row: &R, to: u64) -> Result<FriendRequest, sq
 /// `parts`, written field by field (once per message, on the store writer).
 pub fn encode_parts(parts: &[Part]) -> String {
     let size: usize = parts.iter().map(|p| 32 + p.content.len()).sum();
-    let mut out = String::with_capacity(2 + size);
-    out.push('[');
+    let mut w = natter_proto::json::Writer::new(2 + size);
+    w.lit("[");
     for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out = natter_proto::json::Writer::after(out)
-            .lit(r#"{"category":"#)
-            .int(part.category.0)
-            .lit(r#","content":"#)
-            .str(&part.content)
-            .lit("}")
-            .finish();
+        w.lit(if i == 0 {
+            r#"{"category":"#
+        } else {
+            r#",{"category":"#
+        })
+        .int(part.category.0)
+        .lit(r#","content":"#)
+        .str(&part.content)
+        .lit("}");
     }
-    out.push(']');
-    out
+    w.lit("]").finish()
 }
 
 /// A backend error as the store reports it: unique violations on account fields become

@@ -117,7 +117,7 @@ fn open_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 }
 
 /// The name of the thread that writes every message (see `docs/performance.md`).
-pub const WRITER_THREAD: &str = "natter-writer";
+const WRITER_THREAD: &str = "natter-writer";
 
 /// Most idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
