@@ -355,6 +355,112 @@ async fn concurrent_retries(b: &Backend) {
     s.close().await;
 }
 
+/// Many appends at once, so that they share transactions: fresh ones to three chats, retries
+/// of messages stored earlier (which make a batch start over row by row) and retries within
+/// the burst. Every caller's message is the one stored (same id, chat, index, body), each
+/// chat's indexes run 1..=N without a gap, and a retry gets its first copy.
+async fn batched_appends(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=3 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let g = s
+        .create_group(10001, "g", &[10001, 10002, 10003], 1)
+        .await
+        .expect("group")
+        .id;
+    let p = s.private_chat(10001, 10002, 1).await.expect("private").id;
+    let q = s.private_chat(10002, 10003, 1).await.expect("private").id;
+    let chats = [g, p, q];
+    let earlier: Vec<_> = futures_util::future::join_all((0..5u64).map(|i| {
+        let s = s.clone();
+        async move {
+            let cid = format!("early-{i}");
+            new_message(&*s, text(g, 10001, &cid, Some(&cid))).await
+        }
+    }))
+    .await;
+    let burst: Vec<(u64, String, Option<String>)> = (0..600u64)
+        .map(|i| {
+            let chat = chats[(i % 3) as usize];
+            let cid = match i % 50 {
+                // A retry of a message stored before the burst.
+                7 => Some(format!("early-{}", i % 5)),
+                // Sent twice within the burst.
+                11 | 12 => Some(format!("twice-{}", i / 50)),
+                n if n % 2 == 0 => Some(format!("c-{i}")),
+                _ => None,
+            };
+            let chat = match i % 50 {
+                7 => g,
+                11 | 12 => p,
+                _ => chat,
+            };
+            (chat, format!("m{i}"), cid)
+        })
+        .collect();
+    let tasks: Vec<_> = burst
+        .iter()
+        .cloned()
+        .map(|(chat, body, cid)| {
+            let s = s.clone();
+            tokio::spawn(async move { s.append(text(chat, 10001, &body, cid.as_deref())).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("task").expect("append"));
+    }
+    let mut stored = std::collections::HashMap::new();
+    for chat in [g, p, q] {
+        let all = s
+            .messages(chat, Range::After(0), 10_000)
+            .await
+            .expect("read");
+        let indexes: Vec<u64> = all.iter().map(|m| m.index).collect();
+        assert_eq!(
+            indexes,
+            (1..=all.len() as u64).collect::<Vec<_>>(),
+            "chat {chat}: indexes run without a gap"
+        );
+        for m in all {
+            stored.insert(m.id, m);
+        }
+    }
+    assert_eq!(stored.len(), 5 + 600 - 12 - 12, "each retry stored once");
+    let mut first_twice = std::collections::HashMap::new();
+    for ((chat, body, cid), answer) in burst.iter().zip(&answers) {
+        let m = match answer {
+            Appended::New(m) => {
+                assert_eq!(&m.parts[0].content, body);
+                m
+            }
+            Appended::Existing(m) => m,
+        };
+        assert_eq!(
+            stored.get(&m.id),
+            Some(m),
+            "the acked message is the stored one"
+        );
+        assert_eq!(m.chat, *chat);
+        match cid.as_deref() {
+            Some(c) if c.starts_with("early-") => {
+                assert!(matches!(answer, Appended::Existing(_)), "{c}");
+                assert!(
+                    earlier.iter().any(|e| e.id == m.id),
+                    "{c} is the earlier copy"
+                );
+            }
+            Some(c) if c.starts_with("twice-") => {
+                let first = first_twice.entry(c.to_owned()).or_insert(m.id);
+                assert_eq!(*first, m.id, "{c}: both sends get one message");
+            }
+            _ => assert!(matches!(answer, Appended::New(_)), "{body} is new"),
+        }
+    }
+    s.close().await;
+}
+
 /// What one store instance wrote, a new one (a restarted node) reads.
 async fn reopen(b: &Backend) {
     let s = b.open().await;
@@ -527,6 +633,7 @@ conformance!(
     delivery_marks,
     concurrent_nodes,
     concurrent_retries,
+    batched_appends,
     reopen,
     friends,
     concurrent_friend_requests,
