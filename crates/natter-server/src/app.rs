@@ -35,6 +35,9 @@ pub struct Config {
     /// Silence after which another node is given up on (its accounts count as offline);
     /// every node says it is alive four times per period.
     pub peer_timeout: Duration,
+    /// How long an account whose last connection left still counts as online: a reconnect
+    /// within it tells its friends nothing (no offline-online flap). Zero: offline at once.
+    pub presence_grace: Duration,
     /// Largest text frame answered normally; larger ones get `frame_too_large`, and frames
     /// over four times this close the connection (1009).
     pub max_frame_bytes: usize,
@@ -66,6 +69,7 @@ impl Default for Config {
             node_id: default_node_id(),
             bus_queue: DEFAULT_PUBLISH_QUEUE,
             peer_timeout: Duration::from_secs(10),
+            presence_grace: Duration::from_secs(5),
             max_frame_bytes: 64 * 1024,
             outbox_frames: 1024,
             max_pending_sends: 64,
@@ -116,7 +120,8 @@ impl App {
                 .into());
             }
         };
-        let hub = Arc::new(Hub::new());
+        let hub = Arc::new(Hub::with_grace(config.presence_grace));
+        tokio::spawn(hub.clone().settle_until(shutdown.clone()));
         let (bus, link): (Arc<dyn Bus>, _) = match &config.bus_url {
             None => (Arc::new(LocalBus::new(hub.clone())), None),
             Some(url) => {

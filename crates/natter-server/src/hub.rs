@@ -224,6 +224,10 @@ impl Presence {
     }
 }
 
+/// Accounts whose last connection here left, with when they go offline here unless one of
+/// their connections comes back first.
+type Leaving = HashMap<Ocid, Instant>;
+
 pub struct Hub {
     /// A random id for this node's hub, so origins are unique across the cluster.
     node: u64,
@@ -232,7 +236,11 @@ pub struct Hub {
     presence: Mutex<Presence>,
     /// Held while an account's first connection arrives or its last one leaves, until the
     /// change is published: the bus carries each account's changes in the order they happened.
-    transitions: Mutex<()>,
+    /// It guards the accounts whose last connection here left less than `grace` ago.
+    transitions: Mutex<Leaving>,
+    /// How long an account whose last connection here left still counts as online here, so
+    /// that a reconnect within it (a network change, a restart of the app) tells nobody.
+    grace: Duration,
     /// Where presence changes are published (set once the bus exists; it may hold the hub).
     bus: OnceLock<Weak<dyn Bus>>,
 }
@@ -244,15 +252,33 @@ impl Default for Hub {
 }
 
 impl Hub {
+    /// A hub whose accounts go offline as soon as their last connection leaves.
     pub fn new() -> Self {
+        Self::with_grace(Duration::ZERO)
+    }
+
+    /// A hub whose accounts go offline `grace` after their last connection leaves, unless one
+    /// comes back first (then nobody is told anything). Call [`Hub::settle`] at least every
+    /// `grace / 4` or so; with a zero grace there is nothing to settle.
+    pub fn with_grace(grace: Duration) -> Self {
         Self {
             node: rand::rng().random(),
             next_id: AtomicU64::new(0),
             conns: RwLock::new(IdMap::default()),
             presence: Mutex::new(Presence::default()),
-            transitions: Mutex::new(()),
+            transitions: Mutex::new(Leaving::new()),
+            grace,
             bus: OnceLock::new(),
         }
+    }
+
+    /// How long an account stays online after its last connection here leaves.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    fn transitions(&self) -> std::sync::MutexGuard<'_, Leaving> {
+        self.transitions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// This node's random id on the bus.
@@ -295,7 +321,7 @@ impl Hub {
         conn: &Arc<ConnHandle>,
         bucket: impl FnOnce() -> Bucket,
     ) -> SharedBucket {
-        let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut leaving = self.transitions();
         let (first, shared) = {
             let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
             let local = conns.entry(ocid).or_insert_with(|| Local {
@@ -305,14 +331,15 @@ impl Hub {
             local.conns.push(conn.clone());
             (local.conns.len() == 1, local.bucket.clone())
         };
-        if first {
+        // Back within the grace: it never went offline, so nobody is told it came online.
+        if first && leaving.remove(&ocid).is_none() {
             self.local_presence(ocid, true);
         }
         shared
     }
 
     pub fn unregister(&self, ocid: Ocid, conn_id: u64) {
-        let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut leaving = self.transitions();
         let last = {
             let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
             let Some(local) = conns.get_mut(&ocid) else {
@@ -327,7 +354,49 @@ impl Hub {
         };
         if last {
             self.presence().forget(ocid);
-            self.local_presence(ocid, false);
+            if self.grace.is_zero() {
+                self.local_presence(ocid, false);
+            } else {
+                leaving.insert(ocid, Instant::now() + self.grace);
+            }
+        }
+    }
+
+    /// The accounts whose grace has run out without a connection coming back go offline (and
+    /// their friends are told). Returns how many.
+    pub fn settle(&self) -> usize {
+        let mut leaving = self.transitions();
+        if leaving.is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        let gone: Vec<Ocid> = leaving
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(o, _)| *o)
+            .collect();
+        for ocid in &gone {
+            leaving.remove(ocid);
+            self.local_presence(*ocid, false);
+        }
+        gone.len()
+    }
+
+    /// Settle the leaving accounts every quarter of the grace until `stop` (nothing to do
+    /// with a zero grace).
+    pub async fn settle_until(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if self.grace.is_zero() {
+            return;
+        }
+        let mut tick = tokio::time::interval((self.grace / 4).max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    self.settle();
+                }
+            }
         }
     }
 
@@ -476,15 +545,17 @@ impl Hub {
 
     /// The accounts with connections on this node (for another node's snapshot), read while
     /// no presence change is being published, so the snapshot and the changes stay in order.
+    /// Accounts within their grace still count: they have not gone offline yet.
     pub fn local_accounts(&self, publish: impl FnOnce(Vec<Ocid>)) {
-        let _order = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
-        let accounts = self
+        let leaving = self.transitions();
+        let mut accounts: Vec<Ocid> = self
             .conns
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
             .copied()
             .collect();
+        accounts.extend(leaving.keys().copied());
         publish(accounts);
     }
 

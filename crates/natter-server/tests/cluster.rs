@@ -13,6 +13,15 @@ use std::time::Duration;
 
 /// A database and `n` nodes on it, all on one bus under a cluster name of their own.
 async fn cluster(n: usize, bus: Option<String>) -> Option<(TestDb, Vec<TestServer>)> {
+    cluster_with(n, bus, |_| {}).await
+}
+
+/// The same, each node's configuration first adjusted by `tweak`.
+async fn cluster_with(
+    n: usize,
+    bus: Option<String>,
+    tweak: impl Fn(&mut natter_server::Config) + Clone + Send + 'static,
+) -> Option<(TestDb, Vec<TestServer>)> {
     let db = TestDb::create().await?;
     let bus = match bus {
         Some(b) => b,
@@ -21,13 +30,23 @@ async fn cluster(n: usize, bus: Option<String>) -> Option<(TestDb, Vec<TestServe
     let name = format!("natter-test-{:x}", rand_u64());
     let mut nodes = Vec::new();
     for i in 0..n {
-        nodes.push(cluster_node(&db, &bus, &name, i).await);
+        nodes.push(cluster_node_with(&db, &bus, &name, i, tweak.clone()).await);
     }
     Some((db, nodes))
 }
 
 /// Node `i` of the cluster `name`, once it answers.
 async fn cluster_node(db: &TestDb, bus: &str, name: &str, i: usize) -> TestServer {
+    cluster_node_with(db, bus, name, i, |_| {}).await
+}
+
+async fn cluster_node_with(
+    db: &TestDb,
+    bus: &str,
+    name: &str,
+    i: usize,
+    tweak: impl FnOnce(&mut natter_server::Config),
+) -> TestServer {
     let (url, bus, name) = (db.url.clone(), bus.to_owned(), name.to_owned());
     let node = TestServer::start_with(move |c| {
         c.store_url = Some(url);
@@ -36,6 +55,7 @@ async fn cluster_node(db: &TestDb, bus: &str, name: &str, i: usize) -> TestServe
         c.cluster = name;
         c.node_id = format!("node-{i}");
         c.peer_timeout = Duration::from_secs(2);
+        tweak(c);
     })
     .await;
     node.v1().await.close().await;
@@ -281,6 +301,35 @@ async fn friends_presence_and_typing_cross_nodes() {
     bob3.close().await;
     alice.client.expect_silence(300).await;
     alice2.expect_silence(0).await;
+}
+
+/// A client that fails over to another node within the presence grace never went offline:
+/// its friend on a third node is told nothing. Then it leaves for good: offline, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_within_the_grace_tells_friends_nothing() {
+    let grace = Duration::from_millis(1500);
+    let Some((_db, nodes)) = cluster_with(3, None, move |c| c.presence_grace = grace).await else {
+        return;
+    };
+    let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
+    befriend_v1(&mut alice, &mut bob).await;
+
+    // Bob's node-1 connection drops; he is back on node 2 at once.
+    bob.client.close().await;
+    let mut bob2 = nodes[2].v1().await;
+    resume_v1(&mut bob2, &bob.token).await;
+    alice.client.expect_silence(2500).await;
+    let list = alice.client.request(&json!({"code": 29}), 30).await;
+    assert_eq!(list["friends"][0]["online"], json!(true), "{list}");
+
+    bob2.close().await;
+    let p = alice.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(bob.ocid), json!(false))
+    );
+    alice.client.expect_silence(500).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

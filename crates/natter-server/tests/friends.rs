@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn a_friend_request_is_pushed_listed_accepted_and_shows_presence() {
@@ -345,4 +346,49 @@ async fn v0_connections_are_not_sent_notices() {
         .await;
     bob.client.expect_code(31).await;
     bob_v0.expect_silence(300).await;
+}
+
+/// An account that reconnects within the presence grace never went offline: its friends are
+/// told nothing, either way. One that stays away goes offline once the grace has run out.
+#[tokio::test]
+async fn a_quick_reconnect_tells_friends_nothing() {
+    let grace = Duration::from_millis(1500);
+    let server = TestServer::start_with(|c| c.presence_grace = grace).await;
+    let mut alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    befriend_v1(&mut alice, &mut bob).await;
+
+    // Bob's only connection drops and he is back half a second later.
+    bob.client.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut bob2 = server.v1().await;
+    resume_v1(&mut bob2, &bob.token).await;
+    alice.client.expect_silence(2500).await;
+    let list = alice.client.request(&json!({"code": 29}), 30).await;
+    assert_eq!(list["friends"][0]["online"], json!(true), "{list}");
+
+    // Now he stays away: offline, not before the grace.
+    let left = Instant::now();
+    bob2.close().await;
+    let p = alice.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(bob.ocid), json!(false))
+    );
+    assert!(
+        left.elapsed() >= grace,
+        "told after {:?}, within the grace",
+        left.elapsed()
+    );
+    let list = alice.client.request(&json!({"code": 29}), 30).await;
+    assert_eq!(list["friends"][0]["online"], json!(false), "{list}");
+
+    // And when he comes back after that, Alice is told.
+    let mut bob3 = server.v1().await;
+    resume_v1(&mut bob3, &bob.token).await;
+    let p = alice.client.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(bob.ocid), json!(true))
+    );
 }

@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// say they are alive four times per period [default: 10].
     #[arg(long, env = "NATTER_PEER_TIMEOUT_SECS")]
     pub peer_timeout_secs: Option<u64>,
+    /// Milliseconds an account whose last connection left still counts as online, so that a
+    /// quick reconnect tells its friends nothing; 0 = offline at once [default: 5000].
+    #[arg(long, env = "NATTER_PRESENCE_GRACE_MS")]
+    pub presence_grace_ms: Option<u64>,
     /// Log filter, e.g. `info` or `natter_server=debug` [default: info].
     #[arg(long, env = "NATTER_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -120,6 +124,7 @@ impl Settings {
                 node_id,
                 bus_queue,
                 peer_timeout_secs,
+                presence_grace_ms,
                 log_level,
                 log_format,
                 max_frame_bytes,
@@ -157,6 +162,13 @@ impl Settings {
         if let Some(v) = args.peer_timeout_secs {
             anyhow::ensure!(v >= 1, "peer-timeout-secs must be at least 1");
             server.peer_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = args.presence_grace_ms {
+            anyhow::ensure!(
+                v <= 600_000,
+                "presence-grace-ms must be at most 600000 (ten minutes)"
+            );
+            server.presence_grace = Duration::from_millis(v);
         }
         if let Some(v) = args.max_frame_bytes {
             anyhow::ensure!(v >= 1024, "max-frame-bytes must be at least 1024");

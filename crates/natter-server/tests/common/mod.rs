@@ -63,6 +63,9 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("create a temporary data dir");
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
+            // Friends hear of an account's last connection leaving within the tests' patience
+            // (the grace itself is tested with a longer one).
+            presence_grace: Duration::from_millis(100),
             ..Config::default()
         };
         tweak(&mut config);
