@@ -226,16 +226,8 @@ async fn friends_presence_and_typing_cross_nodes() {
         (json!(bob.ocid), json!("accepted"))
     );
     // Each node knows the other's account is online.
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(true))
-    );
-    let p = bob.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(alice.ocid), json!(true))
-    );
+    expect_presence(&mut alice.client, bob.ocid, true).await;
+    expect_presence(&mut bob.client, alice.ocid, true).await;
     let list = alice.client.request(&json!({"code": 29}), 30).await;
     assert_eq!(list["friends"][0]["online"], json!(true), "{list}");
 
@@ -252,18 +244,10 @@ async fn friends_presence_and_typing_cross_nodes() {
 
     // Bob leaves node 1: Alice on node 0 is told; he comes back on node 0: told again.
     bob.client.close().await;
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(false))
-    );
+    expect_presence(&mut alice.client, bob.ocid, false).await;
     let mut bob2 = nodes[0].v1().await;
     resume_v1(&mut bob2, &bob.token).await;
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(true))
-    );
+    expect_presence(&mut alice.client, bob.ocid, true).await;
     // A second connection on the other node changes nothing.
     let mut bob3 = nodes[1].v1().await;
     resume_v1(&mut bob3, &bob.token).await;
@@ -324,11 +308,7 @@ async fn a_failover_within_the_grace_tells_friends_nothing() {
     assert_eq!(list["friends"][0]["online"], json!(true), "{list}");
 
     bob2.close().await;
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(false))
-    );
+    expect_presence(&mut alice.client, bob.ocid, false).await;
     alice.client.expect_silence(500).await;
 }
 

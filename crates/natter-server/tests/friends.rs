@@ -64,11 +64,7 @@ async fn a_friend_request_is_pushed_listed_accepted_and_shows_presence() {
         ),
         (json!(bob.ocid), json!("accepted"), json!(bob.ocid))
     );
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(true))
-    );
+    expect_presence(&mut alice.client, bob.ocid, true).await;
     let update = bob.client.expect_code(32).await;
     assert_eq!(
         (update["ocid"].clone(), update["state"].clone()),
@@ -94,28 +90,16 @@ async fn a_friend_request_is_pushed_listed_accepted_and_shows_presence() {
     bob2.close().await;
     alice.client.expect_silence(300).await;
     bob.client.close().await;
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(false))
-    );
+    expect_presence(&mut alice.client, bob.ocid, false).await;
     let list = alice.client.request(&json!({"code": 29}), 30).await;
     assert_eq!(list["friends"][0]["online"], json!(false), "{list}");
     // And online again when he comes back.
     let mut bob3 = server.v1().await;
     resume_v1(&mut bob3, &bob.token).await;
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(true))
-    );
+    expect_presence(&mut alice.client, bob.ocid, true).await;
     // Alice leaving is told to Bob's new connection (it loaded his friends at login).
     alice.client.close().await;
-    let p = bob3.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(alice.ocid), json!(false))
-    );
+    expect_presence(&mut bob3, alice.ocid, false).await;
 }
 
 #[tokio::test]
@@ -370,11 +354,7 @@ async fn a_quick_reconnect_tells_friends_nothing() {
     // Now he stays away: offline, not before the grace.
     let left = Instant::now();
     bob2.close().await;
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(false))
-    );
+    expect_presence(&mut alice.client, bob.ocid, false).await;
     assert!(
         left.elapsed() >= grace,
         "told after {:?}, within the grace",
@@ -386,9 +366,5 @@ async fn a_quick_reconnect_tells_friends_nothing() {
     // And when he comes back after that, Alice is told.
     let mut bob3 = server.v1().await;
     resume_v1(&mut bob3, &bob.token).await;
-    let p = alice.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(bob.ocid), json!(true))
-    );
+    expect_presence(&mut alice.client, bob.ocid, true).await;
 }

@@ -639,6 +639,16 @@ pub async fn history_v0(c: &mut Client, data: Value) -> (Value, Vec<Value>) {
     (r, parsed)
 }
 
+/// The next frame must be presence (code 35) of `ocid`, `online` or not.
+pub async fn expect_presence(c: &mut Client, ocid: u64, online: bool) {
+    let p = c.expect_code(35).await;
+    assert_eq!(
+        (p["ocid"].clone(), p["online"].clone()),
+        (json!(ocid), json!(online)),
+        "{p}"
+    );
+}
+
 /// Make `a` and `b` friends over v1: `a` asks, `b` accepts. Consumes the pushes both receive
 /// (request, update, and each other's presence).
 pub async fn befriend_v1(a: &mut User, b: &mut User) {
@@ -656,14 +666,6 @@ pub async fn befriend_v1(a: &mut User, b: &mut User) {
     let update = a.client.expect_code(32).await;
     assert_eq!(update["state"], json!("accepted"), "{update}");
     // Each now hears that the other is online.
-    let p = a.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(b.ocid), json!(true))
-    );
-    let p = b.client.expect_code(35).await;
-    assert_eq!(
-        (p["ocid"].clone(), p["online"].clone()),
-        (json!(a.ocid), json!(true))
-    );
+    expect_presence(&mut a.client, b.ocid, true).await;
+    expect_presence(&mut b.client, a.ocid, true).await;
 }
