@@ -258,8 +258,8 @@ impl Hub {
     }
 
     /// A hub whose accounts go offline `grace` after their last connection leaves, unless one
-    /// comes back first (then nobody is told anything). Call [`Hub::settle`] at least every
-    /// `grace / 4` or so; with a zero grace there is nothing to settle.
+    /// comes back first (then nobody is told anything). [`Hub::settle_until`] must run for
+    /// them to go offline; with a zero grace there is nothing to settle.
     pub fn with_grace(grace: Duration) -> Self {
         Self {
             node: rand::rng().random(),
@@ -270,11 +270,6 @@ impl Hub {
             grace,
             bus: OnceLock::new(),
         }
-    }
-
-    /// How long an account stays online after its last connection here leaves.
-    pub fn grace(&self) -> Duration {
-        self.grace
     }
 
     fn transitions(&self) -> std::sync::MutexGuard<'_, Leaving> {
@@ -363,11 +358,11 @@ impl Hub {
     }
 
     /// The accounts whose grace has run out without a connection coming back go offline (and
-    /// their friends are told). Returns how many.
-    pub fn settle(&self) -> usize {
+    /// their friends are told).
+    fn settle(&self) {
         let mut leaving = self.transitions();
         if leaving.is_empty() {
-            return 0;
+            return;
         }
         let now = Instant::now();
         let gone: Vec<Ocid> = leaving
@@ -375,11 +370,10 @@ impl Hub {
             .filter(|(_, at)| **at <= now)
             .map(|(o, _)| *o)
             .collect();
-        for ocid in &gone {
-            leaving.remove(ocid);
-            self.local_presence(*ocid, false);
+        for ocid in gone {
+            leaving.remove(&ocid);
+            self.local_presence(ocid, false);
         }
-        gone.len()
     }
 
     /// Settle the leaving accounts every quarter of the grace until `stop` (nothing to do
@@ -393,9 +387,7 @@ impl Hub {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                _ = tick.tick() => {
-                    self.settle();
-                }
+                _ = tick.tick() => self.settle(),
             }
         }
     }

@@ -389,7 +389,7 @@ fn append_fresh(
     let mut indexes: IdMap<ChatId, (Index, Index)> = IdMap::default();
     let mut first_of: HashMap<(Ocid, &str), usize> = HashMap::new();
     let mut plans = Vec::with_capacity(batch.len());
-    let mut rows = Vec::with_capacity(batch.len());
+    let mut fresh = Vec::with_capacity(batch.len());
     for (i, job) in batch.iter().enumerate() {
         let new = &job.new;
         if let Some(c) = new.client_id.as_deref() {
@@ -414,10 +414,10 @@ fn append_fresh(
         };
         slot.1 += 1;
         plans.push(Plan::Insert(slot.1));
-        rows.push((i, slot.1));
+        fresh.push((i, slot.1));
     }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut rest = &rows[..];
+    let mut ids = Vec::with_capacity(fresh.len());
+    let mut rest = &fresh[..];
     for (size, sql) in INSERT_SQL.iter() {
         let mut insert = tx.prepare_cached(sql)?;
         while rest.len() >= *size {
