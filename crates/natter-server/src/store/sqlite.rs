@@ -299,24 +299,24 @@ async fn answer_loop(mut answers: mpsc::Receiver<Answer>) {
 ///
 /// The appends are first written as fresh messages, many rows per statement. If a client id
 /// turns out to be taken by a message stored before this batch (a retried send whose ack was
-/// lost), that transaction is rolled back and the batch is decided again row by row.
+/// lost), that transaction is rolled back and the batch is written again, this time looking
+/// up every client id first.
 fn write_batch(
     conn: &mut rusqlite::Connection,
     batch: &mut [AppendJob],
     marks: &[MarkJob],
 ) -> rusqlite::Result<Vec<Result<Appended>>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if let Some(results) = append_fresh(&tx, batch)? {
-        write_marks(&tx, marks)?;
-        tx.commit()?;
-        return Ok(results);
+    for probe in [false, true] {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(results) = append_batch(&tx, batch, probe)? {
+            write_marks(&tx, marks)?;
+            tx.commit()?;
+            return Ok(results);
+        }
+        tx.rollback()?;
     }
-    tx.rollback()?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let results = append_rows(&tx, batch)?;
-    write_marks(&tx, marks)?;
-    tx.commit()?;
-    Ok(results)
+    // Not reached: with `probe`, a short count is an error of its own.
+    Err(rusqlite::Error::StatementChangedRows(0))
 }
 
 /// Every queued delivery mark (the highest index per account and chat; marks never go down).
@@ -341,7 +341,7 @@ fn write_marks(tx: &rusqlite::Transaction<'_>, marks: &[MarkJob]) -> rusqlite::R
     Ok(())
 }
 
-/// Rows per multi-row `INSERT` of [`append_fresh`], largest first: a batch is cut into
+/// Rows per multi-row `INSERT` of [`append_batch`], largest first: a batch is cut into
 /// statements of these sizes. One statement for many rows saves SQLite's per-statement work
 /// (three cursors opened and closed, the program's start and halt, the reset), which was
 /// ~7 % of a direct message's instructions with one row per statement.
@@ -349,7 +349,7 @@ const INSERT_ROWS: [usize; 4] = [64, 16, 4, 1];
 
 /// `INSERT OR IGNORE` of `rows` messages in one statement. `OR IGNORE` (rather than an abort)
 /// keeps SQLite from opening a statement journal for a multi-row insert; a row it ignores
-/// shows as a short count of changes, and the caller then starts over row by row.
+/// shows as a short count of changes, and the caller then starts over with client ids probed.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT OR IGNORE INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at) VALUES ",
@@ -364,26 +364,35 @@ fn insert_sql(rows: usize) -> String {
 static INSERT_SQL: std::sync::LazyLock<Vec<(usize, String)>> =
     std::sync::LazyLock::new(|| INSERT_ROWS.iter().map(|&n| (n, insert_sql(n))).collect());
 
-/// What [`append_fresh`] decided for one queued append.
+/// What [`append_batch`] decided for one queued append.
 enum Plan {
     /// A new row at this index.
     Insert(Index),
     /// A retry of the earlier job at this position of the batch.
     SameAs(usize),
+    /// A retry of a message stored before this batch (or a client id reused for another chat).
+    Stored(Result<Appended>),
     /// The chat does not exist.
     NoChat,
 }
 
-/// Write every queued append as a fresh message, indexes assigned in queue order, a retry
-/// within the batch answered with its first copy. `None` (with rows already written: the
-/// caller rolls back) when a client id was taken by a message stored before this batch.
+/// Write every queued append, indexes assigned in queue order, a retry within the batch
+/// answered with its first copy. Without `probe`, every message is taken to be fresh: `None`
+/// (with rows already written: the caller rolls back) when a client id was taken by a message
+/// stored before this batch. With `probe`, each client id is looked up first and a stored
+/// message is the answer (`Appended::Existing`, or `ClientIdReused` for another chat); a fresh
+/// message then costs one probe of the client-id index more, which is why it is the fallback.
 ///
 /// The rows go in multi-row statements. Their ids are consecutive: SQLite gives a new row the
 /// largest rowid plus one, and this thread is the only writer of messages.
-fn append_fresh(
+fn append_batch(
     tx: &rusqlite::Transaction<'_>,
     batch: &mut [AppendJob],
+    probe: bool,
 ) -> rusqlite::Result<Option<Vec<Result<Appended>>>> {
+    let mut existing = tx.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ?1 AND client_id = ?2"
+    ))?;
     let mut last_of = tx.prepare_cached("SELECT last_index FROM chats WHERE id = ?1")?;
     // chat -> (last index before this batch, last index assigned).
     let mut indexes: IdMap<ChatId, (Index, Index)> = IdMap::default();
@@ -398,6 +407,21 @@ fn append_fresh(
                 continue;
             }
             first_of.insert((new.sender, c), i);
+            if probe {
+                let stored = existing
+                    .query_row((new.sender as i64, c), |r| {
+                        decoded(rows::message(&LiteRow(r)))
+                    })
+                    .optional()?;
+                if let Some(stored) = stored {
+                    plans.push(Plan::Stored(if stored.chat == new.chat {
+                        Ok(Appended::Existing(stored))
+                    } else {
+                        Err(StoreError::ClientIdReused)
+                    }));
+                    continue;
+                }
+            }
         }
         let slot = match indexes.entry(new.chat) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -435,8 +459,14 @@ fn append_fresh(
                 insert.raw_bind_parameter(at + 6, new.created_at)?;
                 at += 7;
             }
-            if insert.raw_execute()? != chunk.len() {
-                return Ok(None);
+            let changed = insert.raw_execute()?;
+            if changed != chunk.len() {
+                // Probed, every client id was free: only a broken store ignores a row then.
+                return if probe {
+                    Err(rusqlite::Error::StatementChangedRows(changed))
+                } else {
+                    Ok(None)
+                };
             }
             let last = tx.last_insert_rowid() as u64;
             ids.extend(last + 1 - chunk.len() as u64..=last);
@@ -450,6 +480,7 @@ fn append_fresh(
         let new = &mut job.new;
         let result = match plan {
             Plan::SameAs(j) => rows::same_as(&results[j], new.chat),
+            Plan::Stored(result) => result,
             Plan::NoChat => Err(StoreError::NoSuchChat),
             Plan::Insert(index) => Ok(Appended::New(Message {
                 id: ids.next().unwrap_or_default(),
@@ -479,100 +510,6 @@ fn update_last_indexes(
         }
     }
     Ok(())
-}
-
-/// Decide and write each queued append row by row (after [`append_fresh`] met a taken client
-/// id), assigning indexes in queue order: a retried send
-/// (same sender and client id, in the store or earlier in this batch) gets the stored message.
-///
-/// A row is inserted first and looked up only when its client id turns out to be taken (the
-/// insert's `ON CONFLICT ... DO NOTHING`), so a fresh message costs one index probe, not two.
-/// Each job's parts move into the answer: the job keeps only what answering it needs.
-fn append_rows(
-    tx: &rusqlite::Transaction<'_>,
-    batch: &mut [AppendJob],
-) -> rusqlite::Result<Vec<Result<Appended>>> {
-    let mut existing = tx.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ?1 AND client_id = ?2"
-    ))?;
-    let mut last_of = tx.prepare_cached("SELECT last_index FROM chats WHERE id = ?1")?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (sender, client_id) WHERE client_id IS NOT NULL DO NOTHING",
-    )?;
-    // chat -> (last index before this batch, last index assigned).
-    let mut indexes: IdMap<ChatId, (Index, Index)> = IdMap::default();
-    let mut first_of: HashMap<(Ocid, &str), usize> = HashMap::new();
-    let mut results: Vec<Result<Appended>> = Vec::with_capacity(batch.len());
-    for (i, job) in batch.iter_mut().enumerate() {
-        let AppendJob { new, .. } = job;
-        let NewMessage {
-            chat,
-            sender,
-            kind,
-            parts,
-            client_id,
-            created_at,
-        } = new;
-        let (chat, sender, kind, created_at) = (*chat, *sender, *kind, *created_at);
-        let client_id: &Option<String> = client_id;
-        if let Some(c) = client_id.as_deref() {
-            if let Some(&j) = first_of.get(&(sender, c)) {
-                results.push(rows::same_as(&results[j], chat));
-                continue;
-            }
-            first_of.insert((sender, c), i);
-        }
-        let slot = match indexes.entry(chat) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let last: Option<i64> =
-                    last_of.query_row([chat as i64], |r| r.get(0)).optional()?;
-                let Some(last) = last else {
-                    results.push(Err(StoreError::NoSuchChat));
-                    continue;
-                };
-                v.insert((last as u64, last as u64))
-            }
-        };
-        let index = slot.1 + 1;
-        let encoded = rows::encode_parts(parts);
-        let inserted = insert.execute((
-            chat as i64,
-            index as i64,
-            sender as i64,
-            i64::from(kind),
-            encoded,
-            client_id.as_deref(),
-            created_at,
-        ))?;
-        if inserted == 0 {
-            // The client id was taken by a message stored before this batch.
-            let c = client_id.as_deref().unwrap_or_default();
-            let stored =
-                existing.query_row((sender as i64, c), |r| decoded(rows::message(&LiteRow(r))))?;
-            results.push(if stored.chat == chat {
-                Ok(Appended::Existing(stored))
-            } else {
-                Err(StoreError::ClientIdReused)
-            });
-            continue;
-        }
-        slot.1 = index;
-        results.push(Ok(Appended::New(Message {
-            id: tx.last_insert_rowid() as u64,
-            chat,
-            index,
-            sender,
-            kind,
-            parts: std::mem::take(parts),
-            client_id: client_id.clone(),
-            created_at,
-        })));
-    }
-    update_last_indexes(tx, indexes)?;
-    Ok(results)
 }
 
 impl SqliteStore {
