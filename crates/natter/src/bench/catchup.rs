@@ -3,10 +3,12 @@
 //! 10,000 before its sync-done frame, and the rest after it).
 
 use super::Common;
-use super::client::{self, Conn, Endpoint, Frame, Target};
 use super::report::{self, Report};
+use super::setup::{self, Conn, Endpoint};
 use super::stats::Tally;
 use anyhow::{Context, bail, ensure};
+use natter_client::Target;
+use natter_client::ourchat::v1::Frame;
 use std::time::{Duration, Instant};
 
 /// How the catching-up account logs in.
@@ -57,16 +59,20 @@ pub async fn catchup(
     // Account 0 writes on node 0, account 1 reads on node 1 (with several nodes): the reader
     // catches up on another node than the one that took the messages.
     let at = |i: usize| common.endpoint(i);
-    let mut accounts = client::accounts(at, &tag, 2, 1, &bar).await?;
+    let mut accounts = setup::accounts(at, &tag, 2, 1, &bar).await?;
     bar.finish_and_clear();
     let (reader, reader_conn) = accounts.pop().context("no reader account")?;
     let (writer, mut writer_conn) = accounts.pop().context("no writer account")?;
     let reader_endpoint = at(1);
     go_offline(reader_endpoint, reader_conn).await?;
     let bar = report::progress(1, "set-up: sending");
-    writer_conn
-        .send_acked(Target::Private(reader.ocid), messages, window)
-        .await?;
+    setup::send_acked(
+        &mut writer_conn,
+        Target::Private(reader.ocid),
+        messages,
+        window,
+    )
+    .await?;
     bar.finish_and_clear();
     report.setup = format!(
         "registered 2 accounts; the reader logged in once and went offline; the writer sent it {messages} private messages, all acked{}",
@@ -117,7 +123,7 @@ async fn go_offline(endpoint: &Endpoint, conn: Conn) -> anyhow::Result<()> {
 async fn receive(
     conn: &mut Conn,
     login: Login,
-    reader: &client::Account,
+    reader: &setup::Account,
     writer: u64,
     tally: &mut Tally,
     grace: Duration,
@@ -125,7 +131,7 @@ async fn receive(
     let mut seen = Seen::default();
     let start = Instant::now();
     match login {
-        Login::Password => conn.send_login(reader.ocid).await?,
+        Login::Password => setup::send_login(conn, reader.ocid).await?,
         Login::Token => conn.send_resume(&reader.token).await?,
     }
     while !tally.complete() || seen.sync_done.is_none() {

@@ -11,8 +11,8 @@
 //! per account (multi-device).
 
 use super::Common;
-use super::client::{self, Conn, Metrics};
 use super::report::{self, Latency, Report};
+use super::setup::{self, Conn, Metrics};
 use super::stats::Histogram;
 use anyhow::Context;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub async fn idle(
     let bar = report::progress(accounts as u64, "set-up: accounts");
     let tag = format!("{}i", common.tag);
     let at = |i: usize| common.endpoint(i);
-    let set_up = client::accounts(at, &tag, accounts, common.setup_concurrency, &bar).await?;
+    let set_up = setup::accounts(at, &tag, accounts, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
     let mut tokens = Vec::with_capacity(accounts);
     for (account, conn) in set_up {
@@ -71,7 +71,7 @@ pub async fn idle(
     report::note(&format!("measuring: opening {connections} connections"));
     let bar = report::progress(connections as u64, "connections");
     let start = Instant::now();
-    let opened = client::open_resumed(at, &tokens, connections, common.concurrency, &bar).await;
+    let opened = setup::open_resumed(at, &tokens, connections, common.concurrency, &bar).await;
     let took = start.elapsed();
     bar.finish_and_clear();
     let mut reply = Histogram::default();

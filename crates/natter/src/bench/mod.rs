@@ -5,17 +5,17 @@
 //! `group` (one big group), `catchup` (messages missed while offline) and `resume` (reconnect
 //! storm). Each registers only the accounts it needs, says what it set up and what it measured,
 //! prints a table on stdout, optionally writes JSON (`--json`), and exits non-zero when its
-//! check fails. The shared client lives in [`client`]; counting in [`stats`]; output in
-//! [`report`].
+//! check fails. Connections come from natter-client, set up by [`setup`]; counting in
+//! [`stats`]; output in [`report`].
 //!
 //! Given `--url` several times, the bench drives a cluster: each workload spreads its
 //! connections over the nodes so that its traffic crosses them (see [`Common::endpoint`]).
 
 mod catchup;
-mod client;
 mod idle;
 mod report;
 mod resume;
+mod setup;
 mod stats;
 mod traffic;
 
@@ -121,7 +121,7 @@ pub enum Workload {
 /// What every workload is given.
 pub struct Common {
     /// One per `--url`, in the order given (never empty).
-    endpoints: Vec<client::Endpoint>,
+    endpoints: Vec<setup::Endpoint>,
     /// Makes this run's account names unique.
     tag: String,
     concurrency: usize,
@@ -132,7 +132,7 @@ pub struct Common {
 impl Common {
     /// The endpoint of node `i` modulo the number of nodes: workloads give their `i`-th
     /// connection `endpoint(i)` (or a shifted `i`) to spread over the nodes of a cluster.
-    fn endpoint(&self, i: usize) -> &client::Endpoint {
+    fn endpoint(&self, i: usize) -> &setup::Endpoint {
         &self.endpoints[i % self.endpoints.len()]
     }
 
@@ -166,11 +166,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ensure!(!args.url.is_empty(), "--url names no server");
     let mut endpoints = Vec::with_capacity(args.url.len());
     for url in &args.url {
-        endpoints.push(client::Endpoint::new(url, args.sources).await?);
+        endpoints.push(setup::Endpoint::new(url, args.sources).await?);
     }
     let common = Common {
         endpoints,
-        tag: client::run_tag(),
+        tag: setup::run_tag(),
         concurrency: args.concurrency.max(1),
         setup_concurrency: args.setup_concurrency.max(1),
         grace: Duration::from_secs(args.grace_secs),

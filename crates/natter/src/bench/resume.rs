@@ -3,8 +3,8 @@
 //! WebSocket upgrade, a resume (code 13) and its reply (code 14).
 
 use super::Common;
-use super::client;
 use super::report::{self, Latency, Report};
+use super::setup;
 use super::stats::Histogram;
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,9 @@ pub async fn resume(
     let bar = report::progress(accounts as u64, "set-up: accounts");
     let tag = format!("{}r", common.tag);
     let at = |i: usize| common.endpoint(i);
-    let set_up = client::accounts(at, &tag, accounts, common.setup_concurrency, &bar).await?;
+    let set_up = setup::accounts(at, &tag, accounts, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
-    let tokens: Vec<client::Account> = set_up.into_iter().map(|(a, _)| a).collect();
+    let tokens: Vec<setup::Account> = set_up.into_iter().map(|(a, _)| a).collect();
     report.setup = format!(
         "registered {accounts} accounts and logged each in once with its password (then closed){}",
         common.spread("in round r, connection c resumes on node c + r mod n")
@@ -54,7 +54,7 @@ pub async fn resume(
         // With several nodes, each reconnect lands on another node than the connection's last.
         let at = |c: usize| common.endpoint(c + round);
         let start = Instant::now();
-        let opened = client::open_resumed(at, &tokens, connections, common.concurrency, &bar).await;
+        let opened = setup::open_resumed(at, &tokens, connections, common.concurrency, &bar).await;
         busy += start.elapsed();
         for o in opened {
             match o {

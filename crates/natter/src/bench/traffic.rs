@@ -8,11 +8,13 @@
 //! measurement), from which each receiver takes the latency.
 
 use super::Common;
-use super::client::{self, Conn, Frame, Target};
 use super::report::{self, Latency, Report};
+use super::setup::{self, Conn};
 use super::stats::{Histogram, Tally};
 use anyhow::{Context, bail, ensure};
 use indicatif::ProgressBar;
+use natter_client::Target;
+use natter_client::ourchat::v1::{self, Frame};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -114,8 +116,7 @@ pub async fn direct(common: &Common, pairs: usize, sending: Sending) -> anyhow::
             common.endpoint(k - pairs + 1)
         }
     };
-    let mut accounts =
-        client::accounts(at, &tag, 2 * pairs, common.setup_concurrency, &bar).await?;
+    let mut accounts = setup::accounts(at, &tag, 2 * pairs, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
     let receivers = accounts.split_off(pairs);
     report.setup = format!(
@@ -186,11 +187,11 @@ pub async fn group(
     // Member j (the senders are the first) on node j: every node has senders' messages to
     // deliver to the members of the others.
     let at = |j: usize| common.endpoint(j);
-    let mut accounts = client::accounts(at, &tag, members, common.setup_concurrency, &bar).await?;
+    let mut accounts = setup::accounts(at, &tag, members, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
     let others: Vec<u64> = accounts.iter().skip(1).map(|(a, _)| a.ocid).collect();
     let group = match accounts.first_mut() {
-        Some((_, owner)) => owner.create_group(&others).await?,
+        Some((_, owner)) => owner.create_group(&others, Some("bench")).await?,
         None => bail!("no members"),
     };
     report.setup = format!(
@@ -392,8 +393,7 @@ async fn send_some(
             }
         }
         let stamp = shared.start.elapsed().as_nanos();
-        conn.feed(client::message(plan.chat, &stamp.to_string()))
-            .await?;
+        conn.feed(v1::text(plan.chat, &stamp.to_string())).await?;
         out.sent += 1;
         *in_flight += 1;
         fed = true;
