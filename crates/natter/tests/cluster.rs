@@ -5,7 +5,7 @@
 //! PostgreSQL and NATS are reachable; fails when `CI=true` and they are not.
 
 mod common;
-#[path = "../../natter-server/tests/common/services.rs"]
+#[path = "../../natter-server/tests/it/common/services.rs"]
 mod services;
 
 use common::{Server, Ws, connect, recv, recv_code, send, serve};

@@ -2,9 +2,7 @@
 //! gets a fresh database per test (a temp dir, or `CREATE DATABASE natter_test_*` dropped
 //! after). "Two nodes" are two store instances opened on the same database.
 
-mod common;
-
-use common::services::TestDb;
+use crate::common::services::TestDb;
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
 use natter_server::store::{

@@ -1,26 +1,24 @@
-//! Shared harness for natter-server's integration tests: a real server in-process on a
-//! temporary data directory, WebSocket clients for both dialects, and protocol helpers.
+//! The harness of natter-server's integration tests: a real server in-process on a temporary
+//! data directory, clients for both dialects (natter-client's WebSocket connection, read as
+//! JSON), and protocol helpers that build their requests with natter-client.
 //!
 //! Every helper panics with a clear message instead of returning errors: a test either
-//! passes or says exactly which frame was wrong.
-
-// Each test binary uses a different subset of this module.
-#![allow(dead_code)]
+//! passes or says exactly which frame was wrong. Helpers are strict where the library is
+//! lenient: a reply must be the very next frame.
 
 pub mod services;
 
-use futures_util::{SinkExt, StreamExt};
+use natter_client::ourchat::{v0, v1};
+use natter_client::ws::{self, Conn, Event};
 use natter_server::{Config, ServeError};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
+
+/// How a connection ended, as seen by `Client::wait_closed`.
+pub use natter_client::ws::Ended;
 
 /// How long `recv` waits for a frame before failing the test.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,7 +26,7 @@ pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 /// A natter server running in this process on its own temporary data directory.
 pub struct TestServer {
     /// Kept alive for the server's lifetime (and across restarts).
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     pub addr: SocketAddr,
     /// The configuration the server runs with (reused by `restart`).
     pub config: Config,
@@ -71,16 +69,12 @@ impl TestServer {
         tweak(&mut config);
         let (addr, shutdown, task) = spawn_server(config.clone()).await;
         Self {
-            dir,
+            _dir: dir,
             addr,
             config,
             shutdown,
             task: Some(task),
         }
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Cancel the server and wait for it to finish; it must stop cleanly.
@@ -107,12 +101,12 @@ impl TestServer {
 
     /// A new connection to the v1 endpoint (`/ws`).
     pub async fn v1(&self) -> Client {
-        Client::connect(self.addr, "/ws").await
+        Client::connect(self.addr, v1::PATH).await
     }
 
     /// A new connection to the v0 endpoint (`/ws/v0`).
     pub async fn v0(&self) -> Client {
-        Client::connect(self.addr, "/ws/v0").await
+        Client::connect(self.addr, v0::PATH).await
     }
 }
 
@@ -122,33 +116,19 @@ impl Drop for TestServer {
     }
 }
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How a connection ended, as seen by `Client::wait_closed`.
-#[derive(Debug)]
-pub enum Ended {
-    /// The server sent a close frame (with its code, if any).
-    Close(Option<u16>),
-    /// The stream ended without a close frame.
-    Eof,
-    /// The transport failed (for example reset by the peer).
-    Error(String),
-}
-
 /// One WebSocket connection speaking JSON text frames.
 pub struct Client {
-    pub ws: Ws,
+    pub conn: Conn,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr, path: &str) -> Self {
-        let url = format!("ws://{addr}{path}");
-        let (ws, _response) =
-            tokio::time::timeout(RECV_TIMEOUT, tokio_tungstenite::connect_async(url.as_str()))
-                .await
-                .unwrap_or_else(|_| panic!("connecting to {url} timed out"))
-                .unwrap_or_else(|e| panic!("connecting to {url} failed: {e}"));
-        Self { ws }
+        let endpoint = ws::Endpoint::at(addr, path);
+        let conn = tokio::time::timeout(RECV_TIMEOUT, endpoint.connect(&ws::Options::default()))
+            .await
+            .unwrap_or_else(|_| panic!("connecting to {} timed out", endpoint.url()))
+            .unwrap_or_else(|e| panic!("connecting to {} failed: {e}", endpoint.url()));
+        Self { conn }
     }
 
     pub async fn send_json(&mut self, v: &Value) {
@@ -156,8 +136,8 @@ impl Client {
     }
 
     pub async fn send_raw(&mut self, s: &str) {
-        self.ws
-            .send(Message::text(s))
+        self.conn
+            .send_text(s)
             .await
             .unwrap_or_else(|e| panic!("sending a text frame failed: {e}"));
     }
@@ -165,27 +145,27 @@ impl Client {
     /// Send a text frame that may get the connection closed while it is being written;
     /// returns whether the send succeeded.
     pub async fn try_send_raw(&mut self, s: &str) -> bool {
-        self.ws.send(Message::text(s)).await.is_ok()
+        self.conn.send_text(s).await.is_ok()
     }
 
     /// Queue a frame without flushing (for pipelined sends); call `flush` afterwards.
     pub async fn feed_json(&mut self, v: &Value) {
-        self.ws
-            .feed(Message::text(v.to_string()))
+        self.conn
+            .feed_text(v.to_string())
             .await
             .unwrap_or_else(|e| panic!("queueing a text frame failed: {e}"));
     }
 
     pub async fn flush(&mut self) {
-        self.ws
+        self.conn
             .flush()
             .await
             .unwrap_or_else(|e| panic!("flushing failed: {e}"));
     }
 
     pub async fn send_binary(&mut self, bytes: &[u8]) {
-        self.ws
-            .send(Message::binary(bytes.to_vec()))
+        self.conn
+            .send_binary(bytes)
             .await
             .unwrap_or_else(|e| panic!("sending a binary frame failed: {e}"));
     }
@@ -195,26 +175,35 @@ impl Client {
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+            let next = match tokio::time::timeout_at(deadline, self.conn.next_event()).await {
                 Err(_) => return None,
                 Ok(next) => next,
             };
             match next {
-                Some(Ok(Message::Text(text))) => {
+                Event::Text(text) => {
                     let v: Value = serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
                         panic!("the server sent a frame that is not JSON ({e}): {text}")
                     });
                     return Some(v);
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    panic!("the server closed the connection: {frame:?}")
+                Event::Ping | Event::Pong => {}
+                Event::Ended(Ended::Close(code)) => {
+                    panic!("the server closed the connection: {code:?}")
                 }
-                Some(Ok(other)) => panic!("the server sent an unexpected frame: {other:?}"),
-                Some(Err(e)) => panic!("reading from the server failed: {e}"),
-                None => panic!("the connection ended while waiting for a frame"),
+                Event::Binary(b) => panic!("the server sent an unexpected binary frame: {b:?}"),
+                Event::Ended(Ended::Error(e)) => panic!("reading from the server failed: {e}"),
+                Event::Ended(Ended::Eof) => {
+                    panic!("the connection ended while waiting for a frame")
+                }
             }
         }
+    }
+
+    /// The next thing that arrives (pings included), or `None` if nothing does by `deadline`.
+    pub async fn next_event_until(&mut self, deadline: tokio::time::Instant) -> Option<Event> {
+        tokio::time::timeout_at(deadline, self.conn.next_event())
+            .await
+            .ok()
     }
 
     /// The next text frame as JSON; panics after `RECV_TIMEOUT`.
@@ -252,33 +241,23 @@ impl Client {
     /// Wait (up to `RECV_TIMEOUT`) for the connection to end, skipping nothing but
     /// Ping/Pong: a text frame first panics.
     pub async fn wait_closed(&mut self) -> Ended {
-        loop {
-            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!("the connection was not closed within {RECV_TIMEOUT:?}")
-                });
-            match next {
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    return Ended::Close(frame.map(|f: CloseFrame| u16::from(f.code)));
-                }
-                Some(Ok(other)) => panic!("expected the connection to close, got {other:?}"),
-                Some(Err(e)) => return Ended::Error(e.to_string()),
-                None => return Ended::Eof,
-            }
-        }
+        tokio::time::timeout(RECV_TIMEOUT, self.conn.wait_closed())
+            .await
+            .unwrap_or_else(|_| panic!("the connection was not closed within {RECV_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("expected the connection to close, got {e}"))
     }
 
     /// Close the connection and wait until the server has dropped it (so that whatever the
     /// server does when a connection ends, such as recording deliveries, has happened).
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
-        let _ = tokio::time::timeout(RECV_TIMEOUT, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+    pub async fn close(self) {
+        self.conn.close().await;
     }
+}
+
+/// A request frame built by natter-client, as JSON for the helpers here.
+pub fn frame(text: &str) -> Value {
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("natter-client built bad JSON ({e}): {text}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,12 +343,7 @@ pub struct LoggedIn {
 
 /// Register over v1; returns the new ocid.
 pub async fn register_v1(c: &mut Client, email: &str, name: &str, pw: &str) -> u64 {
-    let r = c
-        .request(
-            &json!({"code": 4, "email": email, "password": pw, "name": name}),
-            5,
-        )
-        .await;
+    let r = c.request(&frame(&v1::register(email, pw, name)), 5).await;
     assert_eq!(r["state"], json!(0), "registration of {email} failed: {r}");
     let ocid = int(&r["ocid"]);
     assert!(ocid >= 10001, "ocids start at 10001, got {ocid}");
@@ -424,16 +398,12 @@ pub async fn login_v1_with(c: &mut Client, req: &Value) -> LoggedIn {
 
 /// Log in over v1 by email (login_type 0).
 pub async fn login_v1(c: &mut Client, email: &str, pw: &str) -> LoggedIn {
-    login_v1_with(
-        c,
-        &json!({"code": 6, "login_type": 0, "account": email, "password": pw}),
-    )
-    .await
+    login_v1_with(c, &frame(&v1::login(v1::Account::Email(email), pw))).await
 }
 
 /// Resume over v1 with a token that must be valid.
 pub async fn resume_v1(c: &mut Client, token: &str) -> LoggedIn {
-    let r = c.request(&json!({"code": 13, "token": token}), 14).await;
+    let r = c.request(&frame(&v1::resume(token)), 14).await;
     assert_eq!(r["state"], json!(0), "resume failed: {r}");
     assert!(r.get("token").is_none(), "resume issues no new token: {r}");
     let ocid = int(&r["ocid"]);
@@ -450,8 +420,6 @@ pub struct User {
     pub client: Client,
     pub ocid: u64,
     pub token: String,
-    pub email: String,
-    pub password: String,
 }
 
 pub async fn user_v1(server: &TestServer, email: &str, name: &str, pw: &str) -> User {
@@ -468,8 +436,6 @@ pub async fn user_v1(server: &TestServer, email: &str, name: &str, pw: &str) -> 
         client,
         ocid,
         token: login.token,
-        email: email.to_owned(),
-        password: pw.to_owned(),
     }
 }
 
@@ -485,7 +451,7 @@ pub async fn send_v1(c: &mut Client, sender: Value, msg: &str) -> Value {
 
 /// Create a v1 group with `members`; returns its id.
 pub async fn create_group_v1(c: &mut Client, members: &[u64]) -> u64 {
-    let r = c.request(&json!({"code": 8, "members": members}), 9).await;
+    let r = c.request(&frame(&v1::new_group(members, None)), 9).await;
     assert_eq!(r["success"], json!(true), "group creation failed: {r}");
     assert_eq!(r["msg"], json!(""));
     int(&r["group_id"])
@@ -530,12 +496,7 @@ pub struct LoggedInV0 {
 
 /// Register over v0; returns the new ocid (a string, as v0 sends it).
 pub async fn register_v0(c: &mut Client, mail: &str, pw: &str) -> String {
-    let r = c
-        .request(
-            &json!({"code": 4, "data": {"mail": mail, "password": pw}}),
-            5,
-        )
-        .await;
+    let r = c.request(&frame(&v0::register(mail, pw)), 5).await;
     assert_eq!(
         r["data"]["state"],
         json!(0),
@@ -654,13 +615,13 @@ pub async fn expect_presence(c: &mut Client, ocid: u64, online: bool) {
 pub async fn befriend_v1(a: &mut User, b: &mut User) {
     let r = a
         .client
-        .request(&json!({"code": 23, "ocid": b.ocid, "msg": "hi"}), 24)
+        .request(&frame(&v1::friend_request(b.ocid, Some("hi"))), 24)
         .await;
     assert_eq!(r["state"], json!(0), "{r}");
     b.client.expect_code(31).await;
     let r = b
         .client
-        .request(&json!({"code": 25, "ocid": a.ocid, "accept": true}), 26)
+        .request(&frame(&v1::friend_answer(a.ocid, true)), 26)
         .await;
     assert_eq!(r["accept"], json!(true), "{r}");
     let update = a.client.expect_code(32).await;

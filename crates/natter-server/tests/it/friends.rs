@@ -2,9 +2,7 @@
 //! their pushes, answers, the friend list with who is online, presence pushes as friends come
 //! and go, removal, typing in private and group chats, and every error these requests have.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,6 @@
 //! OurChat draft v0 (`/ws/v0`) end to end, and talking to v1 users.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

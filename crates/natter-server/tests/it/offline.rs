@@ -1,9 +1,7 @@
 //! Offline delivery: what an account missed is pushed after login (v1: code 0 frames then
 //! code 18; v0: code 8 batches of JSON strings), exactly once per account.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

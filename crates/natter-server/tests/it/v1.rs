@@ -1,9 +1,7 @@
 //! OurChat v1 (`/ws`) end to end: accounts, login, private and group text, account info,
 //! history, heartbeat, logout/resume, idempotent resend and several devices.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1209,11 +1207,10 @@ async fn idle_connections_are_closed_and_pings_are_sent() {
     let mut pings = 0;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(2500);
     while tokio::time::Instant::now() < deadline {
-        use futures_util::StreamExt;
-        match tokio::time::timeout_at(deadline, alive.ws.next()).await {
-            Err(_) => break,
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Ping(_)))) => pings += 1,
-            Ok(other) => panic!("unexpected {other:?}"),
+        match alive.next_event_until(deadline).await {
+            None => break,
+            Some(natter_client::ws::Event::Ping) => pings += 1,
+            Some(other) => panic!("unexpected {other:?}"),
         }
     }
     assert!(pings >= 3, "pings every 300 ms: {pings}");

@@ -1,9 +1,7 @@
 //! A restart on the same data directory keeps accounts, sessions, chats, messages, indexes
 //! and delivery state.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,7 @@
 //! connection stays usable (except for a frame over 4x the limit), nothing is stored, and
 //! other connections are not disturbed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -3,10 +3,8 @@
 //! outage loses nothing. Runs when PostgreSQL and NATS are reachable; fails when `CI=true`
 //! and they are not.
 
-mod common;
-
-use common::services::{TestDb, nats, rand_u64};
-use common::*;
+use crate::common::services::{TestDb, nats, rand_u64};
+use crate::common::*;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

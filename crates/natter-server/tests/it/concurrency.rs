@@ -1,9 +1,7 @@
 //! Concurrent senders and slow readers: indexes stay gapless and unique, every receiver
 //! gets every message exactly once in index order.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
