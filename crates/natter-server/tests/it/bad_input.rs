@@ -1,23 +1,20 @@
 //! Bad input on both dialects: every malformed frame gets its documented error, the
 //! connection stays usable (except for a frame over 4x the limit), nothing is stored, and
-//! other connections are not disturbed.
+//! other connections are not disturbed. What every dialect shares is written once over the
+//! driver ([`Dialect`]).
 
 use crate::common::*;
+use crate::driver::{Dialect, for_each_dialect};
+use natter_client::{Page, Target};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug)]
-enum Dialect {
-    V1,
-    V0,
-}
-
-async fn connect(server: &TestServer, d: Dialect) -> Client {
-    match d {
-        Dialect::V1 => server.v1().await,
-        Dialect::V0 => server.v0().await,
-    }
-}
+for_each_dialect!(
+    frame_level_errors,
+    oversized_frames,
+    rate_limit,
+    bad_texts_store_nothing
+);
 
 /// The connection still answers a heartbeat.
 async fn still_usable(c: &mut Client) {
@@ -39,17 +36,18 @@ fn message(frame: &Value) -> String {
     string(&error_body(frame)["message"])
 }
 
-async fn frame_level_errors(d: Dialect) {
+async fn frame_level_errors<D: Dialect>() {
     let server = TestServer::start().await;
-    let mut c = connect(&server, d).await;
+    let mut d = D::connect(&server).await;
+    let c = d.client();
 
     // Not JSON: bad_json, request null; the connection goes on.
-    let r = raw_error(&mut c, "hello", "bad_json", 1000, Value::Null).await;
+    let r = raw_error(c, "hello", "bad_json", 1000, Value::Null).await;
     assert!(message(&r).starts_with("frame is not valid JSON: "), "{r}");
     assert!(r.get("request_id").is_none(), "{r}");
-    still_usable(&mut c).await;
+    still_usable(c).await;
     let r = raw_error(
-        &mut c,
+        c,
         r#"{"code": 19, "request_id": "x""#,
         "bad_json",
         1000,
@@ -62,24 +60,15 @@ async fn frame_level_errors(d: Dialect) {
     );
     // JSON that is not an object.
     for raw in ["[1,2]", "[]", "19", "\"code\"", "null", "true"] {
-        let r = raw_error(&mut c, raw, "bad_json", 1000, Value::Null).await;
+        let r = raw_error(c, raw, "bad_json", 1000, Value::Null).await;
         assert_eq!(message(&r), "frame must be a JSON object", "{raw}: {r}");
     }
-    still_usable(&mut c).await;
+    still_usable(c).await;
 
     // `code` missing, or not an integer: request null, request_id echoed.
-    let body = |extra: Value| -> Value {
-        let mut v = match d {
-            Dialect::V1 => json!({}),
-            Dialect::V0 => json!({"data": {}}),
-        };
-        if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
-            m.extend(e);
-        }
-        v
-    };
+    let body = D::envelope;
     let r = raw_error(
-        &mut c,
+        c,
         &body(json!({"request_id": "m"})).to_string(),
         "missing_field",
         1002,
@@ -97,14 +86,14 @@ async fn frame_level_errors(d: Dialect) {
         json!({"n": 19}),
     ] {
         let raw = body(json!({"code": code, "request_id": 3})).to_string();
-        let r = raw_error(&mut c, &raw, "invalid_field", 1003, Value::Null).await;
+        let r = raw_error(c, &raw, "invalid_field", 1003, Value::Null).await;
         assert_eq!(message(&r), "field `code` must be an integer", "{raw}");
         assert_eq!(r["request_id"], json!(3), "{raw}");
     }
 
     // Unknown and reserved codes.
     let r = raw_error(
-        &mut c,
+        c,
         &body(json!({"code": 99, "request_id": "u"})).to_string(),
         "unknown_code",
         1001,
@@ -114,7 +103,7 @@ async fn frame_level_errors(d: Dialect) {
     assert_eq!(message(&r), "code 99 is not a request this server accepts");
     assert_eq!(r["request_id"], json!("u"));
     let r = raw_error(
-        &mut c,
+        c,
         &body(json!({"code": -1})).to_string(),
         "unknown_code",
         1001,
@@ -124,7 +113,7 @@ async fn frame_level_errors(d: Dialect) {
     assert_eq!(message(&r), "code -1 is not a request this server accepts");
     for code in 1..=3 {
         let r = raw_error(
-            &mut c,
+            c,
             &body(json!({"code": code})).to_string(),
             "unknown_code",
             1001,
@@ -136,15 +125,9 @@ async fn frame_level_errors(d: Dialect) {
             format!("code {code} is reserved by the protocol and not served yet")
         );
     }
-    let server_codes: &[i64] = match d {
-        Dialect::V1 => &[
-            5, 7, 9, 11, 12, 14, 15, 17, 18, 20, 22, 24, 26, 28, 30, 31, 32, 34, 35, 36,
-        ],
-        Dialect::V0 => &[5, 7, 8, 9, 10, 11, 12, 14, 15, 17, 18, 20, 22],
-    };
-    for &code in server_codes {
+    for &code in D::SERVER_CODES {
         let r = raw_error(
-            &mut c,
+            c,
             &body(json!({"code": code})).to_string(),
             "unknown_code",
             1001,
@@ -167,7 +150,7 @@ async fn frame_level_errors(d: Dialect) {
         json!(long),
     ] {
         let raw = body(json!({"code": 19, "request_id": rid})).to_string();
-        let r = raw_error(&mut c, &raw, "invalid_field", 1003, json!(19)).await;
+        let r = raw_error(c, &raw, "invalid_field", 1003, json!(19)).await;
         assert_eq!(
             message(&r),
             "field `request_id` must be an integer or a string of at most 64 characters"
@@ -195,18 +178,8 @@ async fn frame_level_errors(d: Dialect) {
     c.send_binary(br#"{"code":19}"#).await;
     let r = c.expect_code(12).await;
     assert_error(&r, "binary_frame", 1005, Value::Null);
-    still_usable(&mut c).await;
+    still_usable(c).await;
     c.expect_silence(200).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v1_frame_level_errors() {
-    frame_level_errors(Dialect::V1).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v0_frame_level_errors() {
-    frame_level_errors(Dialect::V0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,10 +398,11 @@ async fn v0_field_errors_name_the_field() {
     still_usable(&mut c).await;
 }
 
-async fn oversized_frames(d: Dialect) {
+async fn oversized_frames<D: Dialect>() {
     const LIMIT: usize = 4096;
     let server = TestServer::start_with(|c| c.max_frame_bytes = LIMIT).await;
-    let mut c = connect(&server, d).await;
+    let mut d = D::connect(&server).await;
+    let c = d.client();
 
     // A valid heartbeat padded to exactly the limit is answered normally.
     let pad = |len: usize| -> String {
@@ -447,12 +421,12 @@ async fn oversized_frames(d: Dialect) {
     let r = c.expect_code(12).await;
     assert_error(&r, "frame_too_large", 1004, Value::Null);
     assert!(r.get("request_id").is_none(), "{r}");
-    still_usable(&mut c).await;
+    still_usable(c).await;
     // Exactly 4x the limit: still only frame_too_large.
     c.send_raw(&pad(4 * LIMIT)).await;
     let r = c.expect_code(12).await;
     assert_error(&r, "frame_too_large", 1004, Value::Null);
-    still_usable(&mut c).await;
+    still_usable(c).await;
 
     // Over 4x the limit: the server closes the connection (1009), or the stream ends.
     c.try_send_raw(&pad(4 * LIMIT + 1000)).await;
@@ -462,18 +436,8 @@ async fn oversized_frames(d: Dialect) {
     }
 
     // The server itself is fine.
-    let mut c2 = connect(&server, d).await;
-    still_usable(&mut c2).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v1_oversized_frames() {
-    oversized_frames(Dialect::V1).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v0_oversized_frames() {
-    oversized_frames(Dialect::V0).await;
+    let mut c2 = D::connect(&server).await;
+    still_usable(c2.client()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,7 +468,7 @@ async fn an_accounts_connections_share_one_budget() {
     anon.request(&json!({"code": 19}), 20).await;
 }
 
-async fn rate_limit(d: Dialect) {
+async fn rate_limit<D: Dialect>() {
     // A refill of 1/s leaves the 5..=7 window below two seconds of slack, so a slow machine
     // does not change the outcome.
     let server = TestServer::start_with(|c| {
@@ -512,7 +476,8 @@ async fn rate_limit(d: Dialect) {
         c.rate_burst = 5;
     })
     .await;
-    let mut c = connect(&server, d).await;
+    let mut d = D::connect(&server).await;
+    let c = d.client();
     for i in 0..20 {
         c.feed_json(&json!({"code": 19, "request_id": i})).await;
     }
@@ -561,17 +526,7 @@ async fn rate_limit(d: Dialect) {
 
     // The budget refills.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    still_usable(&mut c).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v1_rate_limit() {
-    rate_limit(Dialect::V1).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v0_rate_limit() {
-    rate_limit(Dialect::V0).await;
+    still_usable(c).await;
 }
 
 /// One kind of garbage frame, each answered with a code 12.
@@ -847,4 +802,69 @@ async fn v0_bad_text_requests_store_nothing() {
     let (_, frames) = history_v0(&mut z, json!({"cid": chat})).await;
     let msgs: Vec<Value> = frames.iter().map(|f| f["data"]["msg"].clone()).collect();
     assert_eq!(msgs, [json!("good 1"), json!("good 2")]);
+}
+
+/// Every dialect: text requests that fail (bad values, unknown or forbidden chats) store
+/// nothing and consume no index; the peer gets only the good messages, and history has only
+/// them.
+async fn bad_texts_store_nothing<D: Dialect>() {
+    let server = TestServer::start().await;
+    let mut v = user_v1(&server, "vic@example.com", "Vic", "pw-v").await;
+    let mut z = D::connect(&server).await;
+    let zed = z.register("zed@example.com", "Zed", "pw-z").await;
+    z.login(zed, "zed@example.com", "pw-z").await;
+    let other = create_group_v1(&mut v.client, &[]).await;
+    let to_v = Target::Private(v.ocid);
+
+    let first = z.send(to_v, "good 1").await;
+    assert_eq!(first.index, 1);
+    let f = v.client.expect_code(0).await;
+    assert_eq!(f["cid"], json!(first.id));
+
+    let too_long = "z".repeat(16_385);
+    for (target, msg, client_id, name, number) in [
+        (to_v, json!(""), None, "invalid_field", 1003),
+        (to_v, json!(too_long), None, "message_too_long", 4003),
+        (to_v, json!(5), None, "invalid_field", 1003),
+        (to_v, json!("x"), Some(json!("")), "invalid_field", 1003),
+        (
+            to_v,
+            json!("x"),
+            Some(json!("c".repeat(129))),
+            "invalid_field",
+            1003,
+        ),
+        (
+            Target::Private(zed),
+            json!("x"),
+            None,
+            "invalid_field",
+            1003,
+        ),
+        (
+            Target::Private(99999),
+            json!("x"),
+            None,
+            "no_such_account",
+            4000,
+        ),
+        (Target::Group(99999), json!("x"), None, "no_such_chat", 4001),
+        (Target::Group(other), json!("x"), None, "not_a_member", 4002),
+    ] {
+        let req = D::text_frame(target, msg, client_id);
+        let r = z.client().request(&req, 12).await;
+        assert_error(&r, name, number, json!(0));
+    }
+
+    let second = z.send(to_v, "good 2").await;
+    assert_eq!(second.index, 2, "failed requests consume no index");
+    let f = v.client.expect_code(0).await;
+    assert_eq!(f["msg"], json!("good 2"));
+    v.client.expect_silence(200).await;
+    let (history, more) = z.history(to_v, Page::default()).await;
+    let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["good 1", "good 2"], "{}", D::NAME);
+    assert!(!more);
+    let h = history_v1(&mut v.client, json!({"group_id": other})).await;
+    assert_eq!(h["messages"], json!([]));
 }

@@ -1,12 +1,18 @@
 //! natter-server's integration tests, in one binary: a real server in-process per test (see
-//! [`common`]), reached over the wire with natter-client. Each module tests one area;
-//! [`store`] calls the `Store` trait directly, against SQLite and PostgreSQL.
+//! [`common`]), reached over the wire with natter-client.
+//!
+//! Most modules test one area through one dialect's exact frames. Behaviour every dialect has
+//! (offline delivery, several devices, bad input, restarts, chats across dialects) is also
+//! written once over [`driver::Dialect`] and instantiated for each dialect that can express
+//! it. [`store`] calls the `Store` trait directly, against SQLite and PostgreSQL.
 
 mod common;
+mod driver;
 
 mod bad_input;
 mod cluster;
 mod concurrency;
+mod dialects;
 mod friends;
 mod offline;
 mod restart;

@@ -2,8 +2,61 @@
 //! code 18; v0: code 8 batches of JSON strings), exactly once per account.
 
 use crate::common::*;
+use crate::driver::{Dialect, for_each_dialect};
+use natter_client::Target;
 use serde_json::{Value, json};
 use std::time::Duration;
+
+for_each_dialect!(missed_messages_are_pushed_once_in_send_order);
+
+/// Every dialect: what an account missed before its first login, in a private chat and a
+/// group, is pushed at login in send order; once delivered, neither a later login nor a
+/// resume pushes it again.
+async fn missed_messages_are_pushed_once_in_send_order<D: Dialect>() {
+    let server = TestServer::start().await;
+    let mut a = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let mut b = D::connect(&server).await;
+    let bob = b.register("bob@example.com", "Bob", "pw-b").await;
+    let g = create_group_v1(&mut a.client, &[bob]).await;
+    let sent = [
+        (Target::Private(bob), "p1", 1),
+        (Target::Private(bob), "p2", 2),
+        (Target::Group(g), "g1", 1),
+        (Target::Private(bob), "p3", 3),
+    ];
+    let mut ids = Vec::new();
+    for (target, text, index) in sent {
+        let to = match target {
+            Target::Private(o) => json!({"private_id": o}),
+            Target::Group(g) => json!({"group_id": g}),
+        };
+        let ack = send_v1(&mut a.client, to, text).await;
+        assert_eq!(ack["index"], json!(index));
+        ids.push(int(&ack["cid"]));
+    }
+
+    let missed = b.login(bob, "bob@example.com", "pw-b").await;
+    assert_eq!(missed.len(), 4, "{}: {missed:?}", D::NAME);
+    for ((m, id), (target, text, index)) in missed.iter().zip(&ids).zip(sent) {
+        let from_alice = match target {
+            Target::Private(_) => Target::Private(a.ocid),
+            Target::Group(_) => target,
+        };
+        b.assert_message(m, from_alice, a.ocid, index, text);
+        assert_eq!(m.id, *id);
+        assert_recent_time(&json!(m.time));
+    }
+
+    // Delivered now: after this connection has gone, a login gets nothing, nor a resume.
+    let token = b.token();
+    b.close().await;
+    let mut b2 = D::connect(&server).await;
+    let missed = b2.login(bob, "bob@example.com", "pw-b").await;
+    assert!(missed.is_empty(), "already delivered: {missed:?}");
+    let mut b3 = D::connect(&server).await;
+    let missed = b3.resume(&token).await;
+    assert!(missed.is_empty(), "already delivered: {missed:?}");
+}
 
 /// Comfortably longer than the server's delivery-state save interval ("about once a second").
 const SAVE_INTERVAL: Duration = Duration::from_millis(2500);

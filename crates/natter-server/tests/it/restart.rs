@@ -2,7 +2,58 @@
 //! and delivery state.
 
 use crate::common::*;
+use crate::driver::{Dialect, for_each_dialect};
+use natter_client::{Page, Target};
 use serde_json::{Value, json};
+
+for_each_dialect!(a_restart_keeps_history_tokens_and_indexes);
+
+/// Every dialect: across a restart, the connection is closed with 1001, the token resumes on
+/// a new connection with nothing missed, history is unchanged, and the chat's indexes go on.
+async fn a_restart_keeps_history_tokens_and_indexes<D: Dialect>() {
+    let mut server = TestServer::start().await;
+    let mut b = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    let mut a = D::connect(&server).await;
+    let alice = a.register("alice@example.com", "Alice", "pw-a").await;
+    a.login(alice, "alice@example.com", "pw-a").await;
+    let to_bob = Target::Private(b.ocid);
+    for i in 1..=3 {
+        let ack = a.send(to_bob, &format!("a{i}")).await;
+        assert_eq!(b.client.expect_code(0).await["cid"], json!(ack.id));
+    }
+    send_v1(&mut b.client, json!({"private_id": alice}), "b1").await;
+    let m = a.recv_message().await;
+    a.assert_message(&m, to_bob, b.ocid, 4, "b1");
+    let (before, more) = a.history(to_bob, Page::default()).await;
+    assert_eq!(before.len(), 4);
+    assert!(!more);
+
+    server.restart().await;
+    match a.client().wait_closed().await {
+        Ended::Close(code) => assert_eq!(code, Some(1001), "shutdown close code"),
+        other => panic!("expected a close frame with 1001, got {other:?}"),
+    }
+    a.reconnect(&server).await;
+    let token = a.token();
+    let missed = a.resume(&token).await;
+    assert!(missed.is_empty(), "{}: {missed:?}", D::NAME);
+    let (after, _) = a.history(to_bob, Page::default()).await;
+    assert_eq!(
+        after, before,
+        "history is unchanged: ids, indexes, texts and times"
+    );
+
+    let mut b2 = server.v1().await;
+    assert!(resume_v1(&mut b2, &b.token).await.missed.is_empty());
+    let ack = a.send(to_bob, "after the restart").await;
+    assert_eq!(ack.index, 5);
+    assert!(ack.id > before[3].id, "message ids keep rising");
+    let f = b2.expect_code(0).await;
+    assert_eq!(
+        (f["cid"].clone(), f["index"].clone()),
+        (json!(ack.id), json!(5))
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_survives_a_restart() {
