@@ -1,14 +1,10 @@
 //! The real `natter` binary: health check, graceful SIGTERM, restart on the same data dir.
 
-mod common;
-
-use common::{Server, Ws, connect, recv_code, send, serve};
-use futures_util::StreamExt;
+use crate::common::{Server, Ws, connect, recv_code, send, serve};
+use natter_client::ws::{Ended, Event};
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::Message;
 
 fn start(data_dir: &std::path::Path) -> Server {
     serve(data_dir, &[], "natter")
@@ -42,13 +38,10 @@ async fn register(ws: &mut Ws, email: &str) -> u64 {
 }
 
 async fn healthz(addr: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: natter\r\nConnection: close\r\n\r\n")
+    let addr = addr.parse().expect("a socket address");
+    natter_client::http::get_raw(addr, "natter", "/healthz")
         .await
-        .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
+        .expect("GET /healthz")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,10 +74,10 @@ async fn serves_stops_on_sigterm_and_keeps_everything_across_restart() {
     // The client was told the server is going away.
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            match a.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
+            match a.next_event().await {
+                Event::Ended(Ended::Close(code)) => return code,
+                Event::Ended(_) => return None,
+                _ => continue,
             }
         }
     })

@@ -1,13 +1,13 @@
-//! Starting the real `natter` binary for the process-level tests.
+//! Starting the real `natter` binary for the process-level tests, and talking to it over v1
+//! with natter-client's WebSocket connection (read as JSON, strictly: a test names the code
+//! of the very next frame).
 
-// Each test binary uses a different subset of this module.
-#![allow(dead_code)]
-
+use natter_client::ourchat::v1;
+use natter_client::ws;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A running `natter serve`, killed when dropped.
 pub struct Server {
@@ -69,35 +69,36 @@ fn listening_addr(line: &str) -> Option<String> {
 }
 
 /// A v1 WebSocket client connection.
-pub type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws = ws::Conn;
 
 /// Connect to the v1 endpoint of the server at `addr`.
 pub async fn connect(addr: &str) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+    let endpoint = ws::Endpoint::resolve(&format!("ws://{addr}{}", v1::PATH))
+        .await
+        .expect("the server's address");
+    endpoint
+        .connect(&ws::Options::default())
         .await
         .expect("connect")
-        .0
 }
 
+/// Send a frame.
 pub async fn send(ws: &mut Ws, v: serde_json::Value) {
-    use futures_util::SinkExt;
-    ws.send(Message::text(v.to_string())).await.expect("send");
+    send_text(ws, v.to_string()).await;
 }
 
-/// The next text frame, parsed; fails after 10 s.
+/// Send a frame built by natter-client.
+pub async fn send_text(ws: &mut Ws, text: String) {
+    ws.send_text(text).await.expect("send");
+}
+
+/// The next text frame, parsed (pings and pongs skipped); fails after 10 s.
 pub async fn recv(ws: &mut Ws) -> serde_json::Value {
-    use futures_util::StreamExt;
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("stream open")
-            .expect("frame");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).expect("JSON frame");
-        }
-    }
+    let text = tokio::time::timeout(Duration::from_secs(10), ws.next_text())
+        .await
+        .expect("a frame within 10 s")
+        .expect("frame");
+    serde_json::from_str(&text).expect("JSON frame")
 }
 
 /// The next frame, which must have this `code`.

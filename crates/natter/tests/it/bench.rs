@@ -2,9 +2,7 @@
 //! binary; the JSON report must say that the exactly-once/order check passed, with the right
 //! counts. No timing is asserted.
 
-mod common;
-
-use common::{Server, serve};
+use crate::common::{self, Server, serve};
 use serde_json::Value;
 use std::path::Path;
 

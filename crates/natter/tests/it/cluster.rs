@@ -4,15 +4,11 @@
 //! bench` with both nodes' URLs runs every workload across them and its check passes. Runs when
 //! PostgreSQL and NATS are reachable; fails when `CI=true` and they are not.
 
-mod common;
-#[path = "../../natter-server/tests/it/common/services.rs"]
-mod services;
-
-use common::{Server, Ws, connect, recv, recv_code, send, serve};
-
-use futures_util::StreamExt;
+use crate::common::{self, Server, Ws, connect, recv, recv_code, send, send_text, serve};
+use crate::services::{TestDb, nats, rand_u64};
+use natter_client::Target;
+use natter_client::ourchat::v1;
 use serde_json::{Value, json};
-use services::{TestDb, nats, rand_u64};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -122,21 +118,17 @@ impl Peer {
     /// Reconnect to `addr` by token, telling the server what this client already holds.
     async fn resume(&mut self, addr: &str) {
         self.ws = connect(addr).await;
-        let since: Vec<Value> = self
+        let since: Vec<(Target, u64)> = self
             .got
             .iter()
             .filter_map(|(c, l)| {
-                l.last().map(|i| match c {
-                    Chat::Group(g) => json!({"group_id": g, "index": i}),
-                    Chat::With(o) => json!({"private_id": o, "index": i}),
+                l.last().map(|i| match *c {
+                    Chat::Group(g) => (Target::Group(g), *i),
+                    Chat::With(o) => (Target::Private(o), *i),
                 })
             })
             .collect();
-        send(
-            &mut self.ws,
-            json!({"code": 13, "token": self.token, "since": since}),
-        )
-        .await;
+        send_text(&mut self.ws, v1::resume_since(&self.token, &since)).await;
         let r = recv_code(&mut self.ws, 14).await;
         assert_eq!(
             (r["state"].clone(), r["ocid"].clone()),
@@ -255,7 +247,7 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
     assert_eq!(bob.got[&private], all(6));
     // Nothing more is pending for anyone.
     for peer in [&mut alice, &mut bob, &mut carol] {
-        let extra = tokio::time::timeout(Duration::from_millis(300), peer.ws.next()).await;
+        let extra = tokio::time::timeout(Duration::from_millis(300), peer.ws.next_event()).await;
         assert!(extra.is_err(), "unexpected frame: {extra:?}");
     }
 }
