@@ -38,7 +38,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The WebSocket upgrade was refused or failed.
+    /// The server answered the WebSocket upgrade with an HTTP status instead (503 when it is
+    /// at its connection cap, for example).
+    #[error("WebSocket upgrade at {url} refused with HTTP status {status}")]
+    UpgradeRefused { url: String, status: u16 },
+    /// The WebSocket upgrade failed.
     #[error("WebSocket upgrade at {url} failed: {source}")]
     Upgrade {
         url: String,

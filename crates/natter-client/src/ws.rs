@@ -97,7 +97,8 @@ impl Endpoint {
     /// Open a connection: TCP, then the WebSocket upgrade.
     ///
     /// # Errors
-    /// The source address cannot be bound, the TCP connection or the upgrade failed.
+    /// The source address cannot be bound, the TCP connection failed, or the upgrade was
+    /// refused ([`Error::UpgradeRefused`] with the server's HTTP status) or failed.
     pub async fn connect(&self, options: &Options) -> Result<Conn> {
         let connect = |source| Error::Connect {
             addr: self.addr,
@@ -124,9 +125,15 @@ impl Endpoint {
         let (ws, _) =
             tokio_tungstenite::client_async_with_config(self.url.as_str(), stream, config)
                 .await
-                .map_err(|e| Error::Upgrade {
-                    url: self.url.clone(),
-                    source: Box::new(e),
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(answer) => Error::UpgradeRefused {
+                        url: self.url.clone(),
+                        status: answer.status().as_u16(),
+                    },
+                    e => Error::Upgrade {
+                        url: self.url.clone(),
+                        source: Box::new(e),
+                    },
                 })?;
         Ok(Conn { ws })
     }
