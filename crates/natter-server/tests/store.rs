@@ -290,6 +290,17 @@ async fn delivery_marks(b: &Backend) {
         (p.id, Index(3), None),
         "a device without marks has none"
     );
+    s.revoke_session(&laptop.0).await.expect("revoke");
+    assert_eq!(
+        seen(laptop).await,
+        (p.id, Index(3), None),
+        "a revoked login's marks go with it"
+    );
+    assert_eq!(
+        seen(phone).await.2,
+        Some(Index(3)),
+        "other devices keep theirs"
+    );
     assert_eq!(
         s.membership(o(1), ChatId(p.id.0 + 99))
             .await

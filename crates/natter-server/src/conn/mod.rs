@@ -220,6 +220,8 @@ impl<D: Dialect> Conn<D> {
     /// # Errors
     /// `Internal` when the revocation cannot be stored (the connection stays logged in).
     pub async fn logout(&mut self) -> Result<(), DomainError> {
+        // Marks first: the revocation then removes the device's marks for good.
+        self.flush_marks().await;
         if let Some(login) = &self.login {
             self.app.domain.logout(&login.token).await?;
         }

@@ -247,6 +247,7 @@ pub trait Store: Send + Sync + 'static {
     /// The unrevoked session with this token hash, expired or not, with its account (one
     /// read: a resume storm costs one query per resume before the catch-up).
     async fn session(&self, token_hash: &[u8]) -> Result<Option<(SessionRow, Account)>>;
+    /// Revoke a session (logout); its device's delivery marks go with it.
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()>;
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>>;

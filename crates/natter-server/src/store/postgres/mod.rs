@@ -160,12 +160,19 @@ impl Store for PgStore {
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("UPDATE sessions SET revoked = TRUE WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        // A revoked login is never resumed: its delivery marks have no use any more.
+        sqlx::query("DELETE FROM device_marks WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {

@@ -166,12 +166,23 @@ impl Store for SqliteStore {
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
         let _turn = self.writes.lock().await;
-        sqlx::query("UPDATE sessions SET revoked = 1 WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(&self.pool)
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        Ok(())
+        sqlx::query("UPDATE sessions SET revoked = 1 WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // A revoked login is never resumed: its delivery marks have no use any more.
+        sqlx::query("DELETE FROM device_marks WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
