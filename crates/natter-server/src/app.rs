@@ -2,7 +2,7 @@
 //! No globals: everything a connection needs hangs off one `Arc<App>`.
 
 use crate::ServeError;
-use crate::bus::nats::{DEFAULT_PUBLISH_QUEUE, NatsBus};
+use crate::bus::nats::{DEFAULT_PUBLISH_QUEUE, NatsBus, Node};
 use crate::bus::{Bus, LocalBus};
 use crate::domain::{Domain, Limits};
 use crate::hub::Hub;
@@ -55,6 +55,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Interval at which delivered indexes are written to the store.
     pub mark_interval: Duration,
+    /// Connections each listener holds at once; more are refused at once.
+    pub max_connections: usize,
     pub limits: Limits,
 }
 
@@ -78,6 +80,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             mark_interval: Duration::from_secs(1),
+            max_connections: 100_000,
             limits: Limits::default(),
         }
     }
@@ -85,7 +88,7 @@ impl Default for Config {
 
 pub struct App {
     pub config: Config,
-    pub domain: Domain,
+    pub domain: Arc<Domain>,
     pub hub: Arc<Hub>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
@@ -123,7 +126,11 @@ impl App {
         let hub = Arc::new(Hub::with_grace(config.presence_grace));
         tokio::spawn(hub.clone().settle_until(shutdown.clone()));
         let (bus, link): (Arc<dyn Bus>, _) = match &config.bus_url {
-            None => (Arc::new(LocalBus::new(hub.clone())), None),
+            None => {
+                let local = LocalBus::new();
+                local.attach(hub.clone());
+                (Arc::new(local), None)
+            }
             Some(url) => {
                 let (bus, link) =
                     NatsBus::connect(url, &config.cluster, &config.node_id, config.bus_queue)
@@ -132,18 +139,22 @@ impl App {
             }
         };
         hub.attach(&bus);
-        let domain = Domain::new(store, bus, config.limits.clone());
-        let app = Arc::new(Self {
+        let domain = Arc::new(Domain::new(store, bus, config.limits.clone()));
+        if let Some(link) = link {
+            link.start(Node {
+                handler: hub.clone(),
+                chats: domain.clone(),
+                peer_timeout: config.peer_timeout,
+                shutdown: shutdown.clone(),
+            });
+        }
+        Ok(Arc::new(Self {
             config,
             domain,
             hub,
             shutdown,
             tracker: TaskTracker::new(),
-        });
-        if let Some(link) = link {
-            link.start(app.clone());
-        }
-        Ok(app)
+        }))
     }
 }
 

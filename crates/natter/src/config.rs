@@ -84,6 +84,9 @@ pub struct ServeArgs {
     /// Most members in one group [default: 10000].
     #[arg(long, env = "NATTER_MAX_GROUP_MEMBERS")]
     pub max_group_members: Option<usize>,
+    /// Connections each listener holds at once; more are refused at once [default: 100000].
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The resolved settings.
@@ -136,7 +139,8 @@ impl Settings {
                 ping_interval_secs,
                 idle_timeout_secs,
                 session_ttl_days,
-                max_group_members
+                max_group_members,
+                max_connections
             );
         }
         let mut server = natter_server::Config::default();
@@ -185,6 +189,10 @@ impl Settings {
         if let Some(v) = args.max_pending_sends {
             anyhow::ensure!(v >= 1, "max-pending-sends must be at least 1");
             server.max_pending_sends = v;
+        }
+        if let Some(v) = args.max_connections {
+            anyhow::ensure!(v >= 1, "max-connections must be at least 1");
+            server.max_connections = v;
         }
         if let Some(v) = args.rate_per_sec {
             server.rate_per_sec = v;

@@ -1,30 +1,26 @@
-//! The delivery bus: how a stored message reaches every node's hub.
+//! The delivery bus: how a stored message, a notice or a presence change reaches every node.
 //!
 //! Every node, the origin included, delivers from the bus, so one node and many share one
-//! path: the domain publishes a stored message, and whatever arrives from the bus is fanned out
-//! by this node's hub to its own connections. `LocalBus` is the single node's in-process bus;
-//! `NatsBus` carries deliveries between the nodes of a cluster.
+//! path: the domain publishes, and whatever arrives from the bus is handed to this node's
+//! [`BusHandler`] (the hub), which offers it to its own connections. `LocalBus` is the single
+//! node's in-process bus; `NatsBus` carries its own versioned messages (`wire.rs`) between the
+//! nodes of a cluster.
 //!
 //! The bus is a fast path, not the record: a message is durable (and acked) before it is
 //! published, and anything a bus drops is caught up from the store by index (a later message
 //! in the same chat reveals the gap; a bus reconnect makes every connection resync).
+//!
+//! This module knows the events it carries (`crate::event`) and nothing above them: not the
+//! hub, not the domain, not the app.
 
 pub mod nats;
+mod wire;
 
-use crate::domain::Delivery;
-use crate::domain::friends::Signal;
-use crate::hub::Hub;
-use natter_proto::Ocid;
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-
-/// Which connection sent a message: it gets the ack, not the message. `node` is the random
-/// instance id of the sending node's hub, so connection ids need not be unique across nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Origin {
-    pub node: u64,
-    pub conn: u64,
-}
+use crate::event::{ChatInfo, Delivery, Signal};
+use async_trait::async_trait;
+use natter_proto::{ChatId, Ocid};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 pub trait Bus: Send + Sync + 'static {
     /// Publish a stored message to every node, this one included. Called only after the
@@ -39,24 +35,74 @@ pub trait Bus: Send + Sync + 'static {
     fn presence(&self, node: u64, ocid: Ocid, online: bool);
 }
 
+/// What a node does with what arrives from the bus: implemented by the hub. None of these may
+/// wait; each is called from the bus's receiving task (or inline by `LocalBus`).
+pub trait BusHandler: Send + Sync + 'static {
+    /// This node's random id on the bus.
+    fn node(&self) -> u64;
+    /// A stored message for this node's connections.
+    fn deliver(&self, delivery: &Arc<Delivery>);
+    /// A notice for this node's connections.
+    fn notice(&self, signal: &Arc<Signal>);
+    /// Another node's presence change.
+    fn remote_presence(&self, node: u64, ocid: Ocid, online: bool);
+    /// Another node's whole list of accounts (it replaces what was known of that node).
+    fn remote_snapshot(&self, node: u64, accounts: &[Ocid]);
+    /// `node` was heard from; `true` if it was not known (new, or given up on).
+    fn heard(&self, node: u64) -> bool;
+    /// Give up on the nodes not heard from for `timeout`; returns how many.
+    fn expire_peers(&self, timeout: Duration) -> usize;
+    /// Deliveries may have been lost: every connection here catches up from the store.
+    fn resync_all(&self);
+    /// This node's accounts, handed to `publish` while no presence change is being published
+    /// (so that a snapshot and the changes stay in order).
+    fn local_accounts(&self, publish: &mut dyn FnMut(Vec<Ocid>));
+}
+
+/// How the bus learns a chat's members when a message arrives naming only its chat (the
+/// domain's chat cache, backed by the store).
+#[async_trait]
+pub trait Chats: Send + Sync + 'static {
+    /// The chat, or `None` when it cannot be found (the caller then resyncs).
+    async fn chat_info(&self, chat: ChatId) -> Option<Arc<ChatInfo>>;
+}
+
 /// The in-process bus of a single node: publishing is this node's fan-out.
 pub struct LocalBus {
-    hub: Arc<Hub>,
+    handler: OnceLock<Arc<dyn BusHandler>>,
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LocalBus {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub }
+    /// A bus that delivers nothing until [`LocalBus::attach`] names its handler.
+    pub fn new() -> Self {
+        Self {
+            handler: OnceLock::new(),
+        }
+    }
+
+    /// Deliver to `handler` from now on (once).
+    pub fn attach(&self, handler: Arc<dyn BusHandler>) {
+        let _ = self.handler.set(handler);
     }
 }
 
 impl Bus for LocalBus {
     fn publish(&self, delivery: Arc<Delivery>) {
-        self.hub.dispatch(&delivery);
+        if let Some(h) = self.handler.get() {
+            h.deliver(&delivery);
+        }
     }
 
     fn notify(&self, signal: Arc<Signal>) {
-        self.hub.signal(&signal);
+        if let Some(h) = self.handler.get() {
+            h.notice(&signal);
+        }
     }
 
     /// A single node has no one to tell.

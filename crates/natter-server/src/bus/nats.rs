@@ -15,21 +15,19 @@
 //!
 //! See `docs/operations/cluster.md`.
 
-use super::{Bus, Origin};
-use crate::app::App;
-use crate::domain::Delivery;
-use crate::domain::friends::{Audience, Notice, Signal};
-use crate::store::Message;
+use super::wire::{self, Body, Packet, WireAudience, WireMessage, WireNotice};
+use super::{Bus, BusHandler, Chats};
+use crate::event::{Audience, Delivery, Signal};
 use async_nats::connection::State;
 use async_nats::{Client, Event, Subscriber};
 use futures_util::StreamExt;
 use natter_proto::{ChatId, Ocid};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Deliveries waiting for the publisher task before new ones are dropped.
 pub const DEFAULT_PUBLISH_QUEUE: usize = 65_536;
@@ -41,84 +39,6 @@ const EVENT_QUEUE: usize = 64;
 pub struct BusError {
     url: String,
     reason: String,
-}
-
-/// What crosses the bus. Besides stored messages and resync requests, nodes exchange
-/// presence: each node says when an account gets its first connection there or loses its last
-/// (`p`), says it is alive every quarter of the peer timeout (`a`), and answers a newcomer's
-/// hello (`h`) with the full list of accounts it holds (`s`, in parts). Ephemeral notices
-/// (`n`) name their audience by accounts or by chat.
-#[derive(Serialize)]
-#[serde(tag = "t")]
-enum WireOut<'a> {
-    #[serde(rename = "m")]
-    Message {
-        origin: Option<Origin>,
-        message: &'a Message,
-    },
-    #[serde(rename = "r")]
-    Resync,
-    #[serde(rename = "n")]
-    Notice {
-        origin: Option<Origin>,
-        to: WireAudience,
-        notice: &'a Notice,
-        at: i64,
-    },
-    #[serde(rename = "p")]
-    Presence { node: u64, ocid: Ocid, online: bool },
-    #[serde(rename = "a")]
-    Alive { node: u64 },
-    #[serde(rename = "h")]
-    Hello { node: u64 },
-    #[serde(rename = "s")]
-    Snapshot {
-        node: u64,
-        part: u32,
-        last: bool,
-        accounts: &'a [Ocid],
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "t")]
-enum WireIn {
-    #[serde(rename = "m")]
-    Message {
-        origin: Option<Origin>,
-        message: Message,
-    },
-    #[serde(rename = "r")]
-    Resync,
-    #[serde(rename = "n")]
-    Notice {
-        origin: Option<Origin>,
-        to: WireAudience,
-        notice: Notice,
-        at: i64,
-    },
-    #[serde(rename = "p")]
-    Presence { node: u64, ocid: Ocid, online: bool },
-    #[serde(rename = "a")]
-    Alive { node: u64 },
-    #[serde(rename = "h")]
-    Hello { node: u64 },
-    #[serde(rename = "s")]
-    Snapshot {
-        node: u64,
-        part: u32,
-        last: bool,
-        accounts: Vec<Ocid>,
-    },
-}
-
-/// A notice's audience on the wire: a chat goes by id (receivers look its members up).
-#[derive(Serialize, Deserialize)]
-enum WireAudience {
-    #[serde(rename = "a")]
-    Accounts(Vec<Ocid>),
-    #[serde(rename = "c")]
-    Chat(ChatId),
 }
 
 /// Accounts per snapshot part (a part stays well under NATS's default 1 MB payload limit).
@@ -136,8 +56,8 @@ struct Queue {
 }
 
 impl Queue {
-    fn send(&self, wire: &WireOut<'_>) {
-        let bytes = match serde_json::to_vec(wire) {
+    fn send(&self, body: Body) {
+        let bytes = match serde_json::to_vec(&Packet::new(body)) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "bus message encoding failed");
@@ -152,7 +72,7 @@ impl Queue {
     }
 }
 
-/// The receiving half: started once the app exists (it needs the domain to look chats up).
+/// The receiving half: started once the hub (the handler) and the domain (the chats) exist.
 pub struct NatsLink {
     client: Client,
     subject: String,
@@ -229,33 +149,49 @@ impl NatsBus {
 
 impl Bus for NatsBus {
     fn publish(&self, delivery: Arc<Delivery>) {
-        self.queue.send(&WireOut::Message {
-            origin: delivery.origin,
-            message: &delivery.message,
+        self.queue.send(Body::Message {
+            origin: delivery.origin.map(Into::into),
+            message: WireMessage::from(&delivery.message),
         });
     }
 
     fn notify(&self, signal: Arc<Signal>) {
         let to = match &signal.audience {
-            Audience::Accounts(list) => WireAudience::Accounts(list.clone()),
-            Audience::Chat(chat) => WireAudience::Chat(chat.id),
+            Audience::Accounts(list) => WireAudience::Accounts(list.iter().map(|o| o.0).collect()),
+            Audience::Chat(chat) => WireAudience::Chat(chat.id.0),
         };
-        self.queue.send(&WireOut::Notice {
-            origin: signal.origin,
+        self.queue.send(Body::Notice {
+            origin: signal.origin.map(Into::into),
             to,
-            notice: &signal.notice,
+            notice: WireNotice::from(&signal.notice),
             at: signal.at,
         });
     }
 
     fn presence(&self, node: u64, ocid: Ocid, online: bool) {
-        self.queue.send(&WireOut::Presence { node, ocid, online });
+        self.queue.send(Body::Presence {
+            node,
+            ocid: ocid.0,
+            online,
+        });
     }
 }
 
+/// What the receiving task needs from the rest of the node.
+pub struct Node {
+    /// Where what arrives goes (the hub).
+    pub handler: Arc<dyn BusHandler>,
+    /// Where a message's chat is looked up (the domain).
+    pub chats: Arc<dyn Chats>,
+    /// Silence after which another node is given up on.
+    pub peer_timeout: Duration,
+    /// Cancelled when the node shuts down.
+    pub shutdown: CancellationToken,
+}
+
 impl NatsLink {
-    /// Run the publisher and the receiver until the app shuts down.
-    pub fn start(self, app: Arc<App>) {
+    /// Run the publisher and the receiver until `node.shutdown`.
+    pub fn start(self, node: Node) {
         let Self {
             client,
             subject,
@@ -270,15 +206,16 @@ impl NatsLink {
             subject.clone(),
             queue,
             bus.dropped.clone(),
-            app.clone(),
+            node.shutdown.clone(),
         ));
         let link = Link {
             client,
             subject,
             bus,
             snapshots: HashMap::new(),
+            node,
         };
-        tokio::spawn(receiver(subscriber, events, link, app));
+        tokio::spawn(receiver(subscriber, events, link));
     }
 }
 
@@ -287,12 +224,12 @@ async fn publisher(
     subject: async_nats::Subject,
     mut queue: mpsc::Receiver<Vec<u8>>,
     dropped: Arc<AtomicU64>,
-    app: Arc<App>,
+    shutdown: CancellationToken,
 ) {
     loop {
         let bytes = tokio::select! {
             b = queue.recv() => b,
-            () = app.shutdown.cancelled() => None,
+            () = shutdown.cancelled() => None,
         };
         let Some(bytes) = bytes else { break };
         // While NATS is away, publish nothing: the message is stored, and the resync that
@@ -315,21 +252,26 @@ struct Link {
     bus: Queue,
     /// Snapshot parts received so far, per node.
     snapshots: HashMap<u64, Vec<Ocid>>,
+    node: Node,
 }
 
 impl Link {
+    fn handler(&self) -> &dyn BusHandler {
+        &*self.node.handler
+    }
+
     /// Ask every other node for its accounts (at start, and whenever this node may have
     /// missed presence changes).
-    fn hello(&self, app: &App) {
-        self.bus.send(&WireOut::Hello {
-            node: app.hub.node(),
+    fn hello(&self) {
+        self.bus.send(Body::Hello {
+            node: self.handler().node(),
         });
     }
 
     /// Publish this node's accounts, in parts, in order with its presence changes.
-    fn snapshot(&self, app: &App) {
-        let node = app.hub.node();
-        app.hub.local_accounts(|accounts| {
+    fn snapshot(&self) {
+        let node = self.handler().node();
+        self.handler().local_accounts(&mut |accounts| {
             let parts: Vec<&[Ocid]> = if accounts.is_empty() {
                 vec![&[]]
             } else {
@@ -337,43 +279,43 @@ impl Link {
             };
             let n = parts.len();
             for (i, part) in parts.into_iter().enumerate() {
-                self.bus.send(&WireOut::Snapshot {
+                self.bus.send(Body::Snapshot {
                     node,
                     part: i as u32,
                     last: i + 1 == n,
-                    accounts: part,
+                    accounts: part.iter().map(|o| o.0).collect(),
                 });
             }
         });
     }
 
     /// A snapshot part from another node; the last part replaces what was known of it.
-    fn snapshot_part(&mut self, app: &App, node: u64, part: u32, last: bool, accounts: Vec<Ocid>) {
-        if node == app.hub.node() {
+    fn snapshot_part(&mut self, node: u64, part: u32, last: bool, accounts: Vec<u64>) {
+        if node == self.handler().node() {
             return;
         }
         let gathered = self.snapshots.entry(node).or_default();
         if part == 0 {
             gathered.clear();
         }
-        gathered.extend(accounts);
+        gathered.extend(accounts.into_iter().map(Ocid));
         if last {
             let all = self.snapshots.remove(&node).unwrap_or_default();
-            app.hub.remote_snapshot(node, &all);
+            self.handler().remote_snapshot(node, &all);
         }
     }
 
     /// Say this node is alive, and give up on the nodes that have gone silent.
-    fn beat(&self, app: &App) {
-        self.bus.send(&WireOut::Alive {
-            node: app.hub.node(),
+    fn beat(&self) {
+        self.bus.send(Body::Alive {
+            node: self.handler().node(),
         });
-        app.hub.expire_peers(app.config.peer_timeout);
+        self.handler().expire_peers(self.node.peer_timeout);
     }
 
     /// If this node dropped deliveries and is connected again: its own connections resync,
     /// and every other node is asked to resync its connections too.
-    fn settle_drops(&self, app: &App) {
+    fn settle_drops(&self) {
         if self.client.connection_state() != State::Connected {
             return;
         }
@@ -385,9 +327,9 @@ impl Link {
             dropped = n,
             "bus messages were dropped; every node resyncs and hears this node's accounts again"
         );
-        app.hub.resync_all();
-        self.snapshot(app);
-        let Ok(bytes) = serde_json::to_vec(&WireOut::Resync) else {
+        self.handler().resync_all();
+        self.snapshot();
+        let Ok(bytes) = serde_json::to_vec(&Packet::new(Body::Resync)) else {
             return;
         };
         let (client, subject) = (self.client.clone(), self.subject.clone());
@@ -400,28 +342,24 @@ impl Link {
     }
 }
 
-async fn receiver(
-    mut subscriber: Subscriber,
-    mut events: mpsc::Receiver<Event>,
-    mut link: Link,
-    app: Arc<App>,
-) {
+async fn receiver(mut subscriber: Subscriber, mut events: mpsc::Receiver<Event>, mut link: Link) {
     let mut disconnected = false;
     let mut check = tokio::time::interval(Duration::from_secs(1));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let period = (app.config.peer_timeout / 4).max(Duration::from_millis(50));
+    let period = (link.node.peer_timeout / 4).max(Duration::from_millis(50));
     let mut beat = tokio::time::interval(period);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    link.hello(&app);
+    let shutdown = link.node.shutdown.clone();
+    link.hello();
     loop {
         tokio::select! {
-            () = app.shutdown.cancelled() => break,
+            () = shutdown.cancelled() => break,
             msg = subscriber.next() => {
                 let Some(msg) = msg else {
                     tracing::error!("bus subscription ended");
                     break;
                 };
-                link.receive(&app, &msg.payload).await;
+                link.receive(&msg.payload).await;
             }
             Some(event) = events.recv() => match event {
                 Event::Disconnected => {
@@ -432,101 +370,107 @@ async fn receiver(
                     if disconnected {
                         disconnected = false;
                         tracing::info!("bus reconnected; every connection resyncs from the store");
-                        app.hub.resync_all();
-                        link.hello(&app);
+                        link.handler().resync_all();
+                        link.hello();
                     }
-                    link.settle_drops(&app);
+                    link.settle_drops();
                 }
                 Event::SlowConsumer(_) => {
                     tracing::warn!("bus subscription overflowed; every connection resyncs");
-                    app.hub.resync_all();
-                    link.hello(&app);
+                    link.handler().resync_all();
+                    link.hello();
                 }
                 other => tracing::info!(event = %other, "bus event"),
             },
-            _ = beat.tick() => link.beat(&app),
-            _ = check.tick() => link.settle_drops(&app),
+            _ = beat.tick() => link.beat(),
+            _ = check.tick() => link.settle_drops(),
         }
     }
 }
 
 impl Link {
-    async fn receive(&mut self, app: &Arc<App>, payload: &[u8]) {
-        let wire: WireIn = match serde_json::from_slice(payload) {
-            Ok(w) => w,
+    async fn receive(&mut self, payload: &[u8]) {
+        let body = match wire::decode(payload) {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                tracing::warn!("bus packet of another cluster format version ignored");
+                return;
+            }
             Err(e) => {
-                tracing::error!(error = %e, "undecodable bus message ignored");
+                tracing::error!(error = %e, "undecodable bus packet ignored");
                 return;
             }
         };
-        match wire {
-            WireIn::Message { origin, message } => deliver(app, origin, message).await,
-            WireIn::Resync => app.hub.resync_all(),
-            WireIn::Notice {
+        match body {
+            Body::Message { origin, message } => {
+                let message = crate::store::Message::from(message);
+                match self.node.chats.chat_info(message.chat).await {
+                    Some(chat) => self.handler().deliver(&Arc::new(Delivery {
+                        message,
+                        chat,
+                        origin: origin.map(Into::into),
+                    })),
+                    None => {
+                        tracing::warn!(chat = %message.chat, "chat lookup for a bus delivery failed; resyncing");
+                        self.handler().resync_all();
+                    }
+                }
+            }
+            Body::Resync => self.handler().resync_all(),
+            Body::Notice {
                 origin,
                 to,
                 notice,
                 at,
             } => {
                 let audience = match to {
-                    WireAudience::Accounts(list) => Audience::Accounts(list),
-                    WireAudience::Chat(id) => match app.domain.chat(id).await {
-                        Ok(chat) => Audience::Chat(chat),
-                        Err(e) => {
-                            tracing::warn!(error = %e.message, "chat lookup for a notice failed");
+                    WireAudience::Accounts(list) => {
+                        Audience::Accounts(list.into_iter().map(Ocid).collect())
+                    }
+                    WireAudience::Chat(id) => match self.node.chats.chat_info(ChatId(id)).await {
+                        Some(chat) => Audience::Chat(chat),
+                        None => {
+                            tracing::warn!(chat = id, "chat lookup for a notice failed");
                             return;
                         }
                     },
                 };
-                app.hub.signal(&Arc::new(Signal {
+                self.handler().notice(&Arc::new(Signal {
                     audience,
-                    origin,
-                    notice,
+                    origin: origin.map(Into::into),
+                    notice: notice.into(),
                     at,
                 }));
             }
-            WireIn::Presence { node, ocid, online } => {
-                self.heard(app, node);
-                app.hub.remote_presence(node, ocid, online);
+            Body::Presence { node, ocid, online } => {
+                self.heard(node);
+                self.handler().remote_presence(node, Ocid(ocid), online);
             }
-            WireIn::Alive { node } => self.heard(app, node),
-            WireIn::Hello { node } => {
-                if node != app.hub.node() {
-                    app.hub.heard(node);
-                    self.snapshot(app);
+            Body::Alive { node } => self.heard(node),
+            Body::Hello { node } => {
+                if node != self.handler().node() {
+                    self.handler().heard(node);
+                    self.snapshot();
                 }
             }
-            WireIn::Snapshot {
+            Body::Snapshot {
                 node,
                 part,
                 last,
                 accounts,
             } => {
-                app.hub.heard(node);
-                self.snapshot_part(app, node, part, last, accounts);
+                self.handler().heard(node);
+                self.snapshot_part(node, part, last, accounts);
             }
         }
     }
 
     /// A node this one did not know (new, or given up on) may hold accounts this node has
     /// not heard of: ask for every node's list.
-    fn heard(&self, app: &App, node: u64) {
-        if app.hub.heard(node) {
+    fn heard(&self, node: u64) {
+        if self.handler().heard(node) {
             tracing::info!(node, "a peer node is alive; asking for its accounts");
-            self.hello(app);
-        }
-    }
-}
-
-async fn deliver(app: &Arc<App>, origin: Option<Origin>, message: Message) {
-    match app.domain.chat(message.chat).await {
-        Ok(chat) => {
-            let delivery = Arc::new(Delivery::new(message, chat, origin));
-            app.hub.dispatch(&delivery);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e.message, "chat lookup for a bus delivery failed; resyncing");
-            app.hub.resync_all();
+            self.hello();
         }
     }
 }

@@ -1,207 +1,117 @@
-//! One module per seed dialect: decode a frame, call the domain, encode the replies.
-//! Dialects never touch the store or sockets; replies are appended to `out`.
+//! Dialects: each seed's wire protocol on the one core.
+//!
+//! A dialect served over a connection implements [`Dialect`]: it decodes a frame into its
+//! request (saying whether the request needs a login and whether it is a pipelined send),
+//! handles it with the domain through its [`Conn`], and encodes everything the connection
+//! sends: replies, acks, delivered messages, notices, presence and refusals. The connection
+//! loop (`crate::conn`) enforces the login gate and request order once for all dialects, and
+//! the hub caches each dialect's frame for a message in the dialect's [`Slot`]. A dialect
+//! served per HTTP request needs no connection: its handlers authenticate each request, call
+//! the domain (`Domain::send_text` awaits the durable append) and answer.
+//!
+//! Dialects never touch the store or a socket. Adding one is one module here and one line that
+//! mounts it (see `docs/architecture.md`, "Adding a dialect").
 
-pub mod v0;
-pub mod v1;
+pub mod ourchat;
 
-use crate::domain::{LoginKey, To};
-use crate::session::{AckFrame, Missed, QueuedSend, Session};
-use axum::extract::ws::Utf8Bytes;
-use natter_proto::{ChatId, ErrorCode, Index, Ocid, WireError};
+use crate::conn::{Close, Conn};
+use crate::domain::{DomainError, Sent};
+use crate::event::Notice;
+use crate::hub::Slot;
+use bytes::Bytes;
+use natter_proto::{MessageView, Ocid};
+use std::future::Future;
 
-/// Unix seconds now, for the `time` of replies.
-pub fn now_s() -> i64 {
-    crate::domain::now_ms() / 1000
+/// Why the connection refused a frame before its dialect handled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request needs a logged-in connection.
+    NotLoggedIn,
+    /// The request budget is spent.
+    RateLimited,
+    /// The frame is larger than `max` bytes.
+    FrameTooLarge { max: usize },
+    /// A binary frame where the dialect reads text.
+    BinaryFrame,
 }
 
-/// Handle one text frame in the session's dialect.
-pub async fn handle(session: &mut Session, text: &str, out: &mut Vec<Utf8Bytes>) {
-    match session.dialect {
-        crate::domain::Dialect::V1 => v1::handle(session, text, out).await,
-        crate::domain::Dialect::V0 => v0::handle(session, text, out).await,
-    }
+/// When a message counts as delivered to a device (and is not sent to it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marks {
+    /// Once it is written to the socket.
+    OnWrite,
+    /// Once the client acknowledges it (`Conn::acked`); until then a reconnecting device is
+    /// sent it again.
+    OnAck,
 }
 
-/// A pushed notice or presence change as a frame for this connection, if its dialect has one
-/// (v0 has none) and it is logged in.
-pub fn push_frame(session: &Session, push: &crate::hub::Push) -> Option<Utf8Bytes> {
-    let me = session.me().ok()?;
-    match session.dialect {
-        crate::domain::Dialect::V1 => v1::push_frame(me, push),
-        crate::domain::Dialect::V0 => None,
-    }
+/// A decoded request with what the connection needs to know about it.
+#[derive(Debug)]
+pub struct Decoded<R> {
+    pub request: R,
+    /// Refused with [`Refusal::NotLoggedIn`] on a connection that is not logged in.
+    pub needs_login: bool,
+    /// A send that may be pipelined: it does not wait for the sends before it. Every other
+    /// request waits until they are acked, so replies keep request order.
+    pub pipelined: bool,
 }
 
-/// The error reply for a failure outside any request (oversize or binary frame).
-pub fn frame_error(session: &Session, e: &natter_proto::WireError) -> Utf8Bytes {
-    let t = now_s();
-    match session.dialect {
-        crate::domain::Dialect::V1 => {
-            natter_proto::v1::finish(natter_proto::v1::error_reply(t, None, e), None)
-        }
-        crate::domain::Dialect::V0 => {
-            natter_proto::v0::finish(natter_proto::v0::error_reply(t, None, e), None)
-        }
-    }
-    .into()
+/// Something the server tells a logged-in connection on its own.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A friend request, a friendship change or typing.
+    Notice { notice: &'a Notice, at_ms: i64 },
+    /// A friend came online or went offline.
+    Presence { ocid: Ocid, online: bool },
 }
 
-/// When a request needs one, require a login. Returns the logged-in ocid (0 when not logged
-/// in and not needed). (The rate limit is applied to every frame by the transport.)
-///
-/// # Errors
-/// `not_logged_in`.
-pub fn gate(session: &Session, needs_login: bool) -> Result<Ocid, WireError> {
-    match session.me() {
-        Ok(me) => Ok(me),
-        Err(e) if needs_login => Err(e),
-        Err(_) => Ok(0),
-    }
-}
+/// A wire protocol served over a connection (a WebSocket, a TCP line stream).
+pub trait Dialect: Send + Sync + Sized + 'static {
+    /// A decoded request (with whatever its replies need, such as a request id).
+    type Request: Send;
+    /// What a queued send's ack needs besides the outcome.
+    type Ack: Send;
 
-/// How a connection proves who it is.
-pub enum Credentials {
-    Password(LoginKey, String),
-    /// A session token, and the last index the client holds per chat.
-    Token(String, Since),
-}
+    /// Where this dialect's frame for a delivered message is cached (from `Hub::slot`).
+    fn slot(&self) -> Slot;
 
-/// What a resuming client says it already holds, per chat.
-pub enum Since {
-    /// By chat id (v0's `cid`).
-    Chats(Vec<(ChatId, Index)>),
-    /// By destination (v1's `group_id` / `private_id`).
-    Targets(Vec<(To, Index)>),
-}
-
-/// The outcome of a login or resume, in the seeds' states: 0 ok, 1 rejected (wrong account,
-/// password or token), 2 server failure.
-pub struct Auth {
-    pub state: u8,
-    pub ocid: Option<Ocid>,
-    /// The new session token (password logins only).
-    pub token: Option<String>,
-    pub missed: Vec<Missed>,
-}
-
-impl Auth {
-    fn failed(state: u8) -> Self {
-        Self {
-            state,
-            ocid: None,
-            token: None,
-            missed: Vec::new(),
-        }
+    /// When messages count as delivered to a device.
+    fn marks(&self) -> Marks {
+        Marks::OnWrite
     }
 
-    /// A login that could not name an account at all.
-    pub fn rejected() -> Self {
-        Self::failed(1)
-    }
-}
+    /// Decode one frame.
+    ///
+    /// # Errors
+    /// The dialect's reply to a frame it cannot read.
+    fn decode(&self, frame: &[u8]) -> Result<Decoded<Self::Request>, Bytes>;
 
-/// Log the connection in (switching account if it was logged in) and collect what it missed.
-pub async fn authenticate(session: &mut Session, credentials: Credentials) -> Auth {
-    let (result, fresh, since) = match credentials {
-        Credentials::Password(key, password) => (
-            session.app.domain.login(key, &password).await,
-            true,
-            Since::Chats(Vec::new()),
-        ),
-        Credentials::Token(token, since) => (
-            session.app.domain.resume(&token).await.map(|a| (a, token)),
-            false,
-            since,
-        ),
-    };
-    let (account, token) = match result {
-        Ok(found) => found,
-        Err(e) if matches!(e.code, ErrorCode::BadCredentials | ErrorCode::InvalidToken) => {
-            return Auth::failed(1);
-        }
-        Err(_) => return Auth::failed(2),
-    };
-    let since = match since {
-        Since::Chats(c) => c,
-        Since::Targets(t) => session.app.domain.chat_ids(account.ocid, t).await,
-    };
-    match session.log_in(&account, token.clone(), &since).await {
-        Ok(missed) => Auth {
-            state: 0,
-            ocid: Some(account.ocid),
-            token: fresh.then_some(token),
-            missed,
-        },
-        Err(_) => Auth::failed(2),
-    }
-}
+    /// Handle a decoded request that passed the login gate, pushing replies to `out`.
+    fn handle(
+        &self,
+        conn: &mut Conn<Self>,
+        request: Self::Request,
+        out: &mut Vec<Bytes>,
+    ) -> impl Future<Output = ()> + Send;
 
-/// Register by email: `Ok((state, ocid))` in the seeds' states (0 ok, 1 server error,
-/// 2 email taken).
-///
-/// # Errors
-/// Input the seeds have no state for (`invalid_field`).
-pub async fn register(
-    session: &Session,
-    email: &str,
-    password: &str,
-    name: Option<&str>,
-) -> Result<(u8, Option<Ocid>), WireError> {
-    match session
-        .app
-        .domain
-        .register_email(email, password, name)
-        .await
-    {
-        Ok(a) => Ok((0, Some(a.ocid))),
-        Err(e) if e.code == ErrorCode::EmailTaken => Ok((2, None)),
-        Err(e) if e.code == ErrorCode::Internal => Ok((1, None)),
-        Err(e) => Err(e),
-    }
-}
+    /// The reply refusing `request` for `why` (the login gate).
+    fn refuse(&self, request: &Self::Request, why: Refusal) -> Bytes;
 
-/// Revoke the connection's session token and log it out.
-///
-/// # Errors
-/// `internal` when the revocation cannot be stored (the connection stays logged in).
-pub async fn logout(session: &mut Session) -> Result<(), WireError> {
-    if let Some(login) = &session.login {
-        session.app.domain.logout(&login.token).await?;
-    }
-    session.log_out().await;
-    Ok(())
-}
+    /// The reply refusing a frame that was not decoded (budget, size, binary).
+    fn refuse_frame(&self, why: Refusal) -> Bytes;
 
-/// Check and queue a text message from the logged-in account: acked with `ack` once durable (the
-/// connection reads on meanwhile), or, when it fails its checks, answered at once with `error`,
-/// after the sends before it.
-pub async fn send_text(
-    s: &mut Session,
-    to: To,
-    text: String,
-    client_id: Option<String>,
-    ack: AckFrame,
-    error: impl FnOnce(&WireError) -> Utf8Bytes,
-    out: &mut Vec<Utf8Bytes>,
-) {
-    let origin = Some(s.conn.origin());
-    let queued = match s.me() {
-        Ok(me) => {
-            s.app
-                .domain
-                .queue_text(me, to, text, client_id, origin)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match queued {
-        Ok(pending) => s.queue_send(QueuedSend {
-            pending,
-            reply: ack,
-        }),
-        Err(e) => {
-            s.drain_sends(out).await;
-            out.push(error(&e));
-        }
+    /// A stored message as delivered to this dialect's connections (the same bytes for every
+    /// receiver: it is encoded once per message).
+    fn message(&self, view: &MessageView<'_>) -> Bytes;
+
+    /// The ack of a queued send, or its refusal.
+    fn ack(&self, ack: Self::Ack, result: Result<&Sent, &DomainError>) -> Bytes;
+
+    /// A notice or presence change for the account `me`, if this dialect shows it.
+    fn event(&self, me: Ocid, event: Event<'_>) -> Option<Bytes>;
+
+    /// A last frame before the server closes the connection for `why`, if the dialect has one.
+    fn farewell(&self, _why: Close) -> Option<Bytes> {
+        None
     }
 }

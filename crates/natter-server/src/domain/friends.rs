@@ -4,58 +4,15 @@
 //! not: they go to whichever connections are online when they happen, on every node, and a
 //! client that was offline reads the stored state (its friends and pending requests) instead.
 
-use super::{ChatInfo, Domain, To, internal, invalid, now_ms};
-use crate::bus::Origin;
+use super::error::internal;
+use super::{Domain, DomainError, Invalid, To, now_ms};
+use crate::event::{Audience, FriendChange, Notice, Origin, Signal};
 use crate::store::{Befriend, Friend, FriendRequest};
-use natter_proto::{ChatId, ErrorCode, Ocid, WireError};
-use serde::{Deserialize, Serialize};
+use natter_proto::Ocid;
 use std::sync::Arc;
 
 /// Longest friend request text, in characters.
 pub const MAX_REQUEST_TEXT: usize = 256;
-
-/// How a friendship changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FriendChange {
-    Accepted,
-    Rejected,
-    Removed,
-}
-
-/// An event for connections that are online now; never stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Notice {
-    /// `from` asks the receiving account to be friends.
-    FriendRequest { from: Ocid, message: String },
-    /// The friendship (or request) between `a` and `b` changed; `by` made the change.
-    Friendship {
-        a: Ocid,
-        b: Ocid,
-        change: FriendChange,
-        by: Ocid,
-    },
-    /// `from` is typing, in `group`, or to the receiving account when `group` is `None`.
-    Typing { from: Ocid, group: Option<ChatId> },
-}
-
-/// Who a notice is for.
-#[derive(Debug, Clone)]
-pub enum Audience {
-    /// Every connection of these accounts.
-    Accounts(Vec<Ocid>),
-    /// Every connection of every member of this chat.
-    Chat(Arc<ChatInfo>),
-}
-
-/// A notice on its way to its audience (the origin connection is left out).
-#[derive(Debug, Clone)]
-pub struct Signal {
-    pub audience: Audience,
-    pub origin: Option<Origin>,
-    pub notice: Notice,
-    /// Unix milliseconds when it happened.
-    pub at: i64,
-}
 
 /// An account's friends and the requests waiting for its answer.
 #[derive(Debug, Clone)]
@@ -64,9 +21,9 @@ pub struct Contacts {
     pub requests: Vec<FriendRequest>,
 }
 
-fn not_self(me: Ocid, other: Ocid) -> Result<(), WireError> {
+fn not_self(me: Ocid, other: Ocid) -> Result<(), DomainError> {
     if me == other {
-        Err(invalid("that is your own account"))
+        Err(Invalid::OwnAccount.into())
     } else {
         Ok(())
     }
@@ -85,19 +42,20 @@ impl Domain {
     /// Ask `to` to be `me`'s friend. If `to` had already asked `me`, they become friends.
     ///
     /// # Errors
-    /// `invalid_field` (own account, text too long), `no_such_account`, `internal`.
+    /// `Invalid` (own account, note too long), `NoSuchAccount`, `Internal`.
     pub async fn request_friend(
         &self,
         me: Ocid,
         to: Ocid,
         message: &str,
         origin: Option<Origin>,
-    ) -> Result<Befriend, WireError> {
+    ) -> Result<Befriend, DomainError> {
         not_self(me, to)?;
         if message.chars().count() > MAX_REQUEST_TEXT {
-            return Err(invalid(format!(
-                "field `msg` must be at most {MAX_REQUEST_TEXT} characters"
-            )));
+            return Err(Invalid::RequestNote {
+                max: MAX_REQUEST_TEXT,
+            }
+            .into());
         }
         self.account(to).await?;
         let outcome = self
@@ -132,24 +90,21 @@ impl Domain {
     /// Accept or reject the request `from` sent to `me`.
     ///
     /// # Errors
-    /// `no_such_request`, `internal`.
+    /// `NoSuchRequest`, `Internal`.
     pub async fn answer_friend(
         &self,
         me: Ocid,
         from: Ocid,
         accept: bool,
         origin: Option<Origin>,
-    ) -> Result<(), WireError> {
+    ) -> Result<(), DomainError> {
         let found = self
             .store
             .answer_friend_request(me, from, accept, now_ms())
             .await
             .map_err(|e| internal("friend answer failed", &e))?;
         if !found {
-            return Err(WireError::new(
-                ErrorCode::NoSuchRequest,
-                format!("no friend request from {from} is waiting for your answer"),
-            ));
+            return Err(DomainError::NoSuchRequest(from));
         }
         let change = if accept {
             FriendChange::Accepted
@@ -172,23 +127,20 @@ impl Domain {
     /// End `me`'s friendship with `other`.
     ///
     /// # Errors
-    /// `not_friends`, `internal`.
+    /// `NotFriends`, `Internal`.
     pub async fn remove_friend(
         &self,
         me: Ocid,
         other: Ocid,
         origin: Option<Origin>,
-    ) -> Result<(), WireError> {
+    ) -> Result<(), DomainError> {
         let removed = self
             .store
             .remove_friend(me, other)
             .await
             .map_err(|e| internal("friend removal failed", &e))?;
         if !removed {
-            return Err(WireError::new(
-                ErrorCode::NotFriends,
-                format!("{other} is not your friend"),
-            ));
+            return Err(DomainError::NotFriends(other));
         }
         self.signal(
             Audience::Accounts(vec![me, other]),
@@ -206,8 +158,8 @@ impl Domain {
     /// `me`'s friends and the friend requests waiting for `me`'s answer.
     ///
     /// # Errors
-    /// `internal`.
-    pub async fn contacts(&self, me: Ocid) -> Result<Contacts, WireError> {
+    /// `Internal`.
+    pub async fn contacts(&self, me: Ocid) -> Result<Contacts, DomainError> {
         let friends = self
             .store
             .friends(me)
@@ -221,12 +173,30 @@ impl Domain {
         Ok(Contacts { friends, requests })
     }
 
+    /// The ocids of `me`'s friends (whose presence `me`'s connections are told).
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub async fn friend_ids(&self, me: Ocid) -> Result<Vec<Ocid>, DomainError> {
+        let friends = self
+            .store
+            .friends(me)
+            .await
+            .map_err(|e| internal("friend list read failed", &e))?;
+        Ok(friends.iter().map(|f| f.ocid).collect())
+    }
+
     /// Tell the other side of a chat that `me` is typing.
     ///
     /// # Errors
-    /// `invalid_field` (own account), `no_such_account`, `no_such_chat`, `not_a_member`,
-    /// `internal`.
-    pub async fn typing(&self, me: Ocid, to: To, origin: Option<Origin>) -> Result<(), WireError> {
+    /// `Invalid` (own account), `NoSuchAccount`, `NoSuchChat`, `NoSuchGroup`, `NotAMember`,
+    /// `Internal`.
+    pub async fn typing(
+        &self,
+        me: Ocid,
+        to: To,
+        origin: Option<Origin>,
+    ) -> Result<(), DomainError> {
         let (audience, group) = match self.resolve(me, to, false).await? {
             Some(chat) => {
                 let group = chat.peer_of(me).is_none().then_some(chat.id);

@@ -1,17 +1,16 @@
 //! The storage contract: an object-safe `Store` trait and the plain records it deals in.
 //!
-//! Everything above this module sees only these types. Implementations (SQLite now, PostgreSQL
-//! next) own their SQL and migrations; nothing backend-specific leaks through the trait:
-//! uniqueness violations arrive as `StoreError::Conflict`, message indexes are assigned inside
-//! the store's own transaction.
+//! Everything above this module sees only these types. Implementations (`sqlite/` for one
+//! node, `postgres/` for a cluster) own their SQL and migrations; nothing backend-specific
+//! leaks through the trait: uniqueness violations arrive as `StoreError::Conflict`, message
+//! indexes are assigned inside the store's own transaction. Nothing here knows a dialect.
 
 pub mod postgres;
 mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use natter_proto::{ChatId, Index, MessageId, Ocid};
-use serde::{Deserialize, Serialize};
+pub use natter_proto::{ChatId, Index, MessageId, Ocid};
 
 /// Which unique field a conflicting insert collided on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,31 +84,30 @@ pub struct Chat {
     pub members: Vec<Ocid>,
 }
 
-/// The content category of one message part (seed 003's list).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// The content category of one message part (seed 003's list: 0 text, 1 image, 2 voice,
+/// 3 file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Category(pub u8);
 
 impl Category {
     pub const TEXT: Self = Self(0);
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     pub category: Category,
     pub content: String,
 }
 
-/// Message types (seed 003): 0 system, 1 normal, 2 request, 3 topic, 4 notice, 5 task,
-/// 6 link, 7 group.
-pub const KIND_NORMAL: u8 = 1;
+pub use natter_proto::view::kind;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: MessageId,
     pub chat: ChatId,
     pub index: Index,
     pub sender: Ocid,
+    /// The message type (`kind::NORMAL` for what people write).
     pub kind: u8,
     pub parts: Vec<Part>,
     pub client_id: Option<String>,
@@ -151,13 +149,21 @@ pub enum Appended {
     Existing(Message),
 }
 
+/// One login of an account (a device): the stored hash of its session token. Delivery marks
+/// are kept per device, so each device is sent exactly what it has not been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Device(pub [u8; 32]);
+
 /// One account's place in one chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
     pub chat: ChatId,
     /// The chat's last index when the account joined: it is sent what comes after.
     pub joined: Index,
+    /// The furthest any device of the account has been written in this chat.
     pub delivered: Index,
+    /// How far the device asked about has been written, if it has a mark in this chat.
+    pub device: Option<Index>,
     pub last_index: Index,
 }
 
@@ -241,6 +247,7 @@ pub trait Store: Send + Sync + 'static {
     /// The unrevoked session with this token hash, expired or not, with its account (one
     /// read: a resume storm costs one query per resume before the catch-up).
     async fn session(&self, token_hash: &[u8]) -> Result<Option<(SessionRow, Account)>>;
+    /// Revoke a session (logout); its device's delivery marks go with it.
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()>;
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>>;
@@ -275,10 +282,18 @@ pub trait Store: Send + Sync + 'static {
     /// At most `limit` messages of a chat, ascending by index.
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>>;
 
-    async fn memberships(&self, ocid: Ocid) -> Result<Vec<Membership>>;
+    /// Every chat of an account, with `device`'s marks.
+    async fn memberships(&self, ocid: Ocid, device: &Device) -> Result<Vec<Membership>>;
+    /// One chat of an account (`device` is `None` in the answer).
     async fn membership(&self, ocid: Ocid, chat: ChatId) -> Result<Option<Membership>>;
-    /// Raise the account's delivered index in each chat (never lowers it).
-    async fn mark_delivered(&self, ocid: Ocid, marks: &[(ChatId, Index)]) -> Result<()>;
+    /// Raise `device`'s delivered index in each chat, and the account's with it (never lowers
+    /// either).
+    async fn mark_delivered(
+        &self,
+        ocid: Ocid,
+        device: &Device,
+        marks: &[(ChatId, Index)],
+    ) -> Result<()>;
 
     /// Ask `to` to be `from`'s friend (both accounts exist; the caller checks). A request
     /// already pending from `to` to `from` is taken as the answer: both become friends.

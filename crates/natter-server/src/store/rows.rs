@@ -1,8 +1,34 @@
 //! Row decoding and error mapping shared by the SQL backends: both schemas use the same
 //! column names and 64-bit integer columns, so one decoder serves SQLite and PostgreSQL.
 
-use super::{Account, FriendRequest, Membership, Message, Part, StoreError, Unique};
+use super::{
+    Account, Category, ChatId, FriendRequest, Index, Membership, Message, MessageId, Ocid, Part,
+    StoreError, Unique,
+};
 use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// An id as the schemas store it: a 64-bit signed integer.
+pub trait AsSql {
+    fn sql(self) -> i64;
+}
+
+macro_rules! as_sql {
+    ($($t:ty),*) => {
+        $(impl AsSql for $t {
+            fn sql(self) -> i64 {
+                self.0 as i64
+            }
+        })*
+    };
+}
+as_sql!(Ocid, ChatId, Index, MessageId);
+
+/// A part as stored in a message's `parts` column.
+#[derive(serde::Deserialize)]
+struct StoredPart {
+    category: u8,
+    content: String,
+}
 
 /// A row type whose columns decode as the store's plain integers and strings.
 pub trait StoreRow {
@@ -44,7 +70,7 @@ pub const MESSAGE_COLUMNS: &str = "id, chat_id, idx, sender, kind, parts, client
 
 pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
     Ok(Account {
-        ocid: row.int("ocid")? as u64,
+        ocid: Ocid(row.int("ocid")? as u64),
         uuid: row.text("uuid")?,
         email: row.opt_text("email")?,
         phone: row.opt_text("phone")?,
@@ -58,13 +84,20 @@ pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
 }
 
 pub fn message<R: StoreRow>(row: &R) -> Result<Message, sqlx::Error> {
-    let parts: Vec<Part> =
+    let stored: Vec<StoredPart> =
         serde_json::from_str(&row.text("parts")?).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let parts = stored
+        .into_iter()
+        .map(|p| Part {
+            category: Category(p.category),
+            content: p.content,
+        })
+        .collect();
     Ok(Message {
-        id: row.int("id")? as u64,
-        chat: row.int("chat_id")? as u64,
-        index: row.int("idx")? as u64,
-        sender: row.int("sender")? as u64,
+        id: MessageId(row.int("id")? as u64),
+        chat: ChatId(row.int("chat_id")? as u64),
+        index: Index(row.int("idx")? as u64),
+        sender: Ocid(row.int("sender")? as u64),
         kind: row.int("kind")? as u8,
         parts,
         client_id: row.opt_text("client_id")?,
@@ -72,19 +105,27 @@ pub fn message<R: StoreRow>(row: &R) -> Result<Message, sqlx::Error> {
     })
 }
 
-pub fn membership<R: StoreRow>(row: &R) -> Result<Membership, sqlx::Error> {
+/// A membership row (`chat_id, joined_index, delivered_index, last_index`, and optionally
+/// `device_index`, null when the device has no mark in the chat).
+pub fn membership<R: StoreRow>(row: &R, with_device: bool) -> Result<Membership, sqlx::Error> {
+    let device = if with_device {
+        row.opt_int("device_index")?.map(|i| Index(i as u64))
+    } else {
+        None
+    };
     Ok(Membership {
-        chat: row.int("chat_id")? as u64,
-        joined: row.int("joined_index")? as u64,
-        delivered: row.int("delivered_index")? as u64,
-        last_index: row.int("last_index")? as u64,
+        chat: ChatId(row.int("chat_id")? as u64),
+        joined: Index(row.int("joined_index")? as u64),
+        delivered: Index(row.int("delivered_index")? as u64),
+        device,
+        last_index: Index(row.int("last_index")? as u64),
     })
 }
 
 /// A `friend_requests` row (`from_ocid, message, created_at`) addressed to `to`.
-pub fn friend_request<R: StoreRow>(row: &R, to: u64) -> Result<FriendRequest, sqlx::Error> {
+pub fn friend_request<R: StoreRow>(row: &R, to: Ocid) -> Result<FriendRequest, sqlx::Error> {
     Ok(FriendRequest {
-        from: row.int("from_ocid")? as u64,
+        from: Ocid(row.int("from_ocid")? as u64),
         to,
         message: row.text("message")?,
         created_at: row.int("created_at")?,
@@ -203,7 +244,7 @@ pub fn answer_batch(
 /// message if it went to the same chat.
 pub fn same_as(
     first: &super::Result<super::Appended>,
-    chat: natter_proto::ChatId,
+    chat: ChatId,
 ) -> super::Result<super::Appended> {
     use super::Appended;
     match first {
@@ -261,7 +302,7 @@ pub async fn request<J, T>(
 /// A `sessions` row (`ocid`, `expires_at`).
 pub fn session<R: StoreRow>(row: &R) -> Result<super::SessionRow, sqlx::Error> {
     Ok(super::SessionRow {
-        ocid: row.int("ocid")? as u64,
+        ocid: Ocid(row.int("ocid")? as u64),
         expires_at: row.int("expires_at")?,
     })
 }
@@ -269,8 +310,8 @@ pub fn session<R: StoreRow>(row: &R) -> Result<super::SessionRow, sqlx::Error> {
 /// A `chats` row (`kind`, `name`, `owner`) with its members read separately.
 pub fn chat<R: StoreRow>(
     row: &R,
-    id: natter_proto::ChatId,
-    members: Vec<natter_proto::Ocid>,
+    id: ChatId,
+    members: Vec<Ocid>,
 ) -> Result<super::Chat, sqlx::Error> {
     let owner = row.opt_int("owner")?;
     Ok(super::Chat {
@@ -281,7 +322,7 @@ pub fn chat<R: StoreRow>(
             super::ChatKind::Group
         },
         name: row.text("name")?,
-        owner: owner.map(|o| o as u64),
+        owner: owner.map(|o| Ocid(o as u64)),
         members,
     })
 }
@@ -302,7 +343,13 @@ mod tests {
             vec![one(0, "hello")],
             vec![one(0, "a \"quoted\"\nline"), one(3, "ünï")],
         ] {
-            let reference = serde_json::to_string(&parts).expect("json");
+            let reference = serde_json::Value::Array(
+                parts
+                    .iter()
+                    .map(|p| serde_json::json!({"category": p.category.0, "content": p.content}))
+                    .collect(),
+            )
+            .to_string();
             assert_eq!(encode_parts(&parts), reference);
         }
     }

@@ -1,10 +1,10 @@
-//! The axum router: health check, metrics and the WebSocket endpoints of each dialect.
+//! The HTTP router: health check, metrics, and every dialect served over HTTP. A dialect over
+//! WebSocket is mounted with one line: `.route(path, ws::route(Dialect::new(app.hub.slot())))`.
 
+use super::ws;
 use crate::app::App;
-use crate::domain::Dialect;
+use crate::dialect::ourchat::{V0, V1};
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
@@ -13,8 +13,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
-        .route("/ws", get(ws_v1))
-        .route("/ws/v0", get(ws_v0))
+        .route("/ws", ws::route(V1::new(app.hub.slot())))
+        .route("/ws/v0", ws::route(V0::new(app.hub.slot())))
         .with_state(app)
 }
 
@@ -35,12 +35,4 @@ fn rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-async fn ws_v1(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
-    super::ws::upgrade(app, ws, Dialect::V1)
-}
-
-async fn ws_v0(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
-    super::ws::upgrade(app, ws, Dialect::V0)
 }

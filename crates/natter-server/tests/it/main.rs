@@ -12,6 +12,7 @@ mod driver;
 mod bad_input;
 mod cluster;
 mod concurrency;
+mod devices;
 mod dialects;
 mod friends;
 mod offline;

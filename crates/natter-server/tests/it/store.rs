@@ -6,8 +6,8 @@ use crate::common::services::TestDb;
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
 use natter_server::store::{
-    Appended, Befriend, Category, ChatKind, Friend, KIND_NORMAL, NewAccount, NewMessage, Part,
-    Range, Store, StoreError, Unique,
+    Appended, Befriend, Category, ChatId, ChatKind, Device, Friend, Index, NewAccount, NewMessage,
+    Ocid, Part, Range, Store, StoreError, Unique, kind,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -43,11 +43,16 @@ fn account(n: u32) -> NewAccount {
     }
 }
 
-fn text(chat: u64, sender: u64, body: &str, client_id: Option<&str>) -> NewMessage {
+/// Account number `n` of a fresh store (ocids start at 10001).
+fn o(n: u64) -> Ocid {
+    Ocid(10_000 + n)
+}
+
+fn text(chat: ChatId, sender: Ocid, body: &str, client_id: Option<&str>) -> NewMessage {
     NewMessage {
         chat,
         sender,
-        kind: KIND_NORMAL,
+        kind: kind::NORMAL,
         parts: vec![Part {
             category: Category::TEXT,
             content: body.to_owned(),
@@ -68,17 +73,17 @@ async fn accounts(b: &Backend) {
     let s = b.open().await;
     let a = s.create_account(account(1)).await.expect("create a");
     let c = s.create_account(account(2)).await.expect("create b");
-    assert_eq!((a.ocid, c.ocid), (10001, 10002), "ocids start at 10001");
+    assert_eq!((a.ocid, c.ocid), (o(1), o(2)), "ocids start at 10001");
     assert_eq!(a.email.as_deref(), Some("user1@example.com"));
     assert_eq!((a.status, a.avatar.as_str()), (0, ""));
-    assert_eq!(s.account(10002).await.expect("by ocid"), Some(c.clone()));
+    assert_eq!(s.account(o(2)).await.expect("by ocid"), Some(c.clone()));
     assert_eq!(
         s.account_by_email("user1@example.com")
             .await
             .expect("by email"),
         Some(a)
     );
-    assert_eq!(s.account(99).await.expect("missing"), None);
+    assert_eq!(s.account(Ocid(99)).await.expect("missing"), None);
     assert_eq!(
         s.account_by_email("no@example.com").await.expect("missing"),
         None
@@ -100,7 +105,7 @@ async fn accounts(b: &Backend) {
         .create_account(account(5))
         .await
         .expect("create after conflicts");
-    assert!(d.ocid > 10002);
+    assert!(d.ocid > o(2));
     s.close().await;
 }
 
@@ -128,31 +133,28 @@ async fn chats(b: &Backend) {
     for n in 1..=3 {
         s.create_account(account(n)).await.expect("account");
     }
-    assert_eq!(s.find_private_chat(10001, 10002).await.expect("find"), None);
-    let p = s.private_chat(10002, 10001, 5).await.expect("private");
+    assert_eq!(s.find_private_chat(o(1), o(2)).await.expect("find"), None);
+    let p = s.private_chat(o(2), o(1), 5).await.expect("private");
     assert_eq!(
         (p.kind, p.members.as_slice()),
-        (ChatKind::Private, &[10001, 10002][..])
+        (ChatKind::Private, &[o(1), o(2)][..])
     );
-    let again = s
-        .private_chat(10001, 10002, 6)
-        .await
-        .expect("private again");
+    let again = s.private_chat(o(1), o(2), 6).await.expect("private again");
     assert_eq!(again.id, p.id, "one private chat per pair");
     assert_eq!(
-        s.find_private_chat(10002, 10001).await.expect("find"),
+        s.find_private_chat(o(2), o(1)).await.expect("find"),
         Some(p.id)
     );
     let g = s
-        .create_group(10003, "team", &[10003, 10001, 10003], 7)
+        .create_group(o(3), "team", &[o(3), o(1), o(3)], 7)
         .await
         .expect("group");
     assert_ne!(g.id, p.id);
     let read = s.chat(g.id).await.expect("chat").expect("present");
     assert_eq!(read.kind, ChatKind::Group);
-    assert_eq!((read.name.as_str(), read.owner), ("team", Some(10003)));
-    assert_eq!(read.members, vec![10001, 10003]);
-    assert_eq!(s.chat(g.id + 100).await.expect("chat"), None);
+    assert_eq!((read.name.as_str(), read.owner), ("team", Some(o(3))));
+    assert_eq!(read.members, vec![o(1), o(3)]);
+    assert_eq!(s.chat(ChatId(g.id.0 + 100)).await.expect("chat"), None);
     s.close().await;
 }
 
@@ -161,94 +163,146 @@ async fn appends_and_history(b: &Backend) {
     for n in 1..=2 {
         s.create_account(account(n)).await.expect("account");
     }
-    let p = s.private_chat(10001, 10002, 1).await.expect("private");
+    let p = s.private_chat(o(1), o(2), 1).await.expect("private");
     let g = s
-        .create_group(10001, "g", &[10001, 10002], 1)
+        .create_group(o(1), "g", &[o(1), o(2)], 1)
         .await
         .expect("group");
     let mut ids = Vec::new();
     for i in 1..=25u64 {
-        let m = new_message(&*s, text(p.id, 10001 + i % 2, &format!("m{i}"), None)).await;
-        assert_eq!(m.index, i, "gapless indexes from 1");
+        let m = new_message(&*s, text(p.id, o(1 + i % 2), &format!("m{i}"), None)).await;
+        assert_eq!(m.index, Index(i), "gapless indexes from 1");
         ids.push(m.id);
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids rise with index");
-    let first = new_message(&*s, text(g.id, 10001, "hello", Some("c-1"))).await;
-    assert_eq!(first.index, 1, "each chat has its own indexes");
+    let first = new_message(&*s, text(g.id, o(1), "hello", Some("c-1"))).await;
+    assert_eq!(first.index, Index(1), "each chat has its own indexes");
     // A retried send: the stored message, not a second one.
-    match s.append(text(g.id, 10001, "hello", Some("c-1"))).await {
+    match s.append(text(g.id, o(1), "hello", Some("c-1"))).await {
         Ok(Appended::Existing(m)) => assert_eq!(m, first),
         other => panic!("expected Existing, got {other:?}"),
     }
     // The same client id from another sender is a different message.
-    let other = new_message(&*s, text(g.id, 10002, "hi", Some("c-1"))).await;
-    assert_eq!(other.index, 2);
+    let other = new_message(&*s, text(g.id, o(2), "hi", Some("c-1"))).await;
+    assert_eq!(other.index, Index(2));
     assert!(matches!(
-        s.append(text(p.id, 10001, "x", Some("c-1"))).await,
+        s.append(text(p.id, o(1), "x", Some("c-1"))).await,
         Err(StoreError::ClientIdReused)
     ));
     assert!(matches!(
-        s.append(text(p.id + g.id + 100, 10001, "x", None)).await,
+        s.append(text(ChatId(p.id.0 + g.id.0 + 100), o(1), "x", None))
+            .await,
         Err(StoreError::NoSuchChat)
     ));
-    let idx = |v: Vec<natter_server::store::Message>| v.iter().map(|m| m.index).collect::<Vec<_>>();
+    let idx =
+        |v: Vec<natter_server::store::Message>| v.iter().map(|m| m.index.0).collect::<Vec<_>>();
     assert_eq!(
         idx(s.messages(p.id, Range::Latest, 3).await.expect("latest")),
         [23, 24, 25]
     );
     assert_eq!(
         idx(s
-            .messages(p.id, Range::Before(5,), 10)
+            .messages(p.id, Range::Before(Index(5)), 10)
             .await
             .expect("before")),
         [1, 2, 3, 4]
     );
     assert_eq!(
-        idx(s.messages(p.id, Range::After(20), 3).await.expect("after")),
+        idx(s
+            .messages(p.id, Range::After(Index(20)), 3)
+            .await
+            .expect("after")),
         [21, 22, 23]
     );
     assert!(
-        s.messages(p.id, Range::After(25), 3)
+        s.messages(p.id, Range::After(Index(25)), 3)
             .await
             .expect("after end")
             .is_empty()
     );
-    let m = &s.messages(p.id, Range::After(0), 1).await.expect("first")[0];
+    let m = &s
+        .messages(p.id, Range::After(Index(0)), 1)
+        .await
+        .expect("first")[0];
     assert_eq!(
         (m.text().into_owned(), m.sender, m.kind),
-        ("m1".to_owned(), 10002, KIND_NORMAL)
+        ("m1".to_owned(), o(2), kind::NORMAL)
     );
     s.close().await;
 }
 
+/// Marks per device, and the account's furthest with them; none ever goes down.
 async fn delivery_marks(b: &Backend) {
     let s = b.open().await;
     for n in 1..=2 {
         s.create_account(account(n)).await.expect("account");
     }
-    let p = s.private_chat(10001, 10002, 1).await.expect("private");
+    let (phone, laptop) = (Device([1; 32]), Device([2; 32]));
+    for d in [phone, laptop] {
+        s.create_session(o(2), &d.0, 1, i64::MAX)
+            .await
+            .expect("session");
+    }
+    let p = s.private_chat(o(1), o(2), 1).await.expect("private");
     for i in 0..4 {
-        new_message(&*s, text(p.id, 10001, &format!("{i}"), None)).await;
+        new_message(&*s, text(p.id, o(1), &format!("{i}"), None)).await;
     }
     let m = s
-        .membership(10002, p.id)
+        .membership(o(2), p.id)
         .await
         .expect("membership")
         .expect("member");
-    assert_eq!((m.joined, m.delivered, m.last_index), (0, 0, 4));
-    s.mark_delivered(10002, &[(p.id, 3)]).await.expect("mark");
-    s.mark_delivered(10002, &[(p.id, 2)])
+    assert_eq!(
+        (m.joined, m.delivered, m.device, m.last_index),
+        (Index(0), Index(0), None, Index(4))
+    );
+    s.mark_delivered(o(2), &phone, &[(p.id, Index(3))])
+        .await
+        .expect("mark");
+    s.mark_delivered(o(2), &phone, &[(p.id, Index(2))])
         .await
         .expect("lower mark");
-    let all = s.memberships(10002).await.expect("memberships");
-    assert_eq!(all.len(), 1);
+    s.mark_delivered(o(2), &laptop, &[(p.id, Index(1))])
+        .await
+        .expect("mark");
+    let seen = |d: Device| {
+        let s = s.clone();
+        async move {
+            let all = s.memberships(o(2), &d).await.expect("memberships");
+            assert_eq!(all.len(), 1);
+            (all[0].chat, all[0].delivered, all[0].device)
+        }
+    };
     assert_eq!(
-        (all[0].chat, all[0].delivered),
-        (p.id, 3),
+        seen(phone).await,
+        (p.id, Index(3), Some(Index(3))),
         "marks never go down"
     );
     assert_eq!(
-        s.membership(10001, p.id + 99).await.expect("membership"),
+        seen(laptop).await,
+        (p.id, Index(3), Some(Index(1))),
+        "each device has its own mark; the account's is the furthest"
+    );
+    assert_eq!(
+        seen(Device([3; 32])).await,
+        (p.id, Index(3), None),
+        "a device without marks has none"
+    );
+    s.revoke_session(&laptop.0).await.expect("revoke");
+    assert_eq!(
+        seen(laptop).await,
+        (p.id, Index(3), None),
+        "a revoked login's marks go with it"
+    );
+    assert_eq!(
+        seen(phone).await.2,
+        Some(Index(3)),
+        "other devices keep theirs"
+    );
+    assert_eq!(
+        s.membership(o(1), ChatId(p.id.0 + 99))
+            .await
+            .expect("membership"),
         None
     );
     s.close().await;
@@ -262,10 +316,10 @@ async fn concurrent_nodes(b: &Backend) {
         first.create_account(account(n)).await.expect("account");
     }
     let g = first
-        .create_group(10001, "g", &[10001, 10002], 1)
+        .create_group(o(1), "g", &[o(1), o(2)], 1)
         .await
         .expect("group");
-    let other = first.private_chat(10001, 10002, 1).await.expect("private");
+    let other = first.private_chat(o(1), o(2), 1).await.expect("private");
     let mut tasks = Vec::new();
     for (w, store) in [first.clone(), second.clone(), first.clone(), second.clone()]
         .into_iter()
@@ -278,18 +332,18 @@ async fn concurrent_nodes(b: &Backend) {
                 // Interleave two chats so batches lock more than one row.
                 let chat = if i % 3 == 0 { other } else { g };
                 let cid = format!("w{w}-{i}");
-                let m = new_message(&*store, text(chat, 10001, &cid, Some(&cid))).await;
+                let m = new_message(&*store, text(chat, o(1), &cid, Some(&cid))).await;
                 got.push((m.chat, m.index));
             }
             got
         }));
     }
-    let mut per_chat: std::collections::HashMap<u64, BTreeSet<u64>> = Default::default();
+    let mut per_chat: std::collections::HashMap<ChatId, BTreeSet<u64>> = Default::default();
     let mut total = 0;
     for t in tasks {
         for (chat, index) in t.await.expect("writer task") {
             assert!(
-                per_chat.entry(chat).or_default().insert(index),
+                per_chat.entry(chat).or_default().insert(index.0),
                 "index {index} twice"
             );
             total += 1;
@@ -304,7 +358,7 @@ async fn concurrent_nodes(b: &Backend) {
             "chat {chat} has a gap"
         );
         let stored = first
-            .messages(chat, Range::After(0), 1000)
+            .messages(chat, Range::After(Index(0)), 1000)
             .await
             .expect("read");
         assert_eq!(stored.len() as u64, n);
@@ -320,12 +374,12 @@ async fn concurrent_retries(b: &Backend) {
     for n in 1..=2 {
         s.create_account(account(n)).await.expect("account");
     }
-    let p = s.private_chat(10001, 10002, 1).await.expect("private");
-    new_message(&*s, text(p.id, 10001, "first", None)).await;
+    let p = s.private_chat(o(1), o(2), 1).await.expect("private");
+    new_message(&*s, text(p.id, o(1), "first", None)).await;
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move { s.append(text(p.id, 10001, "again", Some("same"))).await })
+            tokio::spawn(async move { s.append(text(p.id, o(1), "again", Some("same"))).await })
         })
         .collect();
     let mut new = 0;
@@ -347,8 +401,11 @@ async fn concurrent_retries(b: &Backend) {
         1,
         "every caller gets the same message: {seen:?}"
     );
-    assert_eq!(seen.first().map(|s| s.1), Some(2));
-    let all = s.messages(p.id, Range::After(0), 10).await.expect("read");
+    assert_eq!(seen.first().map(|s| s.1), Some(Index(2)));
+    let all = s
+        .messages(p.id, Range::After(Index(0)), 10)
+        .await
+        .expect("read");
     assert_eq!(all.len(), 2);
     s.close().await;
 }
@@ -363,22 +420,22 @@ async fn batched_appends(b: &Backend) {
         s.create_account(account(n)).await.expect("account");
     }
     let g = s
-        .create_group(10001, "g", &[10001, 10002, 10003], 1)
+        .create_group(o(1), "g", &[o(1), o(2), o(3)], 1)
         .await
         .expect("group")
         .id;
-    let p = s.private_chat(10001, 10002, 1).await.expect("private").id;
-    let q = s.private_chat(10002, 10003, 1).await.expect("private").id;
+    let p = s.private_chat(o(1), o(2), 1).await.expect("private").id;
+    let q = s.private_chat(o(2), o(3), 1).await.expect("private").id;
     let chats = [g, p, q];
     let earlier: Vec<_> = futures_util::future::join_all((0..5u64).map(|i| {
         let s = s.clone();
         async move {
             let cid = format!("early-{i}");
-            new_message(&*s, text(g, 10001, &cid, Some(&cid))).await
+            new_message(&*s, text(g, o(1), &cid, Some(&cid))).await
         }
     }))
     .await;
-    let burst: Vec<(u64, String, Option<String>)> = (0..600u64)
+    let burst: Vec<(ChatId, String, Option<String>)> = (0..600u64)
         .map(|i| {
             let chat = chats[(i % 3) as usize];
             let cid = match i % 50 {
@@ -402,7 +459,7 @@ async fn batched_appends(b: &Backend) {
         .cloned()
         .map(|(chat, body, cid)| {
             let s = s.clone();
-            tokio::spawn(async move { s.append(text(chat, 10001, &body, cid.as_deref())).await })
+            tokio::spawn(async move { s.append(text(chat, o(1), &body, cid.as_deref())).await })
         })
         .collect();
     let mut answers = Vec::new();
@@ -412,10 +469,10 @@ async fn batched_appends(b: &Backend) {
     let mut stored = std::collections::HashMap::new();
     for chat in [g, p, q] {
         let all = s
-            .messages(chat, Range::After(0), 10_000)
+            .messages(chat, Range::After(Index(0)), 10_000)
             .await
             .expect("read");
-        let indexes: Vec<u64> = all.iter().map(|m| m.index).collect();
+        let indexes: Vec<u64> = all.iter().map(|m| m.index.0).collect();
         assert_eq!(
             indexes,
             (1..=all.len() as u64).collect::<Vec<_>>(),
@@ -464,8 +521,8 @@ async fn reopen(b: &Backend) {
     let s = b.open().await;
     s.create_account(account(1)).await.expect("account");
     s.create_account(account(2)).await.expect("account");
-    let p = s.private_chat(10001, 10002, 1).await.expect("private");
-    new_message(&*s, text(p.id, 10001, "kept", Some("k"))).await;
+    let p = s.private_chat(o(1), o(2), 1).await.expect("private");
+    new_message(&*s, text(p.id, o(1), "kept", Some("k"))).await;
     s.close().await;
     let s = b.open().await;
     let kept = s.messages(p.id, Range::Latest, 10).await.expect("read");
@@ -473,7 +530,7 @@ async fn reopen(b: &Backend) {
     assert_eq!(kept[0].client_id.as_deref(), Some("k"));
     assert_eq!(
         s.create_account(account(3)).await.expect("account").ocid,
-        10003
+        o(3)
     );
     s.close().await;
 }
@@ -484,7 +541,7 @@ async fn friends(b: &Backend) {
     for n in 1..=4 {
         s.create_account(account(n)).await.expect("account");
     }
-    let (a, c, d, e) = (10001, 10002, 10003, 10004);
+    let (a, c, d, e) = (o(1), o(2), o(3), o(4));
     assert_eq!(
         s.request_friend(a, c, "first", 10).await.expect("ask"),
         Befriend::Requested
@@ -496,7 +553,7 @@ async fn friends(b: &Backend) {
     );
     s.request_friend(d, c, "from d", 15).await.expect("ask");
     let waiting = s.friend_requests(c).await.expect("requests");
-    let seen: Vec<(u64, &str, i64)> = waiting
+    let seen: Vec<(Ocid, &str, i64)> = waiting
         .iter()
         .map(|r| (r.from, r.message.as_str(), r.created_at))
         .collect();
@@ -539,7 +596,7 @@ async fn friends(b: &Backend) {
     );
     assert!(s.friend_requests(a).await.expect("answered").is_empty());
     assert!(s.friend_requests(e).await.expect("none").is_empty());
-    let ids: Vec<u64> = s
+    let ids: Vec<Ocid> = s
         .friends(a)
         .await
         .expect("a's")
@@ -551,7 +608,7 @@ async fn friends(b: &Backend) {
     // Removal ends both directions, once.
     assert!(s.remove_friend(c, a).await.expect("remove"));
     assert!(!s.remove_friend(a, c).await.expect("already gone"));
-    let ids: Vec<u64> = s
+    let ids: Vec<Ocid> = s
         .friends(a)
         .await
         .expect("a's")
@@ -572,7 +629,7 @@ async fn concurrent_friend_requests(b: &Backend) {
     }
     let mut tasks = Vec::new();
     for pair in 0..10u64 {
-        let (x, y) = (10001 + 2 * pair, 10002 + 2 * pair);
+        let (x, y) = (o(1 + 2 * pair), o(2 + 2 * pair));
         for (s, from, to) in [(one.clone(), x, y), (two.clone(), y, x)] {
             tasks.push(tokio::spawn(async move {
                 s.request_friend(from, to, "", 1).await.expect("ask")
@@ -592,7 +649,7 @@ async fn concurrent_friend_requests(b: &Backend) {
             "{outcomes:?}"
         );
     }
-    for n in 10001..=10020 {
+    for n in (1..=20).map(o) {
         assert_eq!(one.friends(n).await.expect("friends").len(), 1);
         assert!(two.friend_requests(n).await.expect("requests").is_empty());
     }

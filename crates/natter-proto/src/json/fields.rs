@@ -16,14 +16,14 @@ pub struct Fields<'a> {
     prefix: &'static str,
 }
 
-fn missing(prefix: &str, name: &str) -> WireError {
+pub(crate) fn missing(prefix: &str, name: &str) -> WireError {
     WireError::new(
         ErrorCode::MissingField,
         format!("field `{prefix}{name}` is required"),
     )
 }
 
-fn invalid(prefix: &str, name: &str, expected: &str) -> WireError {
+pub(crate) fn invalid(prefix: &str, name: &str, expected: &str) -> WireError {
     WireError::new(
         ErrorCode::InvalidField,
         format!("field `{prefix}{name}` must be {expected}"),
@@ -33,6 +33,11 @@ fn invalid(prefix: &str, name: &str, expected: &str) -> WireError {
 impl<'a> Fields<'a> {
     pub fn new(map: &'a Map<String, Value>, prefix: &'static str) -> Self {
         Self { map, prefix }
+    }
+
+    /// The prefix field names carry in errors (`data.` for v0).
+    pub fn prefix(&self) -> &'static str {
+        self.prefix
     }
 
     pub fn get(&self, name: &str) -> Option<&'a Value> {
@@ -125,61 +130,6 @@ impl<'a> Fields<'a> {
         }
         list.iter()
             .map(|v| item(v).ok_or_else(|| invalid(self.prefix, name, expected)))
-            .collect()
-    }
-
-    /// The history paging fields: `before` or `after` (not both) and `limit` (1..=`max`,
-    /// default 50).
-    pub fn page(&self, max: u32) -> Result<(crate::v1::Page, u32), WireError> {
-        use crate::v1::Page;
-        let page = match (self.opt_id("before")?, self.opt_id("after")?) {
-            (None, None) => Page::Latest,
-            (Some(b), None) => Page::Before(b),
-            (None, Some(a)) => Page::After(a),
-            (Some(_), Some(_)) => {
-                return Err(WireError::new(
-                    ErrorCode::InvalidField,
-                    format!(
-                        "only one of `{0}before` or `{0}after` may be given",
-                        self.prefix
-                    ),
-                ));
-            }
-        };
-        let limit = self.opt_id("limit")?.unwrap_or(50);
-        if limit == 0 || limit > u64::from(max) {
-            return Err(WireError::new(
-                ErrorCode::InvalidField,
-                format!("field `{}limit` must be between 1 and {max}", self.prefix),
-            ));
-        }
-        Ok((page, limit as u32))
-    }
-
-    /// An optional object of chat id (a string of digits) to index, at most `max` entries:
-    /// the positions a client already holds.
-    pub fn opt_cursors(&self, name: &str, max: usize) -> Result<Vec<(u64, u64)>, WireError> {
-        let expected = "an object of chat id to index, e.g. {\"12\": 40}";
-        let Some(v) = self.get(name) else {
-            return Ok(Vec::new());
-        };
-        let map = v
-            .as_object()
-            .ok_or_else(|| invalid(self.prefix, name, expected))?;
-        if map.len() > max {
-            return Err(WireError::new(
-                ErrorCode::InvalidField,
-                format!("field `{}{name}` has more than {max} entries", self.prefix),
-            ));
-        }
-        map.iter()
-            .map(|(chat, index)| {
-                let chat = chat.parse::<u64>().ok();
-                match (chat, value_as_id(index)) {
-                    (Some(c), Some(i)) => Ok((c, i)),
-                    _ => Err(invalid(self.prefix, name, expected)),
-                }
-            })
             .collect()
     }
 

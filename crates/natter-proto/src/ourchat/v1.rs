@@ -3,8 +3,11 @@
 //! Codes 0 and 4-11 are the seed's; 12-35 are natter's documented extensions
 //! (`docs/protocol/ourchat-v1.md`). Every reply may carry the request's `request_id`.
 
-use crate::fields::{self, Fields, Head};
-use crate::scan::Scanner;
+pub use super::finish;
+use super::{MAX_HISTORY, MAX_SINCE, Page};
+use crate::json::fields::{self, Fields, Head};
+use crate::json::scan::Scanner;
+use crate::view::MessageView;
 use crate::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -51,10 +54,6 @@ pub mod code {
 
 /// Longest list accepted in `members` or `request_values` before the domain's own limits apply.
 pub const MAX_LIST: usize = 10_000;
-/// Most messages one history request may ask for.
-pub const MAX_HISTORY: u32 = 500;
-/// Most chats a resume may name in `since`.
-pub const MAX_SINCE: usize = 10_000;
 
 /// Who a message is addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,17 +95,6 @@ impl InfoField {
             _ => return None,
         })
     }
-}
-
-/// Which side of an index a history request reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// The newest messages.
-    Latest,
-    /// Messages with an index lower than this, newest first.
-    Before(Index),
-    /// Messages with an index higher than this, oldest first.
-    After(Index),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,8 +210,8 @@ fn plain_text(text: &str) -> Option<Envelope> {
     let (group, private) = (group.flatten(), private.flatten());
     let (client_id, request_id) = (client_id.flatten(), request_id.flatten());
     let to = match (group, private) {
-        (Some(g), None) => Target::Group(g),
-        (None, Some(p)) => Target::Private(p),
+        (Some(g), None) => Target::Group(ChatId(g)),
+        (None, Some(p)) => Target::Private(Ocid(p)),
         _ => return None,
     };
     if code.is_none()
@@ -305,8 +293,8 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
 
 fn target(sender: &Fields<'_>) -> Result<Target, WireError> {
     match (sender.opt_id("group_id")?, sender.opt_id("private_id")?) {
-        (Some(g), None) => Ok(Target::Group(g)),
-        (None, Some(p)) => Ok(Target::Private(p)),
+        (Some(g), None) => Ok(Target::Group(ChatId(g))),
+        (None, Some(p)) => Ok(Target::Private(Ocid(p))),
         (None, None) => Err(WireError::new(
             ErrorCode::MissingField,
             "one of `group_id` or `private_id` is required",
@@ -357,7 +345,11 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
             }
         }
         code::NEW_SESSION => Request::NewSession {
-            members: f.id_list("members", MAX_LIST)?,
+            members: f
+                .id_list("members", MAX_LIST)?
+                .into_iter()
+                .map(Ocid)
+                .collect(),
             name: f.opt_str("name")?.map(str::to_owned),
         },
         code::ACCOUNT_INFO => {
@@ -375,7 +367,7 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
                 values.push((field, name.to_owned()));
             }
             Request::AccountInfo {
-                ocid: f.id("ocid")?,
+                ocid: Ocid(f.id("ocid")?),
                 values,
             }
         }
@@ -384,11 +376,11 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
             since: f
                 .opt_objects("since", MAX_SINCE)?
                 .iter()
-                .map(|o| Ok((target(o)?, o.id("index")?)))
+                .map(|o| Ok((target(o)?, Index(o.id("index")?))))
                 .collect::<Result<_, WireError>>()?,
         },
         code::HISTORY => {
-            let (page, limit) = f.page(MAX_HISTORY)?;
+            let (page, limit) = super::page(&f, MAX_HISTORY)?;
             Request::History {
                 target: target(&f)?,
                 page,
@@ -398,15 +390,15 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
         code::HEARTBEAT => Request::Heartbeat,
         code::LOGOUT => Request::Logout,
         code::FRIEND_REQUEST => Request::FriendRequest {
-            ocid: f.id("ocid")?,
+            ocid: Ocid(f.id("ocid")?),
             msg: f.opt_str("msg")?.unwrap_or_default().to_owned(),
         },
         code::FRIEND_ANSWER => Request::FriendAnswer {
-            ocid: f.id("ocid")?,
+            ocid: Ocid(f.id("ocid")?),
             accept: f.bool("accept")?,
         },
         code::FRIEND_REMOVE => Request::FriendRemove {
-            ocid: f.id("ocid")?,
+            ocid: Ocid(f.id("ocid")?),
         },
         code::FRIENDS => Request::Friends,
         code::TYPING => Request::Typing { to: target(&f)? },
@@ -448,19 +440,6 @@ struct TextFrame<'a> {
     index: Index,
 }
 
-/// A message as every dialect's encoder sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct MessageView<'a> {
-    pub id: MessageId,
-    pub chat: ChatId,
-    pub index: Index,
-    pub time: i64,
-    pub sender: Ocid,
-    /// `Some(ocid)` of the receiving account for a private chat, `None` for a group.
-    pub private_to: Option<Ocid>,
-    pub text: &'a str,
-}
-
 /// Code 0 as delivered: `cid` is the message id, `index` (extension) its place in the chat.
 /// In a private chat `private_id` is the receiving account, as the seed defines it, so the
 /// same bytes go to both parties and to every device.
@@ -475,7 +454,7 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
     };
     TextFrame {
         code: code::TEXT,
-        time: m.time,
+        time: m.time_s(),
         cid: m.id,
         sender: Sender {
             ocid: m.sender,
@@ -492,29 +471,21 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
 pub fn encode_text(m: &MessageView<'_>) -> String {
     let mut w = crate::json::Writer::new(160 + m.text.len());
     w.lit(r#"{"code":0,"time":"#)
-        .int(m.time)
+        .int(m.time_s())
         .lit(r#","cid":"#)
-        .int(m.id)
+        .int(m.id.0)
         .lit(r#","sender":{"ocid":"#)
-        .int(m.sender);
+        .int(m.sender.0);
     match m.private_to {
-        Some(to) => w.lit(r#","private_id":"#).int(to),
-        None => w.lit(r#","group_id":"#).int(m.chat),
+        Some(to) => w.lit(r#","private_id":"#).int(to.0),
+        None => w.lit(r#","group_id":"#).int(m.chat.0),
     };
     w.lit(r#"},"msg":"#)
         .str(m.text)
         .lit(r#","index":"#)
-        .int(m.index)
+        .int(m.index.0)
         .lit("}")
         .finish()
-}
-
-/// Serialize a reply, adding the echoed `request_id` when there is one.
-pub fn finish(mut frame: Value, request_id: Option<&Value>) -> String {
-    if let (Some(id), Value::Object(map)) = (request_id, &mut frame) {
-        map.insert("request_id".into(), id.clone());
-    }
-    serde_json::to_string(&frame).unwrap_or_default()
 }
 
 pub fn register_reply(time: i64, state: u8, ocid: Option<Ocid>) -> Value {
@@ -583,12 +554,12 @@ pub fn encode_ack(
     w.lit(r#"{"code":15,"time":"#)
         .int(time)
         .lit(r#","cid":"#)
-        .int(id)
+        .int(id.0)
         .lit(r#","index":"#)
-        .int(index);
+        .int(index.0);
     match to {
-        Target::Group(g) => w.lit(r#","group_id":"#).int(g),
-        Target::Private(p) => w.lit(r#","private_id":"#).int(p),
+        Target::Group(g) => w.lit(r#","group_id":"#).int(g.0),
+        Target::Private(p) => w.lit(r#","private_id":"#).int(p.0),
     };
     if let Some(c) = client_id {
         w.lit(r#","client_id":"#).str(c);
@@ -697,12 +668,13 @@ mod tests {
         for text in ["hi", "say \"x\"\n", "ünï"] {
             for private_to in [Some(7), None] {
                 let m = MessageView {
-                    id: 11,
-                    chat: 3,
-                    index: 42,
-                    time: 1_700_000_000,
-                    sender: 10_001,
-                    private_to,
+                    id: MessageId(11),
+                    chat: ChatId(3),
+                    index: Index(42),
+                    at_ms: 1_700_000_000_123,
+                    sender: Ocid(10_001),
+                    private_to: private_to.map(Ocid),
+                    kind: crate::view::kind::NORMAL,
                     text,
                 };
                 let reference = serde_json::to_string(&text_frame(&m)).expect("json");
@@ -710,7 +682,7 @@ mod tests {
             }
         }
         let id = json!({"n": [1, 2]});
-        for to in [Target::Private(7), Target::Group(3)] {
+        for to in [Target::Private(Ocid(7)), Target::Group(ChatId(3))] {
             for client_id in [None, Some("c\"1")] {
                 for request_id in [None, Some(&id)] {
                     let (group_id, private_id) = match to {
@@ -720,15 +692,18 @@ mod tests {
                     let reference = serde_json::to_string(&AckFrame {
                         code: code::ACK,
                         time: -5,
-                        cid: 9,
-                        index: 2,
+                        cid: MessageId(9),
+                        index: Index(2),
                         group_id,
                         private_id,
                         client_id,
                         request_id,
                     })
                     .expect("json");
-                    assert_eq!(encode_ack(-5, to, 9, 2, client_id, request_id), reference);
+                    assert_eq!(
+                        encode_ack(-5, to, MessageId(9), Index(2), client_id, request_id),
+                        reference
+                    );
                 }
             }
         }
@@ -741,7 +716,7 @@ mod tests {
         assert_eq!(
             e.request,
             Request::Text {
-                to: Target::Private(7),
+                to: Target::Private(Ocid(7)),
                 msg: "hi".into(),
                 client_id: None
             }
@@ -897,12 +872,13 @@ mod tests {
     #[test]
     fn text_frame_shape() {
         let m = MessageView {
-            id: 9,
-            chat: 3,
-            index: 2,
-            time: 100,
-            sender: 10,
+            id: MessageId(9),
+            chat: ChatId(3),
+            index: Index(2),
+            at_ms: 100_999,
+            sender: Ocid(10),
             private_to: None,
+            kind: crate::view::kind::NORMAL,
             text: "yo",
         };
         assert_eq!(

@@ -8,27 +8,22 @@
 //! deadlock on each other; a batch that still fails with a transient error (deadlock,
 //! serialization failure, a client id raced in from another node) is retried whole.
 
+mod writer;
+
 use super::rows::{
-    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, MESSAGE_COLUMNS, WriterTask, backend,
+    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, AsSql, MESSAGE_COLUMNS, WriterTask,
+    backend,
 };
 use super::{
-    Account, Appended, Befriend, Chat, ChatKind, Friend, FriendRequest, Membership, Message,
-    NewAccount, NewMessage, OnDurable, Range, Receipt, Result, SessionRow, Store, StoreError,
+    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, Index, Membership,
+    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, SessionRow, Store,
+    StoreError,
 };
 use async_trait::async_trait;
-use natter_proto::{ChatId, Index, Ocid};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Acquire, Row};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-/// Most appends committed in one transaction.
-const MAX_BATCH: usize = 512;
-/// Appends waiting for the writer before callers wait for room.
-const APPEND_QUEUE: usize = 4096;
-/// Attempts at a batch that fails with a transient error.
-const BATCH_ATTEMPTS: usize = 4;
+use writer::{APPEND_QUEUE, append_writer};
 
 pub struct PgStore {
     pool: PgPool,
@@ -63,130 +58,15 @@ impl PgStore {
     }
 }
 
-/// The group-commit loop: as SQLite's, on a pooled connection (so a lost connection is
-/// replaced for the next batch).
-async fn append_writer(pool: PgPool, mut rx: mpsc::Receiver<AppendJob>, stop: CancellationToken) {
-    let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let n = tokio::select! {
-            biased;
-            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-            () = stop.cancelled() => 0,
-        };
-        if n == 0 {
-            break;
-        }
-        let mut outcome = Err(sqlx::Error::PoolClosed);
-        for attempt in 1..=BATCH_ATTEMPTS {
-            outcome = match pool.acquire().await {
-                Ok(mut conn) => append_batch(&mut conn, &batch).await,
-                Err(e) => Err(e),
-            };
-            match &outcome {
-                Err(e) if transient(e) && attempt < BATCH_ATTEMPTS => {
-                    tracing::debug!(error = %e, attempt, "append batch retried");
-                }
-                _ => break,
-            }
-        }
-        rows::answer_batch(&mut batch, outcome);
-    }
-}
-
-/// Whether a failed batch may succeed when run again: deadlock, serialization failure, or a
-/// unique violation (another node stored the same client id first; the retry finds it).
-fn transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("40P01" | "40001" | "23505"))
-        }
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
-        _ => false,
-    }
-}
-
-async fn append_batch(
-    conn: &mut PgConnection,
-    batch: &[AppendJob],
-) -> std::result::Result<Vec<Result<Appended>>, sqlx::Error> {
-    // Lock chats in ascending id order; within a chat, keep the queue's order.
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by_key(|&i| batch[i].new.chat);
-    let mut tx = conn.begin().await?;
-    let mut results: Vec<Option<Result<Appended>>> = (0..batch.len()).map(|_| None).collect();
-    for i in order {
-        results[i] = Some(append_one(&mut tx, &batch[i].new).await?);
-    }
-    tx.commit().await?;
-    Ok(results
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(StoreError::Backend("append skipped".into()))))
-        .collect())
-}
-
-async fn append_one(
-    conn: &mut PgConnection,
-    new: &NewMessage,
-) -> std::result::Result<Result<Appended>, sqlx::Error> {
-    if let Some(client_id) = &new.client_id {
-        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = $1 AND client_id = $2"
-        )))
-        .bind(new.sender as i64)
-        .bind(client_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = existing {
-            let m = rows::message(&row)?;
-            return Ok(if m.chat == new.chat {
-                Ok(Appended::Existing(m))
-            } else {
-                Err(StoreError::ClientIdReused)
-            });
-        }
-    }
-    let parts = rows::encode_parts(&new.parts);
-    // One round trip: take the chat's next index (locking its row) and insert.
-    let row = sqlx::query(
-        "WITH next AS (
-             UPDATE chats SET last_index = last_index + 1 WHERE id = $1 RETURNING last_index
-         )
-         INSERT INTO messages (chat_id, idx, sender, kind, parts, client_id, created_at)
-         SELECT $1, last_index, $2, $3, $4, $5, $6 FROM next
-         RETURNING id, idx",
-    )
-    .bind(new.chat as i64)
-    .bind(new.sender as i64)
-    .bind(i64::from(new.kind))
-    .bind(&parts)
-    .bind(&new.client_id)
-    .bind(new.created_at)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(Err(StoreError::NoSuchChat));
-    };
-    Ok(Ok(Appended::New(Message {
-        id: row.try_get::<i64, _>("id")? as u64,
-        chat: new.chat,
-        index: row.try_get::<i64, _>("idx")? as u64,
-        sender: new.sender,
-        kind: new.kind,
-        parts: new.parts.clone(),
-        client_id: new.client_id.clone(),
-        created_at: new.created_at,
-    })))
-}
-
 impl PgStore {
     async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
         let rows: Vec<i64> =
             sqlx::query_scalar("SELECT ocid FROM members WHERE chat_id = $1 ORDER BY ocid")
-                .bind(id as i64)
+                .bind(id.sql())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(rows.into_iter().map(|o| o as u64).collect())
+        Ok(rows.into_iter().map(|o| Ocid(o as u64)).collect())
     }
 
     async fn account_where(
@@ -199,7 +79,7 @@ impl PgStore {
         ));
         let query = sqlx::query(sql);
         let query = match bind {
-            AccountKey::Ocid(o) => query.bind(o as i64),
+            AccountKey::Ocid(o) => query.bind(o.sql()),
             AccountKey::Email(e) => query.bind(e),
         };
         let row = query.fetch_optional(&self.pool).await.map_err(backend)?;
@@ -254,7 +134,7 @@ impl Store for PgStore {
             "INSERT INTO sessions (token_hash, ocid, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
-        .bind(ocid as i64)
+        .bind(ocid.sql())
         .bind(now)
         .bind(expires_at)
         .execute(&self.pool)
@@ -280,17 +160,24 @@ impl Store for PgStore {
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("UPDATE sessions SET revoked = TRUE WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        // A revoked login is never resumed: its delivery marks have no use any more.
+        sqlx::query("DELETE FROM device_marks WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
         let row = sqlx::query("SELECT kind, name, owner FROM chats WHERE id = $1")
-            .bind(id as i64)
+            .bind(id.sql())
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
@@ -303,18 +190,18 @@ impl Store for PgStore {
         let (lo, hi) = (a.min(b), a.max(b));
         let id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM chats WHERE pair_lo = $1 AND pair_hi = $2")
-                .bind(lo as i64)
-                .bind(hi as i64)
+                .bind(lo.sql())
+                .bind(hi.sql())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(id.map(|i| i as u64))
+        Ok(id.map(|i| ChatId(i as u64)))
     }
 
     async fn private_chat(&self, a: Ocid, b: Ocid, now: i64) -> Result<Chat> {
         let (lo, hi) = (a.min(b), a.max(b));
         let chat = |id: i64| Chat {
-            id: id as u64,
+            id: ChatId(id as u64),
             kind: ChatKind::Private,
             name: String::new(),
             owner: None,
@@ -327,8 +214,8 @@ impl Store for PgStore {
             "INSERT INTO chats (kind, pair_lo, pair_hi, created_at) VALUES (0, $1, $2, $3)
              ON CONFLICT (pair_lo, pair_hi) DO NOTHING RETURNING id",
         )
-        .bind(lo as i64)
-        .bind(hi as i64)
+        .bind(lo.sql())
+        .bind(hi.sql())
         .bind(now)
         .fetch_optional(&mut *tx)
         .await
@@ -338,8 +225,8 @@ impl Store for PgStore {
                 "INSERT INTO members (chat_id, ocid, joined_at) VALUES ($1, $2, $4), ($1, $3, $4)",
             )
             .bind(id)
-            .bind(lo as i64)
-            .bind(hi as i64)
+            .bind(lo.sql())
+            .bind(hi.sql())
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -352,7 +239,7 @@ impl Store for PgStore {
             .find_private_chat(lo, hi)
             .await?
             .ok_or_else(|| StoreError::Backend("private chat vanished after a conflict".into()))?;
-        Ok(chat(id as i64))
+        Ok(chat(id.sql()))
     }
 
     async fn create_group(
@@ -370,18 +257,18 @@ impl Store for PgStore {
             "INSERT INTO chats (kind, name, owner, created_at) VALUES (1, $1, $2, $3) RETURNING id",
         )
         .bind(name)
-        .bind(owner as i64)
+        .bind(owner.sql())
         .bind(now)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        let ocids: Vec<i64> = sorted.iter().map(|m| *m as i64).collect();
+        let ocids: Vec<i64> = sorted.iter().map(|m| m.sql()).collect();
         sqlx::query(
             "INSERT INTO members (chat_id, ocid, role, joined_at)
              SELECT $1, m, CASE WHEN m = $2 THEN 1 ELSE 0 END, $3 FROM unnest($4::bigint[]) AS m",
         )
         .bind(id)
-        .bind(owner as i64)
+        .bind(owner.sql())
         .bind(now)
         .bind(&ocids)
         .execute(&mut *tx)
@@ -389,7 +276,7 @@ impl Store for PgStore {
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(Chat {
-            id: id as u64,
+            id: ChatId(id as u64),
             kind: ChatKind::Group,
             name: name.to_owned(),
             owner: Some(owner),
@@ -407,7 +294,7 @@ impl Store for PgStore {
 
     async fn messages(&self, chat: ChatId, range: Range, limit: u32) -> Result<Vec<Message>> {
         let (clause, order, bound) = match range {
-            Range::Latest => ("", "DESC", 0),
+            Range::Latest => ("", "DESC", Index::ZERO),
             Range::Before(i) => ("AND idx < $3", "DESC", i),
             Range::After(i) => ("AND idx > $3", "ASC", i),
         };
@@ -415,9 +302,9 @@ impl Store for PgStore {
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1 {clause}
              ORDER BY idx {order} LIMIT $2"
         ));
-        let mut query = sqlx::query(sql).bind(chat as i64).bind(i64::from(limit));
+        let mut query = sqlx::query(sql).bind(chat.sql()).bind(i64::from(limit));
         if !clause.is_empty() {
-            query = query.bind(bound as i64);
+            query = query.bind(bound.sql());
         }
         let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
         let mut out: Vec<Message> = rows
@@ -431,17 +318,21 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn memberships(&self, ocid: Ocid) -> Result<Vec<Membership>> {
+    async fn memberships(&self, ocid: Ocid, device: &Device) -> Result<Vec<Membership>> {
         let rows = sqlx::query(
-            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
-             FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = $1",
+            "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index,
+                    d.delivered_index AS device_index
+             FROM members m JOIN chats c ON c.id = m.chat_id
+             LEFT JOIN device_marks d ON d.token_hash = $2 AND d.chat_id = m.chat_id
+             WHERE m.ocid = $1",
         )
-        .bind(ocid as i64)
+        .bind(ocid.sql())
+        .bind(&device.0[..])
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         rows.iter()
-            .map(rows::membership)
+            .map(|r| rows::membership(r, true))
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
@@ -451,23 +342,29 @@ impl Store for PgStore {
             "SELECT m.chat_id, m.joined_index, m.delivered_index, c.last_index
              FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = $1 AND m.chat_id = $2",
         )
-        .bind(ocid as i64)
-        .bind(chat as i64)
+        .bind(ocid.sql())
+        .bind(chat.sql())
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
         row.as_ref()
-            .map(rows::membership)
+            .map(|r| rows::membership(r, false))
             .transpose()
             .map_err(backend)
     }
 
-    async fn mark_delivered(&self, ocid: Ocid, marks: &[(ChatId, Index)]) -> Result<()> {
+    async fn mark_delivered(
+        &self,
+        ocid: Ocid,
+        device: &Device,
+        marks: &[(ChatId, Index)],
+    ) -> Result<()> {
         if marks.is_empty() {
             return Ok(());
         }
-        let chats: Vec<i64> = marks.iter().map(|(c, _)| *c as i64).collect();
-        let indexes: Vec<i64> = marks.iter().map(|(_, i)| *i as i64).collect();
+        let chats: Vec<i64> = marks.iter().map(|(c, _)| c.sql()).collect();
+        let indexes: Vec<i64> = marks.iter().map(|(_, i)| i.sql()).collect();
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "UPDATE members m SET delivered_index = GREATEST(m.delivered_index, v.idx)
              FROM unnest($1::bigint[], $2::bigint[]) AS v(chat, idx)
@@ -475,11 +372,24 @@ impl Store for PgStore {
         )
         .bind(&chats)
         .bind(&indexes)
-        .bind(ocid as i64)
-        .execute(&self.pool)
+        .bind(ocid.sql())
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        sqlx::query(
+            "INSERT INTO device_marks (token_hash, chat_id, delivered_index)
+             SELECT $3, v.chat, MAX(v.idx) FROM unnest($1::bigint[], $2::bigint[]) AS v(chat, idx)
+             GROUP BY v.chat
+             ON CONFLICT (token_hash, chat_id) DO UPDATE
+             SET delivered_index = GREATEST(device_marks.delivered_index, excluded.delivered_index)",
+        )
+        .bind(&chats)
+        .bind(&indexes)
+        .bind(&device.0[..])
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn request_friend(
@@ -490,7 +400,7 @@ impl Store for PgStore {
         now: i64,
     ) -> Result<Befriend> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let (from, to) = (from as i64, to as i64);
+        let (from, to) = (from.sql(), to.sql());
         // Both account rows locked, lowest first: the pair's requests and answers run one at a
         // time, whichever nodes they arrive on, so crossed requests become one friendship.
         lock_pair(&mut tx, from, to).await?;
@@ -541,7 +451,7 @@ impl Store for PgStore {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let (from, to) = (from as i64, to as i64);
+        let (from, to) = (from.sql(), to.sql());
         lock_pair(&mut tx, from, to).await?;
         let found =
             sqlx::query("DELETE FROM friend_requests WHERE from_ocid = $1 AND to_ocid = $2")
@@ -563,8 +473,8 @@ impl Store for PgStore {
         let removed = sqlx::query(
             "DELETE FROM friends WHERE (ocid = $1 AND friend = $2) OR (ocid = $2 AND friend = $1)",
         )
-        .bind(a as i64)
-        .bind(b as i64)
+        .bind(a.sql())
+        .bind(b.sql())
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -574,14 +484,14 @@ impl Store for PgStore {
     async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>> {
         let rows: Vec<(i64, i64)> =
             sqlx::query_as("SELECT friend, since FROM friends WHERE ocid = $1 ORDER BY friend")
-                .bind(ocid as i64)
+                .bind(ocid.sql())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
         Ok(rows
             .into_iter()
             .map(|(f, since)| Friend {
-                ocid: f as Ocid,
+                ocid: Ocid(f as u64),
                 since,
             })
             .collect())
@@ -591,7 +501,7 @@ impl Store for PgStore {
         let rows = sqlx::query(
             "SELECT from_ocid, message, created_at FROM friend_requests WHERE to_ocid = $1 ORDER BY created_at, from_ocid",
         )
-        .bind(to as i64)
+        .bind(to.sql())
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;

@@ -1,107 +1,31 @@
 //! The hub: which connections of this node belong to which account, the fan-out of a
 //! delivery or a notice to them, and presence (which accounts are online anywhere in the
-//! cluster, told to their friends' connections here).
+//! cluster, told to their friends' connections here). It is this node's [`BusHandler`]:
+//! whatever the bus delivers comes here.
 //!
 //! Fan-out never blocks: each connection has a bounded outbox, and a full outbox marks the
 //! connection as lagging (it then catches up from the store by index) instead of slowing the
-//! sender or the other receivers. The lock is never held across an await.
+//! sender or the other receivers. The locks are never held across an await. The hub knows no
+//! dialect: a delivery's frames are encoded by each receiving connection's dialect, at most
+//! once per [`Slot`].
 
-use crate::bus::{Bus, Origin};
-use crate::domain::friends::{Audience, FriendChange, Notice, Signal};
-use crate::domain::{Delivery, Dialect};
+mod outbox;
+mod presence;
+
+pub use outbox::{ConnHandle, Outgoing, Push, SLOTS, Slot};
+
+use crate::bus::{Bus, BusHandler};
+use crate::conn::budget::{Bucket, SharedBucket};
+use crate::event::{Audience, Delivery, FriendChange, Notice, Signal};
 use crate::ids::IdMap;
-use axum::extract::ws::Utf8Bytes;
 use natter_proto::Ocid;
+use presence::{Leaving, Presence};
 use rand::RngExt;
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// A delivery as it sits in outboxes: shared by every receiving connection, its code 0 frame
-/// encoded at most once per dialect.
-#[derive(Debug)]
-pub struct Outgoing {
-    pub delivery: Arc<Delivery>,
-    frames: [OnceLock<Utf8Bytes>; 2],
-}
-
-impl Outgoing {
-    pub fn new(delivery: Arc<Delivery>) -> Self {
-        Self {
-            delivery,
-            frames: [OnceLock::new(), OnceLock::new()],
-        }
-    }
-
-    /// The message's frame in `dialect`, encoded on first use.
-    pub fn frame(&self, dialect: Dialect) -> Utf8Bytes {
-        self.frames[dialect as usize]
-            .get_or_init(|| self.delivery.encode(dialect).into())
-            .clone()
-    }
-}
-
-/// What a connection's outbox carries.
-#[derive(Debug)]
-pub enum Push {
-    /// A live message.
-    Deliver(Arc<Outgoing>),
-    /// Deliveries may have been lost on the way (a bus outage): read every chat's tail from
-    /// the store.
-    Resync,
-    /// An ephemeral notice (friend request, friendship change, typing).
-    Notice(Arc<Signal>),
-    /// A friend of this connection's account came online or went offline (cluster-wide).
-    Presence { ocid: Ocid, online: bool },
-}
-
-/// A token bucket of requests; `rate == 0` disables it.
-#[derive(Debug)]
-pub struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    /// `rate` tokens per second, holding at most `max(burst, rate)`; full at first.
-    pub fn new(rate: u32, burst: u32) -> Self {
-        let burst = f64::from(burst.max(rate));
-        Self {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            at: Instant::now(),
-        }
-    }
-
-    pub fn unlimited(&self) -> bool {
-        self.rate <= 0.0
-    }
-
-    /// Spend one token if there is one.
-    pub fn allow(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return true;
-        }
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// An account's request budget, shared by its connections on this node.
-pub type SharedBucket = Arc<Mutex<Bucket>>;
 
 /// An account's connections on this node, and the request budget they share.
 #[derive(Debug)]
@@ -109,124 +33,6 @@ struct Local {
     conns: Vec<Arc<ConnHandle>>,
     bucket: SharedBucket,
 }
-
-/// One live connection as the hub sees it.
-#[derive(Debug)]
-pub struct ConnHandle {
-    pub id: u64,
-    pub dialect: Dialect,
-    node: u64,
-    tx: mpsc::Sender<Push>,
-    lagging: AtomicBool,
-}
-
-impl ConnHandle {
-    /// Whether a delivery was dropped since the last call; clears the flag.
-    pub fn take_lagging(&self) -> bool {
-        self.lagging.swap(false, Ordering::AcqRel)
-    }
-
-    /// This connection as the sender of a message, cluster-wide.
-    pub fn origin(&self) -> Origin {
-        Origin {
-            node: self.node,
-            conn: self.id,
-        }
-    }
-}
-
-/// Who is online and who wants to know.
-#[derive(Debug, Default)]
-struct Presence {
-    /// Every account online anywhere in the cluster, with the nodes it has connections on.
-    online: HashMap<Ocid, Vec<u64>>,
-    /// The other nodes, and when each was last heard from.
-    peers: HashMap<u64, Instant>,
-    /// For each account with connections here: its friends (whose presence it is told).
-    friends: HashMap<Ocid, HashSet<Ocid>>,
-    /// The reverse: for each account, its friends that have connections here.
-    watchers: HashMap<Ocid, HashSet<Ocid>>,
-}
-
-impl Presence {
-    /// Record that `ocid` is (or is no longer) on `node`. `Some(online)` when that changed
-    /// whether the account is online anywhere.
-    fn set(&mut self, node: u64, ocid: Ocid, online: bool) -> Option<bool> {
-        if online {
-            let nodes = self.online.entry(ocid).or_default();
-            if nodes.contains(&node) {
-                return None;
-            }
-            nodes.push(node);
-            (nodes.len() == 1).then_some(true)
-        } else {
-            let nodes = self.online.get_mut(&ocid)?;
-            let before = nodes.len();
-            nodes.retain(|n| *n != node);
-            if nodes.len() == before || !nodes.is_empty() {
-                return None;
-            }
-            self.online.remove(&ocid);
-            Some(false)
-        }
-    }
-
-    /// Drop `node` from every account; returns the accounts that went offline with it.
-    fn drop_node(&mut self, node: u64) -> Vec<Ocid> {
-        let mut gone = Vec::new();
-        self.online.retain(|ocid, nodes| {
-            nodes.retain(|n| *n != node);
-            if nodes.is_empty() {
-                gone.push(*ocid);
-            }
-            !nodes.is_empty()
-        });
-        gone
-    }
-
-    fn watch(&mut self, who: Ocid, friend: Ocid) {
-        self.friends.entry(who).or_default().insert(friend);
-        self.watchers.entry(friend).or_default().insert(who);
-    }
-
-    fn unwatch(&mut self, who: Ocid, friend: Ocid) {
-        if let Some(f) = self.friends.get_mut(&who) {
-            f.remove(&friend);
-            if f.is_empty() {
-                self.friends.remove(&who);
-            }
-        }
-        if let Some(w) = self.watchers.get_mut(&friend) {
-            w.remove(&who);
-            if w.is_empty() {
-                self.watchers.remove(&friend);
-            }
-        }
-    }
-
-    /// `who` has no connection here any more: stop watching its friends.
-    fn forget(&mut self, who: Ocid) {
-        for friend in self.friends.remove(&who).unwrap_or_default() {
-            if let Some(w) = self.watchers.get_mut(&friend) {
-                w.remove(&who);
-                if w.is_empty() {
-                    self.watchers.remove(&friend);
-                }
-            }
-        }
-    }
-
-    fn watchers_of(&self, ocid: Ocid) -> Vec<Ocid> {
-        self.watchers
-            .get(&ocid)
-            .map(|w| w.iter().copied().collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Accounts whose last connection here left, with when they go offline here unless one of
-/// their connections comes back first.
-type Leaving = HashMap<Ocid, Instant>;
 
 pub struct Hub {
     /// A random id for this node's hub, so origins are unique across the cluster.
@@ -243,6 +49,8 @@ pub struct Hub {
     grace: Duration,
     /// Where presence changes are published (set once the bus exists; it may hold the hub).
     bus: OnceLock<Weak<dyn Bus>>,
+    /// Encoding slots handed out so far (see [`Hub::slot`]).
+    slots: AtomicU8,
 }
 
 impl Default for Hub {
@@ -269,6 +77,7 @@ impl Hub {
             transitions: Mutex::new(Leaving::new()),
             grace,
             bus: OnceLock::new(),
+            slots: AtomicU8::new(0),
         }
     }
 
@@ -276,9 +85,11 @@ impl Hub {
         self.transitions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// This node's random id on the bus.
-    pub fn node(&self) -> u64 {
-        self.node
+    /// A slot of its own in every delivery's frame cache, for a dialect being mounted: its
+    /// frame for a message is then encoded once, whichever of its connections receive it.
+    pub fn slot(&self) -> Slot {
+        let n = self.slots.fetch_add(1, Ordering::Relaxed);
+        Slot((usize::from(n) < SLOTS).then_some(n))
     }
 
     /// Publish this node's presence changes on `bus` from now on.
@@ -291,16 +102,11 @@ impl Hub {
     }
 
     /// A new connection handle and the receiving end of its outbox.
-    pub fn connection(
-        &self,
-        dialect: Dialect,
-        outbox: usize,
-    ) -> (Arc<ConnHandle>, mpsc::Receiver<Push>) {
+    pub fn connection(&self, outbox: usize) -> (Arc<ConnHandle>, mpsc::Receiver<Push>) {
         let (tx, rx) = mpsc::channel(outbox.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let handle = Arc::new(ConnHandle {
             id,
-            dialect,
             node: self.node,
             tx,
             lagging: AtomicBool::new(false),
@@ -449,8 +255,50 @@ impl Hub {
         }
     }
 
+    /// How many connections are logged in on this node.
+    pub fn connections(&self) -> usize {
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        conns.values().map(|l| l.conns.len()).sum()
+    }
+
+    fn befriended(&self, a: Ocid, b: Ocid, change: FriendChange) {
+        let local: Vec<(Ocid, Ocid)> = {
+            let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+            [(a, b), (b, a)]
+                .into_iter()
+                .filter(|(who, _)| conns.contains_key(who))
+                .collect()
+        };
+        let mut tell = Vec::new();
+        {
+            let mut p = self.presence();
+            for (who, friend) in local {
+                match change {
+                    FriendChange::Accepted => {
+                        p.watch(who, friend);
+                        if p.online.contains_key(&friend) {
+                            tell.push((who, friend));
+                        }
+                    }
+                    FriendChange::Removed => p.unwatch(who, friend),
+                    FriendChange::Rejected => {}
+                }
+            }
+        }
+        // A new friend who is online is announced as such.
+        for (who, friend) in tell {
+            self.push_presence(&[who], friend, true);
+        }
+    }
+}
+
+impl BusHandler for Hub {
+    fn node(&self) -> u64 {
+        self.node
+    }
+
     /// Another node's presence change, from the bus.
-    pub fn remote_presence(&self, node: u64, ocid: Ocid, online: bool) {
+    fn remote_presence(&self, node: u64, ocid: Ocid, online: bool) {
         if node != self.node {
             self.presence_changed(node, ocid, online);
         }
@@ -458,7 +306,7 @@ impl Hub {
 
     /// Another node's whole list of accounts with connections there (it replaces what was
     /// known of that node).
-    pub fn remote_snapshot(&self, node: u64, accounts: &[Ocid]) {
+    fn remote_snapshot(&self, node: u64, accounts: &[Ocid]) {
         if node == self.node {
             return;
         }
@@ -494,7 +342,7 @@ impl Hub {
     }
 
     /// Note that `node` was heard from; `true` if it was not known (new, or given up on).
-    pub fn heard(&self, node: u64) -> bool {
+    fn heard(&self, node: u64) -> bool {
         if node == self.node {
             return false;
         }
@@ -503,7 +351,7 @@ impl Hub {
 
     /// Give up on the nodes not heard from for `timeout`: their accounts are offline unless
     /// they are on another node. Returns how many nodes were given up on.
-    pub fn expire_peers(&self, timeout: Duration) -> usize {
+    fn expire_peers(&self, timeout: Duration) -> usize {
         let gone = {
             let mut p = self.presence();
             let dead: Vec<u64> = p
@@ -538,7 +386,7 @@ impl Hub {
     /// The accounts with connections on this node (for another node's snapshot), read while
     /// no presence change is being published, so the snapshot and the changes stay in order.
     /// Accounts within their grace still count: they have not gone offline yet.
-    pub fn local_accounts(&self, publish: impl FnOnce(Vec<Ocid>)) {
+    fn local_accounts(&self, publish: &mut dyn FnMut(Vec<Ocid>)) {
         let leaving = self.transitions();
         let mut accounts: Vec<Ocid> = self
             .conns
@@ -551,14 +399,8 @@ impl Hub {
         publish(accounts);
     }
 
-    /// How many connections are logged in on this node.
-    pub fn connections(&self) -> usize {
-        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
-        conns.values().map(|l| l.conns.len()).sum()
-    }
-
     /// Offer a delivery to every connection of every member except the sending one.
-    pub fn dispatch(&self, delivery: &Arc<Delivery>) {
+    fn deliver(&self, delivery: &Arc<Delivery>) {
         let out = Arc::new(Outgoing::new(delivery.clone()));
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
         for member in &delivery.chat.members {
@@ -576,7 +418,7 @@ impl Hub {
 
     /// Offer a notice to its audience's connections here, except the one it came from. A
     /// friendship change also changes whose presence the two accounts are told.
-    pub fn signal(&self, signal: &Arc<Signal>) {
+    fn notice(&self, signal: &Arc<Signal>) {
         {
             let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
             let offer = |ocid: &Ocid| {
@@ -596,62 +438,13 @@ impl Hub {
         }
     }
 
-    fn befriended(&self, a: Ocid, b: Ocid, change: FriendChange) {
-        let local: Vec<(Ocid, Ocid)> = {
-            let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
-            [(a, b), (b, a)]
-                .into_iter()
-                .filter(|(who, _)| conns.contains_key(who))
-                .collect()
-        };
-        let mut tell = Vec::new();
-        {
-            let mut p = self.presence();
-            for (who, friend) in local {
-                match change {
-                    FriendChange::Accepted => {
-                        p.watch(who, friend);
-                        if p.online.contains_key(&friend) {
-                            tell.push((who, friend));
-                        }
-                    }
-                    FriendChange::Removed => p.unwatch(who, friend),
-                    FriendChange::Rejected => {}
-                }
-            }
-        }
-        // A new friend who is online is announced as such.
-        for (who, friend) in tell {
-            self.push_presence(&[who], friend, true);
-        }
-    }
-
     /// Tell every logged-in connection to catch up from the store (after the bus may have
     /// lost deliveries).
-    pub fn resync_all(&self) {
+    fn resync_all(&self) {
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
         for conn in conns.values().flat_map(|l| &l.conns) {
             conn.lagging.store(true, Ordering::Release);
             conn.push(Push::Resync);
-        }
-    }
-}
-
-impl ConnHandle {
-    /// Offer something that is not stored: a full outbox just drops it (there is nothing to
-    /// catch up from).
-    fn push_ephemeral(&self, push: Push) {
-        let _ = self.tx.try_send(push);
-    }
-
-    fn push(&self, push: Push) {
-        match self.tx.try_send(push) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.lagging.store(true, Ordering::Release);
-            }
-            // The connection is closing; what it missed stays in the store.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 }

@@ -5,9 +5,10 @@
 //! (each a JSON *string*). Codes 12-22 are the same extensions as v1, inside `data`.
 //! In v0 `cid` is the *chat's* id; the message id travels as the extension field `mid`.
 
-use crate::fields::{self, Fields, Head};
-use crate::v1::{MAX_HISTORY, MAX_SINCE, MessageView, Page};
-use crate::{ChatId, ErrorCode, Index, Ocid, WireError};
+use super::{MAX_HISTORY, MAX_SINCE, Page};
+use crate::json::fields::{self, Fields, Head};
+use crate::view::MessageView;
+use crate::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -131,8 +132,8 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
     Ok(match code {
         code::TEXT => {
             let to = match (f.opt_id("cid")?, f.opt_id("to")?) {
-                (Some(c), None) => Target::Chat(c),
-                (None, Some(o)) => Target::Private(o),
+                (Some(c), None) => Target::Chat(ChatId(c)),
+                (None, Some(o)) => Target::Private(Ocid(o)),
                 (None, None) => {
                     return Err(WireError::new(
                         ErrorCode::MissingField,
@@ -148,7 +149,7 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
             };
             let sender_id = match f.get("sender_id") {
                 Some(Value::String(s)) if s.is_empty() => None,
-                _ => f.opt_id("sender_id")?,
+                _ => f.opt_id("sender_id")?.map(Ocid),
             };
             Request::Text {
                 to,
@@ -162,17 +163,17 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
             password: f.str("password")?.to_owned(),
         },
         code::LOGIN => Request::Login {
-            ocid: f.id("ocId")?,
+            ocid: Ocid(f.id("ocId")?),
             password: f.str("password")?.to_owned(),
         },
         code::RESUME => Request::Resume {
             token: f.str("token")?.to_owned(),
-            since: f.opt_cursors("since", MAX_SINCE)?,
+            since: super::opt_cursors(&f, "since", MAX_SINCE)?,
         },
         code::HISTORY => {
-            let (page, limit) = f.page(MAX_HISTORY)?;
+            let (page, limit) = super::page(&f, MAX_HISTORY)?;
             Request::History {
-                chat: f.id("cid")?,
+                chat: ChatId(f.id("cid")?),
                 page,
                 limit,
             }
@@ -199,8 +200,8 @@ struct TextData<'a> {
     cid: ChatId,
     sender_id: String,
     msg: &'a str,
-    mid: u64,
-    index: u64,
+    mid: MessageId,
+    index: Index,
 }
 
 #[derive(Serialize)]
@@ -213,7 +214,7 @@ struct TextFrame<'a> {
 fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
     TextFrame {
         code: code::TEXT,
-        time: m.time,
+        time: m.time_s(),
         data: TextData {
             cid: m.chat,
             sender_id: m.sender.to_string(),
@@ -234,10 +235,7 @@ pub fn undelivered(messages: Vec<String>) -> Value {
     json!({"code": code::UNDELIVERED, "data": {"msg": messages}})
 }
 
-/// Serialize a reply, adding the echoed `request_id` when there is one.
-pub fn finish(frame: Value, request_id: Option<&Value>) -> String {
-    crate::v1::finish(frame, request_id)
-}
+pub use super::finish;
 
 fn envelope(code: i64, time: i64, data: Value) -> Value {
     json!({"code": code, "time": time, "data": data})
@@ -283,7 +281,13 @@ pub fn error_reply(time: i64, request: Option<i64>, e: &WireError) -> Value {
     )
 }
 
-pub fn ack(time: i64, chat: ChatId, mid: u64, index: u64, client_id: Option<&str>) -> Value {
+pub fn ack(
+    time: i64,
+    chat: ChatId,
+    mid: MessageId,
+    index: Index,
+    client_id: Option<&str>,
+) -> Value {
     let mut data = json!({"cid": chat, "mid": mid, "index": index});
     if let Some(c) = client_id {
         data["client_id"] = json!(c);
@@ -314,7 +318,7 @@ mod tests {
         assert_eq!(
             e.request,
             Request::Login {
-                ocid: 10001,
+                ocid: Ocid(10001),
                 password: "x".into()
             }
         );
@@ -323,12 +327,13 @@ mod tests {
     #[test]
     fn undelivered_carries_strings() {
         let m = MessageView {
-            id: 1,
-            chat: 2,
-            index: 1,
-            time: 5,
-            sender: 10001,
-            private_to: Some(10002),
+            id: MessageId(1),
+            chat: ChatId(2),
+            index: Index(1),
+            at_ms: 5_000,
+            sender: Ocid(10001),
+            private_to: Some(Ocid(10002)),
+            kind: crate::view::kind::NORMAL,
             text: "a\"b",
         };
         let v = undelivered(vec![encode_text(&m)]);

@@ -1,0 +1,510 @@
+//! The delivery feed of one connection: what its device missed at login, the live deliveries
+//! the hub offers, gap fills and resyncs from the store, and the delivery marks that record
+//! how far its device has got.
+//!
+//! The invariant: within a chat, a connection receives messages in index order, each at most
+//! once, and with no gaps. Live deliveries that skip ahead (published out of order, or dropped
+//! because the outbox was full) make the connection read the gap from the store first.
+//!
+//! Delivery marks are kept per device (per login session): a device that resumes is sent
+//! exactly what comes after its own marks, whatever the account's other devices were sent. A
+//! brand-new device (a password login) starts where the account's furthest device got. When a
+//! message counts as delivered is the dialect's choice ([`Marks`]): once written to the socket,
+//! or once the client acknowledges it.
+
+use super::{Conn, LoggedIn};
+use crate::dialect::{Dialect, Marks};
+use crate::domain::{DomainError, Login};
+use crate::event::{ChatInfo, view};
+use crate::hub::Outgoing;
+use crate::ids::IdMap;
+use crate::store::{Device, Message};
+use bytes::Bytes;
+use natter_proto::{ChatId, Index, Ocid};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Messages read from the store per query while catching up.
+const PAGE: u32 = 1000;
+/// Most missed messages pushed at login; the rest follow as live frames (resync).
+pub const MAX_CATCH_UP: usize = 10_000;
+/// Most messages one gap fill or resync round reads before the socket is written again.
+const FILL_BUDGET: u64 = 2_000;
+
+/// A message missed while offline, with its chat for encoding.
+pub type Missed = (Message, Arc<ChatInfo>);
+
+/// This connection's position in one chat.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// Highest index written to (or sent from) this connection with nothing missing below.
+    last: Index,
+    /// Indexes above `last` that this connection sent itself (acked, never delivered back).
+    own: Vec<Index>,
+}
+
+impl Cursor {
+    fn advance(&mut self, index: Index) {
+        if index > self.last {
+            self.last = index;
+        }
+        while let Some(pos) = self.own.iter().position(|i| *i == self.last.next()) {
+            self.own.swap_remove(pos);
+            self.last = self.last.next();
+        }
+        let last = self.last;
+        self.own.retain(|i| *i > last);
+    }
+}
+
+/// How far a gap fill got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Everything asked for was written.
+    Done,
+    /// The budget ran out first.
+    Budget,
+    /// The store failed; retried at the next lag or gap, not in a loop.
+    Failed,
+}
+
+/// A connection's delivery state.
+#[derive(Debug)]
+pub(super) struct Feed {
+    policy: Marks,
+    cursors: IdMap<ChatId, Cursor>,
+    /// Indexes queued for the socket but not yet written: they count only once the transport
+    /// has written them, so a broken connection never marks unsent messages.
+    unwritten: IdMap<ChatId, Index>,
+    /// Written, waiting for the client's acknowledgement (dialects that mark on ack).
+    unacked: IdMap<ChatId, Index>,
+    /// Delivered indexes not yet recorded in the store.
+    marks: IdMap<ChatId, Index>,
+    /// More of the store remains to be written (a lag or a capped catch-up).
+    resync_pending: bool,
+}
+
+fn raise(map: &mut IdMap<ChatId, Index>, chat: ChatId, index: Index) {
+    let mark = map.entry(chat).or_insert(index);
+    *mark = (*mark).max(index);
+}
+
+impl Feed {
+    pub(super) fn new(policy: Marks) -> Self {
+        Self {
+            policy,
+            cursors: IdMap::default(),
+            unwritten: IdMap::default(),
+            unacked: IdMap::default(),
+            marks: IdMap::default(),
+            resync_pending: false,
+        }
+    }
+
+    /// `index` of `chat` is on its way to the socket.
+    fn delivered(&mut self, chat: ChatId, index: Index) {
+        let cursor = self.cursors.entry(chat).or_default();
+        cursor.advance(index);
+        self.unwritten.insert(chat, cursor.last);
+    }
+
+    /// The transport wrote every queued frame.
+    fn written(&mut self) {
+        let to = match self.policy {
+            Marks::OnWrite => &mut self.marks,
+            Marks::OnAck => &mut self.unacked,
+        };
+        for (chat, index) in self.unwritten.drain() {
+            raise(to, chat, index);
+        }
+    }
+
+    /// The client acknowledged `chat` up to `upto`: what was written up to there is delivered.
+    fn acked(&mut self, chat: ChatId, upto: Index) {
+        let Some(&written) = self.unacked.get(&chat) else {
+            return;
+        };
+        raise(&mut self.marks, chat, upto.min(written));
+        if upto >= written {
+            self.unacked.remove(&chat);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.cursors.clear();
+        self.unwritten.clear();
+        self.unacked.clear();
+        self.marks.clear();
+        self.resync_pending = false;
+    }
+
+    fn skips(&self, chat: ChatId, index: Index) -> bool {
+        self.cursors
+            .get(&chat)
+            .is_some_and(|c| index <= c.last || c.own.contains(&index))
+    }
+}
+
+impl<D: Dialect> Conn<D> {
+    /// Make this connection `login`'s: register it for live delivery, then read everything its
+    /// device missed. A device resumes after its own marks, or after the index the client says
+    /// it holds (`since`, per chat) when that is higher; a `fresh` device (a new password
+    /// login) starts where the account's furthest device got, and those starting points are
+    /// recorded at once. A chat the device has no mark in is read from where the account
+    /// joined it. Returns the missed messages, oldest first, the account's own left out.
+    ///
+    /// # Errors
+    /// `Internal` when the store fails (the connection is then left logged out).
+    pub(super) async fn log_in(
+        &mut self,
+        login: Login,
+        fresh: bool,
+        since: &[(ChatId, Index)],
+    ) -> Result<Vec<Missed>, DomainError> {
+        self.log_out().await;
+        let ocid = login.account.ocid;
+        // Register before reading the store: whatever commits from now on is in the outbox,
+        // whatever committed before is in the store; the cursors drop the overlap.
+        let config = &self.app.config;
+        let (rate, burst) = (config.rate_per_sec, config.rate_burst);
+        self.budget
+            .share(self.app.hub.register(ocid, &self.handle, || {
+                crate::conn::budget::Bucket::new(rate, burst)
+            }));
+        self.login = Some(LoggedIn {
+            ocid,
+            token: login.token,
+            device: login.device,
+        });
+        match self.catch_up(ocid, login.device, fresh, since).await {
+            Ok(missed) => {
+                self.watch_friends(ocid).await;
+                Ok(missed)
+            }
+            Err(e) => {
+                self.log_out().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Have this connection told when the account's friends come online or go offline.
+    async fn watch_friends(&self, ocid: Ocid) {
+        // Not fatal when it fails: the friend list still shows who is online.
+        if let Ok(friends) = self.app.domain.friend_ids(ocid).await {
+            self.app.hub.watch(ocid, &friends);
+        }
+    }
+
+    async fn catch_up(
+        &mut self,
+        ocid: Ocid,
+        device: Device,
+        fresh: bool,
+        since: &[(ChatId, Index)],
+    ) -> Result<Vec<Missed>, DomainError> {
+        let held: HashMap<ChatId, Index> = since.iter().copied().collect();
+        let memberships = self.app.domain.memberships(ocid, &device).await?;
+        let mut missed = Vec::new();
+        let mut capped = false;
+        let mut starts = Vec::new();
+        for m in memberships {
+            let mark = match m.device {
+                Some(d) => d,
+                None if fresh => m.delivered,
+                None => m.joined,
+            };
+            // What the client holds counts as delivered (never beyond what exists).
+            let start = match held.get(&m.chat) {
+                Some(&h) if h > mark => {
+                    let h = h.min(m.last_index);
+                    self.feed.marks.insert(m.chat, h);
+                    h
+                }
+                _ => mark,
+            };
+            if fresh {
+                starts.push((m.chat, start));
+            }
+            self.feed.cursors.entry(m.chat).or_default().advance(start);
+            if m.last_index <= start {
+                continue;
+            }
+            let chat = self.app.domain.chat(m.chat).await?;
+            let mut after = start;
+            let mut read = 0;
+            while after < m.last_index && read < MAX_CATCH_UP {
+                let page = self.app.domain.messages_after(m.chat, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.index;
+                read += page.len();
+                missed.extend(
+                    page.into_iter()
+                        .filter(|msg| msg.index <= m.last_index)
+                        .map(|msg| (msg, chat.clone())),
+                );
+            }
+            capped |= after < m.last_index;
+        }
+        // A new device's starting points are recorded now: if it resumes before its first
+        // marks are written, it starts from them, not from the beginning of every chat.
+        if !starts.is_empty() {
+            self.app
+                .domain
+                .mark_delivered(ocid, &device, &starts)
+                .await?;
+        }
+        // Oldest first across chats (ids rise with index within a chat), at most
+        // MAX_CATCH_UP; each chat's cursor moves over what is pushed (and its own messages in
+        // between), and the rest is left for the resync that follows.
+        missed.sort_by_key(|(m, _)| m.id);
+        if missed.len() > MAX_CATCH_UP {
+            missed.truncate(MAX_CATCH_UP);
+            capped = true;
+        }
+        self.feed.resync_pending |= capped;
+        for (msg, _) in &missed {
+            self.feed.delivered(msg.chat, msg.index);
+        }
+        missed.retain(|(msg, _)| msg.sender != ocid);
+        Ok(missed)
+    }
+
+    /// Whether part of the store still waits to be written to this connection.
+    pub(super) fn resync_pending(&self) -> bool {
+        self.feed.resync_pending
+    }
+
+    /// Forget the login: flush delivery marks, leave the hub.
+    pub(super) async fn log_out(&mut self) {
+        self.flush_marks().await;
+        if let Some(login) = self.login.take() {
+            self.app.hub.unregister(login.ocid, self.handle.id);
+        }
+        self.budget.unshare();
+        self.feed.clear();
+    }
+
+    /// Write delivered indexes to the store (periodically, and when the connection ends).
+    pub(super) async fn flush_marks(&mut self) {
+        let Some(login) = &self.login else { return };
+        if self.feed.marks.is_empty() {
+            return;
+        }
+        let marks: Vec<(ChatId, Index)> = self.feed.marks.drain().collect();
+        // Not fatal when it fails (logged by the domain): the device will be offered these
+        // messages again when it next resumes.
+        let _ = self
+            .app
+            .domain
+            .mark_delivered(login.ocid, &login.device, &marks)
+            .await;
+    }
+
+    /// The transport wrote every queued frame: what they carried now counts as written.
+    pub(super) fn written(&mut self) {
+        self.feed.written();
+    }
+
+    /// The client acknowledged what it was sent of `chat` up to `upto` (for dialects that mark
+    /// deliveries on the client's acknowledgement).
+    pub fn acked(&mut self, chat: ChatId, upto: Index) {
+        self.feed.acked(chat, upto);
+    }
+
+    /// This connection's cursor for `chat`, read from the store the first time it is needed:
+    /// a chat unknown here was joined after this login, so everything after the index at which
+    /// the account joined is new to this connection (whatever other devices have seen).
+    async fn cursor(&mut self, chat: ChatId) -> &mut Cursor {
+        if !self.feed.cursors.contains_key(&chat) {
+            let mut start = Cursor::default();
+            if let Some(login) = &self.login
+                && let Ok(Some(joined)) = self.app.domain.joined_at(login.ocid, chat).await
+            {
+                start.last = joined;
+            }
+            self.feed.cursors.insert(chat, start);
+        }
+        self.feed.cursors.entry(chat).or_default()
+    }
+
+    /// Record a message this connection sent, so it is neither delivered back nor mistaken
+    /// for a gap.
+    pub(super) async fn note_own(&mut self, chat: ChatId, index: Index) {
+        let cursor = self.cursor(chat).await;
+        if index == cursor.last.next() {
+            cursor.advance(index);
+        } else if index > cursor.last && !cursor.own.contains(&index) {
+            cursor.own.push(index);
+        }
+    }
+
+    /// A live delivery from the hub: write it (after any gap) unless already seen.
+    pub(super) async fn deliver(&mut self, out: &Outgoing, frames: &mut Vec<Bytes>) {
+        // Deliveries queued for an account this connection has since logged out of (or
+        // switched from) stay undelivered here.
+        let Some(login) = &self.login else { return };
+        if !out.delivery.chat.is_member(login.ocid) {
+            return;
+        }
+        let m = &out.delivery.message;
+        let (chat, index) = (m.chat, m.index);
+        if self.sending_to(chat) && index > self.cursor(chat).await.last.next() {
+            // The gap may be this connection's own sends to this chat, durable but not acked
+            // yet: ack them first, or the gap fill would write them back to their sender.
+            self.absorb_sends(frames).await;
+            if index > self.cursor(chat).await.last.next() {
+                self.drain_sends(frames).await;
+            }
+        }
+        let cursor = self.cursor(chat).await;
+        if index <= cursor.last || cursor.own.contains(&index) {
+            return;
+        }
+        if index > cursor.last.next() {
+            let from = cursor.last;
+            match self
+                .fill(chat, from, Index(index.0 - 1), FILL_BUDGET, frames)
+                .await
+            {
+                Fill::Done => {}
+                // Too far behind: this one comes with the resync rounds.
+                Fill::Budget => {
+                    self.feed.resync_pending = true;
+                    return;
+                }
+                // Writing this one now would open a gap; the next delivery or lag retries.
+                Fill::Failed => return,
+            }
+        }
+        let dialect = &*self.dialect;
+        frames.push(out.frame(dialect.slot(), |d| {
+            let text = d.message.text();
+            dialect.message(&view(&d.message, &d.chat, &text))
+        }));
+        self.feed.delivered(chat, index);
+    }
+
+    /// Read `(from, to]` of a chat from the store, at most `budget` messages, and write what
+    /// this connection has not seen. Returns whether it reached `to`.
+    async fn fill(
+        &mut self,
+        chat: ChatId,
+        from: Index,
+        to: Index,
+        budget: u64,
+        frames: &mut Vec<Bytes>,
+    ) -> Fill {
+        let Ok(info) = self.app.domain.chat(chat).await else {
+            return Fill::Failed;
+        };
+        let end = to.min(from.plus(budget));
+        let mut after = from;
+        while after < end {
+            let limit = end.since(after).min(u64::from(PAGE)) as u32;
+            let Ok(page) = self.app.domain.messages_after(chat, after, limit).await else {
+                return Fill::Failed;
+            };
+            let Some(last) = page.last() else { break };
+            after = last.index;
+            for msg in &page {
+                if !self.feed.skips(chat, msg.index) {
+                    let text = msg.text();
+                    frames.push(self.dialect.message(&view(msg, &info, &text)));
+                }
+                self.feed.delivered(chat, msg.index);
+            }
+        }
+        // Stopping short of `to` only because of the budget leaves work; an early end of the
+        // store (nothing more committed) does not.
+        if after < to && after >= end {
+            Fill::Budget
+        } else {
+            Fill::Done
+        }
+    }
+
+    /// Write every chat's missing tail from the store, in rounds of at most `FILL_BUDGET`
+    /// messages (after a full outbox dropped deliveries, or a capped catch-up).
+    pub(super) async fn resync(&mut self, frames: &mut Vec<Bytes>) {
+        // Sends committed but not yet acked must not be read back as missed.
+        self.drain_sends(frames).await;
+        self.feed.resync_pending = false;
+        let Some(login) = &self.login else { return };
+        let (ocid, device) = (login.ocid, login.device);
+        // On failure (logged by the domain), retried at the next lag.
+        let Ok(memberships) = self.app.domain.memberships(ocid, &device).await else {
+            return;
+        };
+        let mut budget = FILL_BUDGET;
+        for m in memberships {
+            let last = self.cursor(m.chat).await.last;
+            if m.last_index <= last {
+                continue;
+            }
+            match self.fill(m.chat, last, m.last_index, budget, frames).await {
+                Fill::Failed => return,
+                Fill::Budget => {
+                    self.feed.resync_pending = true;
+                    return;
+                }
+                Fill::Done => {}
+            }
+            budget = budget.saturating_sub(m.last_index.since(last));
+            if budget == 0 {
+                self.feed.resync_pending = true;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_absorbs_own_messages() {
+        let mut c = Cursor {
+            last: Index(4),
+            own: vec![Index(6), Index(7)],
+        };
+        c.advance(Index(5));
+        assert_eq!(c.last, Index(7));
+        assert!(c.own.is_empty());
+        c.own.push(Index(9));
+        c.advance(Index(3));
+        assert_eq!((c.last, c.own.as_slice()), (Index(7), &[Index(9)][..]));
+    }
+
+    #[test]
+    fn marks_follow_writes_or_acknowledgements() {
+        let chat = ChatId(3);
+        // Marked once written.
+        let mut f = Feed::new(Marks::OnWrite);
+        f.delivered(chat, Index(1));
+        f.delivered(chat, Index(2));
+        assert!(f.marks.is_empty(), "nothing counts before it is written");
+        f.written();
+        assert_eq!(f.marks.get(&chat), Some(&Index(2)));
+        // Marked once acknowledged, never beyond what was written.
+        let mut f = Feed::new(Marks::OnAck);
+        f.delivered(chat, Index(1));
+        f.delivered(chat, Index(2));
+        f.acked(chat, Index(2));
+        assert!(
+            f.marks.is_empty(),
+            "an ack of what was not written counts for nothing"
+        );
+        f.written();
+        assert!(f.marks.is_empty(), "written is not yet delivered");
+        f.acked(chat, Index(1));
+        assert_eq!(f.marks.get(&chat), Some(&Index(1)));
+        f.acked(chat, Index(9));
+        assert_eq!(f.marks.get(&chat), Some(&Index(2)));
+        f.delivered(chat, Index(3));
+        f.written();
+        f.acked(chat, Index(3));
+        assert_eq!(f.marks.get(&chat), Some(&Index(3)));
+    }
+}

@@ -1,0 +1,378 @@
+//! One connection loop for every wire and every dialect.
+//!
+//! A transport adapter (`transport/ws.rs`, `transport/tcp.rs`) turns its socket into a [`Wire`]:
+//! frames in, frames out, a keepalive and a close. [`serve`] runs the connection on it with any
+//! [`Dialect`]: it reads frames, spends the request budget, enforces the frame size, the login
+//! gate and the ordering rule (a request that is not a pipelined send waits for the sends
+//! before it), drains the outbox the hub fills, and writes everything through one owner of the
+//! socket (this task). The per-connection state, [`Conn`], is split by job:
+//!
+//! - `sends.rs`: sends queued in the store and acked in request order;
+//! - `feed.rs`: the delivery feed (login catch-up, per-chat cursors, gap fills, resync after
+//!   lag, delivery marks per device);
+//! - `budget.rs`: the request budgets.
+//!
+//! A slow reader only slows its own loop: its outbox fills, the hub marks it lagging, and it
+//! catches up from the store once it drains. This module imports no dialect and no transport.
+
+pub mod budget;
+mod feed;
+mod sends;
+
+pub use feed::Missed;
+
+use crate::app::App;
+use crate::dialect::{Dialect, Event, Refusal};
+use crate::domain::{Domain, DomainError, LoginKey, To};
+use crate::event::Origin;
+use crate::hub::{ConnHandle, Push};
+use crate::store::Device;
+use budget::Budget;
+use bytes::Bytes;
+use feed::Feed;
+use natter_proto::{ChatId, Index, Ocid};
+use sends::Queued;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Outbox items handled per turn before the loop looks at the socket again.
+const DRAIN_MAX: usize = 256;
+
+/// What a wire reads.
+#[derive(Debug)]
+pub enum Inbound {
+    /// One whole frame (a WebSocket text message, a line without its terminator).
+    Frame(Bytes),
+    /// A frame of a kind the dialects do not read (a WebSocket binary message).
+    Binary,
+    /// The peer is alive but sent nothing to handle (a WebSocket ping or pong).
+    Alive,
+    /// A frame over the wire's hard limit: the connection is closed.
+    Oversize,
+    /// The peer closed the connection, or it broke.
+    Closed,
+}
+
+/// Why the server closes a connection: a WebSocket close code and reason (a line wire just
+/// closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl Close {
+    pub const SHUTDOWN: Self = Self {
+        code: 1001,
+        reason: "server shutting down",
+    };
+    pub const IDLE: Self = Self {
+        code: 1001,
+        reason: "idle timeout",
+    };
+    pub const TOO_LARGE: Self = Self {
+        code: 1009,
+        reason: "frame too large",
+    };
+}
+
+/// A transport's connection as the loop drives it. Each method is used by one task only; `recv`
+/// must be cancel-safe (it is raced against the outbox and timers).
+pub trait Wire: Send + 'static {
+    /// The next thing read.
+    fn recv(&mut self) -> impl Future<Output = Inbound> + Send;
+    /// Write every frame (emptying `frames`) and flush.
+    ///
+    /// # Errors
+    /// The connection broke; nothing more can be written.
+    fn send(&mut self, frames: &mut Vec<Bytes>)
+    -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Prove the server is alive to an idle peer (a WebSocket ping; nothing on a line wire,
+    /// whose dialect has its own heartbeat).
+    ///
+    /// # Errors
+    /// The connection broke.
+    fn keepalive(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Close the connection, saying why where the wire can.
+    fn close(&mut self, why: Close) -> impl Future<Output = ()> + Send;
+}
+
+/// How a connection proves who it is.
+pub enum Credentials {
+    Password(LoginKey, String),
+    /// A session token, and the last index the client holds per chat.
+    Token(String, Since),
+}
+
+/// What a resuming client says it already holds, per chat.
+pub enum Since {
+    /// By chat id.
+    Chats(Vec<(ChatId, Index)>),
+    /// By destination (the chat of a private peer or a group).
+    Targets(Vec<(To, Index)>),
+}
+
+/// A successful login or resume.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub ocid: Ocid,
+    /// The new session token (password logins only).
+    pub token: Option<String>,
+    /// What the device missed, oldest first (the account's own messages left out).
+    pub missed: Vec<Missed>,
+}
+
+/// Who a connection is logged in as.
+#[derive(Debug)]
+struct LoggedIn {
+    ocid: Ocid,
+    /// The token of the session this connection logged in with (revoked by logout).
+    token: String,
+    /// That session as a device: delivery marks are kept per device.
+    device: Device,
+}
+
+/// One connection's state, shared by every dialect; a dialect's request handler gets it as
+/// `&mut Conn<Self>`.
+pub struct Conn<D: Dialect> {
+    app: Arc<App>,
+    dialect: Arc<D>,
+    handle: Arc<ConnHandle>,
+    login: Option<LoggedIn>,
+    budget: Budget,
+    /// Sends queued in the store and not yet acked, oldest first.
+    sends: VecDeque<Queued<D::Ack>>,
+    feed: Feed,
+}
+
+impl<D: Dialect> Conn<D> {
+    fn new(app: Arc<App>, dialect: Arc<D>, handle: Arc<ConnHandle>) -> Self {
+        let budget = Budget::new(app.config.rate_per_sec, app.config.rate_burst);
+        let feed = Feed::new(dialect.marks());
+        Self {
+            app,
+            dialect,
+            handle,
+            login: None,
+            budget,
+            sends: VecDeque::new(),
+            feed,
+        }
+    }
+
+    /// The logged-in account, if any.
+    pub fn me(&self) -> Option<Ocid> {
+        self.login.as_ref().map(|l| l.ocid)
+    }
+
+    pub fn domain(&self) -> &Domain {
+        &self.app.domain
+    }
+
+    /// Whether `ocid` has a connection anywhere in the cluster.
+    pub fn is_online(&self, ocid: Ocid) -> bool {
+        self.app.hub.is_online(ocid)
+    }
+
+    /// This connection as the origin of what it sends (it is not sent its own messages and
+    /// notices back).
+    pub fn origin(&self) -> Origin {
+        self.handle.origin()
+    }
+
+    /// Check `credentials` and log this connection in (switching account if it was logged in),
+    /// then collect what the device missed. A failed check leaves the connection as it was.
+    ///
+    /// # Errors
+    /// `BadCredentials` or `InvalidToken`; `Internal` (the connection is then logged out).
+    pub async fn authenticate(
+        &mut self,
+        credentials: Credentials,
+    ) -> Result<Authenticated, DomainError> {
+        let (login, fresh, since) = match credentials {
+            Credentials::Password(key, password) => (
+                self.app.domain.login(key, &password).await?,
+                true,
+                Since::Chats(Vec::new()),
+            ),
+            Credentials::Token(token, since) => {
+                (self.app.domain.resume(&token).await?, false, since)
+            }
+        };
+        let ocid = login.account.ocid;
+        let since = match since {
+            Since::Chats(c) => c,
+            Since::Targets(t) => self.app.domain.chat_ids(ocid, t).await,
+        };
+        let token = fresh.then(|| login.token.clone());
+        let missed = self.log_in(login, fresh, &since).await?;
+        Ok(Authenticated {
+            ocid,
+            token,
+            missed,
+        })
+    }
+
+    /// Revoke the connection's session token and log it out.
+    ///
+    /// # Errors
+    /// `Internal` when the revocation cannot be stored (the connection stays logged in).
+    pub async fn logout(&mut self) -> Result<(), DomainError> {
+        // Marks first: the revocation then removes the device's marks for good.
+        self.flush_marks().await;
+        if let Some(login) = &self.login {
+            self.app.domain.logout(&login.token).await?;
+        }
+        self.log_out().await;
+        Ok(())
+    }
+
+    /// Spend one request from the budget.
+    fn allow_frame(&mut self) -> bool {
+        self.budget.allow()
+    }
+
+    /// One frame of a request: decode it, keep request order, apply the login gate, and hand
+    /// it to the dialect.
+    async fn request(&mut self, dialect: &D, frame: &[u8], out: &mut Vec<Bytes>) {
+        let decoded = match dialect.decode(frame) {
+            Ok(d) => d,
+            Err(reply) => {
+                self.drain_sends(out).await;
+                out.push(reply);
+                return;
+            }
+        };
+        // Anything but a pipelined send first waits for the sends before it: replies stay in
+        // request order, and a request sees the sends before it.
+        if !decoded.pipelined {
+            self.drain_sends(out).await;
+        }
+        if decoded.needs_login && self.login.is_none() {
+            out.push(dialect.refuse(&decoded.request, Refusal::NotLoggedIn));
+            return;
+        }
+        dialect.handle(self, decoded.request, out).await;
+    }
+
+    /// A pushed notice or presence change as this connection's frame, if its dialect shows it
+    /// and the connection is logged in.
+    fn event(&self, push: &Push) -> Option<Bytes> {
+        let me = self.me()?;
+        let event = match push {
+            Push::Notice(signal) => Event::Notice {
+                notice: &signal.notice,
+                at_ms: signal.at,
+            },
+            Push::Presence { ocid, online } => Event::Presence {
+                ocid: *ocid,
+                online: *online,
+            },
+            Push::Deliver(_) | Push::Resync => return None,
+        };
+        self.dialect.event(me, event)
+    }
+}
+
+/// Run one connection on `wire` in `dialect` until the peer leaves, the connection idles out or
+/// the server shuts down; then answer what is in flight, close, and log out.
+pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc<D>) {
+    let (handle, mut outbox) = app.hub.connection(app.config.outbox_frames);
+    let mut conn = Conn::new(app.clone(), dialect.clone(), handle);
+    let mut frames: Vec<Bytes> = Vec::new();
+    let config = &app.config;
+    let mut ticker = tokio::time::interval(config.ping_interval.min(config.mark_interval));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the client was last heard from, updated on the ticker from `heard`: reading the
+    // clock for every frame showed in the profile.
+    let mut last_seen = Instant::now();
+    let mut heard = false;
+    let mut last_ping = Instant::now();
+    // Made once, not per turn of the loop (each would register with the token anew).
+    let cancelled = app.shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let close = loop {
+        tokio::select! {
+            biased;
+            () = &mut cancelled => break Some(Close::SHUTDOWN),
+            stored = conn.next_stored(), if conn.sends_in_flight() > 0 => {
+                conn.complete_send(stored, &mut frames).await;
+                conn.absorb_sends(&mut frames).await;
+            }
+            // While too many sends wait for the store, frames wait in the socket.
+            inbound = wire.recv(), if conn.sends_in_flight() < config.max_pending_sends => {
+                heard = true;
+                match inbound {
+                    Inbound::Frame(_) | Inbound::Binary if !conn.allow_frame() => {
+                        frames.push(dialect.refuse_frame(Refusal::RateLimited));
+                    }
+                    Inbound::Frame(frame) if frame.len() > config.max_frame_bytes => {
+                        let max = config.max_frame_bytes;
+                        frames.push(dialect.refuse_frame(Refusal::FrameTooLarge { max }));
+                    }
+                    Inbound::Frame(frame) => conn.request(&dialect, &frame, &mut frames).await,
+                    Inbound::Binary => frames.push(dialect.refuse_frame(Refusal::BinaryFrame)),
+                    Inbound::Alive => {}
+                    Inbound::Oversize => break Some(Close::TOO_LARGE),
+                    Inbound::Closed => break None,
+                }
+            }
+            Some(push) = outbox.recv() => {
+                let mut push = Some(push);
+                let mut n = 0;
+                while let Some(item) = push.take() {
+                    match &item {
+                        Push::Deliver(out) => conn.deliver(out, &mut frames).await,
+                        // Carried out by the lagging check below.
+                        Push::Resync => {}
+                        other => frames.extend(conn.event(other)),
+                    }
+                    n += 1;
+                    if n < DRAIN_MAX {
+                        push = outbox.try_recv().ok();
+                    }
+                }
+                if outbox.is_empty() && conn.handle.take_lagging() {
+                    conn.resync(&mut frames).await;
+                }
+            }
+            () = std::future::ready(()), if conn.resync_pending() => {
+                conn.resync(&mut frames).await;
+            }
+            _ = ticker.tick() => {
+                if std::mem::take(&mut heard) {
+                    last_seen = Instant::now();
+                } else if last_seen.elapsed() > config.idle_timeout {
+                    break Some(Close::IDLE);
+                }
+                conn.flush_marks().await;
+                if last_ping.elapsed() >= config.ping_interval {
+                    last_ping = Instant::now();
+                    if wire.keepalive().await.is_err() {
+                        break None;
+                    }
+                }
+            }
+        }
+        if !frames.is_empty() {
+            if wire.send(&mut frames).await.is_err() {
+                break None;
+            }
+            conn.written();
+        }
+    };
+    if let Some(why) = close {
+        // The socket is still open: ack the sends the store is finishing, and say goodbye.
+        conn.drain_sends(&mut frames).await;
+        frames.extend(dialect.farewell(why));
+    }
+    if !frames.is_empty() && wire.send(&mut frames).await.is_ok() {
+        conn.written();
+    }
+    if let Some(why) = close {
+        wire.close(why).await;
+    }
+    conn.log_out().await;
+}

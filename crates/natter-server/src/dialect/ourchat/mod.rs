@@ -1,0 +1,127 @@
+//! OurChat (seeds 000 and 001) on the core: what the draft v0 (`/ws/v0`) and v1 (`/ws`) share.
+//! Both answer failures with code 12 and the error registry of `natter_proto::error`, and both
+//! report login and registration outcomes in the seeds' `state` values.
+
+mod v0;
+mod v1;
+
+pub use v0::V0;
+pub use v1::V1;
+
+use crate::dialect::Refusal;
+use crate::domain::{DomainError, Invalid};
+use crate::store::Range;
+use natter_proto::ourchat::Page;
+use natter_proto::{ErrorCode, WireError};
+
+/// Unix seconds now, for the `time` of replies.
+fn now_s() -> i64 {
+    crate::domain::now_ms() / 1000
+}
+
+/// A history page as the store reads it.
+fn range(page: Page) -> Range {
+    match page {
+        Page::Latest => Range::Latest,
+        Page::Before(i) => Range::Before(i),
+        Page::After(i) => Range::After(i),
+    }
+}
+
+/// A domain refusal as OurChat reports it: its error code and a sentence for the client.
+fn wire_error(e: &DomainError) -> WireError {
+    use ErrorCode as C;
+    let (code, message) = match e {
+        DomainError::Invalid(i) => (C::InvalidField, invalid_text(*i)),
+        DomainError::TextTooLong { max } => (
+            C::MessageTooLong,
+            format!("a message may be at most {max} bytes"),
+        ),
+        DomainError::EmailTaken => (
+            C::EmailTaken,
+            "that email address is already registered".into(),
+        ),
+        DomainError::BadCredentials => (C::BadCredentials, "wrong account or password".into()),
+        DomainError::InvalidToken => (
+            C::InvalidToken,
+            "the session token is unknown, expired or revoked".into(),
+        ),
+        DomainError::NoSuchAccount(o) => (C::NoSuchAccount, format!("no account with ocid {o}")),
+        DomainError::NoSuchChat(c) => (C::NoSuchChat, format!("no chat with id {c}")),
+        DomainError::NoSuchGroup(c) => (C::NoSuchChat, format!("no group with id {c}")),
+        DomainError::NotAMember(c) => (C::NotAMember, format!("you are not a member of chat {c}")),
+        DomainError::NoSuchRequest(o) => (
+            C::NoSuchRequest,
+            format!("no friend request from {o} is waiting for your answer"),
+        ),
+        DomainError::NotFriends(o) => (C::NotFriends, format!("{o} is not your friend")),
+        DomainError::DuplicateClientId => (
+            C::DuplicateClientId,
+            "that client_id was already used for a message to another chat".into(),
+        ),
+        DomainError::Internal => (C::Internal, "the server failed; try again".into()),
+    };
+    WireError::new(code, message)
+}
+
+fn invalid_text(i: Invalid) -> String {
+    match i {
+        Invalid::NotAnEmail => "field `email` must be an email address".into(),
+        Invalid::Email { max } => {
+            format!("field `email` must be an email address of at most {max} bytes")
+        }
+        Invalid::Password { max } => format!("field `password` must be 1 to {max} bytes"),
+        Invalid::Nickname { max } => format!("field `name` must be 1 to {max} characters"),
+        Invalid::GroupName { max } => format!("field `name` must be at most {max} characters"),
+        Invalid::GroupSize { max } => format!("a group may have at most {max} members"),
+        Invalid::EmptyText => "field `msg` must not be empty".into(),
+        Invalid::ClientId { max } => format!("field `client_id` must be 1 to {max} bytes"),
+        Invalid::PrivateChatWithSelf => "a private chat needs another account than your own".into(),
+        Invalid::OwnAccount => "that is your own account".into(),
+        Invalid::RequestNote { max } => format!("field `msg` must be at most {max} characters"),
+    }
+}
+
+/// A refusal by the connection as OurChat reports it.
+fn refusal(why: Refusal) -> WireError {
+    match why {
+        Refusal::NotLoggedIn => WireError::new(ErrorCode::NotLoggedIn, "log in first"),
+        Refusal::RateLimited => {
+            WireError::new(ErrorCode::RateLimited, "too many requests; slow down")
+        }
+        Refusal::FrameTooLarge { max } => WireError::new(
+            ErrorCode::FrameTooLarge,
+            format!("frames may be at most {max} bytes"),
+        ),
+        Refusal::BinaryFrame => {
+            WireError::new(ErrorCode::BinaryFrame, "only text frames are accepted")
+        }
+    }
+}
+
+/// A frame's text: OurChat frames are JSON, which is UTF-8.
+fn text(frame: &[u8]) -> Result<&str, WireError> {
+    std::str::from_utf8(frame)
+        .map_err(|_| WireError::new(ErrorCode::BadJson, "frame is not valid UTF-8"))
+}
+
+/// A login or resume outcome in the seeds' `state`: 0 ok, 1 rejected (wrong account, password
+/// or token), 2 server failure.
+fn auth_state<T>(result: &Result<T, DomainError>) -> u8 {
+    match result {
+        Ok(_) => 0,
+        Err(DomainError::BadCredentials | DomainError::InvalidToken) => 1,
+        Err(_) => 2,
+    }
+}
+
+/// A registration outcome in the seeds' `state` (0 ok, 1 server error, 2 email taken), or the
+/// refusal the seeds have no state for.
+fn register_state<T>(result: &Result<T, DomainError>) -> Result<u8, WireError> {
+    match result {
+        Ok(_) => Ok(0),
+        Err(DomainError::EmailTaken) => Ok(2),
+        Err(DomainError::Internal) => Ok(1),
+        Err(e) => Err(wire_error(e)),
+    }
+}

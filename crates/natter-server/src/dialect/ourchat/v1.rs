@@ -1,0 +1,337 @@
+//! OurChat v1 (seed 001) on the core, served at `GET /ws`. Wire details:
+//! `natter_proto::ourchat::v1` and `docs/protocol/ourchat-v1.md`.
+
+use super::{auth_state, now_s, range, refusal, register_state, text, wire_error};
+use crate::conn::{Conn, Credentials, Missed, Since};
+use crate::dialect::{Decoded, Dialect, Event, Refusal};
+use crate::domain::{DomainError, LoginKey, Sent, To};
+use crate::event::{FriendChange, Notice, view};
+use crate::hub::Slot;
+use crate::store::Befriend;
+use bytes::Bytes;
+use natter_proto::ourchat::v1::{self, Envelope, InfoField, LoginBy, Request, Target, code};
+use natter_proto::{MessageView, Ocid, WireError};
+use serde_json::{Map, Value, json};
+
+/// The v1 dialect; `slot` is where its frame for a delivered message is cached.
+pub struct V1 {
+    slot: Slot,
+}
+
+impl V1 {
+    pub fn new(slot: Slot) -> Self {
+        Self { slot }
+    }
+}
+
+/// What a v1 send's ack names: the destination as the request gave it, and the request's code
+/// and id.
+pub struct Ack {
+    target: Target,
+    code: i64,
+    request_id: Option<Value>,
+}
+
+fn to(target: Target) -> To {
+    match target {
+        Target::Private(o) => To::Account(o),
+        Target::Group(g) => To::Group(g),
+    }
+}
+
+fn bytes(frame: Value, request_id: Option<&Value>) -> Bytes {
+    Bytes::from(v1::finish(frame, request_id))
+}
+
+fn error(request: Option<i64>, request_id: Option<&Value>, e: &WireError) -> Bytes {
+    bytes(v1::error_reply(now_s(), request, e), request_id)
+}
+
+impl Dialect for V1 {
+    type Request = Envelope;
+    type Ack = Ack;
+
+    fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    fn decode(&self, frame: &[u8]) -> Result<Decoded<Envelope>, Bytes> {
+        let env = text(frame)
+            .map_err(|e| error(None, None, &e))
+            .and_then(|t| {
+                v1::decode(t).map_err(|d| error(d.code, d.request_id.as_ref(), &d.error))
+            })?;
+        let needs_login = !matches!(
+            env.request,
+            Request::Register { .. }
+                | Request::Login { .. }
+                | Request::Resume { .. }
+                | Request::Heartbeat
+        );
+        let pipelined = matches!(env.request, Request::Text { .. });
+        Ok(Decoded {
+            request: env,
+            needs_login,
+            pipelined,
+        })
+    }
+
+    async fn handle(&self, c: &mut Conn<Self>, env: Envelope, out: &mut Vec<Bytes>) {
+        let rid = env.request_id.as_ref();
+        let reply = |frame: Value| bytes(frame, rid);
+        let fail = |e: &DomainError| error(Some(env.code), rid, &wire_error(e));
+        let t = now_s();
+        // Past the login gate, every request but these four has a logged-in account.
+        let me = c.me().unwrap_or_default();
+        match env.request {
+            Request::Heartbeat => out.push(reply(v1::simple(code::HEARTBEAT_REPLY, t))),
+            Request::Register {
+                email,
+                password,
+                name,
+            } => {
+                let result = c
+                    .domain()
+                    .register_email(&email, &password, Some(&name))
+                    .await;
+                match register_state(&result) {
+                    Ok(state) => out.push(reply(v1::register_reply(
+                        t,
+                        state,
+                        result.ok().map(|a| a.ocid),
+                    ))),
+                    Err(e) => out.push(error(Some(env.code), rid, &e)),
+                }
+            }
+            Request::Login {
+                by,
+                account,
+                password,
+            } => {
+                let key = match by {
+                    LoginBy::Email => Some(LoginKey::Email(account)),
+                    LoginBy::Ocid => account.trim().parse().ok().map(LoginKey::Ocid),
+                };
+                let result = match key {
+                    Some(key) => c.authenticate(Credentials::Password(key, password)).await,
+                    None => Err(DomainError::BadCredentials),
+                };
+                answer_auth(self, code::LOGIN_REPLY, result, rid, out);
+            }
+            Request::Resume { token, since } => {
+                let since = since.into_iter().map(|(t, i)| (to(t), i)).collect();
+                let result = c
+                    .authenticate(Credentials::Token(token, Since::Targets(since)))
+                    .await;
+                answer_auth(self, code::RESUME_REPLY, result, rid, out);
+            }
+            Request::Logout => match c.logout().await {
+                Ok(()) => out.push(reply(v1::simple(code::LOGOUT_REPLY, t))),
+                Err(e) => out.push(fail(&e)),
+            },
+            Request::Text {
+                to: target,
+                msg,
+                client_id,
+            } => {
+                let ack = Ack {
+                    target,
+                    code: env.code,
+                    request_id: env.request_id.clone(),
+                };
+                c.send(to(target), msg, client_id, ack, out).await;
+            }
+            Request::NewSession { members, name } => {
+                let name = name.unwrap_or_default();
+                let made = c.domain().create_group(me, &members, &name).await;
+                let frame = match made {
+                    Ok(chat) => v1::new_session_reply(t, Ok(chat.id)),
+                    Err(e) => v1::new_session_reply(t, Err(&wire_error(&e).message)),
+                };
+                out.push(reply(frame));
+            }
+            Request::AccountInfo { ocid, values } => match c.domain().account(ocid).await {
+                Ok(a) => {
+                    let mut data = Map::new();
+                    for (field, name) in values {
+                        let v = match field {
+                            InfoField::Ocid => json!(a.ocid),
+                            InfoField::Nickname => json!(a.nickname),
+                            InfoField::Status => json!(a.status),
+                            InfoField::Avatar => json!(a.avatar),
+                            InfoField::Time => json!(a.created_at / 1000),
+                            InfoField::Email if a.ocid == me => json!(a.email),
+                            InfoField::Email => Value::Null,
+                        };
+                        data.insert(name, v);
+                    }
+                    out.push(reply(v1::account_info_reply(t, data)));
+                }
+                Err(e) => out.push(fail(&e)),
+            },
+            Request::History {
+                target,
+                page,
+                limit,
+            } => {
+                let found = c.domain().history(me, to(target), range(page), limit).await;
+                match found {
+                    Ok((chat, messages, more)) => {
+                        let values = match chat {
+                            Some(chat) => messages
+                                .iter()
+                                .map(|m| {
+                                    let text = m.text();
+                                    v1::text_value(&view(m, &chat, &text))
+                                })
+                                .collect(),
+                            None => Vec::new(),
+                        };
+                        out.push(reply(v1::history_reply(t, target, values, more)));
+                    }
+                    Err(e) => out.push(fail(&e)),
+                }
+            }
+            Request::FriendRequest { ocid, msg } => {
+                let origin = Some(c.origin());
+                match c.domain().request_friend(me, ocid, &msg, origin).await {
+                    Ok(outcome) => {
+                        let state = match outcome {
+                            Befriend::Requested => 0,
+                            Befriend::Accepted => 1,
+                            Befriend::AlreadyFriends => 2,
+                        };
+                        out.push(reply(v1::friend_request_reply(t, ocid, state)));
+                    }
+                    Err(e) => out.push(fail(&e)),
+                }
+            }
+            Request::FriendAnswer { ocid, accept } => {
+                let origin = Some(c.origin());
+                match c.domain().answer_friend(me, ocid, accept, origin).await {
+                    Ok(()) => out.push(reply(v1::friend_answer_reply(t, ocid, accept))),
+                    Err(e) => out.push(fail(&e)),
+                }
+            }
+            Request::FriendRemove { ocid } => {
+                let origin = Some(c.origin());
+                match c.domain().remove_friend(me, ocid, origin).await {
+                    Ok(()) => out.push(reply(v1::friend_remove_reply(t, ocid))),
+                    Err(e) => out.push(fail(&e)),
+                }
+            }
+            Request::Friends => match c.domain().contacts(me).await {
+                Ok(contacts) => {
+                    let friends = contacts
+                        .friends
+                        .iter()
+                        .map(|f| v1::friend_value(f.ocid, f.since / 1000, c.is_online(f.ocid)))
+                        .collect();
+                    let requests = contacts
+                        .requests
+                        .iter()
+                        .map(|r| v1::request_value(r.from, &r.message, r.created_at / 1000))
+                        .collect();
+                    out.push(reply(v1::friends_reply(t, friends, requests)));
+                }
+                Err(e) => out.push(fail(&e)),
+            },
+            // Answered only when it fails: typing notices are frequent and need no reply.
+            Request::Typing { to: target } => {
+                let origin = Some(c.origin());
+                if let Err(e) = c.domain().typing(me, to(target), origin).await {
+                    out.push(fail(&e));
+                }
+            }
+        }
+    }
+
+    fn refuse(&self, env: &Envelope, why: Refusal) -> Bytes {
+        error(Some(env.code), env.request_id.as_ref(), &refusal(why))
+    }
+
+    fn refuse_frame(&self, why: Refusal) -> Bytes {
+        error(None, None, &refusal(why))
+    }
+
+    fn message(&self, view: &MessageView<'_>) -> Bytes {
+        Bytes::from(v1::encode_text(view))
+    }
+
+    fn ack(&self, ack: Ack, result: Result<&Sent, &DomainError>) -> Bytes {
+        let rid = ack.request_id.as_ref();
+        match result {
+            Ok(sent) => Bytes::from(v1::encode_ack(
+                now_s(),
+                ack.target,
+                sent.id,
+                sent.index,
+                sent.client_id.as_deref(),
+                rid,
+            )),
+            Err(e) => error(Some(ack.code), rid, &wire_error(e)),
+        }
+    }
+
+    fn event(&self, me: Ocid, event: Event<'_>) -> Option<Bytes> {
+        let frame = match event {
+            Event::Presence { ocid, online } => v1::presence(now_s(), ocid, online),
+            Event::Notice { notice, at_ms } => {
+                let t = at_ms / 1000;
+                match notice {
+                    Notice::FriendRequest { from, message } => {
+                        v1::friend_request_push(t, *from, message)
+                    }
+                    Notice::Friendship { a, b, change, by } => {
+                        let other = if *a == me { *b } else { *a };
+                        let state = match change {
+                            FriendChange::Accepted => "accepted",
+                            FriendChange::Rejected => "rejected",
+                            FriendChange::Removed => "removed",
+                        };
+                        v1::friend_update(t, other, state, *by)
+                    }
+                    // An account is not told of its own typing (on its other devices).
+                    Notice::Typing { from, .. } if *from == me => return None,
+                    Notice::Typing { from, group } => {
+                        let target = group.map_or(Target::Private(me), Target::Group);
+                        v1::typing_push(t, *from, target)
+                    }
+                }
+            }
+        };
+        Some(bytes(frame, None))
+    }
+}
+
+/// Missed messages as ordinary code 0 frames, then code 18 with their count.
+fn push_missed(v1: &V1, missed: &[Missed], out: &mut Vec<Bytes>) {
+    for (m, chat) in missed {
+        let text = m.text();
+        out.push(v1.message(&view(m, chat, &text)));
+    }
+    out.push(bytes(v1::sync_done(now_s(), missed.len() as u64), None));
+}
+
+/// Code 7 or 14 with the authentication's state (and token, for a password login), then, on
+/// success, what the device missed.
+fn answer_auth(
+    v1: &V1,
+    code: i64,
+    result: Result<crate::conn::Authenticated, DomainError>,
+    rid: Option<&Value>,
+    out: &mut Vec<Bytes>,
+) {
+    let state = auth_state(&result);
+    let (ocid, token) = match &result {
+        Ok(a) => (Some(a.ocid), a.token.as_deref()),
+        Err(_) => (None, None),
+    };
+    out.push(bytes(
+        v1::login_reply(now_s(), code, state, ocid, token),
+        rid,
+    ));
+    if let Ok(a) = result {
+        push_missed(v1, &a.missed, out);
+    }
+}

@@ -1,0 +1,173 @@
+//! Chats: the per-node cache of members, private chats made on first use, groups, and the
+//! membership check every request that names a chat goes through.
+
+use super::error::internal;
+use super::{CHAT_CACHE_MAX, Domain, DomainError, Invalid, To, now_ms};
+use crate::event::ChatInfo;
+use crate::store::{Chat, ChatKind};
+use natter_proto::{ChatId, Index, Ocid};
+use std::sync::Arc;
+
+/// Longest group name, in characters.
+const MAX_GROUP_NAME: usize = 128;
+
+fn info(c: Chat) -> ChatInfo {
+    ChatInfo {
+        id: c.id,
+        kind: c.kind,
+        members: c.members,
+    }
+}
+
+impl Domain {
+    fn cache(&self, info: &Arc<ChatInfo>) {
+        let mut chats = self.chats.lock().unwrap_or_else(|p| p.into_inner());
+        if chats.len() >= CHAT_CACHE_MAX {
+            chats.clear();
+        }
+        chats.insert(info.id, info.clone());
+    }
+
+    /// A chat's members, from the cache or the store.
+    ///
+    /// # Errors
+    /// `NoSuchChat`; `Internal`.
+    pub async fn chat(&self, id: ChatId) -> Result<Arc<ChatInfo>, DomainError> {
+        if let Some(c) = self
+            .chats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(c.clone());
+        }
+        let chat = self
+            .store
+            .chat(id)
+            .await
+            .map_err(|e| internal("chat lookup failed", &e))?
+            .ok_or(DomainError::NoSuchChat(id))?;
+        let info = Arc::new(info(chat));
+        self.cache(&info);
+        Ok(info)
+    }
+
+    /// The private chat of `me` and `peer`; created if `create`, else `None` when absent.
+    async fn private_chat(
+        &self,
+        me: Ocid,
+        peer: Ocid,
+        create: bool,
+    ) -> Result<Option<Arc<ChatInfo>>, DomainError> {
+        if me == peer {
+            return Err(Invalid::PrivateChatWithSelf.into());
+        }
+        let key = (me.min(peer), me.max(peer));
+        if let Some(c) = self
+            .pairs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(Some(c.clone()));
+        }
+        let chat = if create {
+            self.account(peer).await?;
+            self.store
+                .private_chat(me, peer, now_ms())
+                .await
+                .map_err(|e| internal("private chat insert failed", &e))?
+        } else {
+            let id = self
+                .store
+                .find_private_chat(me, peer)
+                .await
+                .map_err(|e| internal("private chat lookup failed", &e))?;
+            let Some(id) = id else { return Ok(None) };
+            return self.chat(id).await.map(Some);
+        };
+        let info = Arc::new(info(chat));
+        self.cache(&info);
+        let mut pairs = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
+        if pairs.len() >= CHAT_CACHE_MAX {
+            pairs.clear();
+        }
+        pairs.insert(key, info.clone());
+        Ok(Some(info))
+    }
+
+    /// Resolve a destination for `me`, checking membership; a private chat is made on first
+    /// use only when `create`.
+    pub(super) async fn resolve(
+        &self,
+        me: Ocid,
+        to: To,
+        create: bool,
+    ) -> Result<Option<Arc<ChatInfo>>, DomainError> {
+        match to {
+            To::Account(peer) => self.private_chat(me, peer, create).await,
+            To::Chat(id) | To::Group(id) => {
+                let chat = self.chat(id).await?;
+                if matches!(to, To::Group(_)) && chat.kind != ChatKind::Group {
+                    return Err(DomainError::NoSuchGroup(id));
+                }
+                if !chat.is_member(me) {
+                    return Err(DomainError::NotAMember(id));
+                }
+                Ok(Some(chat))
+            }
+        }
+    }
+
+    /// The chat ids of destinations `me` belongs to, each with its index; others are left out.
+    pub async fn chat_ids(&self, me: Ocid, targets: Vec<(To, Index)>) -> Vec<(ChatId, Index)> {
+        let mut out = Vec::with_capacity(targets.len());
+        for (to, index) in targets {
+            if let Ok(Some(chat)) = self.resolve(me, to, false).await {
+                out.push((chat.id, index));
+            }
+        }
+        out
+    }
+
+    /// Create a group owned by `owner` with `members` (the owner is added if absent).
+    ///
+    /// # Errors
+    /// `NoSuchAccount` for an unknown member; `Invalid` past the size or name limit;
+    /// `Internal`.
+    pub async fn create_group(
+        &self,
+        owner: Ocid,
+        members: &[Ocid],
+        name: &str,
+    ) -> Result<Arc<ChatInfo>, DomainError> {
+        let mut all: Vec<Ocid> = members.to_vec();
+        all.push(owner);
+        all.sort_unstable();
+        all.dedup();
+        let max = self.limits.max_group_members;
+        if all.len() > max {
+            return Err(Invalid::GroupSize { max }.into());
+        }
+        if name.chars().count() > MAX_GROUP_NAME {
+            return Err(Invalid::GroupName {
+                max: MAX_GROUP_NAME,
+            }
+            .into());
+        }
+        for m in &all {
+            if *m != owner {
+                self.account(*m).await?;
+            }
+        }
+        let chat = self
+            .store
+            .create_group(owner, name, &all, now_ms())
+            .await
+            .map_err(|e| internal("group insert failed", &e))?;
+        tracing::info!(chat = %chat.id, owner = %owner, members = all.len(), "group created");
+        let info = Arc::new(info(chat));
+        self.cache(&info);
+        Ok(info)
+    }
+}

@@ -1,0 +1,306 @@
+//! Messages: checking and storing a send (queued for a connection that pipelines its sends, or
+//! awaited for a request without a connection), history by index, and the delivery state a
+//! connection reads at login and records as it writes.
+
+use super::error::internal;
+use super::{Domain, DomainError, Invalid, To, now_ms};
+use crate::event::{ChatInfo, Delivery, Origin};
+use crate::store::{
+    Appended, Category, Device, Index, Membership, Message, NewMessage, OnDurable, Part, Range,
+    Receipt, StoreError, kind,
+};
+use natter_proto::{ChatId, MessageId, Ocid};
+use std::sync::Arc;
+
+/// Longest client message id, in bytes.
+const MAX_CLIENT_ID: usize = 128;
+
+/// A send queued in the store and not yet answered.
+#[derive(Debug)]
+pub struct PendingSend {
+    pub chat: Arc<ChatInfo>,
+    /// Resolves once the message is durable.
+    pub receipt: Receipt,
+}
+
+/// The outcome of a send: what the ack needs.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub id: MessageId,
+    pub chat: ChatId,
+    pub index: Index,
+    pub client_id: Option<String>,
+}
+
+impl Domain {
+    /// Check a text message and queue it for storing; the returned `PendingSend` resolves
+    /// (`receipt`) once it is durable, and [`Domain::finish_send`] says what that means for the
+    /// sender. The store's writer publishes it right after the commit. Sends queued one after
+    /// another get indexes in that order.
+    ///
+    /// # Errors
+    /// `Invalid` (empty text, bad client id, own account), `TextTooLong`, `NoSuchAccount`,
+    /// `NoSuchChat`, `NoSuchGroup`, `NotAMember`, `Internal`.
+    pub async fn queue_text(
+        &self,
+        me: Ocid,
+        to: To,
+        text: String,
+        client_id: Option<String>,
+        origin: Option<Origin>,
+    ) -> Result<PendingSend, DomainError> {
+        if text.is_empty() {
+            return Err(Invalid::EmptyText.into());
+        }
+        let max = self.limits.max_text_bytes;
+        if text.len() > max {
+            return Err(DomainError::TextTooLong { max });
+        }
+        if client_id
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID)
+        {
+            return Err(Invalid::ClientId { max: MAX_CLIENT_ID }.into());
+        }
+        let chat = self
+            .resolve(me, to, true)
+            .await?
+            .ok_or_else(|| internal("private chat missing after create", &"none"))?;
+        let new = NewMessage {
+            chat: chat.id,
+            sender: me,
+            kind: kind::NORMAL,
+            parts: vec![Part {
+                category: Category::TEXT,
+                content: text,
+            }],
+            client_id,
+            created_at: now_ms(),
+        };
+        // Published by the store's writer right after the commit, so every chat's messages
+        // reach the bus in index order. A retried send (`Existing`) is published again, in
+        // case the node that stored it died before publishing (receivers drop what they
+        // already have by index).
+        let bus = self.bus.clone();
+        let to_bus = chat.clone();
+        let publish: OnDurable = Box::new(move |appended: &Appended| {
+            let (Appended::New(message) | Appended::Existing(message)) = appended;
+            bus.publish(Arc::new(Delivery {
+                message: message.clone(),
+                chat: to_bus,
+                origin,
+            }));
+        });
+        let receipt = self
+            .store
+            .queue_append(new, Some(publish))
+            .await
+            .map_err(|e| internal("message append failed", &e))?;
+        Ok(PendingSend { chat, receipt })
+    }
+
+    /// What a queued send's receipt means for its sender.
+    ///
+    /// # Errors
+    /// `DuplicateClientId`, `NoSuchChat`, `Internal`.
+    pub fn finish_send(
+        chat: ChatId,
+        stored: crate::store::Result<Appended>,
+    ) -> Result<Sent, DomainError> {
+        match stored {
+            Ok(Appended::New(m) | Appended::Existing(m)) => Ok(Sent {
+                id: m.id,
+                chat: m.chat,
+                index: m.index,
+                client_id: m.client_id,
+            }),
+            Err(StoreError::ClientIdReused) => Err(DomainError::DuplicateClientId),
+            Err(StoreError::NoSuchChat) => Err(DomainError::NoSuchChat(chat)),
+            Err(e) => Err(internal("message append failed", &e)),
+        }
+    }
+
+    /// Send a text message and wait until it is durable: for a request without a connection
+    /// (an HTTP dialect), which needs no hub entry and is answered once the message is stored.
+    /// The message reaches every member's connections like any other.
+    ///
+    /// # Errors
+    /// As [`Domain::queue_text`] and [`Domain::finish_send`].
+    pub async fn send_text(
+        &self,
+        me: Ocid,
+        to: To,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<Sent, DomainError> {
+        let pending = self.queue_text(me, to, text, client_id, None).await?;
+        Self::finish_send(pending.chat.id, pending.receipt.await)
+    }
+
+    /// A page of a chat's history for a member, ascending, and whether more lie beyond it.
+    /// `None` for a private chat that does not exist yet (with an account that does).
+    ///
+    /// # Errors
+    /// `NoSuchAccount`, `NoSuchChat`, `NoSuchGroup`, `NotAMember`, `Internal`.
+    pub async fn history(
+        &self,
+        me: Ocid,
+        to: To,
+        range: Range,
+        limit: u32,
+    ) -> Result<(Option<Arc<ChatInfo>>, Vec<Message>, bool), DomainError> {
+        let Some(chat) = self.resolve(me, to, false).await? else {
+            if let To::Account(peer) = to {
+                self.account(peer).await?;
+            }
+            return Ok((None, Vec::new(), false));
+        };
+        let mut messages = self
+            .store
+            .messages(chat.id, range, limit + 1)
+            .await
+            .map_err(|e| internal("history read failed", &e))?;
+        let more = messages.len() > limit as usize;
+        if more {
+            match range {
+                Range::After(_) => {
+                    messages.pop();
+                }
+                Range::Latest | Range::Before(_) => {
+                    messages.remove(0);
+                }
+            }
+        }
+        Ok((Some(chat), messages, more))
+    }
+
+    // -- delivery state: what a connection reads at login and records as it writes ---------
+
+    /// Every chat of `me`, with `device`'s delivery marks.
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub async fn memberships(
+        &self,
+        me: Ocid,
+        device: &Device,
+    ) -> Result<Vec<Membership>, DomainError> {
+        self.store
+            .memberships(me, device)
+            .await
+            .map_err(|e| internal("membership read failed", &e))
+    }
+
+    /// The index `me` joined `chat` at (it is sent what comes after), if a member.
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub async fn joined_at(&self, me: Ocid, chat: ChatId) -> Result<Option<Index>, DomainError> {
+        self.store
+            .membership(me, chat)
+            .await
+            .map(|m| m.map(|m| m.joined))
+            .map_err(|e| internal("membership read failed", &e))
+    }
+
+    /// At most `limit` messages of `chat` after index `after`, ascending. For a connection's own
+    /// catch-up: the caller has checked membership.
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub async fn messages_after(
+        &self,
+        chat: ChatId,
+        after: Index,
+        limit: u32,
+    ) -> Result<Vec<Message>, DomainError> {
+        self.store
+            .messages(chat, Range::After(after), limit)
+            .await
+            .map_err(|e| internal("catch-up read failed", &e))
+    }
+
+    /// Record how far `device` of `me` has been delivered in each chat (never lowered).
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub async fn mark_delivered(
+        &self,
+        me: Ocid,
+        device: &Device,
+        marks: &[(ChatId, Index)],
+    ) -> Result<(), DomainError> {
+        self.store
+            .mark_delivered(me, device, marks)
+            .await
+            .map_err(|e| internal("delivery marks not recorded", &e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Bus, LocalBus};
+    use crate::conn::budget::Bucket;
+    use crate::domain::Limits;
+    use crate::hub::{Hub, Push};
+    use crate::store::sqlite::SqliteStore;
+
+    /// A request without a connection (an HTTP dialect's): the send is answered once durable,
+    /// needs no hub entry of its own, and reaches the other member's connections like any
+    /// other; a retry is answered with the stored message.
+    #[tokio::test]
+    async fn a_send_without_a_connection_is_stored_and_delivered() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("natter.db"))
+            .await
+            .expect("store");
+        let hub = Arc::new(Hub::new());
+        let local = LocalBus::new();
+        local.attach(hub.clone());
+        let bus: Arc<dyn Bus> = Arc::new(local);
+        hub.attach(&bus);
+        let domain = Domain::new(Arc::new(store), bus, Limits::default());
+        let a = domain
+            .register_email("a@example.com", "pw", None)
+            .await
+            .expect("a");
+        let b = domain
+            .register_email("b@example.com", "pw", None)
+            .await
+            .expect("b");
+        let (conn, mut outbox) = hub.connection(8);
+        hub.register(b.ocid, &conn, || Bucket::new(0, 0));
+
+        let sent = domain
+            .send_text(a.ocid, To::Account(b.ocid), "hi".into(), Some("c1".into()))
+            .await
+            .expect("sent");
+        assert_eq!(
+            (sent.index, sent.client_id.as_deref()),
+            (Index(1), Some("c1"))
+        );
+        let (_, stored, _) = domain
+            .history(b.ocid, To::Account(a.ocid), Range::Latest, 10)
+            .await
+            .expect("history");
+        assert_eq!(stored.len(), 1);
+        assert_eq!((stored[0].id, stored[0].text().as_ref()), (sent.id, "hi"));
+        match outbox.try_recv() {
+            Ok(Push::Deliver(out)) => assert_eq!(out.delivery.message.id, sent.id),
+            other => panic!("expected the message in b's outbox, got {other:?}"),
+        }
+        let again = domain
+            .send_text(a.ocid, To::Account(b.ocid), "hi".into(), Some("c1".into()))
+            .await
+            .expect("retried");
+        assert_eq!((again.id, again.index), (sent.id, sent.index));
+        assert!(matches!(
+            domain
+                .send_text(a.ocid, To::Account(a.ocid), "me".into(), None)
+                .await,
+            Err(DomainError::Invalid(Invalid::PrivateChatWithSelf))
+        ));
+        domain.close().await;
+    }
+}

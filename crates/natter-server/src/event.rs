@@ -1,0 +1,125 @@
+//! What the domain announces and every node hands to its connections: stored messages on their
+//! way to the members of a chat, and ephemeral notices (friend requests, friendship changes,
+//! typing).
+//!
+//! These are the values the domain publishes on the bus and the hub fans out; they know no
+//! dialect and no transport. A connection's dialect turns them into its own frames.
+
+use crate::store::{ChatKind, Message};
+use natter_proto::{ChatId, MessageView, Ocid};
+use std::sync::Arc;
+
+/// Which connection sent a message: it gets the ack, not the message. `node` is the random
+/// instance id of the sending node's hub, so connection ids need not be unique across nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub node: u64,
+    pub conn: u64,
+}
+
+/// A chat as the delivery path needs it: kind and members (ascending).
+#[derive(Debug)]
+pub struct ChatInfo {
+    pub id: ChatId,
+    pub kind: ChatKind,
+    pub members: Vec<Ocid>,
+}
+
+impl ChatInfo {
+    pub fn is_member(&self, ocid: Ocid) -> bool {
+        self.members.binary_search(&ocid).is_ok()
+    }
+
+    /// For a private chat, the member that is not `ocid`.
+    pub fn peer_of(&self, ocid: Ocid) -> Option<Ocid> {
+        match self.kind {
+            ChatKind::Private => self.members.iter().copied().find(|m| *m != ocid),
+            ChatKind::Group => None,
+        }
+    }
+}
+
+/// A stored message on its way to every connection of every member: the unit the bus
+/// carries and the hub fans out.
+#[derive(Debug)]
+pub struct Delivery {
+    pub message: Message,
+    pub chat: Arc<ChatInfo>,
+    /// The connection that sent it (it gets an ack, not the message).
+    pub origin: Option<Origin>,
+}
+
+/// The neutral view every dialect encodes a stored message from; `text` is the message's
+/// text (see [`Message::text`]), borrowed by the caller.
+pub fn view<'a>(m: &Message, chat: &ChatInfo, text: &'a str) -> MessageView<'a> {
+    MessageView {
+        id: m.id,
+        chat: m.chat,
+        index: m.index,
+        at_ms: m.created_at,
+        sender: m.sender,
+        private_to: chat.peer_of(m.sender),
+        kind: m.kind,
+        text,
+    }
+}
+
+/// How a friendship changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FriendChange {
+    Accepted,
+    Rejected,
+    Removed,
+}
+
+/// An event for connections that are online now; never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// `from` asks the receiving account to be friends.
+    FriendRequest { from: Ocid, message: String },
+    /// The friendship (or request) between `a` and `b` changed; `by` made the change.
+    Friendship {
+        a: Ocid,
+        b: Ocid,
+        change: FriendChange,
+        by: Ocid,
+    },
+    /// `from` is typing, in `group`, or to the receiving account when `group` is `None`.
+    Typing { from: Ocid, group: Option<ChatId> },
+}
+
+/// Who a notice is for.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Every connection of these accounts.
+    Accounts(Vec<Ocid>),
+    /// Every connection of every member of this chat.
+    Chat(Arc<ChatInfo>),
+}
+
+/// A notice on its way to its audience (the origin connection is left out).
+#[derive(Debug, Clone)]
+pub struct Signal {
+    pub audience: Audience,
+    pub origin: Option<Origin>,
+    pub notice: Notice,
+    /// Unix milliseconds when it happened.
+    pub at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_of_private_chat() {
+        let c = ChatInfo {
+            id: ChatId(1),
+            kind: ChatKind::Private,
+            members: vec![Ocid(10001), Ocid(10002)],
+        };
+        assert_eq!(c.peer_of(Ocid(10001)), Some(Ocid(10002)));
+        assert_eq!(c.peer_of(Ocid(10002)), Some(Ocid(10001)));
+        assert!(c.is_member(Ocid(10002)) && !c.is_member(Ocid(10003)));
+    }
+}

@@ -1,0 +1,104 @@
+//! One connection as the hub sees it: its bounded outbox, what the outbox carries, and a
+//! delivery shared by every receiving connection with its frames encoded at most once per
+//! encoding.
+
+use crate::event::{Delivery, Origin, Signal};
+use bytes::Bytes;
+use natter_proto::Ocid;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+
+/// How many encodings of one message are kept for its receivers (one per dialect that
+/// receives it).
+pub const SLOTS: usize = 8;
+
+/// Where a dialect's frame for a message is kept in an [`Outgoing`]: handed out by the hub when
+/// a dialect is mounted. Past [`SLOTS`] dialects, a dialect's frames are encoded for each
+/// receiver instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(pub(super) Option<u8>);
+
+/// A delivery as it sits in outboxes: shared by every receiving connection, its frame encoded
+/// at most once per slot.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub delivery: Arc<Delivery>,
+    frames: [OnceLock<Bytes>; SLOTS],
+}
+
+impl Outgoing {
+    pub fn new(delivery: Arc<Delivery>) -> Self {
+        Self {
+            delivery,
+            frames: Default::default(),
+        }
+    }
+
+    /// The message's frame for `slot`, made by `encode` the first time it is asked for.
+    pub fn frame(&self, slot: Slot, encode: impl FnOnce(&Delivery) -> Bytes) -> Bytes {
+        match slot.0 {
+            Some(i) => self.frames[usize::from(i)]
+                .get_or_init(|| encode(&self.delivery))
+                .clone(),
+            None => encode(&self.delivery),
+        }
+    }
+}
+
+/// What a connection's outbox carries.
+#[derive(Debug)]
+pub enum Push {
+    /// A live message.
+    Deliver(Arc<Outgoing>),
+    /// Deliveries may have been lost on the way (a bus outage): read every chat's tail from
+    /// the store.
+    Resync,
+    /// An ephemeral notice (friend request, friendship change, typing).
+    Notice(Arc<Signal>),
+    /// A friend of this connection's account came online or went offline (cluster-wide).
+    Presence { ocid: Ocid, online: bool },
+}
+
+/// One live connection as the hub sees it.
+#[derive(Debug)]
+pub struct ConnHandle {
+    pub id: u64,
+    pub(super) node: u64,
+    pub(super) tx: mpsc::Sender<Push>,
+    pub(super) lagging: AtomicBool,
+}
+
+impl ConnHandle {
+    /// Whether a delivery was dropped since the last call; clears the flag.
+    pub fn take_lagging(&self) -> bool {
+        self.lagging.swap(false, Ordering::AcqRel)
+    }
+
+    /// This connection as the sender of a message, cluster-wide.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            node: self.node,
+            conn: self.id,
+        }
+    }
+
+    /// Offer something that is not stored: a full outbox just drops it (there is nothing to
+    /// catch up from).
+    pub(super) fn push_ephemeral(&self, push: Push) {
+        let _ = self.tx.try_send(push);
+    }
+
+    /// Offer a stored message (or a resync): a full outbox marks the connection lagging, and it
+    /// catches up from the store once it drains.
+    pub(super) fn push(&self, push: Push) {
+        match self.tx.try_send(push) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lagging.store(true, Ordering::Release);
+            }
+            // The connection is closing; what it missed stays in the store.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
