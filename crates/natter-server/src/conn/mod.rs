@@ -191,6 +191,16 @@ impl<D: Dialect> Conn<D> {
         &mut self,
         credentials: Credentials,
     ) -> Result<Authenticated, DomainError> {
+        // Boxed: a login's future (password check, catch-up) is the largest a connection ever
+        // awaits, and logins are rare; inline, every idle connection's task would carry its
+        // size for its whole life.
+        Box::pin(self.authenticate_now(credentials)).await
+    }
+
+    async fn authenticate_now(
+        &mut self,
+        credentials: Credentials,
+    ) -> Result<Authenticated, DomainError> {
         let (login, fresh, since) = match credentials {
             Credentials::Password(key, password) => (
                 self.app.domain.login(key, &password).await?,

@@ -79,7 +79,8 @@ impl Dialect for V0 {
         match env.request {
             Request::Heartbeat => out.push(reply(v0::simple(code::HEARTBEAT_REPLY, t))),
             Request::Register { mail, password } => {
-                let result = c.domain().register_email(&mail, &password, None).await;
+                // Boxed, as logins are: rare, and a large future to carry inline.
+                let result = Box::pin(c.domain().register_email(&mail, &password, None)).await;
                 match register_state(&result) {
                     Ok(state) => out.push(reply(v0::register_reply(
                         t,

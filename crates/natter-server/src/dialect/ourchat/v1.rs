@@ -90,9 +90,8 @@ impl Dialect for V1 {
                 password,
                 name,
             } => {
-                let result = c
-                    .domain()
-                    .register_email(&email, &password, Some(&name))
+                // Boxed, as logins are: rare, and a large future to carry inline.
+                let result = Box::pin(c.domain().register_email(&email, &password, Some(&name)))
                     .await;
                 match register_state(&result) {
                     Ok(state) => out.push(reply(v1::register_reply(
