@@ -147,18 +147,17 @@ impl Feed {
 
 impl<D: Dialect> Conn<D> {
     /// Make this connection `login`'s: register it for live delivery, then read everything its
-    /// device missed. A device resumes after its own marks, or after the index the client says
-    /// it holds (`since`, per chat) when that is higher; a `fresh` device (a new password
-    /// login) starts where the account's furthest device got, and those starting points are
-    /// recorded at once. A chat the device has no mark in is read from where the account
-    /// joined it. Returns the missed messages, oldest first, the account's own left out.
+    /// device missed. A device resumes after its own marks (a new login's start where the
+    /// account's furthest device got: the store copies them when it opens the session), or
+    /// after the index the client says it holds (`since`, per chat) when that is higher. A chat
+    /// the device has no mark in (joined since) is read from where the account joined it.
+    /// Returns the missed messages, oldest first, the account's own left out.
     ///
     /// # Errors
     /// `Internal` when the store fails (the connection is then left logged out).
     pub(super) async fn log_in(
         &mut self,
         login: Login,
-        fresh: bool,
         since: &[(ChatId, Index)],
     ) -> Result<Vec<Missed>, DomainError> {
         self.log_out().await;
@@ -176,7 +175,7 @@ impl<D: Dialect> Conn<D> {
             token: login.token,
             device: login.device,
         });
-        match self.catch_up(ocid, login.device, fresh, since).await {
+        match self.catch_up(ocid, login.device, since).await {
             Ok(missed) => {
                 self.watch_friends(ocid).await;
                 Ok(missed)
@@ -200,20 +199,14 @@ impl<D: Dialect> Conn<D> {
         &mut self,
         ocid: Ocid,
         device: Device,
-        fresh: bool,
         since: &[(ChatId, Index)],
     ) -> Result<Vec<Missed>, DomainError> {
         let held: HashMap<ChatId, Index> = since.iter().copied().collect();
         let memberships = self.app.domain.memberships(ocid, &device).await?;
         let mut missed = Vec::new();
         let mut capped = false;
-        let mut starts = Vec::new();
         for m in memberships {
-            let mark = match m.device {
-                Some(d) => d,
-                None if fresh => m.delivered,
-                None => m.joined,
-            };
+            let mark = m.device.unwrap_or(m.joined);
             // What the client holds counts as delivered (never beyond what exists).
             let start = match held.get(&m.chat) {
                 Some(&h) if h > mark => {
@@ -223,9 +216,6 @@ impl<D: Dialect> Conn<D> {
                 }
                 _ => mark,
             };
-            if fresh {
-                starts.push((m.chat, start));
-            }
             self.feed.cursors.entry(m.chat).or_default().advance(start);
             if m.last_index <= start {
                 continue;
@@ -245,14 +235,6 @@ impl<D: Dialect> Conn<D> {
                 );
             }
             capped |= after < m.last_index;
-        }
-        // A new device's starting points are recorded now: if it resumes before its first
-        // marks are written, it starts from them, not from the beginning of every chat.
-        if !starts.is_empty() {
-            self.app
-                .domain
-                .mark_delivered(ocid, &device, &starts)
-                .await?;
         }
         // Oldest first across chats (ids rise with index within a chat), at most
         // MAX_CATCH_UP; each chat's cursor moves over what is pushed (and its own messages in

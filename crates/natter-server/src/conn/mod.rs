@@ -217,7 +217,7 @@ impl<D: Dialect> Conn<D> {
             Since::Targets(t) => self.app.domain.chat_ids(ocid, t).await,
         };
         let token = fresh.then(|| login.token.clone());
-        let missed = self.log_in(login, fresh, &since).await?;
+        let missed = self.log_in(login, &since).await?;
         Ok(Authenticated {
             ocid,
             token,

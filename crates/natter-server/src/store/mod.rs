@@ -237,6 +237,8 @@ pub trait Store: Send + Sync + 'static {
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>>;
     async fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
 
+    /// Open a login session: a new device of the account. Its delivery marks start, in the
+    /// same transaction, where the account's furthest device got in each chat.
     async fn create_session(
         &self,
         ocid: Ocid,

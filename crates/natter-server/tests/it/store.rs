@@ -288,6 +288,12 @@ async fn delivery_marks(b: &Backend) {
         (p.id, Index(3), None),
         "a device without marks has none"
     );
+    // A new session (a new device) starts where the account's furthest device got.
+    let tablet = Device([4; 32]);
+    s.create_session(o(2), &tablet.0, 2, i64::MAX)
+        .await
+        .expect("session");
+    assert_eq!(seen(tablet).await, (p.id, Index(3), Some(Index(3))));
     s.revoke_session(&laptop.0).await.expect("revoke");
     assert_eq!(
         seen(laptop).await,

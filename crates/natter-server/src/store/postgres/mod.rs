@@ -130,6 +130,7 @@ impl Store for PgStore {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, ocid, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
@@ -137,10 +138,19 @@ impl Store for PgStore {
         .bind(ocid.sql())
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        sqlx::query(
+            "INSERT INTO device_marks (token_hash, chat_id, delivered_index)
+             SELECT $1, chat_id, delivered_index FROM members WHERE ocid = $2",
+        )
+        .bind(token_hash)
+        .bind(ocid.sql())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn session(&self, token_hash: &[u8]) -> Result<Option<(SessionRow, Account)>> {

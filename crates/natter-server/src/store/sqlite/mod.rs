@@ -137,6 +137,11 @@ impl Store for SqliteStore {
         expires_at: i64,
     ) -> Result<()> {
         let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, ocid, created_at, expires_at) VALUES (?, ?, ?, ?)",
         )
@@ -144,10 +149,19 @@ impl Store for SqliteStore {
         .bind(ocid.sql())
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        sqlx::query(
+            "INSERT INTO device_marks (token_hash, chat_id, delivered_index)
+             SELECT ?, chat_id, delivered_index FROM members WHERE ocid = ?",
+        )
+        .bind(token_hash)
+        .bind(ocid.sql())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn session(&self, token_hash: &[u8]) -> Result<Option<(SessionRow, Account)>> {
