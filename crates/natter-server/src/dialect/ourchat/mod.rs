@@ -11,8 +11,39 @@ pub use v1::V1;
 use crate::dialect::Refusal;
 use crate::domain::{DomainError, Invalid};
 use crate::store::Range;
-use natter_proto::ourchat::Page;
+use bytes::Bytes;
+use natter_proto::ourchat::{Page, finish};
 use natter_proto::{ErrorCode, WireError};
+use serde_json::Value;
+
+/// How a version writes its code 12 error frame: (time, the failed request's code, error).
+type ErrorReply = fn(i64, Option<i64>, &WireError) -> Value;
+
+/// A reply as sent, with the request's id echoed.
+fn bytes(frame: Value, request_id: Option<&Value>) -> Bytes {
+    Bytes::from(finish(frame, request_id))
+}
+
+/// A code 12 error frame, written by `reply` (the version's shape).
+fn error(
+    reply: ErrorReply,
+    request: Option<i64>,
+    request_id: Option<&Value>,
+    e: &WireError,
+) -> Bytes {
+    bytes(reply(now_s(), request, e), request_id)
+}
+
+/// A frame's text decoded by `decode`, or the code 12 frame that answers it (written by
+/// `reply`).
+fn decode_with<E>(
+    frame: &[u8],
+    reply: ErrorReply,
+    decode: impl FnOnce(&str) -> Result<E, (Option<i64>, Option<Value>, WireError)>,
+) -> Result<E, Bytes> {
+    let text = text(frame).map_err(|e| error(reply, None, None, &e))?;
+    decode(text).map_err(|(code, rid, e)| error(reply, code, rid.as_ref(), &e))
+}
 
 /// Unix seconds now, for the `time` of replies.
 fn now_s() -> i64 {

@@ -1,7 +1,7 @@
 //! OurChat draft v0 (seed 000) on the core, served at `GET /ws/v0`. Wire details:
 //! `natter_proto::ourchat::v0` and `docs/protocol/ourchat-v0.md`.
 
-use super::{auth_state, now_s, range, refusal, register_state, text, wire_error};
+use super::{auth_state, bytes, decode_with, now_s, range, refusal, register_state, wire_error};
 use crate::conn::{Authenticated, Conn, Credentials, Missed, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
 use crate::domain::{DomainError, LoginKey, Sent, To};
@@ -32,12 +32,8 @@ pub struct Ack {
     request_id: Option<Value>,
 }
 
-fn bytes(frame: Value, request_id: Option<&Value>) -> Bytes {
-    Bytes::from(v0::finish(frame, request_id))
-}
-
 fn error(request: Option<i64>, request_id: Option<&Value>, e: &WireError) -> Bytes {
-    bytes(v0::error_reply(now_s(), request, e), request_id)
+    super::error(v0::error_reply, request, request_id, e)
 }
 
 impl Dialect for V0 {
@@ -49,11 +45,9 @@ impl Dialect for V0 {
     }
 
     fn decode(&self, frame: &[u8]) -> Result<Decoded<Envelope>, Bytes> {
-        let env = text(frame)
-            .map_err(|e| error(None, None, &e))
-            .and_then(|t| {
-                v0::decode(t).map_err(|d| error(d.code, d.request_id.as_ref(), &d.error))
-            })?;
+        let env = decode_with(frame, v0::error_reply, |t| {
+            v0::decode(t).map_err(|d| (d.code, d.request_id, d.error))
+        })?;
         let needs_login = !matches!(
             env.request,
             Request::Register { .. }

@@ -1,7 +1,7 @@
 //! OurChat v1 (seed 001) on the core, served at `GET /ws`. Wire details:
 //! `natter_proto::ourchat::v1` and `docs/protocol/ourchat-v1.md`.
 
-use super::{auth_state, now_s, range, refusal, register_state, text, wire_error};
+use super::{auth_state, bytes, decode_with, now_s, range, refusal, register_state, wire_error};
 use crate::conn::{Conn, Credentials, Missed, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
 use crate::domain::{DomainError, LoginKey, Sent, To};
@@ -39,12 +39,8 @@ fn to(target: Target) -> To {
     }
 }
 
-fn bytes(frame: Value, request_id: Option<&Value>) -> Bytes {
-    Bytes::from(v1::finish(frame, request_id))
-}
-
 fn error(request: Option<i64>, request_id: Option<&Value>, e: &WireError) -> Bytes {
-    bytes(v1::error_reply(now_s(), request, e), request_id)
+    super::error(v1::error_reply, request, request_id, e)
 }
 
 impl Dialect for V1 {
@@ -56,11 +52,9 @@ impl Dialect for V1 {
     }
 
     fn decode(&self, frame: &[u8]) -> Result<Decoded<Envelope>, Bytes> {
-        let env = text(frame)
-            .map_err(|e| error(None, None, &e))
-            .and_then(|t| {
-                v1::decode(t).map_err(|d| error(d.code, d.request_id.as_ref(), &d.error))
-            })?;
+        let env = decode_with(frame, v1::error_reply, |t| {
+            v1::decode(t).map_err(|d| (d.code, d.request_id, d.error))
+        })?;
         let needs_login = !matches!(
             env.request,
             Request::Register { .. }
