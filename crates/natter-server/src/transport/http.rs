@@ -15,6 +15,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", ws::route(V1::new(app.hub.slot())))
         .route("/ws/v0", ws::route(V0::new(app.hub.slot())))
+        .route("/", ws::route_at_root(V1::ourchat_2024(app.hub.slot())))
         .with_state(app)
 }
 

@@ -6,7 +6,10 @@ use crate::app::App;
 use crate::conn::{self, Close, Inbound, Wire};
 use crate::dialect::Dialect;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -27,6 +30,21 @@ pub fn route<D: Dialect>(dialect: D) -> MethodRouter<Arc<App>> {
     get(
         move |State(app): State<Arc<App>>, ws: WebSocketUpgrade| async move {
             upgrade(app, ws, dialect)
+        },
+    )
+}
+
+/// `GET /`: a WebSocket upgrade there speaks `dialect` (clients that dial the server's root);
+/// any other `GET` is left for a web page (404 until one is served).
+pub fn route_at_root<D: Dialect>(dialect: D) -> MethodRouter<Arc<App>> {
+    let dialect = Arc::new(dialect);
+    get(
+        move |State(app): State<Arc<App>>,
+              ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| async move {
+            match ws {
+                Ok(ws) => upgrade(app, ws, dialect),
+                Err(_) => StatusCode::NOT_FOUND.into_response(),
+            }
         },
     )
 }

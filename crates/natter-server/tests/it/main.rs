@@ -16,6 +16,7 @@ mod devices;
 mod dialects;
 mod friends;
 mod offline;
+mod ourchat_clients;
 mod restart;
 mod store;
 mod v0;
