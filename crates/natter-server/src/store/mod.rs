@@ -7,7 +7,13 @@
 
 pub mod postgres;
 mod rows;
+mod social;
 pub mod sqlite;
+
+pub use social::{
+    ChatState, GroupEdit, GroupSummary, Groups, Identity, Invitation, JoinMode, JoinRequest,
+    ProfileEdit, Profiles, ReadState, ResetState, Role, SearchBy, SessionInfo,
+};
 
 use async_trait::async_trait;
 pub use natter_proto::{ChatId, Index, MessageId, Ocid};
@@ -48,6 +54,17 @@ pub struct Account {
     pub password_hash: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    pub signature: String,
+    pub description: String,
+    /// 0 unknown, 1 male, 2 female.
+    pub sex: u8,
+    pub status_text: String,
+    /// When the profile last changed (ms; 0 never).
+    pub modified_at: i64,
+    /// The question that resets a forgotten password, if one is set.
+    pub security_question: Option<String>,
+    /// The account was deleted: it keeps its ocid and nothing else.
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +99,15 @@ pub struct Chat {
     pub owner: Option<Ocid>,
     /// Every member, ascending.
     pub members: Vec<Ocid>,
+    /// A group's admins (not its owner), ascending.
+    pub admins: Vec<Ocid>,
+    pub description: String,
+    pub avatar: String,
+    pub join_mode: JoinMode,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// A disbanded group keeps its id and history and has no members.
+    pub disbanded: bool,
 }
 
 /// The content category of one message part (seed 003's list: 0 text, 1 image, 2 voice,
@@ -178,11 +204,13 @@ pub struct FriendRequest {
 }
 
 /// One of an account's friends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Friend {
     pub ocid: Ocid,
     /// Unix milliseconds when the request was accepted.
     pub since: i64,
+    /// The private name the account gave this friend ("" for none).
+    pub remark: String,
 }
 
 /// What asking to befriend an account did.
@@ -231,7 +259,7 @@ impl std::future::Future for Receipt {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Profiles + Groups + ReadState + Send + Sync + 'static {
     /// Create an account; the store allocates its ocid.
     async fn create_account(&self, new: NewAccount) -> Result<Account>;
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>>;

@@ -59,12 +59,14 @@ where
     }
 }
 
-pub const ACCOUNT_COLUMNS: &str =
-    "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at";
+pub const ACCOUNT_COLUMNS: &str = "ocid, uuid, email, phone, username, nickname, avatar, \
+     status, password_hash, created_at, signature, description, sex, status_text, modified_at, \
+     security_question, deleted_at";
 
 /// The same columns of an `accounts` table aliased `a`.
 pub const ACCOUNT_COLUMNS_A: &str = "a.ocid, a.uuid, a.email, a.phone, a.username, a.nickname, \
-     a.avatar, a.status, a.password_hash, a.created_at";
+     a.avatar, a.status, a.password_hash, a.created_at, a.signature, a.description, a.sex, \
+     a.status_text, a.modified_at, a.security_question, a.deleted_at";
 
 pub const MESSAGE_COLUMNS: &str = "id, chat_id, idx, sender, kind, parts, client_id, created_at";
 
@@ -80,6 +82,13 @@ pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
         status: row.int("status")?,
         password_hash: row.text("password_hash")?,
         created_at: row.int("created_at")?,
+        signature: row.text("signature")?,
+        description: row.text("description")?,
+        sex: row.int("sex")? as u8,
+        status_text: row.text("status_text")?,
+        modified_at: row.int("modified_at")?,
+        security_question: row.opt_text("security_question")?,
+        deleted: row.opt_int("deleted_at")?.is_some(),
     })
 }
 
@@ -307,13 +316,22 @@ pub fn session<R: StoreRow>(row: &R) -> Result<super::SessionRow, sqlx::Error> {
     })
 }
 
-/// A `chats` row (`kind`, `name`, `owner`) with its members read separately.
+/// The columns [`chat`] reads from a `chats` row.
+pub const CHAT_COLUMNS: &str =
+    "kind, name, owner, description, avatar, join_mode, created_at, disbanded_at";
+
+/// A `chats` row ([`CHAT_COLUMNS`]) with its members and their roles read separately.
 pub fn chat<R: StoreRow>(
     row: &R,
     id: ChatId,
-    members: Vec<Ocid>,
+    members: Vec<(Ocid, super::Role)>,
 ) -> Result<super::Chat, sqlx::Error> {
     let owner = row.opt_int("owner")?;
+    let admins = members
+        .iter()
+        .filter(|(_, r)| *r == super::Role::Admin)
+        .map(|(o, _)| *o)
+        .collect();
     Ok(super::Chat {
         id,
         kind: if row.int("kind")? == 0 {
@@ -323,7 +341,13 @@ pub fn chat<R: StoreRow>(
         },
         name: row.text("name")?,
         owner: owner.map(|o| Ocid(o as u64)),
-        members,
+        members: members.into_iter().map(|(o, _)| o).collect(),
+        admins,
+        description: row.text("description")?,
+        avatar: row.text("avatar")?,
+        join_mode: super::JoinMode::from_code(row.int("join_mode")?),
+        created_at: row.int("created_at")?,
+        disbanded: row.opt_int("disbanded_at")?.is_some(),
     })
 }
 

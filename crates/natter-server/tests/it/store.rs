@@ -582,11 +582,19 @@ async fn friends(b: &Backend) {
     assert!(s.friend_requests(c).await.expect("none left").is_empty());
     assert_eq!(
         s.friends(a).await.expect("a's"),
-        [Friend { ocid: c, since: 30 }]
+        [Friend {
+            ocid: c,
+            since: 30,
+            remark: String::new()
+        }]
     );
     assert_eq!(
         s.friends(c).await.expect("c's"),
-        [Friend { ocid: a, since: 30 }]
+        [Friend {
+            ocid: a,
+            since: 30,
+            remark: String::new()
+        }]
     );
     assert!(s.friends(d).await.expect("d's").is_empty());
     assert_eq!(

@@ -8,15 +8,16 @@
 //! deadlock on each other; a batch that still fails with a transient error (deadlock,
 //! serialization failure, a client id raced in from another node) is retried whole.
 
+mod social;
 mod writer;
 
 use super::rows::{
-    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, AsSql, MESSAGE_COLUMNS, WriterTask,
-    backend,
+    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, AsSql, CHAT_COLUMNS, MESSAGE_COLUMNS,
+    WriterTask, backend,
 };
 use super::{
-    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, Index, Membership,
-    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, SessionRow, Store,
+    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Membership, Message,
+    NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, SessionRow, Store,
     StoreError,
 };
 use async_trait::async_trait;
@@ -59,14 +60,24 @@ impl PgStore {
 }
 
 impl PgStore {
-    async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
-        let rows: Vec<i64> =
-            sqlx::query_scalar("SELECT ocid FROM members WHERE chat_id = $1 ORDER BY ocid")
+    async fn chat_members(&self, id: ChatId) -> Result<Vec<(Ocid, Role)>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT ocid, role FROM members WHERE chat_id = $1 ORDER BY ocid")
                 .bind(id.sql())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(rows.into_iter().map(|o| Ocid(o as u64)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(o, r)| (Ocid(o as u64), Role::from_code(r)))
+            .collect())
+    }
+
+    /// A chat just written, read back whole.
+    async fn written_chat(&self, id: i64) -> Result<Chat> {
+        self.chat(ChatId(id as u64))
+            .await?
+            .ok_or_else(|| StoreError::Backend("a chat vanished right after it was written".into()))
     }
 
     async fn account_where(
@@ -186,11 +197,13 @@ impl Store for PgStore {
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
-        let row = sqlx::query("SELECT kind, name, owner FROM chats WHERE id = $1")
-            .bind(id.sql())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHAT_COLUMNS} FROM chats WHERE id = $1"
+        )))
+        .bind(id.sql())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
         let members = self.chat_members(id).await?;
         rows::chat(&row, id, members).map(Some).map_err(backend)
@@ -210,13 +223,6 @@ impl Store for PgStore {
 
     async fn private_chat(&self, a: Ocid, b: Ocid, now: i64) -> Result<Chat> {
         let (lo, hi) = (a.min(b), a.max(b));
-        let chat = |id: i64| Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Private,
-            name: String::new(),
-            owner: None,
-            members: vec![lo, hi],
-        };
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Two nodes racing here: the loser's insert waits for the winner's commit, then does
         // nothing, and the chat is read back below.
@@ -242,14 +248,14 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
             tx.commit().await.map_err(backend)?;
-            return Ok(chat(id));
+            return self.written_chat(id).await;
         }
         tx.rollback().await.map_err(backend)?;
         let id = self
             .find_private_chat(lo, hi)
             .await?
             .ok_or_else(|| StoreError::Backend("private chat vanished after a conflict".into()))?;
-        Ok(chat(id.sql()))
+        self.written_chat(id.sql()).await
     }
 
     async fn create_group(
@@ -285,13 +291,7 @@ impl Store for PgStore {
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        Ok(Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Group,
-            name: name.to_owned(),
-            owner: Some(owner),
-            members: sorted,
-        })
+        self.written_chat(id).await
     }
 
     async fn queue_append(
@@ -492,17 +492,19 @@ impl Store for PgStore {
     }
 
     async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT friend, since FROM friends WHERE ocid = $1 ORDER BY friend")
-                .bind(ocid.sql())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT friend, since, remark FROM friends WHERE ocid = $1 ORDER BY friend",
+        )
+        .bind(ocid.sql())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(rows
             .into_iter()
-            .map(|(f, since)| Friend {
+            .map(|(f, since, remark)| Friend {
                 ocid: Ocid(f as u64),
                 since,
+                remark,
             })
             .collect())
     }

@@ -8,12 +8,13 @@
 //! hears back before the commit that made its message durable.
 
 mod reads;
+mod social;
 mod writer;
 
-use super::rows::{self, ACCOUNT_COLUMNS, AsSql, MESSAGE_COLUMNS, backend};
+use super::rows::{self, ACCOUNT_COLUMNS, AsSql, CHAT_COLUMNS, MESSAGE_COLUMNS, backend};
 use super::{
-    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, Index, Membership,
-    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, SessionRow, Store,
+    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Membership, Message,
+    NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, SessionRow, Store,
     StoreError,
 };
 use async_trait::async_trait;
@@ -71,14 +72,25 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
-        let rows: Vec<i64> =
-            sqlx::query_scalar("SELECT ocid FROM members WHERE chat_id = ? ORDER BY ocid")
+    /// A chat's members with their roles, ascending.
+    async fn chat_members(&self, id: ChatId) -> Result<Vec<(Ocid, Role)>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT ocid, role FROM members WHERE chat_id = ? ORDER BY ocid")
                 .bind(id.sql())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(rows.into_iter().map(|o| Ocid(o as u64)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(o, r)| (Ocid(o as u64), Role::from_code(r)))
+            .collect())
+    }
+
+    /// A chat just written, read back whole.
+    async fn written_chat(&self, id: i64) -> Result<Chat> {
+        self.chat(ChatId(id as u64))
+            .await?
+            .ok_or_else(|| StoreError::Backend("a chat vanished right after it was written".into()))
     }
 }
 
@@ -87,11 +99,11 @@ impl Store for SqliteStore {
     async fn create_account(&self, new: NewAccount) -> Result<Account> {
         let _turn = self.writes.lock().await;
         // Under SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
              VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
-             RETURNING ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at",
-        )
+             RETURNING {ACCOUNT_COLUMNS}"
+        )))
         .bind(&new.uuid)
         .bind(&new.email)
         .bind(&new.phone)
@@ -200,11 +212,13 @@ impl Store for SqliteStore {
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
-        let row = sqlx::query("SELECT kind, name, owner FROM chats WHERE id = ?")
-            .bind(id.sql())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHAT_COLUMNS} FROM chats WHERE id = ?"
+        )))
+        .bind(id.sql())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
         let members = self.chat_members(id).await?;
         rows::chat(&row, id, members).map(Some).map_err(backend)
@@ -262,13 +276,8 @@ impl Store for SqliteStore {
             }
         };
         tx.commit().await.map_err(backend)?;
-        Ok(Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Private,
-            name: String::new(),
-            owner: None,
-            members: vec![lo, hi],
-        })
+        drop(_turn);
+        self.written_chat(id).await
     }
 
     async fn create_group(
@@ -308,13 +317,8 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Group,
-            name: name.to_owned(),
-            owner: Some(owner),
-            members: sorted,
-        })
+        drop(_turn);
+        self.written_chat(id).await
     }
 
     async fn queue_append(
@@ -502,12 +506,13 @@ impl Store for SqliteStore {
     async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>> {
         self.readers.with(|c| {
             let mut st = c.prepare_cached(
-                "SELECT friend, since FROM friends WHERE ocid = ?1 ORDER BY friend",
+                "SELECT friend, since, remark FROM friends WHERE ocid = ?1 ORDER BY friend",
             )?;
             let rows = st.query_map([ocid.sql()], |r| {
                 Ok(Friend {
                     ocid: Ocid(r.get::<_, i64>(0)? as u64),
                     since: r.get(1)?,
+                    remark: r.get(2)?,
                 })
             })?;
             rows.collect()
