@@ -139,7 +139,7 @@ impl App {
             }
         };
         hub.attach(&bus);
-        let domain = Arc::new(Domain::new(store, bus, config.limits.clone()));
+        let domain = Arc::new(Domain::new(store, bus, hub.clone(), config.limits.clone()));
         if let Some(link) = link {
             link.start(Node {
                 handler: hub.clone(),

@@ -24,7 +24,7 @@ pub use feed::Missed;
 use crate::app::App;
 use crate::dialect::{Dialect, Event, Refusal};
 use crate::domain::{Domain, DomainError, LoginKey, To};
-use crate::event::Origin;
+use crate::event::{Notice, Origin};
 use crate::hub::{ConnHandle, Push};
 use crate::store::Device;
 use budget::Budget;
@@ -75,6 +75,11 @@ impl Close {
     pub const TOO_LARGE: Self = Self {
         code: 1009,
         reason: "frame too large",
+    };
+    /// The login this connection used ended (revoked, or its password changed).
+    pub const LOGGED_OUT: Self = Self {
+        code: 4001,
+        reason: "login ended",
     };
 }
 
@@ -184,6 +189,11 @@ impl<D: Dialect> Conn<D> {
     }
 
     /// Whether `ocid` has a connection anywhere in the cluster.
+    /// The device (login session) this connection is logged in as.
+    pub fn device(&self) -> Option<&Device> {
+        self.login.as_ref().map(|l| &l.device)
+    }
+
     pub fn is_online(&self, ocid: Ocid) -> bool {
         self.app.hub.is_online(ocid)
     }
@@ -281,6 +291,18 @@ impl<D: Dialect> Conn<D> {
 
     /// A pushed notice or presence change as this connection's frame, if its dialect shows it
     /// and the connection is logged in.
+    /// Whether this notice ends the login this connection uses.
+    fn ended_by(&self, notice: &Notice) -> bool {
+        let (Notice::LoggedOut { device, except }, Some(login)) = (notice, &self.login) else {
+            return false;
+        };
+        let mine = login.device.0;
+        match device {
+            Some(d) => *d == mine,
+            None => *except != Some(mine),
+        }
+    }
+
     fn event(&self, push: &Push) -> Option<Bytes> {
         let me = self.me()?;
         let event = match push {
@@ -344,17 +366,22 @@ pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc
             Some(push) = outbox.recv() => {
                 let mut push = Some(push);
                 let mut n = 0;
+                let mut ended = false;
                 while let Some(item) = push.take() {
                     match &item {
                         Push::Deliver(out) => conn.deliver(out, &mut frames).await,
                         // Carried out by the lagging check below.
                         Push::Resync => {}
+                        Push::Notice(s) if conn.ended_by(&s.notice) => ended = true,
                         other => frames.extend(conn.event(other)),
                     }
                     n += 1;
                     if n < DRAIN_MAX {
                         push = outbox.try_recv().ok();
                     }
+                }
+                if ended {
+                    break Some(Close::LOGGED_OUT);
                 }
                 if outbox.is_empty() && conn.handle.take_lagging() {
                     conn.resync(&mut frames).await;

@@ -12,7 +12,7 @@ pub mod sqlite;
 
 pub use social::{
     ChatState, GroupEdit, GroupSummary, Groups, Identity, Invitation, JoinMode, JoinRequest,
-    ProfileEdit, Profiles, ReadState, ResetState, Role, SearchBy, SessionInfo,
+    ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy, SessionInfo,
 };
 
 use async_trait::async_trait;
@@ -117,6 +117,9 @@ pub struct Category(pub u8);
 
 impl Category {
     pub const TEXT: Self = Self(0);
+    /// natter's own: the JSON of a system message's event (who joined, left, was removed...),
+    /// for programs; the message's text says the same for people.
+    pub const EVENT: Self = Self(100);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,6 +46,15 @@ pub struct SessionInfo {
     pub expires_at: i64,
 }
 
+/// Which of an account's sessions a password change ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke<'a> {
+    None,
+    /// Every session but the one with this token hash.
+    AllBut(&'a [u8]),
+    All,
+}
+
 /// What a password reset by security question needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetState {
@@ -69,13 +78,13 @@ pub trait Profiles: Send + Sync {
     /// At most `limit` live accounts matching `by` with an ocid above `after`, ascending.
     async fn search_accounts(&self, by: &SearchBy, after: Ocid, limit: u32)
     -> Result<Vec<Account>>;
-    /// Set a new password hash and revoke every session of the account but `keep` (a token
-    /// hash); returns how many were revoked.
+    /// Set a new password hash and revoke the account's sessions that `revoke` names; returns
+    /// how many were revoked.
     async fn set_password(
         &self,
         ocid: Ocid,
         password_hash: &str,
-        keep: Option<&[u8]>,
+        revoke: Revoke<'_>,
     ) -> Result<u64>;
     async fn set_security(&self, ocid: Ocid, question: &str, answer_hash: &str) -> Result<()>;
     async fn reset_state(&self, ocid: Ocid) -> Result<Option<ResetState>>;

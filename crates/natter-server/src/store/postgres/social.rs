@@ -3,8 +3,8 @@
 use super::PgStore;
 use crate::store::{
     Account, ChatId, ChatState, GroupEdit, GroupSummary, Groups, Identity, Index, Invitation,
-    JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Role, SearchBy,
-    SessionInfo, StoreError,
+    JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke, Role,
+    SearchBy, SessionInfo, StoreError,
 };
 use async_trait::async_trait;
 
@@ -23,7 +23,7 @@ impl Profiles for PgStore {
     async fn search_accounts(&self, _: &SearchBy, _: Ocid, _: u32) -> Result<Vec<Account>> {
         Err(todo())
     }
-    async fn set_password(&self, _: Ocid, _: &str, _: Option<&[u8]>) -> Result<u64> {
+    async fn set_password(&self, _: Ocid, _: &str, _: Revoke<'_>) -> Result<u64> {
         Err(todo())
     }
     async fn set_security(&self, _: Ocid, _: &str, _: &str) -> Result<()> {

@@ -6,8 +6,8 @@ use super::SqliteStore;
 use crate::store::rows::{self, ACCOUNT_COLUMNS, AsSql, MESSAGE_COLUMNS, backend};
 use crate::store::{
     Account, ChatId, ChatState, GroupEdit, GroupSummary, Groups, Identity, Index, Invitation,
-    JoinMode, JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Role,
-    SearchBy, SessionInfo, StoreError,
+    JoinMode, JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke,
+    Role, SearchBy, SessionInfo, StoreError,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -191,7 +191,7 @@ impl Profiles for SqliteStore {
         &self,
         ocid: Ocid,
         password_hash: &str,
-        keep: Option<&[u8]>,
+        revoke: Revoke<'_>,
     ) -> Result<u64> {
         let _turn = self.writes.lock().await;
         let mut tx = self
@@ -205,7 +205,11 @@ impl Profiles for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        let revoked = revoke_sessions(&mut tx, ocid, keep).await?;
+        let revoked = match revoke {
+            Revoke::None => 0,
+            Revoke::AllBut(keep) => revoke_sessions(&mut tx, ocid, Some(keep)).await?,
+            Revoke::All => revoke_sessions(&mut tx, ocid, None).await?,
+        };
         tx.commit().await.map_err(backend)?;
         Ok(revoked)
     }
