@@ -351,6 +351,46 @@ pub fn chat<R: StoreRow>(
     })
 }
 
+/// The columns [`group_summary`] reads, from a `chats` row aliased `c` (its member count
+/// included); a caller adds the asking account's `role` when it has one.
+pub const GROUP_SUMMARY_COLUMNS: &str = "c.id, c.name, c.avatar, c.join_mode,
+     (SELECT COUNT(*) FROM members x WHERE x.chat_id = c.id) AS member_count";
+
+/// A group as lists show it: [`GROUP_SUMMARY_COLUMNS`], and `role` if `with_role`.
+pub fn group_summary<R: StoreRow>(
+    row: &R,
+    with_role: bool,
+) -> Result<super::GroupSummary, sqlx::Error> {
+    Ok(super::GroupSummary {
+        id: ChatId(row.int("id")? as u64),
+        name: row.text("name")?,
+        avatar: row.text("avatar")?,
+        join_mode: super::JoinMode::from_code(row.int("join_mode")?),
+        member_count: row.int("member_count")? as u64,
+        role: if with_role {
+            Some(super::Role::from_code(row.int("role")?))
+        } else {
+            None
+        },
+    })
+}
+
+/// A live session as listed: its token hash must be the 32 bytes every session is opened with.
+pub fn session_info(
+    token_hash: Vec<u8>,
+    created_at: i64,
+    expires_at: i64,
+) -> super::Result<super::SessionInfo> {
+    let token_hash = token_hash
+        .try_into()
+        .map_err(|_| StoreError::Backend("a session hash is not 32 bytes".into()))?;
+    Ok(super::SessionInfo {
+        token_hash,
+        created_at,
+        expires_at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,13 @@
 //! pool, taking its turn on the store's `writes` lock.
 
 use super::SqliteStore;
-use crate::store::rows::{self, ACCOUNT_COLUMNS, AsSql, MESSAGE_COLUMNS, backend};
+use crate::store::rows::{
+    self, ACCOUNT_COLUMNS, AsSql, GROUP_SUMMARY_COLUMNS, MESSAGE_COLUMNS, backend,
+};
 use crate::store::{
     Account, ChatId, ChatState, GroupEdit, GroupSummary, Groups, Identity, Index, Invitation,
-    JoinMode, JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke,
-    Role, SearchBy, SessionInfo, StoreError,
+    JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke, Role,
+    SearchBy, SessionInfo, StoreError,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -51,24 +53,6 @@ fn decode_accounts(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Account>> {
         .map(rows::account)
         .collect::<Result<_, _>>()
         .map_err(backend)
-}
-
-fn group_summary(row: &sqlx::sqlite::SqliteRow, with_role: bool) -> Result<GroupSummary> {
-    let get = || -> std::result::Result<GroupSummary, sqlx::Error> {
-        Ok(GroupSummary {
-            id: ChatId(row.try_get::<i64, _>("id")? as u64),
-            name: row.try_get("name")?,
-            avatar: row.try_get("avatar")?,
-            join_mode: JoinMode::from_code(row.try_get("join_mode")?),
-            member_count: row.try_get::<i64, _>("member_count")? as u64,
-            role: if with_role {
-                Some(Role::from_code(row.try_get("role")?))
-            } else {
-                None
-            },
-        })
-    };
-    get().map_err(backend)
 }
 
 /// Revoke sessions of `ocid` (all but `keep`) and drop their devices' marks, in `tx`.
@@ -280,16 +264,7 @@ impl Profiles for SqliteStore {
         .await
         .map_err(backend)?;
         rows.into_iter()
-            .map(|(hash, created_at, expires_at)| {
-                let token_hash: [u8; 32] = hash
-                    .try_into()
-                    .map_err(|_| StoreError::Backend("a session hash is not 32 bytes".into()))?;
-                Ok(SessionInfo {
-                    token_hash,
-                    created_at,
-                    expires_at,
-                })
-            })
+            .map(|(hash, created_at, expires_at)| rows::session_info(hash, created_at, expires_at))
             .collect()
     }
 
@@ -407,9 +382,6 @@ impl Profiles for SqliteStore {
     }
 }
 
-const GROUP_SUMMARY: &str = "c.id, c.name, c.avatar, c.join_mode,
-     (SELECT COUNT(*) FROM members x WHERE x.chat_id = c.id) AS member_count";
-
 #[async_trait]
 impl Groups for SqliteStore {
     async fn update_group(&self, chat: ChatId, edit: &GroupEdit) -> Result<bool> {
@@ -430,7 +402,14 @@ impl Groups for SqliteStore {
             binds.push(Bind::Int(mode.code()));
         }
         if sets.is_empty() {
-            return Ok(true);
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM chats WHERE id = ? AND kind = 1 AND disbanded_at IS NULL",
+            )
+            .bind(chat.sql())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+            return Ok(found.is_some());
         }
         binds.push(Bind::Int(chat.sql()));
         let sql = format!(
@@ -715,7 +694,7 @@ impl Groups for SqliteStore {
 
     async fn groups_of(&self, ocid: Ocid) -> Result<Vec<GroupSummary>> {
         let sql = format!(
-            "SELECT {GROUP_SUMMARY}, m.role FROM members m JOIN chats c ON c.id = m.chat_id
+            "SELECT {GROUP_SUMMARY_COLUMNS}, m.role FROM members m JOIN chats c ON c.id = m.chat_id
              WHERE m.ocid = ? AND c.kind = 1 ORDER BY c.id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -723,7 +702,9 @@ impl Groups for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter().map(|r| group_summary(r, true)).collect()
+        rows.iter()
+            .map(|r| rows::group_summary(r, true).map_err(backend))
+            .collect()
     }
 
     async fn find_groups(
@@ -733,7 +714,7 @@ impl Groups for SqliteStore {
         limit: u32,
     ) -> Result<Vec<GroupSummary>> {
         let sql = format!(
-            "SELECT {GROUP_SUMMARY} FROM chats c WHERE c.kind = 1 AND c.disbanded_at IS NULL
+            "SELECT {GROUP_SUMMARY_COLUMNS} FROM chats c WHERE c.kind = 1 AND c.disbanded_at IS NULL
              AND lower(c.name) >= lower(?1) AND lower(c.name) < lower(?1) || {PREFIX_END}
              AND c.id > ?2 ORDER BY c.id LIMIT ?3"
         );
@@ -744,7 +725,9 @@ impl Groups for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter().map(|r| group_summary(r, false)).collect()
+        rows.iter()
+            .map(|r| rows::group_summary(r, false).map_err(backend))
+            .collect()
     }
 }
 
@@ -757,7 +740,8 @@ impl ReadState for SqliteStore {
              MIN(?, (SELECT last_index FROM chats WHERE id = members.chat_id)))
              WHERE chat_id = ? AND ocid = ? RETURNING read_index",
         )
-        .bind(index.sql())
+        // An index past what SQL holds is past the last message all the same.
+        .bind(i64::try_from(index.0).unwrap_or(i64::MAX))
         .bind(chat.sql())
         .bind(ocid.sql())
         .fetch_optional(&self.pool)
