@@ -56,7 +56,7 @@ pub struct Account {
     pub created_at: i64,
     pub signature: String,
     pub description: String,
-    /// 0 unknown, 1 male, 2 female.
+    /// 0 unknown, 1 male, 2 female, 3 other.
     pub sex: u8,
     pub status_text: String,
     /// When the profile last changed (ms; 0 never).

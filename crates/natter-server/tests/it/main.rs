@@ -17,6 +17,7 @@ mod dialects;
 mod friends;
 mod offline;
 mod ourchat_clients;
+mod reads;
 mod restart;
 mod store;
 mod v0;
