@@ -12,7 +12,8 @@ pub mod sqlite;
 
 pub use social::{
     ChatState, GroupEdit, GroupSummary, Groups, Identity, Invitation, JoinMode, JoinRequest,
-    ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy, SessionInfo,
+    MAX_UNREAD, NewsCounts, ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy,
+    SessionInfo,
 };
 
 use async_trait::async_trait;

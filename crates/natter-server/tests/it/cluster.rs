@@ -222,7 +222,10 @@ async fn group_members_changed_on_one_node_are_seen_on_the_other() {
     let group = create_group_v1(&mut alice.client, &[bob.ocid]).await;
     alice
         .client
-        .request(&json!({"code": 152, "group_id": group, "join_mode": 0}), 153)
+        .request(
+            &json!({"code": 152, "group_id": group, "join_mode": 0}),
+            153,
+        )
         .await;
     // Both nodes cache the group's members: one message through each.
     let post = |msg: &str| json!({"code": 0, "sender": {"group_id": group}, "msg": msg});
@@ -237,7 +240,11 @@ async fn group_members_changed_on_one_node_are_seen_on_the_other() {
         .await;
     assert_eq!(r["state"], json!(0), "{r}");
     let joined = next_code(&mut dave_a.client, 0).await;
-    assert_eq!(joined["type"], json!(0), "the join's system message: {joined}");
+    assert_eq!(
+        joined["type"],
+        json!(0),
+        "the join's system message: {joined}"
+    );
     bob.client.send_json(&post("welcome")).await;
     next_code(&mut bob.client, 103).await;
     let m = next_code(&mut dave_a.client, 0).await;

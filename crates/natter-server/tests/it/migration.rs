@@ -42,35 +42,59 @@ async fn a_data_dir_of_the_previous_release_is_upgraded_in_place() {
 
     // History, private and group.
     let private = history_v1(&mut alice, json!({"private_id": b})).await;
-    assert_eq!(texts(&private), [json!("one"), json!("two"), json!("three")]);
+    assert_eq!(
+        texts(&private),
+        [json!("one"), json!("two"), json!("three")]
+    );
     assert_eq!(indexes(&private), [1, 2, 3]);
     let groups = alice.request(&json!({"code": 176}), 177).await;
     let group = &groups["groups"][0];
     assert_eq!(
-        (group["name"].clone(), group["role"].clone(), group["member_count"].clone()),
+        (
+            group["name"].clone(),
+            group["role"].clone(),
+            group["member_count"].clone()
+        ),
         (json!("old friends"), json!("owner"), json!(3)),
         "{groups}"
     );
     let id = group["group_id"].clone();
     let history = history_v1(&mut alice, json!({"group_id": id})).await;
-    assert_eq!(texts(&history), [json!("welcome"), json!("hello"), json!("hey")]);
+    assert_eq!(
+        texts(&history),
+        [json!("welcome"), json!("hello"), json!("hey")]
+    );
     let info = alice
         .request(&json!({"code": 150, "group_id": id}), 151)
         .await;
     assert_eq!(info["group"]["owner"], json!(a), "{info}");
     assert_eq!(info["group"]["members"], json!([a, b, c]));
     assert_eq!(info["group"]["admins"], json!([]));
-    assert_eq!(info["group"]["join_mode"], json!(1), "groups approve joins by default");
+    assert_eq!(
+        info["group"]["join_mode"],
+        json!(1),
+        "groups approve joins by default"
+    );
 
     // What is new works on what was there: read state, a profile, roles, a username login.
     let list = alice.request(&json!({"code": 186}), 187).await;
-    assert_eq!(list["unread"], json!(3), "two in the group, one in private: {list}");
+    assert_eq!(
+        list["unread"],
+        json!(3),
+        "two in the group, one in private: {list}"
+    );
     let r = alice
-        .request(&json!({"code": 124, "username": "alice", "signature": "back"}), 125)
+        .request(
+            &json!({"code": 124, "username": "alice", "signature": "back"}),
+            125,
+        )
         .await;
     assert_eq!(r["profile"]["username"], json!("alice"), "{r}");
     alice
-        .request(&json!({"code": 170, "group_id": id, "ocid": b, "admin": true}), 171)
+        .request(
+            &json!({"code": 170, "group_id": id, "ocid": b, "admin": true}),
+            171,
+        )
         .await;
     alice
         .request(&json!({"code": 168, "group_id": id, "ocid": c}), 169)
@@ -88,7 +112,10 @@ async fn a_data_dir_of_the_previous_release_is_upgraded_in_place() {
         .request(&json!({"code": 150, "group_id": id}), 151)
         .await;
     assert_eq!(
-        (info["group"]["members"].clone(), info["group"]["admins"].clone()),
+        (
+            info["group"]["members"].clone(),
+            info["group"]["admins"].clone()
+        ),
         (json!([a, b]), json!([b])),
         "{info}"
     );

@@ -55,20 +55,32 @@ async fn read_receipts_reach_the_readers_devices_and_the_private_peer() {
         )
         .await;
     assert_eq!(
-        (r["private_id"].clone(), r["index"].clone(), r["request_id"].clone()),
+        (
+            r["private_id"].clone(),
+            r["index"].clone(),
+            r["request_id"].clone()
+        ),
         (json!(bob.ocid), json!(2), json!("r")),
         "{r}"
     );
     // Alice's other device names the chat by Bob; Bob names it by Alice.
     let push = alice2.expect_code(188).await;
     assert_eq!(
-        (push["private_id"].clone(), push["ocid"].clone(), push["index"].clone()),
+        (
+            push["private_id"].clone(),
+            push["ocid"].clone(),
+            push["index"].clone()
+        ),
         (json!(bob.ocid), json!(alice.ocid), json!(2)),
         "{push}"
     );
     let push = bob.client.expect_code(188).await;
     assert_eq!(
-        (push["private_id"].clone(), push["ocid"].clone(), push["index"].clone()),
+        (
+            push["private_id"].clone(),
+            push["ocid"].clone(),
+            push["index"].clone()
+        ),
         (json!(alice.ocid), json!(alice.ocid), json!(2)),
         "{push}"
     );
@@ -79,12 +91,18 @@ async fn read_receipts_reach_the_readers_devices_and_the_private_peer() {
     drop(bob);
     let r = alice
         .client
-        .request(&json!({"code": 184, "private_id": bob_ocid, "index": 1}), 185)
+        .request(
+            &json!({"code": 184, "private_id": bob_ocid, "index": 1}),
+            185,
+        )
         .await;
     assert_eq!(r["index"], json!(2), "{r}");
     let r = alice
         .client
-        .request(&json!({"code": 184, "private_id": bob_ocid, "index": 99}), 185)
+        .request(
+            &json!({"code": 184, "private_id": bob_ocid, "index": 99}),
+            185,
+        )
         .await;
     assert_eq!(r["index"], json!(3), "{r}");
 
@@ -179,7 +197,10 @@ async fn messages_keep_their_type() {
         )
         .await;
     let m = bob.client.expect_code(0).await;
-    assert_eq!((m["msg"].clone(), m["type"].clone()), (json!("a topic"), json!(3)));
+    assert_eq!(
+        (m["msg"].clone(), m["type"].clone()),
+        (json!("a topic"), json!(3))
+    );
     send_v1(&mut alice.client, to_bob.clone(), "plain").await;
     let m = bob.client.expect_code(0).await;
     assert!(m.get("type").is_none(), "a normal message has no type: {m}");
