@@ -161,7 +161,7 @@ impl Domain {
             let now = now_ms();
             let stored = crate::bus::keep_notice(&notice, now);
             for ocid in &to {
-                if !self.presence.is_online(*ocid)
+                if !self.presence.has_connection(*ocid)
                     && let Err(e) = self.store.keep_notice(*ocid, &stored, now).await
                 {
                     internal("notice not kept", &e);
