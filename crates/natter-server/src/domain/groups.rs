@@ -660,12 +660,13 @@ impl Domain {
     }
 
     /// Groups whose name starts with `query` (case-insensitive), at most `limit` (capped at
-    /// [`MAX_FOUND`]) with an id above `after`.
+    /// [`MAX_FOUND`]) with an id above `after`, each with `me`'s role in it.
     ///
     /// # Errors
     /// `Invalid` (empty or long query), `Internal`.
     pub async fn find_groups(
         &self,
+        me: Ocid,
         query: &str,
         after: ChatId,
         limit: u32,
@@ -677,10 +678,20 @@ impl Domain {
             }
             .into());
         }
-        self.store
+        let mut found = self
+            .store
             .find_groups(query, after, limit.clamp(1, MAX_FOUND))
             .await
-            .map_err(|e| internal("group search failed", &e))
+            .map_err(|e| internal("group search failed", &e))?;
+        // The search knows no asker: its roles come from the asker's own groups.
+        let mine = self.my_groups(me).await?;
+        for group in &mut found {
+            group.role = mine
+                .binary_search_by_key(&group.id, |g| g.id)
+                .ok()
+                .and_then(|i| mine[i].role);
+        }
+        Ok(found)
     }
 
     /// The pending join requests of every group `me` owns or administers, oldest first.

@@ -378,7 +378,7 @@ impl V1 {
                 after,
                 limit,
             } => {
-                let found = d.find_groups(&query, ChatId(after), limit).await?;
+                let found = d.find_groups(me, &query, ChatId(after), limit).await?;
                 let more = found.len() as u32 >= limit;
                 let groups: Vec<Value> = found.iter().map(summary_value).collect();
                 json!({"groups": groups, "more": more})
