@@ -121,14 +121,14 @@ impl Domain {
     }
 
     /// Write a system message into a group's history: `text` for people, `event` (JSON) for
-    /// programs. Returns once it is durable.
+    /// programs. Returns once it is durable. It goes to every connection of every member, the
+    /// one that asked for the change included: unlike a send, it was never acked there.
     async fn announce(
         &self,
         chat: Arc<ChatInfo>,
         actor: Ocid,
         text: String,
         event: serde_json::Value,
-        origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         let new = NewMessage {
             chat: chat.id,
@@ -147,7 +147,7 @@ impl Domain {
             client_id: None,
             created_at: now_ms(),
         };
-        let receipt = self.queue_message(chat, new, origin).await?;
+        let receipt = self.queue_message(chat, new, None).await?;
         receipt
             .await
             .map(|_| ())
@@ -192,7 +192,6 @@ impl Domain {
         me: Ocid,
         id: ChatId,
         edit: &GroupEdit,
-        origin: Option<Origin>,
     ) -> Result<Chat, DomainError> {
         let edit = checked_edit(edit)?;
         let before = self.live_group(id).await?;
@@ -208,7 +207,6 @@ impl Domain {
                 me,
                 format!("{who} renamed the group to \"{name}\""),
                 json!({"event": "renamed", "by": me, "name": name}),
-                origin,
             )
             .await?;
         }
@@ -217,13 +215,7 @@ impl Domain {
 
     /// Add `ocid` to a group and announce it; `by` is who let it in (an admin answering a
     /// request, or the inviter), if anyone.
-    async fn admit(
-        &self,
-        chat: &Chat,
-        ocid: Ocid,
-        by: Option<Ocid>,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    async fn admit(&self, chat: &Chat, ocid: Ocid, by: Option<Ocid>) -> Result<(), DomainError> {
         let max = self.limits.max_group_members;
         if chat.members.len() >= max {
             return Err(Invalid::GroupSize { max }.into());
@@ -244,7 +236,6 @@ impl Domain {
             ocid,
             format!("{who} joined"),
             json!({"event": "joined", "ocid": ocid, "by": by}),
-            origin,
         )
         .await
     }
@@ -275,7 +266,7 @@ impl Domain {
                 .iter()
                 .any(|i| i.chat == id);
         if chat.join_mode == JoinMode::Open || invited {
-            self.admit(&chat, me, None, origin).await?;
+            self.admit(&chat, me, None).await?;
             return Ok(Joined::Member);
         }
         self.store
@@ -321,7 +312,7 @@ impl Domain {
             return Err(DomainError::NoSuchJoinRequest { chat: id, ocid });
         }
         if accept {
-            match self.admit(&chat, ocid, Some(me), origin).await {
+            match self.admit(&chat, ocid, Some(me)).await {
                 Ok(()) | Err(DomainError::AlreadyMember(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -409,7 +400,6 @@ impl Domain {
         me: Ocid,
         id: ChatId,
         accept: bool,
-        origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         let invitation = self
             .store
@@ -429,7 +419,7 @@ impl Domain {
             .await
             .map_err(|e| internal("invitation delete failed", &e))?;
         match chat {
-            Some(chat) => self.admit(&chat, me, Some(invitation.by), origin).await,
+            Some(chat) => self.admit(&chat, me, Some(invitation.by)).await,
             None => Ok(()),
         }
     }
@@ -446,13 +436,7 @@ impl Domain {
     }
 
     /// Remove a member and announce it: `by` is `None` when it leaves on its own.
-    async fn dismiss(
-        &self,
-        chat: &Chat,
-        ocid: Ocid,
-        by: Option<Ocid>,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    async fn dismiss(&self, chat: &Chat, ocid: Ocid, by: Option<Ocid>) -> Result<(), DomainError> {
         let before = self.chat(chat.id).await?;
         let removed = self
             .store
@@ -475,25 +459,19 @@ impl Domain {
             ),
         };
         // Announced to the members as they were, the one leaving included.
-        self.announce(before, by.unwrap_or(ocid), text, event, origin)
-            .await
+        self.announce(before, by.unwrap_or(ocid), text, event).await
     }
 
     /// Leave a group (its owner must hand it over or disband it instead).
     ///
     /// # Errors
     /// `NoSuchGroup`, `NotAMember`, `OwnerCannotLeave`, `Internal`.
-    pub async fn leave_group(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn leave_group(&self, me: Ocid, id: ChatId) -> Result<(), DomainError> {
         let chat = self.live_group(id).await?;
         if need(&chat, me, Role::Member)? == Role::Owner {
             return Err(DomainError::OwnerCannotLeave(id));
         }
-        self.dismiss(&chat, me, None, origin).await
+        self.dismiss(&chat, me, None).await
     }
 
     /// Remove `ocid` from a group: admins remove members, the owner anyone. The removed account
@@ -502,13 +480,7 @@ impl Domain {
     /// # Errors
     /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
     /// `Internal`.
-    pub async fn kick(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        ocid: Ocid,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn kick(&self, me: Ocid, id: ChatId, ocid: Ocid) -> Result<(), DomainError> {
         if me == ocid {
             return Err(Invalid::OwnAccount.into());
         }
@@ -521,7 +493,7 @@ impl Domain {
                 need: Role::Owner,
             });
         }
-        self.dismiss(&chat, ocid, Some(me), origin).await?;
+        self.dismiss(&chat, ocid, Some(me)).await?;
         let notice = Notice::Removed {
             chat: id,
             by: me,
@@ -542,7 +514,6 @@ impl Domain {
         id: ChatId,
         ocid: Ocid,
         admin: bool,
-        origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         if me == ocid {
             return Err(Invalid::OwnAccount.into());
@@ -569,7 +540,6 @@ impl Domain {
             me,
             text,
             json!({"event": event, "ocid": ocid, "by": me}),
-            origin,
         )
         .await
     }
@@ -579,13 +549,7 @@ impl Domain {
     /// # Errors
     /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
     /// `Internal`.
-    pub async fn transfer_group(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        to: Ocid,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn transfer_group(&self, me: Ocid, id: ChatId, to: Ocid) -> Result<(), DomainError> {
         if me == to {
             return Err(Invalid::OwnAccount.into());
         }
@@ -605,7 +569,6 @@ impl Domain {
             me,
             format!("{me_name} handed the group to {who}"),
             json!({"event": "transferred", "ocid": to, "by": me}),
-            origin,
         )
         .await
     }
@@ -615,12 +578,7 @@ impl Domain {
     ///
     /// # Errors
     /// `NoSuchGroup`, `NotAMember`, `Forbidden`, `Internal`.
-    pub async fn disband(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn disband(&self, me: Ocid, id: ChatId) -> Result<(), DomainError> {
         let chat = self.live_group(id).await?;
         need(&chat, me, Role::Owner)?;
         let who = self.name_of(me).await;
@@ -629,7 +587,6 @@ impl Domain {
             me,
             format!("{who} disbanded the group"),
             json!({"event": "disbanded", "by": me}),
-            origin,
         )
         .await?;
         self.store
