@@ -478,7 +478,7 @@ impl Domain {
     /// is told (now, or at its next login).
     ///
     /// # Errors
-    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
+    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember`, `NoSuchMember`, `Forbidden`,
     /// `Internal`.
     pub async fn kick(&self, me: Ocid, id: ChatId, ocid: Ocid) -> Result<(), DomainError> {
         if me == ocid {
@@ -486,7 +486,7 @@ impl Domain {
         }
         let chat = self.live_group(id).await?;
         let mine = need(&chat, me, Role::Admin)?;
-        let theirs = role_of(&chat, ocid).ok_or(DomainError::NotAMember(id))?;
+        let theirs = role_of(&chat, ocid).ok_or(DomainError::NoSuchMember { chat: id, ocid })?;
         if theirs >= mine {
             return Err(DomainError::Forbidden {
                 chat: id,
@@ -506,7 +506,7 @@ impl Domain {
     /// Make a member an admin, or an admin a member again (the owner).
     ///
     /// # Errors
-    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
+    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember`, `NoSuchMember`, `Forbidden`,
     /// `Internal`.
     pub async fn set_admin(
         &self,
@@ -520,7 +520,7 @@ impl Domain {
         }
         let chat = self.live_group(id).await?;
         need(&chat, me, Role::Owner)?;
-        let now = role_of(&chat, ocid).ok_or(DomainError::NotAMember(id))?;
+        let now = role_of(&chat, ocid).ok_or(DomainError::NoSuchMember { chat: id, ocid })?;
         let role = if admin { Role::Admin } else { Role::Member };
         if now == role {
             return Ok(());
@@ -547,7 +547,7 @@ impl Domain {
     /// Hand a group to another member (the owner, who becomes an admin).
     ///
     /// # Errors
-    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
+    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember`, `NoSuchMember`, `Forbidden`,
     /// `Internal`.
     pub async fn transfer_group(&self, me: Ocid, id: ChatId, to: Ocid) -> Result<(), DomainError> {
         if me == to {
@@ -561,7 +561,7 @@ impl Domain {
             .await
             .map_err(|e| internal("group transfer failed", &e))?;
         if !moved {
-            return Err(DomainError::NotAMember(id));
+            return Err(DomainError::NoSuchMember { chat: id, ocid: to });
         }
         let (me_name, who) = (self.name_of(me).await, self.name_of(to).await);
         self.announce(

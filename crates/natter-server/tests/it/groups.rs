@@ -974,20 +974,22 @@ async fn a_kicked_member_is_told_now_or_at_login_and_is_out_of_the_group() {
         1003,
     )
     .await;
-    refused(
+    let m = refused(
         &mut bob.client,
         json!({"code": 168, "group_id": g, "ocid": carol.ocid}),
         "not_a_member",
         4002,
     )
     .await;
-    refused(
+    assert_eq!(m, format!("{} is not a member of group {g}", carol.ocid));
+    let m = refused(
         &mut carol.client,
         json!({"code": 168, "group_id": g, "ocid": dave.ocid}),
         "not_a_member",
         4002,
     )
     .await;
+    assert_eq!(m, format!("you are not a member of chat {g}"));
     alice
         .client
         .request(&json!({"code": 168, "group_id": g, "ocid": bob.ocid}), 169)
@@ -1109,13 +1111,14 @@ async fn the_owner_promotes_and_demotes_admins() {
         1003,
     )
     .await;
-    refused(
+    let m = refused(
         &mut alice.client,
         json!({"code": 170, "group_id": g, "ocid": dave.ocid, "admin": true}),
         "not_a_member",
         4002,
     )
     .await;
+    assert_eq!(m, format!("{} is not a member of group {g}", dave.ocid));
     refused(
         &mut dave.client,
         json!({"code": 170, "group_id": g, "ocid": bob.ocid, "admin": true}),
@@ -1148,13 +1151,14 @@ async fn the_owner_hands_the_group_over_and_stays_an_admin() {
         4007,
     )
     .await;
-    refused(
+    let m = refused(
         &mut alice.client,
         json!({"code": 172, "group_id": g, "ocid": dave.ocid}),
         "not_a_member",
         4002,
     )
     .await;
+    assert_eq!(m, format!("{} is not a member of group {g}", dave.ocid));
     refused(
         &mut alice.client,
         json!({"code": 172, "group_id": g, "ocid": alice.ocid}),
