@@ -213,13 +213,20 @@ impl Domain {
         self.live_group(id).await
     }
 
-    /// Add `ocid` to a group and announce it; `by` is who let it in (an admin answering a
-    /// request, or the inviter), if anyone.
-    async fn admit(&self, chat: &Chat, ocid: Ocid, by: Option<Ocid>) -> Result<(), DomainError> {
+    /// A group full already refuses a new member (checked before a request or an invitation
+    /// that would let one in is used up).
+    fn has_room(&self, chat: &Chat) -> Result<(), DomainError> {
         let max = self.limits.max_group_members;
         if chat.members.len() >= max {
             return Err(Invalid::GroupSize { max }.into());
         }
+        Ok(())
+    }
+
+    /// Add `ocid` to a group and announce it; `by` is who let it in (an admin answering a
+    /// request, or the inviter), if anyone.
+    async fn admit(&self, chat: &Chat, ocid: Ocid, by: Option<Ocid>) -> Result<(), DomainError> {
+        self.has_room(chat)?;
         let added = self
             .store
             .add_member(chat.id, ocid, Role::Member, now_ms())
@@ -303,6 +310,9 @@ impl Domain {
     ) -> Result<(), DomainError> {
         let chat = self.live_group(id).await?;
         need(&chat, me, Role::Admin)?;
+        if accept {
+            self.has_room(&chat)?;
+        }
         let taken = self
             .store
             .take_join_request(id, ocid)
@@ -410,7 +420,9 @@ impl Domain {
             .find(|i| i.chat == id)
             .ok_or(DomainError::NoSuchInvitation(id))?;
         let chat = if accept {
-            Some(self.live_group(id).await?)
+            let chat = self.live_group(id).await?;
+            self.has_room(&chat)?;
+            Some(chat)
         } else {
             None
         };

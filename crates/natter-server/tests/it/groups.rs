@@ -1891,3 +1891,70 @@ async fn every_group_operation_as_every_kind_of_caller() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[tokio::test]
+async fn a_full_group_keeps_the_request_or_invitation_it_cannot_accept() {
+    let server = TestServer::start_with(|c| c.limits.max_group_members = 2).await;
+    let mut alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    let mut carol = user_v1(&server, "carol@example.com", "Carol", "pw-c").await;
+    let mut dave = user_v1(&server, "dave@example.com", "Dave", "pw-d").await;
+    let g = create_named(&mut alice.client, &[bob.ocid], "Pair").await;
+
+    carol
+        .client
+        .request(&json!({"code": 154, "group_id": g}), 155)
+        .await;
+    alice.client.expect_code(180).await;
+    let full = "a group may have at most 2 members";
+    let m = refused(
+        &mut alice.client,
+        json!({"code": 156, "group_id": g, "ocid": carol.ocid, "accept": true}),
+        "invalid_field",
+        1003,
+    )
+    .await;
+    assert_eq!(m, full);
+    carol.client.expect_silence(100).await;
+    let r = alice
+        .client
+        .request(&json!({"code": 158, "group_id": g}), 159)
+        .await;
+    assert_eq!(r["requests"][0]["ocid"], json!(carol.ocid), "{r}");
+
+    alice
+        .client
+        .request(&json!({"code": 160, "group_id": g, "ocid": dave.ocid}), 161)
+        .await;
+    dave.client.expect_code(182).await;
+    let m = refused(
+        &mut dave.client,
+        json!({"code": 162, "group_id": g, "accept": true}),
+        "invalid_field",
+        1003,
+    )
+    .await;
+    assert_eq!(m, full);
+    let r = dave.client.request(&json!({"code": 164}), 165).await;
+    assert_eq!(r["invitations"][0]["group_id"], json!(g), "{r}");
+
+    // Once there is room, both still work.
+    bob.client
+        .request(&json!({"code": 166, "group_id": g}), 167)
+        .await;
+    for c in [&mut alice.client, &mut bob.client] {
+        expect_system(c, g, bob.ocid, "Bob left").await;
+    }
+    alice
+        .client
+        .request(
+            &json!({"code": 156, "group_id": g, "ocid": carol.ocid, "accept": true}),
+            157,
+        )
+        .await;
+    let [joined, _] = <[Value; 2]>::try_from(expect_codes(&mut carol.client, &[0, 181]).await)
+        .expect("two frames");
+    assert_system(&joined, g, carol.ocid, "Carol joined");
+    expect_system(&mut alice.client, g, carol.ocid, "Carol joined").await;
+    assert_eq!(info(&mut alice.client, g).await["member_count"], json!(2));
+}
