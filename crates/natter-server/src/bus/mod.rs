@@ -75,7 +75,7 @@ pub trait Chats: Send + Sync + 'static {
 /// Whether an account has a connection on any node: the hub's view of the cluster, which the
 /// domain asks before keeping a notice for an account's next login.
 pub trait Presence: Send + Sync + 'static {
-    fn is_online(&self, ocid: Ocid) -> bool;
+    fn has_connection(&self, ocid: Ocid) -> bool;
 }
 
 /// The in-process bus of a single node: publishing is this node's fan-out.

@@ -18,7 +18,7 @@ use crate::domain::{DomainError, Login};
 use crate::event::{ChatInfo, view};
 use crate::hub::Outgoing;
 use crate::ids::IdMap;
-use crate::store::{Device, Message};
+use crate::store::{Device, Message, kind};
 use bytes::Bytes;
 use natter_proto::{ChatId, Index, Ocid};
 use std::collections::HashMap;
@@ -151,7 +151,7 @@ impl<D: Dialect> Conn<D> {
     /// account's furthest device got: the store copies them when it opens the session), or
     /// after the index the client says it holds (`since`, per chat) when that is higher. A chat
     /// the device has no mark in (joined since) is read from where the account joined it.
-    /// Returns the missed messages, oldest first, the account's own left out.
+    /// Returns the missed messages, oldest first, the account's own sends left out.
     ///
     /// # Errors
     /// `Internal` when the store fails (the connection is then left logged out).
@@ -248,7 +248,9 @@ impl<D: Dialect> Conn<D> {
         for (msg, _) in &missed {
             self.feed.delivered(msg.chat, msg.index);
         }
-        missed.retain(|(msg, _)| msg.sender != ocid);
+        // A system message (a join, a rename...) is no send of the account's, even when the
+        // account made the change.
+        missed.retain(|(msg, _)| msg.sender != ocid || msg.kind == kind::SYSTEM);
         Ok(missed)
     }
 

@@ -125,7 +125,7 @@ pub struct Authenticated {
     pub ocid: Ocid,
     /// The new session token (password logins only).
     pub token: Option<String>,
-    /// What the device missed, oldest first (the account's own messages left out).
+    /// What the device missed, oldest first (the account's own sends left out).
     pub missed: Vec<Missed>,
 }
 

@@ -106,13 +106,16 @@ pub enum DomainError {
     NoSuchGroup(ChatId),
     #[error("not a member of chat {0}")]
     NotAMember(ChatId),
+    /// The account a group operation names (not the caller) is not a member.
+    #[error("{ocid} is not a member of chat {chat}")]
+    NoSuchMember { chat: ChatId, ocid: Ocid },
     /// No friend request from this account waits for an answer.
     #[error("no friend request from {0}")]
     NoSuchRequest(Ocid),
     #[error("not friends with {0}")]
     NotFriends(Ocid),
-    /// The operation needs a role in the group the caller does not have (`Member`: an admin
-    /// may not act on another admin or the owner).
+    /// The operation needs a role in the group the caller does not have (`Owner`, too, for an
+    /// admin acting on another admin or on the owner).
     #[error("only the group's {need:?} may do this")]
     Forbidden { chat: ChatId, need: Role },
     #[error("already a member of chat {0}")]

@@ -121,14 +121,14 @@ impl Domain {
     }
 
     /// Write a system message into a group's history: `text` for people, `event` (JSON) for
-    /// programs. Returns once it is durable.
+    /// programs. Returns once it is durable. It goes to every connection of every member, the
+    /// one that asked for the change included: unlike a send, it was never acked there.
     async fn announce(
         &self,
         chat: Arc<ChatInfo>,
         actor: Ocid,
         text: String,
         event: serde_json::Value,
-        origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         let new = NewMessage {
             chat: chat.id,
@@ -147,7 +147,7 @@ impl Domain {
             client_id: None,
             created_at: now_ms(),
         };
-        let receipt = self.queue_message(chat, new, origin).await?;
+        let receipt = self.queue_message(chat, new, None).await?;
         receipt
             .await
             .map(|_| ())
@@ -161,7 +161,7 @@ impl Domain {
             let now = now_ms();
             let stored = crate::bus::keep_notice(&notice, now);
             for ocid in &to {
-                if !self.presence.is_online(*ocid)
+                if !self.presence.has_connection(*ocid)
                     && let Err(e) = self.store.keep_notice(*ocid, &stored, now).await
                 {
                     internal("notice not kept", &e);
@@ -192,7 +192,6 @@ impl Domain {
         me: Ocid,
         id: ChatId,
         edit: &GroupEdit,
-        origin: Option<Origin>,
     ) -> Result<Chat, DomainError> {
         let edit = checked_edit(edit)?;
         let before = self.live_group(id).await?;
@@ -208,26 +207,26 @@ impl Domain {
                 me,
                 format!("{who} renamed the group to \"{name}\""),
                 json!({"event": "renamed", "by": me, "name": name}),
-                origin,
             )
             .await?;
         }
         self.live_group(id).await
     }
 
-    /// Add `ocid` to a group and announce it; `by` is who let it in (an admin answering a
-    /// request, or the inviter), if anyone.
-    async fn admit(
-        &self,
-        chat: &Chat,
-        ocid: Ocid,
-        by: Option<Ocid>,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    /// A group full already refuses a new member (checked before a request or an invitation
+    /// that would let one in is used up).
+    fn has_room(&self, chat: &Chat) -> Result<(), DomainError> {
         let max = self.limits.max_group_members;
         if chat.members.len() >= max {
             return Err(Invalid::GroupSize { max }.into());
         }
+        Ok(())
+    }
+
+    /// Add `ocid` to a group and announce it; `by` is who let it in (an admin answering a
+    /// request, or the inviter), if anyone.
+    async fn admit(&self, chat: &Chat, ocid: Ocid, by: Option<Ocid>) -> Result<(), DomainError> {
+        self.has_room(chat)?;
         let added = self
             .store
             .add_member(chat.id, ocid, Role::Member, now_ms())
@@ -244,7 +243,6 @@ impl Domain {
             ocid,
             format!("{who} joined"),
             json!({"event": "joined", "ocid": ocid, "by": by}),
-            origin,
         )
         .await
     }
@@ -275,7 +273,7 @@ impl Domain {
                 .iter()
                 .any(|i| i.chat == id);
         if chat.join_mode == JoinMode::Open || invited {
-            self.admit(&chat, me, None, origin).await?;
+            self.admit(&chat, me, None).await?;
             return Ok(Joined::Member);
         }
         self.store
@@ -312,6 +310,9 @@ impl Domain {
     ) -> Result<(), DomainError> {
         let chat = self.live_group(id).await?;
         need(&chat, me, Role::Admin)?;
+        if accept {
+            self.has_room(&chat)?;
+        }
         let taken = self
             .store
             .take_join_request(id, ocid)
@@ -321,7 +322,7 @@ impl Domain {
             return Err(DomainError::NoSuchJoinRequest { chat: id, ocid });
         }
         if accept {
-            match self.admit(&chat, ocid, Some(me), origin).await {
+            match self.admit(&chat, ocid, Some(me)).await {
                 Ok(()) | Err(DomainError::AlreadyMember(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -409,7 +410,6 @@ impl Domain {
         me: Ocid,
         id: ChatId,
         accept: bool,
-        origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         let invitation = self
             .store
@@ -420,7 +420,9 @@ impl Domain {
             .find(|i| i.chat == id)
             .ok_or(DomainError::NoSuchInvitation(id))?;
         let chat = if accept {
-            Some(self.live_group(id).await?)
+            let chat = self.live_group(id).await?;
+            self.has_room(&chat)?;
+            Some(chat)
         } else {
             None
         };
@@ -429,7 +431,7 @@ impl Domain {
             .await
             .map_err(|e| internal("invitation delete failed", &e))?;
         match chat {
-            Some(chat) => self.admit(&chat, me, Some(invitation.by), origin).await,
+            Some(chat) => self.admit(&chat, me, Some(invitation.by)).await,
             None => Ok(()),
         }
     }
@@ -446,13 +448,7 @@ impl Domain {
     }
 
     /// Remove a member and announce it: `by` is `None` when it leaves on its own.
-    async fn dismiss(
-        &self,
-        chat: &Chat,
-        ocid: Ocid,
-        by: Option<Ocid>,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    async fn dismiss(&self, chat: &Chat, ocid: Ocid, by: Option<Ocid>) -> Result<(), DomainError> {
         let before = self.chat(chat.id).await?;
         let removed = self
             .store
@@ -475,53 +471,41 @@ impl Domain {
             ),
         };
         // Announced to the members as they were, the one leaving included.
-        self.announce(before, by.unwrap_or(ocid), text, event, origin)
-            .await
+        self.announce(before, by.unwrap_or(ocid), text, event).await
     }
 
     /// Leave a group (its owner must hand it over or disband it instead).
     ///
     /// # Errors
     /// `NoSuchGroup`, `NotAMember`, `OwnerCannotLeave`, `Internal`.
-    pub async fn leave_group(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn leave_group(&self, me: Ocid, id: ChatId) -> Result<(), DomainError> {
         let chat = self.live_group(id).await?;
         if need(&chat, me, Role::Member)? == Role::Owner {
             return Err(DomainError::OwnerCannotLeave(id));
         }
-        self.dismiss(&chat, me, None, origin).await
+        self.dismiss(&chat, me, None).await
     }
 
     /// Remove `ocid` from a group: admins remove members, the owner anyone. The removed account
     /// is told (now, or at its next login).
     ///
     /// # Errors
-    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
+    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember`, `NoSuchMember`, `Forbidden`,
     /// `Internal`.
-    pub async fn kick(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        ocid: Ocid,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn kick(&self, me: Ocid, id: ChatId, ocid: Ocid) -> Result<(), DomainError> {
         if me == ocid {
             return Err(Invalid::OwnAccount.into());
         }
         let chat = self.live_group(id).await?;
         let mine = need(&chat, me, Role::Admin)?;
-        let theirs = role_of(&chat, ocid).ok_or(DomainError::NotAMember(id))?;
+        let theirs = role_of(&chat, ocid).ok_or(DomainError::NoSuchMember { chat: id, ocid })?;
         if theirs >= mine {
             return Err(DomainError::Forbidden {
                 chat: id,
                 need: Role::Owner,
             });
         }
-        self.dismiss(&chat, ocid, Some(me), origin).await?;
+        self.dismiss(&chat, ocid, Some(me)).await?;
         let notice = Notice::Removed {
             chat: id,
             by: me,
@@ -534,7 +518,7 @@ impl Domain {
     /// Make a member an admin, or an admin a member again (the owner).
     ///
     /// # Errors
-    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
+    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember`, `NoSuchMember`, `Forbidden`,
     /// `Internal`.
     pub async fn set_admin(
         &self,
@@ -542,14 +526,13 @@ impl Domain {
         id: ChatId,
         ocid: Ocid,
         admin: bool,
-        origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         if me == ocid {
             return Err(Invalid::OwnAccount.into());
         }
         let chat = self.live_group(id).await?;
         need(&chat, me, Role::Owner)?;
-        let now = role_of(&chat, ocid).ok_or(DomainError::NotAMember(id))?;
+        let now = role_of(&chat, ocid).ok_or(DomainError::NoSuchMember { chat: id, ocid })?;
         let role = if admin { Role::Admin } else { Role::Member };
         if now == role {
             return Ok(());
@@ -569,7 +552,6 @@ impl Domain {
             me,
             text,
             json!({"event": event, "ocid": ocid, "by": me}),
-            origin,
         )
         .await
     }
@@ -577,15 +559,9 @@ impl Domain {
     /// Hand a group to another member (the owner, who becomes an admin).
     ///
     /// # Errors
-    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember` (either side), `Forbidden`,
+    /// `Invalid` (own account), `NoSuchGroup`, `NotAMember`, `NoSuchMember`, `Forbidden`,
     /// `Internal`.
-    pub async fn transfer_group(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        to: Ocid,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn transfer_group(&self, me: Ocid, id: ChatId, to: Ocid) -> Result<(), DomainError> {
         if me == to {
             return Err(Invalid::OwnAccount.into());
         }
@@ -597,7 +573,7 @@ impl Domain {
             .await
             .map_err(|e| internal("group transfer failed", &e))?;
         if !moved {
-            return Err(DomainError::NotAMember(id));
+            return Err(DomainError::NoSuchMember { chat: id, ocid: to });
         }
         let (me_name, who) = (self.name_of(me).await, self.name_of(to).await);
         self.announce(
@@ -605,7 +581,6 @@ impl Domain {
             me,
             format!("{me_name} handed the group to {who}"),
             json!({"event": "transferred", "ocid": to, "by": me}),
-            origin,
         )
         .await
     }
@@ -615,12 +590,7 @@ impl Domain {
     ///
     /// # Errors
     /// `NoSuchGroup`, `NotAMember`, `Forbidden`, `Internal`.
-    pub async fn disband(
-        &self,
-        me: Ocid,
-        id: ChatId,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn disband(&self, me: Ocid, id: ChatId) -> Result<(), DomainError> {
         let chat = self.live_group(id).await?;
         need(&chat, me, Role::Owner)?;
         let who = self.name_of(me).await;
@@ -629,7 +599,6 @@ impl Domain {
             me,
             format!("{who} disbanded the group"),
             json!({"event": "disbanded", "by": me}),
-            origin,
         )
         .await?;
         self.store
@@ -660,12 +629,13 @@ impl Domain {
     }
 
     /// Groups whose name starts with `query` (case-insensitive), at most `limit` (capped at
-    /// [`MAX_FOUND`]) with an id above `after`.
+    /// [`MAX_FOUND`]) with an id above `after`, each with `me`'s role in it.
     ///
     /// # Errors
     /// `Invalid` (empty or long query), `Internal`.
     pub async fn find_groups(
         &self,
+        me: Ocid,
         query: &str,
         after: ChatId,
         limit: u32,
@@ -677,10 +647,20 @@ impl Domain {
             }
             .into());
         }
-        self.store
+        let mut found = self
+            .store
             .find_groups(query, after, limit.clamp(1, MAX_FOUND))
             .await
-            .map_err(|e| internal("group search failed", &e))
+            .map_err(|e| internal("group search failed", &e))?;
+        // The search knows no asker: its roles come from the asker's own groups.
+        let mine = self.my_groups(me).await?;
+        for group in &mut found {
+            group.role = mine
+                .binary_search_by_key(&group.id, |g| g.id)
+                .ok()
+                .and_then(|i| mine[i].role);
+        }
+        Ok(found)
     }
 
     /// The pending join requests of every group `me` owns or administers, oldest first.

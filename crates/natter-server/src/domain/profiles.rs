@@ -529,14 +529,14 @@ impl Domain {
                     .copied()
                     .or_else(|| group.members.iter().copied().find(|m| *m != me));
                 match heir {
-                    Some(heir) => self.transfer_group(me, g.id, heir, origin).await?,
+                    Some(heir) => self.transfer_group(me, g.id, heir).await?,
                     None => {
-                        self.disband(me, g.id, origin).await?;
+                        self.disband(me, g.id).await?;
                         continue;
                     }
                 }
             }
-            self.leave_group(me, g.id, origin).await?;
+            self.leave_group(me, g.id).await?;
         }
         let friends = self.friend_ids(me).await?;
         self.store

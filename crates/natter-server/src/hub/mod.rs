@@ -233,7 +233,8 @@ impl Hub {
         }
     }
 
-    /// Whether `ocid` has a connection on any node (as far as this node has heard).
+    /// Whether `ocid` is online on any node (as far as this node has heard), within its grace
+    /// included.
     pub fn is_online(&self, ocid: Ocid) -> bool {
         self.presence().online.contains_key(&ocid)
     }
@@ -293,8 +294,20 @@ impl Hub {
 }
 
 impl crate::bus::Presence for Hub {
-    fn is_online(&self, ocid: Ocid) -> bool {
-        Hub::is_online(self, ocid)
+    /// A connection here, or an account online on another node. An account whose last
+    /// connection here left within the grace still counts as online for its friends, but has
+    /// nothing to be told on.
+    fn has_connection(&self, ocid: Ocid) -> bool {
+        let here = self
+            .conns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&ocid);
+        here || self
+            .presence()
+            .online
+            .get(&ocid)
+            .is_some_and(|nodes| nodes.iter().any(|n| *n != self.node))
     }
 }
 

@@ -15,6 +15,7 @@ mod concurrency;
 mod devices;
 mod dialects;
 mod friends;
+mod groups;
 mod migration;
 mod offline;
 mod ourchat_clients;

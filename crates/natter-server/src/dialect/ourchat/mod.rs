@@ -91,6 +91,10 @@ fn wire_error(e: &DomainError) -> WireError {
         DomainError::NoSuchChat(c) => (C::NoSuchChat, format!("no chat with id {c}")),
         DomainError::NoSuchGroup(c) => (C::NoSuchChat, format!("no group with id {c}")),
         DomainError::NotAMember(c) => (C::NotAMember, format!("you are not a member of chat {c}")),
+        DomainError::NoSuchMember { chat, ocid } => (
+            C::NotAMember,
+            format!("{ocid} is not a member of group {chat}"),
+        ),
         DomainError::NoSuchRequest(o) => (
             C::NoSuchRequest,
             format!("no friend request from {o} is waiting for your answer"),

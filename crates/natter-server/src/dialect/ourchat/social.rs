@@ -306,7 +306,7 @@ impl V1 {
                     avatar,
                     join_mode: join_mode.map(|m| JoinMode::from_code(i64::from(m))),
                 };
-                let chat = d.update_group(me, group, &edit, origin).await?;
+                let chat = d.update_group(me, group, &edit).await?;
                 json!({"group": group_value(&chat, me)})
             }
             Social::JoinGroup { group, msg } => {
@@ -337,7 +337,7 @@ impl V1 {
                 json!({"group_id": group, "ocid": ocid})
             }
             Social::AnswerInvitation { group, accept } => {
-                d.answer_invitation(me, group, accept, origin).await?;
+                d.answer_invitation(me, group, accept).await?;
                 json!({"group_id": group, "accept": accept})
             }
             Social::Invitations => {
@@ -350,23 +350,23 @@ impl V1 {
                 json!({"invitations": list})
             }
             Social::LeaveGroup { group } => {
-                d.leave_group(me, group, origin).await?;
+                d.leave_group(me, group).await?;
                 json!({"group_id": group})
             }
             Social::Kick { group, ocid } => {
-                d.kick(me, group, ocid, origin).await?;
+                d.kick(me, group, ocid).await?;
                 json!({"group_id": group, "ocid": ocid})
             }
             Social::SetAdmin { group, ocid, admin } => {
-                d.set_admin(me, group, ocid, admin, origin).await?;
+                d.set_admin(me, group, ocid, admin).await?;
                 json!({"group_id": group, "ocid": ocid, "admin": admin})
             }
             Social::TransferGroup { group, ocid } => {
-                d.transfer_group(me, group, ocid, origin).await?;
+                d.transfer_group(me, group, ocid).await?;
                 json!({"group_id": group, "ocid": ocid})
             }
             Social::Disband { group } => {
-                d.disband(me, group, origin).await?;
+                d.disband(me, group).await?;
                 json!({"group_id": group})
             }
             Social::MyGroups => {
@@ -378,7 +378,7 @@ impl V1 {
                 after,
                 limit,
             } => {
-                let found = d.find_groups(&query, ChatId(after), limit).await?;
+                let found = d.find_groups(me, &query, ChatId(after), limit).await?;
                 let more = found.len() as u32 >= limit;
                 let groups: Vec<Value> = found.iter().map(summary_value).collect();
                 json!({"groups": groups, "more": more})
