@@ -660,7 +660,7 @@ impl Domain {
     }
 
     /// Groups whose name starts with `query` (case-insensitive), at most `limit` (capped at
-    /// [`MAX_FOUND`]) with an id above `after`.
+    /// [`MAX_FOUND`]) with an id above `after`, and whether more match beyond them.
     ///
     /// # Errors
     /// `Invalid` (empty or long query), `Internal`.
@@ -669,7 +669,7 @@ impl Domain {
         query: &str,
         after: ChatId,
         limit: u32,
-    ) -> Result<Vec<GroupSummary>, DomainError> {
+    ) -> Result<(Vec<GroupSummary>, bool), DomainError> {
         let query = query.trim();
         if query.is_empty() || query.chars().count() > MAX_GROUP_QUERY {
             return Err(Invalid::Query {
@@ -677,10 +677,16 @@ impl Domain {
             }
             .into());
         }
-        self.store
-            .find_groups(query, after, limit.clamp(1, MAX_FOUND))
+        let limit = limit.clamp(1, MAX_FOUND);
+        // One more than asked says whether there is more.
+        let mut found = self
+            .store
+            .find_groups(query, after, limit + 1)
             .await
-            .map_err(|e| internal("group search failed", &e))
+            .map_err(|e| internal("group search failed", &e))?;
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        Ok((found, more))
     }
 
     /// The pending join requests of every group `me` owns or administers, oldest first.
