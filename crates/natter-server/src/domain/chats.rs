@@ -75,6 +75,21 @@ impl Domain {
         );
     }
 
+    /// [`Domain::changed`] for the private chat of `a` and `b` (a block between them changed
+    /// what it allows). It is named by its id too: a node may hold it by id alone, from a
+    /// delivery, and would go on using what it holds.
+    pub(super) async fn changed_pair(&self, a: Ocid, b: Ocid) {
+        // On a failed lookup (logged) the pair alone is forgotten.
+        let chat = self
+            .store
+            .find_private_chat(a, b)
+            .await
+            .map_err(|e| internal("private chat lookup failed", &e))
+            .ok()
+            .flatten();
+        self.changed(chat, Some((a, b)));
+    }
+
     fn cache(&self, info: &Arc<ChatInfo>) {
         let mut chats = self.chats.lock().unwrap_or_else(|p| p.into_inner());
         if chats.len() >= CHAT_CACHE_MAX {

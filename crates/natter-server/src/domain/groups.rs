@@ -629,7 +629,8 @@ impl Domain {
     }
 
     /// Groups whose name starts with `query` (case-insensitive), at most `limit` (capped at
-    /// [`MAX_FOUND`]) with an id above `after`, each with `me`'s role in it.
+    /// [`MAX_FOUND`]) with an id above `after`, each with `me`'s role in it, and whether more
+    /// match beyond them.
     ///
     /// # Errors
     /// `Invalid` (empty or long query), `Internal`.
@@ -639,7 +640,7 @@ impl Domain {
         query: &str,
         after: ChatId,
         limit: u32,
-    ) -> Result<Vec<GroupSummary>, DomainError> {
+    ) -> Result<(Vec<GroupSummary>, bool), DomainError> {
         let query = query.trim();
         if query.is_empty() || query.chars().count() > MAX_GROUP_QUERY {
             return Err(Invalid::Query {
@@ -647,11 +648,15 @@ impl Domain {
             }
             .into());
         }
+        let limit = limit.clamp(1, MAX_FOUND);
+        // One more than asked says whether there is more.
         let mut found = self
             .store
-            .find_groups(query, after, limit.clamp(1, MAX_FOUND))
+            .find_groups(query, after, limit + 1)
             .await
             .map_err(|e| internal("group search failed", &e))?;
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
         // The search knows no asker: its roles come from the asker's own groups.
         let mine = self.my_groups(me).await?;
         for group in &mut found {
@@ -660,7 +665,7 @@ impl Domain {
                 .ok()
                 .and_then(|i| mine[i].role);
         }
-        Ok(found)
+        Ok((found, more))
     }
 
     /// The pending join requests of every group `me` owns or administers, oldest first.

@@ -101,6 +101,16 @@ pub fn normal_identity(id: &Identity) -> Result<Identity, Invalid> {
     })
 }
 
+/// A new password: 1 to [`super::MAX_PASSWORD`] bytes.
+fn check_password(password: &str) -> Result<(), Invalid> {
+    if password.is_empty() || password.len() > super::MAX_PASSWORD {
+        return Err(Invalid::Password {
+            max: super::MAX_PASSWORD,
+        });
+    }
+    Ok(())
+}
+
 /// A security answer as it is hashed: trimmed, lowercased, inner whitespace collapsed, so that
 /// "New  York" and "new york" are the same answer.
 fn normal_answer(answer: &str) -> Result<String, Invalid> {
@@ -234,7 +244,8 @@ impl Domain {
     }
 
     /// Accounts matching `by`, at most `limit` (capped at [`MAX_FOUND`]) with an ocid above
-    /// `after`, ascending. Deleted accounts are never found.
+    /// `after`, ascending, and whether more match beyond them. Deleted accounts are never
+    /// found.
     ///
     /// # Errors
     /// `Invalid` (a malformed identity, an empty or long prefix), `Internal`.
@@ -243,7 +254,7 @@ impl Domain {
         by: &SearchBy,
         after: Ocid,
         limit: u32,
-    ) -> Result<Vec<Account>, DomainError> {
+    ) -> Result<(Vec<Account>, bool), DomainError> {
         let by = match by {
             SearchBy::Ocid(o) => SearchBy::Ocid(*o),
             SearchBy::Identity(id) => SearchBy::Identity(normal_identity(id)?),
@@ -255,10 +266,16 @@ impl Domain {
                 SearchBy::NicknamePrefix(p.to_owned())
             }
         };
-        self.store
-            .search_accounts(&by, after, limit.clamp(1, MAX_FOUND))
+        let limit = limit.clamp(1, MAX_FOUND);
+        // One more than asked says whether there is more.
+        let mut found = self
+            .store
+            .search_accounts(&by, after, limit + 1)
             .await
-            .map_err(|e| internal("account search failed", &e))
+            .map_err(|e| internal("account search failed", &e))?;
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        Ok((found, more))
     }
 
     /// Check `me`'s password (for changes that need it again).
@@ -277,12 +294,7 @@ impl Domain {
     }
 
     async fn hash_password(&self, password: &str) -> Result<String, DomainError> {
-        if password.is_empty() || password.len() > super::MAX_PASSWORD {
-            return Err(Invalid::Password {
-                max: super::MAX_PASSWORD,
-            }
-            .into());
-        }
+        check_password(password)?;
         self.hasher
             .hash(password.to_owned())
             .await
@@ -384,6 +396,8 @@ impl Domain {
         answer: &str,
         new_password: &str,
     ) -> Result<(), DomainError> {
+        // A bad new password is refused before the answer counts as an attempt.
+        check_password(new_password)?;
         let answer = normal_answer(answer).map_err(|_| DomainError::BadCredentials)?;
         let account = self
             .account_by(who)
@@ -404,28 +418,29 @@ impl Domain {
                 retry_after_s: ((state.blocked_until - now) as u64).div_ceil(1000),
             });
         }
+        // Counted before it is checked, so that answers sent together cannot outrun the lock.
+        let lock_until = now + RESET_LOCK.as_millis() as i64;
+        let locked = DomainError::ResetLocked {
+            retry_after_s: RESET_LOCK.as_secs(),
+        };
+        let Some(until) = self
+            .store
+            .count_reset_attempt(ocid, RESET_ATTEMPTS, now, lock_until)
+            .await
+            .map_err(|e| internal("reset state update failed", &e))?
+        else {
+            // Locked since the state was read, by answers that came at the same time.
+            return Err(locked);
+        };
         let right = self
             .hasher
             .verify(answer, hash)
             .await
             .map_err(|e| internal("answer check failed", &e))?;
         if !right {
-            let failures = state.failures + 1;
-            let locked = failures >= RESET_ATTEMPTS;
-            let (count, until) = if locked {
-                (0, now + RESET_LOCK.as_millis() as i64)
-            } else {
-                (failures, 0)
-            };
-            self.store
-                .set_reset_failures(ocid, count, until)
-                .await
-                .map_err(|e| internal("reset state update failed", &e))?;
-            tracing::info!(ocid = %ocid, failures, "wrong security answer");
-            return Err(if locked {
-                DomainError::ResetLocked {
-                    retry_after_s: RESET_LOCK.as_secs(),
-                }
+            tracing::info!(ocid = %ocid, "wrong security answer");
+            return Err(if until > now {
+                locked
             } else {
                 DomainError::BadCredentials
             });
@@ -539,10 +554,27 @@ impl Domain {
             self.leave_group(me, g.id).await?;
         }
         let friends = self.friend_ids(me).await?;
+        // Its private chats leave every node's cache: a private chat found anew is checked
+        // for a live account, so messages to a deleted one are refused.
+        let mut private = Vec::new();
+        let chats = self
+            .store
+            .chat_states(me)
+            .await
+            .map_err(|e| internal("chat list read failed", &e))?;
+        for state in chats {
+            let chat = self.chat(state.chat).await.ok();
+            if let Some(peer) = chat.and_then(|c| c.peer_of(me)) {
+                private.push((state.chat, peer));
+            }
+        }
         self.store
             .delete_account(me, now_ms())
             .await
             .map_err(|e| internal("account delete failed", &e))?;
+        for (chat, peer) in private {
+            self.changed(Some(chat), Some((me, peer)));
+        }
         for friend in friends {
             self.signal(
                 Audience::Accounts(vec![friend]),
@@ -612,7 +644,7 @@ impl Domain {
             .block(me, other, now_ms())
             .await
             .map_err(|e| internal("block insert failed", &e))?;
-        self.changed(None, Some((me, other)));
+        self.changed_pair(me, other).await;
         if were_friends {
             self.signal(
                 Audience::Accounts(vec![me, other]),
@@ -637,7 +669,7 @@ impl Domain {
             .unblock(me, other)
             .await
             .map_err(|e| internal("block delete failed", &e))?;
-        self.changed(None, Some((me, other)));
+        self.changed_pair(me, other).await;
         Ok(())
     }
 

@@ -91,6 +91,19 @@ pub trait Profiles: Send + Sync {
     /// Record the count of wrong answers and how long answers are refused.
     async fn set_reset_failures(&self, ocid: Ocid, failures: u32, blocked_until: i64)
     -> Result<()>;
+    /// Count an answer before it is checked, unless answers are refused at `now`: the count of
+    /// wrong answers grows by one and, on reaching `max`, starts again from zero while answers
+    /// are refused until `lock_until`. Returns the time answers are refused until after the
+    /// count (`lock_until` when this answer set the lock), or `None` when it is refused (or
+    /// there is no such live account). One statement, so that answers arriving together are
+    /// each counted and no more than `max` of them are checked.
+    async fn count_reset_attempt(
+        &self,
+        ocid: Ocid,
+        max: u32,
+        now: i64,
+        lock_until: i64,
+    ) -> Result<Option<i64>>;
     /// The account's unrevoked sessions that have not expired at `now`, oldest first.
     async fn sessions_of(&self, ocid: Ocid, now: i64) -> Result<Vec<SessionInfo>>;
     /// Delete an account: its identities, password and security answer are cleared, its

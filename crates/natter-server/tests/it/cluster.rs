@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A database and `n` nodes on it, all on one bus under a cluster name of their own.
-async fn cluster(n: usize, bus: Option<String>) -> Option<(TestDb, Vec<TestServer>)> {
+pub(crate) async fn cluster(n: usize, bus: Option<String>) -> Option<(TestDb, Vec<TestServer>)> {
     cluster_with(n, bus, |_| {}).await
 }
 

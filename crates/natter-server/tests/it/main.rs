@@ -9,6 +9,7 @@
 mod common;
 mod driver;
 
+mod accounts;
 mod bad_input;
 mod cluster;
 mod concurrency;

@@ -1053,6 +1053,27 @@ async fn security(b: &Backend) {
             ..set.clone()
         })
     );
+    // Answers are counted before they are checked: none while refused; the `max`th wrong
+    // one sets the lock and starts the count again.
+    let count = |now, until| s.count_reset_attempt(a, 5, now, until);
+    assert_eq!(count(4_999, 9_000).await.expect("locked"), None);
+    assert_eq!(count(5_000, 9_000).await.expect("fourth"), Some(5_000));
+    assert_eq!(count(5_001, 9_000).await.expect("fifth"), Some(9_000));
+    assert_eq!(
+        s.reset_state(a).await.expect("state"),
+        Some(ResetState {
+            failures: 0,
+            blocked_until: 9_000,
+            ..set.clone()
+        })
+    );
+    assert_eq!(count(8_999, 20_000).await.expect("locked again"), None);
+    assert_eq!(
+        s.count_reset_attempt(Ocid(99), 5, 0, 1)
+            .await
+            .expect("missing"),
+        None
+    );
     s.set_reset_failures(a, 0, 0).await.expect("cleared");
     assert_eq!(s.reset_state(a).await.expect("state"), Some(set));
     s.set_security(a, "Town?", "other-hash")

@@ -211,8 +211,7 @@ impl V1 {
                     social::SearchBy::Username => SearchBy::Identity(Identity::Username(query)),
                     social::SearchBy::Nickname => SearchBy::NicknamePrefix(query),
                 };
-                let found = d.search(&by, Ocid(after), limit).await?;
-                let more = found.len() as u32 >= limit;
+                let (found, more) = d.search(&by, Ocid(after), limit).await?;
                 let accounts: Vec<Value> = found.iter().map(public_profile).collect();
                 json!({"accounts": accounts, "more": more})
             }
@@ -378,8 +377,7 @@ impl V1 {
                 after,
                 limit,
             } => {
-                let found = d.find_groups(me, &query, ChatId(after), limit).await?;
-                let more = found.len() as u32 >= limit;
+                let (found, more) = d.find_groups(me, &query, ChatId(after), limit).await?;
                 let groups: Vec<Value> = found.iter().map(summary_value).collect();
                 json!({"groups": groups, "more": more})
             }

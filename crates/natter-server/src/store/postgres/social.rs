@@ -208,6 +208,31 @@ impl Profiles for PgStore {
         Ok(())
     }
 
+    async fn count_reset_attempt(
+        &self,
+        ocid: Ocid,
+        max: u32,
+        now: i64,
+        lock_until: i64,
+    ) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "UPDATE accounts SET
+             reset_failures = CASE WHEN reset_failures + 1 >= $1 THEN 0
+                              ELSE reset_failures + 1 END,
+             reset_blocked_until = CASE WHEN reset_failures + 1 >= $1 THEN $2
+                                   ELSE reset_blocked_until END
+             WHERE ocid = $3 AND reset_blocked_until <= $4 AND deleted_at IS NULL
+             RETURNING reset_blocked_until",
+        )
+        .bind(i64::from(max))
+        .bind(lock_until)
+        .bind(ocid.sql())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     async fn sessions_of(&self, ocid: Ocid, now: i64) -> Result<Vec<SessionInfo>> {
         let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
             "SELECT token_hash, created_at, expires_at FROM sessions
