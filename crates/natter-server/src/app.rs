@@ -57,6 +57,9 @@ pub struct Config {
     pub mark_interval: Duration,
     /// Connections each listener holds at once; more are refused at once.
     pub max_connections: usize,
+    /// How often the store is asked whether an operator banned, deleted or revoked anything
+    /// (live connections of that account then check their login again).
+    pub account_poll: Duration,
     pub limits: Limits,
 }
 
@@ -81,6 +84,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(90),
             mark_interval: Duration::from_secs(1),
             max_connections: 100_000,
+            account_poll: Duration::from_millis(500),
             limits: Limits::default(),
         }
     }
@@ -105,24 +109,7 @@ impl App {
         config: Config,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            StoreError::Backend(format!(
-                "cannot create data dir {}: {e}",
-                config.data_dir.display()
-            ))
-        })?;
-        let store: Arc<dyn Store> = match &config.store_url {
-            None => Arc::new(SqliteStore::open(&config.data_dir.join("natter.db")).await?),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Arc::new(PgStore::open(url, config.store_pool).await?)
-            }
-            Some(_) => {
-                return Err(StoreError::Backend(
-                    "the store URL must start with postgres:// (or be unset for SQLite)".into(),
-                )
-                .into());
-            }
-        };
+        let store = open_store(&config).await?;
         let hub = Arc::new(Hub::with_grace(config.presence_grace));
         tokio::spawn(hub.clone().settle_until(shutdown.clone()));
         let (bus, link): (Arc<dyn Bus>, _) = match &config.bus_url {
@@ -148,13 +135,158 @@ impl App {
                 shutdown: shutdown.clone(),
             });
         }
-        Ok(Arc::new(Self {
+        let app = Arc::new(Self {
             config,
             domain,
             hub,
             shutdown,
             tracker: TaskTracker::new(),
-        }))
+        });
+        tokio::spawn(watch_accounts(app.clone()));
+        Ok(app)
+    }
+
+    /// Whether this node can serve: the store commits a write (within `READY_TIMEOUT`) and the
+    /// bus is connected.
+    ///
+    /// # Errors
+    /// What is not ready, in words for an operator.
+    pub async fn ready(&self) -> Result<(), String> {
+        let check = self
+            .domain
+            .store()
+            .check_write(&self.config.node_id, crate::domain::now_ms());
+        match tokio::time::timeout(READY_TIMEOUT, check).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("store: the write check failed: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "store: the write check took over {} ms",
+                    READY_TIMEOUT.as_millis()
+                ));
+            }
+        }
+        if !self.domain.bus_connected() {
+            return Err("bus: not connected".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Open the store `config` names (running its migrations): SQLite in the data directory, or
+/// PostgreSQL. Errors name the path or address and the cause.
+///
+/// # Errors
+/// The data directory cannot be made or written, the database cannot be opened, or the URL
+/// is not a PostgreSQL URL.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    match &config.store_url {
+        None => {
+            let dir = &config.data_dir;
+            if dir.is_file() {
+                return Err(StoreError::Backend(format!(
+                    "the data directory {} is a file, not a directory",
+                    dir.display()
+                ))
+                .into());
+            }
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            writable(dir)?;
+            let path = dir.join("natter.db");
+            let store = SqliteStore::open(&path).await.map_err(|e| {
+                StoreError::Backend(format!("cannot open the database {}: {e}", path.display()))
+            })?;
+            Ok(Arc::new(store))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgStore::open(url, config.store_pool).await?))
+        }
+        Some(_) => Err(StoreError::Backend(
+            "the store URL must start with postgres:// (or be unset for SQLite)".into(),
+        )
+        .into()),
+    }
+}
+
+/// Whether files can be made in `dir` (SQLite's own error says only "unable to open database
+/// file").
+fn writable(dir: &std::path::Path) -> Result<(), StoreError> {
+    let probe = dir.join(".natter-write-check");
+    let made = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&probe)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"ok"));
+    let _ = std::fs::remove_file(&probe);
+    made.map_err(|e| {
+        StoreError::Backend(format!(
+            "the data directory {} is not writable: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// A domain over the store `config` names, for an operator's tools (`natter admin`, backup,
+/// export): no listener, no hub, an in-process bus that tells nobody (running nodes learn of
+/// bans and revocations from the store's account events).
+///
+/// # Errors
+/// As [`open_store`].
+pub async fn operator_domain(config: &Config) -> Result<Domain, ServeError> {
+    let store = open_store(config).await?;
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+    Ok(Domain::new(store, bus, config.limits.clone()))
+}
+
+/// Longest a readiness check waits for the store's write.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Account events read per poll.
+const EVENTS_PER_POLL: u32 = 1000;
+
+/// Poll the store's account events (posted by `natter admin` on any machine) until shutdown,
+/// and have the named accounts' connections on this node check their login again: a ban, a
+/// deletion or a revoked login ends the connections it concerns on every node within a poll.
+async fn watch_accounts(app: Arc<App>) {
+    let store = app.domain.store().clone();
+    let mut last = None;
+    let mut tick = tokio::time::interval(app.config.account_poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let polled = match last {
+            // Events from before this node started concern no connection of it.
+            None => store.last_account_event().await.map(|id| {
+                last = Some(id);
+                Vec::new()
+            }),
+            Some(after) => store.account_events(after, EVENTS_PER_POLL).await,
+        };
+        match polled {
+            Ok(events) => {
+                failing = false;
+                for (id, ocid) in events {
+                    last = Some(id);
+                    let told = app.hub.recheck(ocid);
+                    tracing::debug!(ocid = %ocid, connections = told, "account standing changed");
+                }
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot poll account events; retrying");
+            }
+            Err(_) => {}
+        }
     }
 }
 

@@ -87,6 +87,22 @@ pub struct ServeArgs {
     /// Connections each listener holds at once; more are refused at once [default: 100000].
     #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Who may register: `open` (anyone), `closed` (only `natter admin accounts create`) or
+    /// `invite` (with a code from `natter admin invites create`) [default: open].
+    #[arg(long, env = "NATTER_REGISTRATION")]
+    pub registration: Option<String>,
+}
+
+impl ServeArgs {
+    /// The settings in a TOML file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not TOML, or has an unknown key.
+    pub fn read_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
 }
 
 /// The resolved settings.
@@ -111,10 +127,7 @@ impl Settings {
     /// An unreadable or invalid file, or an out-of-range value.
     pub fn resolve(mut args: ServeArgs) -> anyhow::Result<Self> {
         if let Some(path) = &args.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            let mut file: ServeArgs = toml::from_str(&text)
-                .with_context(|| format!("invalid config file {}", path.display()))?;
+            let mut file = ServeArgs::read_file(path)?;
             fill!(
                 args,
                 file,
@@ -140,7 +153,8 @@ impl Settings {
                 idle_timeout_secs,
                 session_ttl_days,
                 max_group_members,
-                max_connections
+                max_connections,
+                registration
             );
         }
         let mut server = natter_server::Config::default();
@@ -215,6 +229,9 @@ impl Settings {
         if let Some(v) = args.max_group_members {
             anyhow::ensure!(v >= 2, "max-group-members must be at least 2");
             server.limits.max_group_members = v;
+        }
+        if let Some(v) = args.registration {
+            server.limits.registration = v.parse().map_err(anyhow::Error::msg)?;
         }
         Ok(Self {
             listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),

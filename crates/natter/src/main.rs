@@ -3,6 +3,7 @@
 //! Configuration precedence: command-line flags, then `NATTER_*` environment variables, then
 //! the TOML file given with `--config`, then built-in defaults.
 
+mod admin;
 mod bench;
 mod config;
 
@@ -33,6 +34,8 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Load a running server and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Manage accounts, logins, invitations and groups of a deployment (safe while it runs).
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +72,15 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             runtime.block_on(bench::run(args))
+        }
+        Command::Admin(args) => {
+            init_logging("warn", "text")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(admin::run(args))
         }
     }
 }

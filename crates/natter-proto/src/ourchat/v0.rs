@@ -54,6 +54,8 @@ pub enum Request {
     Register {
         mail: String,
         password: String,
+        /// Extension: an invitation code, for a server that registers by invitation only.
+        invite: Option<String>,
     },
     Login {
         ocid: Ocid,
@@ -161,6 +163,7 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
         code::REGISTER => Request::Register {
             mail: f.str("mail")?.to_owned(),
             password: f.str("password")?.to_owned(),
+            invite: f.opt_str("invite")?.map(str::to_owned),
         },
         code::LOGIN => Request::Login {
             ocid: Ocid(f.id("ocId")?),

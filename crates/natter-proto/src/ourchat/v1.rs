@@ -110,6 +110,8 @@ pub enum Request {
         email: String,
         password: String,
         name: String,
+        /// Extension: an invitation code, for a server that registers by invitation only.
+        invite: Option<String>,
     },
     Login {
         by: LoginBy,
@@ -321,6 +323,7 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
             email: f.str("email")?.to_owned(),
             password: f.str("password")?.to_owned(),
             name: f.str("name")?.to_owned(),
+            invite: f.opt_str("invite")?.map(str::to_owned),
         },
         code::LOGIN => {
             let by = match f.int("login_type")? {

@@ -33,6 +33,10 @@ pub trait Bus: Send + Sync + 'static {
     /// Tell the other nodes that `ocid` now has (or no longer has) a connection on node
     /// `node`. This node's hub has already applied it. Called in the order the changes happen.
     fn presence(&self, node: u64, ocid: Ocid, online: bool);
+    /// Whether the bus can carry deliveries now (readiness). An in-process bus always can.
+    fn connected(&self) -> bool {
+        true
+    }
 }
 
 /// What a node does with what arrives from the bus: implemented by the hub. None of these may

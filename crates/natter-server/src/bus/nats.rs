@@ -46,6 +46,7 @@ const SNAPSHOT_PART: usize = 20_000;
 
 pub struct NatsBus {
     queue: Queue,
+    client: Client,
 }
 
 /// The publisher task's bounded queue; whatever does not fit is counted as dropped.
@@ -134,7 +135,10 @@ impl NatsBus {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let bus = Queue { tx, dropped };
         Ok((
-            Self { queue: bus.clone() },
+            Self {
+                queue: bus.clone(),
+                client: client.clone(),
+            },
             NatsLink {
                 client,
                 subject,
@@ -174,6 +178,10 @@ impl Bus for NatsBus {
             ocid: ocid.0,
             online,
         });
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
     }
 }
 

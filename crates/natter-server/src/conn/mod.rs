@@ -76,6 +76,16 @@ impl Close {
         code: 1009,
         reason: "frame too large",
     };
+    /// The login this connection used was revoked by an operator.
+    pub const REVOKED: Self = Self {
+        code: 1008,
+        reason: "login revoked",
+    };
+    /// The account was banned or deleted by an operator.
+    pub const DISABLED: Self = Self {
+        code: 1008,
+        reason: "account disabled",
+    };
 }
 
 /// A transport's connection as the loop drives it. Each method is used by one task only; `recv`
@@ -244,6 +254,23 @@ impl<D: Dialect> Conn<D> {
         self.budget.allow()
     }
 
+    /// Check the login again (the account's standing changed): `Some` close reason when it no
+    /// longer stands. A store failure keeps the connection (the next login or resume checks).
+    async fn recheck(&mut self) -> Option<Close> {
+        let login = self.login.as_ref()?;
+        match self.app.domain.standing(&login.token).await {
+            Ok(()) | Err(DomainError::Internal) => None,
+            Err(DomainError::AccountDisabled) => {
+                tracing::info!(ocid = %login.ocid, "connection closed: account disabled");
+                Some(Close::DISABLED)
+            }
+            Err(_) => {
+                tracing::info!(ocid = %login.ocid, "connection closed: login revoked");
+                Some(Close::REVOKED)
+            }
+        }
+    }
+
     /// One frame of a request: decode it, keep request order, apply the login gate, and hand
     /// it to the dialect.
     async fn request(&mut self, dialect: &D, frame: &[u8], out: &mut Vec<Bytes>) {
@@ -280,7 +307,7 @@ impl<D: Dialect> Conn<D> {
                 ocid: *ocid,
                 online: *online,
             },
-            Push::Deliver(_) | Push::Resync => return None,
+            Push::Deliver(_) | Push::Resync | Push::Recheck => return None,
         };
         self.dialect.event(me, event)
     }
@@ -335,14 +362,19 @@ pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc
                 while let Some(item) = push.take() {
                     match &item {
                         Push::Deliver(out) => conn.deliver(out, &mut frames).await,
-                        // Carried out by the lagging check below.
-                        Push::Resync => {}
+                        // Carried out by the lagging and recheck checks below.
+                        Push::Resync | Push::Recheck => {}
                         other => frames.extend(conn.event(other)),
                     }
                     n += 1;
                     if n < DRAIN_MAX {
                         push = outbox.try_recv().ok();
                     }
+                }
+                if conn.handle.take_recheck()
+                    && let Some(why) = conn.recheck().await
+                {
+                    break Some(why);
                 }
                 if outbox.is_empty() && conn.handle.take_lagging() {
                     conn.resync(&mut frames).await;

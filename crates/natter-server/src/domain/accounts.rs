@@ -2,14 +2,14 @@
 //! new device), token resume, logout, and looking an account up.
 
 use super::error::internal;
-use super::{Domain, DomainError, Invalid, LoginKey, auth, now_ms};
-use crate::store::{Account, Device, NewAccount, StoreError, Unique};
+use super::{Domain, DomainError, Invalid, LoginKey, Registration, auth, now_ms};
+use crate::store::{Account, Device, NewAccount, StoreError, Unique, status};
 use natter_proto::Ocid;
 
 /// Longest email address, in bytes.
 const MAX_EMAIL: usize = 254;
 /// Longest password (whatever the client sends as one), in bytes.
-const MAX_PASSWORD: usize = 1024;
+pub(super) const MAX_PASSWORD: usize = 1024;
 /// Longest nickname, in characters.
 const MAX_NICKNAME: usize = 64;
 
@@ -22,15 +22,40 @@ pub struct Login {
 }
 
 impl Domain {
-    /// Register an account by email. The nickname defaults to the email's local part.
+    /// Register an account by email, as the server's registration mode allows (`invite`: the
+    /// code is used up by this registration). The nickname defaults to the email's local part.
     ///
     /// # Errors
-    /// `Invalid` for a malformed email, password or name; `EmailTaken`; `Internal`.
+    /// `RegistrationClosed`; `InvalidInvite`; `Invalid` for a malformed email, password or
+    /// name; `EmailTaken`; `Internal`.
     pub async fn register_email(
         &self,
         email: &str,
         password: &str,
         name: Option<&str>,
+        invite: Option<&str>,
+    ) -> Result<Account, DomainError> {
+        let invite = match self.limits.registration {
+            Registration::Open => None,
+            Registration::Closed => return Err(DomainError::RegistrationClosed),
+            Registration::Invite => match invite.map(str::trim).filter(|c| !c.is_empty()) {
+                Some(code) => Some(code),
+                None => return Err(DomainError::InvalidInvite),
+            },
+        };
+        let account = self.create_account(email, password, name, invite).await?;
+        tracing::info!(ocid = %account.ocid, invited = invite.is_some(), "account registered");
+        Ok(account)
+    }
+
+    /// Make an account (registration, or an operator): checks, hashing, insert; with `invite`,
+    /// the invitation is used up in the same transaction.
+    pub(super) async fn create_account(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+        invite: Option<&str>,
     ) -> Result<Account, DomainError> {
         let email = email.trim().to_lowercase();
         let Some((local, domain)) = email.split_once('@') else {
@@ -70,12 +95,18 @@ impl Domain {
             password_hash,
             created_at: now_ms(),
         };
-        match self.store.create_account(new).await {
-            Ok(a) => {
-                tracing::info!(ocid = %a.ocid, "account registered");
-                Ok(a)
+        let created = match invite {
+            None => self.store.create_account(new).await,
+            Some(code) => {
+                self.store
+                    .create_account_invited(new, &auth::token_hash(code), now_ms())
+                    .await
             }
+        };
+        match created {
+            Ok(a) => Ok(a),
             Err(StoreError::Conflict(Unique::Email)) => Err(DomainError::EmailTaken),
+            Err(StoreError::NoSuchInvite) => Err(DomainError::InvalidInvite),
             Err(e) => Err(internal("account insert failed", &e)),
         }
     }
@@ -91,6 +122,7 @@ impl Domain {
         }
         .map_err(|e| internal("account lookup failed", &e))?;
         let Some(account) = found else {
+            tracing::info!(key = %key_for_log(&key), reason = "no such account", "login failed");
             return Err(DomainError::BadCredentials);
         };
         let matches = self
@@ -99,7 +131,13 @@ impl Domain {
             .await
             .map_err(|e| internal("password check failed", &e))?;
         if !matches {
+            tracing::info!(ocid = %account.ocid, reason = "wrong password", "login failed");
             return Err(DomainError::BadCredentials);
+        }
+        // Told only to whoever knows the password.
+        if account.status != status::ACTIVE {
+            tracing::info!(ocid = %account.ocid, reason = "account disabled", "login failed");
+            return Err(DomainError::AccountDisabled);
         }
         let token = auth::new_token();
         let device = Device(auth::token_hash(&token));
@@ -132,11 +170,23 @@ impl Domain {
         if row.expires_at <= now_ms() {
             return Err(DomainError::InvalidToken);
         }
+        if account.status != status::ACTIVE {
+            return Err(DomainError::AccountDisabled);
+        }
         Ok(Login {
             account,
             token: token.to_owned(),
             device,
         })
+    }
+
+    /// Whether a live connection's login still stands: its session is unrevoked and unexpired
+    /// and its account active (checked again when an operator bans, deletes or revokes).
+    ///
+    /// # Errors
+    /// `InvalidToken`; `AccountDisabled`; `Internal`.
+    pub async fn standing(&self, token: &str) -> Result<(), DomainError> {
+        self.resume(token).await.map(|_| ())
     }
 
     /// Revoke a session token (logout).
@@ -158,5 +208,17 @@ impl Domain {
             .await
             .map_err(|e| internal("account lookup failed", &e))?
             .ok_or(DomainError::NoSuchAccount(ocid))
+    }
+}
+
+/// How a failed login names the account in the log: the ocid, or the email's domain only (an
+/// address is personal data; the domain is enough to spot a pattern).
+fn key_for_log(key: &LoginKey) -> String {
+    match key {
+        LoginKey::Ocid(o) => o.to_string(),
+        LoginKey::Email(e) => match e.rsplit_once('@') {
+            Some((_, domain)) => format!("*@{}", domain.trim().to_lowercase()),
+            None => "(not an email)".to_owned(),
+        },
     }
 }

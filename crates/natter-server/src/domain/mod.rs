@@ -14,6 +14,7 @@
 //! - `auth.rs`: password hashing and session tokens.
 
 mod accounts;
+pub mod admin;
 pub mod auth;
 mod chats;
 mod error;
@@ -39,6 +40,8 @@ pub struct Limits {
     pub max_text_bytes: usize,
     pub max_group_members: usize,
     pub session_ttl: Duration,
+    /// Who may register.
+    pub registration: Registration,
 }
 
 impl Default for Limits {
@@ -47,6 +50,34 @@ impl Default for Limits {
             max_text_bytes: 16 * 1024,
             max_group_members: 10_000,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            registration: Registration::Open,
+        }
+    }
+}
+
+/// Who may register an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Nobody: accounts are made by an operator (`natter admin accounts create`).
+    Closed,
+    /// Whoever presents an unused invitation code made by an operator (each code once).
+    Invite,
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            "invite" => Ok(Self::Invite),
+            other => Err(format!(
+                "unknown registration mode `{other}` (expected open, closed or invite)"
+            )),
         }
     }
 }
@@ -105,6 +136,11 @@ impl Domain {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether the bus can carry deliveries now.
+    pub fn bus_connected(&self) -> bool {
+        self.bus.connected()
     }
 
     /// Flush and close the store (at shutdown, after every connection has ended).

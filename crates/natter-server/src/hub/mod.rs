@@ -110,6 +110,7 @@ impl Hub {
             node: self.node,
             tx,
             lagging: AtomicBool::new(false),
+            recheck: AtomicBool::new(false),
         });
         (handle, rx)
     }
@@ -253,6 +254,21 @@ impl Hub {
         for f in friends {
             p.watch(ocid, *f);
         }
+    }
+
+    /// Have every connection of `ocid` on this node check its login again (after a ban, a
+    /// deletion or a revoked login). Returns how many were told.
+    pub fn recheck(&self, ocid: Ocid) -> usize {
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let Some(local) = conns.get(&ocid) else {
+            return 0;
+        };
+        for conn in &local.conns {
+            // The flag survives a full outbox: it is read again once the outbox drains.
+            conn.recheck.store(true, Ordering::Release);
+            conn.push_ephemeral(Push::Recheck);
+        }
+        local.conns.len()
     }
 
     /// How many connections are logged in on this node.

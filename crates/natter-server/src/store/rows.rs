@@ -327,6 +327,34 @@ pub fn chat<R: StoreRow>(
     })
 }
 
+/// The one row of a statistics query (columns named as [`super::Statistics`]'s fields).
+pub fn statistics<R: StoreRow>(row: &R) -> Result<super::Statistics, sqlx::Error> {
+    let n = |col: &str| row.int(col).map(|v| v.max(0) as u64);
+    Ok(super::Statistics {
+        accounts_active: n("accounts_active")?,
+        accounts_banned: n("accounts_banned")?,
+        accounts_deleted: n("accounts_deleted")?,
+        sessions_live: n("sessions_live")?,
+        private_chats: n("private_chats")?,
+        groups: n("groups")?,
+        messages: n("messages")?,
+        friendships: n("friendships")?,
+        invites_unused: n("invites_unused")?,
+    })
+}
+
+/// A group row (`id, name, owner, last_index, created_at, members`).
+pub fn group_summary<R: StoreRow>(row: &R) -> Result<super::GroupSummary, sqlx::Error> {
+    Ok(super::GroupSummary {
+        id: ChatId(row.int("id")? as u64),
+        name: row.text("name")?,
+        owner: row.opt_int("owner")?.map(|o| Ocid(o as u64)),
+        members: row.int("members")?.max(0) as u64,
+        last_index: Index(row.int("last_index")? as u64),
+        created_at: row.int("created_at")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,23 @@ use std::sync::Arc;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/ws", ws::route(V1::new(app.hub.slot())))
         .route("/ws/v0", ws::route(V0::new(app.hub.slot())))
         .with_state(app)
+}
+
+/// `GET /readyz`: `200 ready` when the store commits a write and the bus is connected, else
+/// `503` with what is not ready.
+async fn readyz(State(app): State<Arc<App>>) -> (axum::http::StatusCode, String) {
+    match app.ready().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ready".to_owned()),
+        Err(why) => {
+            tracing::warn!(reason = %why, "not ready");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, why)
+        }
+    }
 }
 
 /// `GET /metrics`: `{"rss_bytes": .., "connections": ..}`, read by `natter bench` to measure

@@ -16,6 +16,7 @@ mod devices;
 mod dialects;
 mod friends;
 mod offline;
+mod operations;
 mod restart;
 mod store;
 mod v0;

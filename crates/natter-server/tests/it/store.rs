@@ -7,7 +7,7 @@ use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
 use natter_server::store::{
     Appended, Befriend, Category, ChatId, ChatKind, Device, Friend, Index, NewAccount, NewMessage,
-    Ocid, Part, Range, Store, StoreError, Unique, kind,
+    Ocid, Part, Range, Store, StoreError, Unique, kind, status,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -663,6 +663,189 @@ async fn concurrent_friend_requests(b: &Backend) {
     two.close().await;
 }
 
+/// What operators do: list, ban, erase, reset, sessions, statistics, groups, invitations,
+/// account events, the readiness write.
+async fn operations(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=3 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let page = s.accounts(o(1), 10).await.expect("list");
+    assert_eq!(
+        page.iter().map(|a| a.ocid).collect::<Vec<_>>(),
+        [o(2), o(3)],
+        "after o(1), ascending"
+    );
+    assert_eq!(s.accounts(Ocid(0), 1).await.expect("list").len(), 1);
+
+    assert!(
+        s.set_account_status(o(2), status::BANNED)
+            .await
+            .expect("ban")
+    );
+    assert!(
+        !s.set_account_status(o(9), status::BANNED)
+            .await
+            .expect("no such")
+    );
+    let banned = s.account(o(2)).await.expect("read").expect("there");
+    assert_eq!(banned.status, status::BANNED);
+    assert!(s.set_password_hash(o(1), "$new").await.expect("reset"));
+    assert_eq!(
+        s.account(o(1))
+            .await
+            .expect("read")
+            .expect("there")
+            .password_hash,
+        "$new"
+    );
+
+    s.create_session(o(3), b"s3-old", 10, 1_000)
+        .await
+        .expect("session");
+    s.create_session(o(3), b"s3-new", 20, 5_000)
+        .await
+        .expect("session");
+    let sessions = s.account_sessions(o(3)).await.expect("sessions");
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions[0].token_hash, b"s3-new", "newest first");
+    assert!(!sessions[0].revoked);
+    s.revoke_session(b"s3-old").await.expect("revoke");
+    assert!(s.account_sessions(o(3)).await.expect("sessions")[1].revoked);
+
+    let chat = s.private_chat(o(1), o(3), 1).await.expect("chat");
+    new_message(&*s, text(chat.id, o(1), "kept", None)).await;
+    s.request_friend(o(1), o(3), "", 1).await.expect("ask");
+    s.answer_friend_request(o(3), o(1), true, 2)
+        .await
+        .expect("accept");
+    let g = s
+        .create_group(o(1), "team", &[o(1), o(2), o(3)], 3)
+        .await
+        .expect("group");
+
+    let stats = s.statistics(2_000).await.expect("stats");
+    assert_eq!(
+        (
+            stats.accounts_active,
+            stats.accounts_banned,
+            stats.accounts_deleted
+        ),
+        (2, 1, 0)
+    );
+    assert_eq!(stats.sessions_live, 1, "one unrevoked, unexpired at 2000");
+    assert_eq!(
+        (stats.private_chats, stats.groups, stats.messages),
+        (1, 1, 1)
+    );
+    assert_eq!(stats.friendships, 1);
+
+    let groups = s.groups(ChatId(0), 10).await.expect("groups");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        (
+            groups[0].id,
+            groups[0].members,
+            groups[0].owner,
+            groups[0].name.as_str()
+        ),
+        (g.id, 3, Some(o(1)), "team")
+    );
+
+    // Erasing: no email, no password, sessions revoked, friendships gone; messages stay.
+    assert!(s.erase_account(o(3)).await.expect("erase"));
+    assert!(!s.erase_account(o(9)).await.expect("no such"));
+    let gone = s.account(o(3)).await.expect("read").expect("the row stays");
+    assert_eq!(gone.status, status::DELETED);
+    assert_eq!((gone.email, gone.password_hash.as_str()), (None, ""));
+    assert!(
+        s.account_sessions(o(3))
+            .await
+            .expect("sessions")
+            .iter()
+            .all(|x| x.revoked)
+    );
+    assert!(s.friends(o(1)).await.expect("friends").is_empty());
+    assert_eq!(
+        s.messages(chat.id, Range::Latest, 10)
+            .await
+            .expect("history")
+            .len(),
+        1
+    );
+    // Its email is free again.
+    let mut again = account(3);
+    again.uuid = "uuid-3b".into();
+    s.create_account(again)
+        .await
+        .expect("the email is free again");
+
+    // Invitations: used once, within their time.
+    s.create_invite(b"code-1", 100, None).await.expect("invite");
+    s.create_invite(b"code-2", 100, Some(200))
+        .await
+        .expect("invite");
+    let invited = s
+        .create_account_invited(account(7), b"code-1", 150)
+        .await
+        .expect("invited");
+    let mut twice = account(8);
+    twice.uuid = "uuid-8".into();
+    assert!(matches!(
+        s.create_account_invited(twice.clone(), b"code-1", 160)
+            .await,
+        Err(StoreError::NoSuchInvite)
+    ));
+    assert!(
+        matches!(
+            s.create_account_invited(twice.clone(), b"code-2", 200)
+                .await,
+            Err(StoreError::NoSuchInvite)
+        ),
+        "expired at 200"
+    );
+    assert!(matches!(
+        s.create_account_invited(twice, b"nope", 1).await,
+        Err(StoreError::NoSuchInvite)
+    ));
+    assert!(
+        s.account_by_email("user8@example.com")
+            .await
+            .expect("lookup")
+            .is_none(),
+        "a refused invitation creates nothing"
+    );
+    let invites = s.invites().await.expect("invites");
+    assert_eq!(invites.len(), 2);
+    let used = invites
+        .iter()
+        .find(|i| i.code_hash == b"code-1")
+        .expect("code-1");
+    assert_eq!(
+        (used.used_by, used.used_at),
+        (Some(invited.ocid), Some(150))
+    );
+
+    // Account events, in order, from where a poll starts.
+    let start = s.last_account_event().await.expect("last");
+    s.post_account_event(o(2), 1_000).await.expect("event");
+    s.post_account_event(o(1), 1_001).await.expect("event");
+    let events = s.account_events(start, 10).await.expect("events");
+    assert_eq!(events.iter().map(|e| e.1).collect::<Vec<_>>(), [o(2), o(1)]);
+    assert!(events[0].0 < events[1].0);
+    assert_eq!(s.last_account_event().await.expect("last"), events[1].0);
+    assert!(
+        s.account_events(events[1].0, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    s.check_write("node-a", 1).await.expect("check");
+    s.check_write("node-a", 2).await.expect("check again");
+    s.close().await;
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -698,4 +881,5 @@ conformance!(
     reopen,
     friends,
     concurrent_friend_requests,
+    operations,
 );

@@ -3,6 +3,7 @@
 //! clusters of nodes on PostgreSQL and NATS ([`cluster`]). [`common`] starts the binary and
 //! talks to it with natter-client.
 
+mod admin;
 mod bench;
 mod cluster;
 mod common;

@@ -72,9 +72,18 @@ impl Dialect for V0 {
         let me = c.me().unwrap_or_default();
         match env.request {
             Request::Heartbeat => out.push(reply(v0::simple(code::HEARTBEAT_REPLY, t))),
-            Request::Register { mail, password } => {
+            Request::Register {
+                mail,
+                password,
+                invite,
+            } => {
                 // Boxed, as logins are: rare, and a large future to carry inline.
-                let result = Box::pin(c.domain().register_email(&mail, &password, None)).await;
+                let result =
+                    Box::pin(
+                        c.domain()
+                            .register_email(&mail, &password, None, invite.as_deref()),
+                    )
+                    .await;
                 match register_state(&result) {
                     Ok(state) => out.push(reply(v0::register_reply(
                         t,

@@ -83,10 +83,16 @@ impl Dialect for V1 {
                 email,
                 password,
                 name,
+                invite,
             } => {
                 // Boxed, as logins are: rare, and a large future to carry inline.
-                let result =
-                    Box::pin(c.domain().register_email(&email, &password, Some(&name))).await;
+                let result = Box::pin(c.domain().register_email(
+                    &email,
+                    &password,
+                    Some(&name),
+                    invite.as_deref(),
+                ))
+                .await;
                 match register_state(&result) {
                     Ok(state) => out.push(reply(v1::register_reply(
                         t,

@@ -15,9 +15,9 @@ use super::rows::{
     backend,
 };
 use super::{
-    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, Index, Membership,
-    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, SessionRow, Store,
-    StoreError,
+    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, GroupSummary, Index,
+    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result,
+    SessionInfo, SessionRow, Statistics, Store, StoreError, status,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -38,12 +38,39 @@ impl PgStore {
     /// # Errors
     /// The database cannot be reached or a migration fails.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
+        let place = redacted(url);
+        // One connection first, so that a failure says why (refused, unknown host, bad
+        // password, TLS) rather than that the pool timed out.
+        let options: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL {place}: {e}")))?;
+        let first = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            <PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await;
+        match first {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {place}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {place}: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
-            .map_err(backend)?;
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL at {place}: {e}")))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
@@ -55,6 +82,27 @@ impl PgStore {
             appends: tx,
             writer,
         })
+    }
+}
+
+/// How long the first connection to PostgreSQL may take at start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A PostgreSQL URL fit for logs and errors: the password replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((auth, host)) => (Some(auth), host),
+        None => (None, rest),
+    };
+    match auth {
+        Some(auth) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{auth}@{host}"),
+        },
+        None => format!("{scheme}://{host}"),
     }
 }
 
@@ -521,6 +569,257 @@ impl Store for PgStore {
             .map_err(backend)
     }
 
+    async fn accounts(&self, after: Ocid, limit: u32) -> Result<Vec<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ocid > $1 ORDER BY ocid LIMIT $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after.sql())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(rows::account)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn set_account_status(&self, ocid: Ocid, status: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE accounts SET status = $1 WHERE ocid = $2")
+            .bind(status)
+            .bind(ocid.sql())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_password_hash(&self, ocid: Ocid, password_hash: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE ocid = $2")
+            .bind(password_hash)
+            .bind(ocid.sql())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn erase_account(&self, ocid: Ocid) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let o = ocid.sql();
+        let found = sqlx::query(
+            "UPDATE accounts SET status = $1, email = NULL, phone = NULL, username = NULL,
+             nickname = '', avatar = '', password_hash = '' WHERE ocid = $2",
+        )
+        .bind(status::DELETED)
+        .bind(o)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            > 0;
+        for sql in [
+            "DELETE FROM device_marks WHERE token_hash IN (SELECT token_hash FROM sessions WHERE ocid = $1)",
+            "UPDATE sessions SET revoked = TRUE WHERE ocid = $1",
+            "DELETE FROM friend_requests WHERE from_ocid = $1 OR to_ocid = $1",
+            "DELETE FROM friends WHERE ocid = $1 OR friend = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(o)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
+    }
+
+    async fn account_sessions(&self, ocid: Ocid) -> Result<Vec<SessionInfo>> {
+        let rows: Vec<(Vec<u8>, i64, i64, bool)> = sqlx::query_as(
+            "SELECT token_hash, created_at, expires_at, revoked FROM sessions WHERE ocid = $1
+             ORDER BY created_at DESC, token_hash",
+        )
+        .bind(ocid.sql())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(token_hash, created_at, expires_at, revoked)| SessionInfo {
+                    token_hash,
+                    created_at,
+                    expires_at,
+                    revoked,
+                },
+            )
+            .collect())
+    }
+
+    async fn statistics(&self, now: i64) -> Result<Statistics> {
+        let row = sqlx::query(STATISTICS_SQL)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows::statistics(&row).map_err(backend)
+    }
+
+    async fn groups(&self, after: ChatId, limit: u32) -> Result<Vec<GroupSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.name, c.owner, c.last_index, c.created_at,
+                    (SELECT COUNT(*) FROM members m WHERE m.chat_id = c.id) AS members
+             FROM chats c WHERE c.kind = 1 AND c.id > $1 ORDER BY c.id LIMIT $2",
+        )
+        .bind(after.sql())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(rows::group_summary)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn create_invite(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO invites (code_hash, created_at, expires_at) VALUES ($1, $2, $3)")
+            .bind(code_hash)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn invites(&self) -> Result<Vec<Invite>> {
+        let rows: Vec<(Vec<u8>, i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invites
+             ORDER BY created_at DESC, code_hash",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(code_hash, created_at, expires_at, used_by, used_at)| Invite {
+                    code_hash,
+                    created_at,
+                    expires_at,
+                    used_by: used_by.map(|o| Ocid(o as u64)),
+                    used_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn create_account_invited(
+        &self,
+        new: NewAccount,
+        code_hash: &[u8],
+        now: i64,
+    ) -> Result<Account> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The invitation's row is locked: two registrations with one code cannot both use it.
+        let usable: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM invites WHERE code_hash = $1 AND used_by IS NULL
+             AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if usable.is_none() {
+            return Err(StoreError::NoSuchInvite);
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO accounts (uuid, email, phone, username, nickname, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(&new.uuid)
+            .bind(&new.email)
+            .bind(&new.phone)
+            .bind(&new.username)
+            .bind(&new.nickname)
+            .bind(&new.password_hash)
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let account = rows::account(&row).map_err(backend)?;
+        sqlx::query("UPDATE invites SET used_by = $1, used_at = $2 WHERE code_hash = $3")
+            .bind(account.ocid.sql())
+            .bind(now)
+            .bind(code_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(account)
+    }
+
+    async fn post_account_event(&self, ocid: Ocid, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("INSERT INTO account_events (ocid, at) VALUES ($1, $2)")
+            .bind(ocid.sql())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Polled within a second or so: a day's worth is plenty.
+        sqlx::query("DELETE FROM account_events WHERE at < $1")
+            .bind(now - EVENT_KEEP_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn account_events(&self, after: i64, limit: u32) -> Result<Vec<(i64, Ocid)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, ocid FROM account_events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, o)| (id, Ocid(o as u64)))
+            .collect())
+    }
+
+    async fn last_account_event(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0)::BIGINT FROM account_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn check_write(&self, node: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO node_checks (node, at) VALUES ($1, $2)
+             ON CONFLICT (node) DO UPDATE SET at = excluded.at",
+        )
+        .bind(node)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn close(&self) {
         // Called after every session has ended: the writer commits what is queued and stops,
         // then the pool closes (for SQLite that checkpoints the WAL).
@@ -528,6 +827,21 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 }
+
+/// How long account events are kept (nodes poll them every fraction of a second).
+const EVENT_KEEP_MS: i64 = 24 * 3600 * 1000;
+
+/// Every count of [`Statistics`] in one query (`$1`: now, for session expiry).
+const STATISTICS_SQL: &str = "SELECT
+    (SELECT COUNT(*) FROM accounts WHERE status = 0) AS accounts_active,
+    (SELECT COUNT(*) FROM accounts WHERE status = 1) AS accounts_banned,
+    (SELECT COUNT(*) FROM accounts WHERE status = 2) AS accounts_deleted,
+    (SELECT COUNT(*) FROM sessions WHERE NOT revoked AND expires_at > $1) AS sessions_live,
+    (SELECT COUNT(*) FROM chats WHERE kind = 0) AS private_chats,
+    (SELECT COUNT(*) FROM chats WHERE kind = 1) AS groups,
+    (SELECT COUNT(*) FROM messages) AS messages,
+    (SELECT COUNT(*) FROM friends) / 2 AS friendships,
+    (SELECT COUNT(*) FROM invites WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > $1)) AS invites_unused";
 
 /// Lock two accounts' rows, lowest ocid first (so two transactions on one pair never deadlock).
 async fn lock_pair(tx: &mut PgConnection, a: i64, b: i64) -> Result<()> {

@@ -12,9 +12,9 @@ mod writer;
 
 use super::rows::{self, ACCOUNT_COLUMNS, AsSql, MESSAGE_COLUMNS, backend};
 use super::{
-    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, Index, Membership,
-    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, SessionRow, Store,
-    StoreError,
+    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, GroupSummary, Index,
+    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result,
+    SessionInfo, SessionRow, Statistics, Store, StoreError, status,
 };
 use async_trait::async_trait;
 use reads::{LiteRow, MEMBERSHIP_ONE_SQL, MEMBERSHIP_SQL, Readers, SESSION_SQL, decoded};
@@ -57,10 +57,21 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(backend)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        // Another process (a server starting, `natter admin`) may be applying the same
+        // migrations: SQLite has no migration lock, so the loser of that race tries again and
+        // finds them applied.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "migration failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(StoreError::Backend(format!("migration failed: {e}"))),
+            }
+        }
         Ok(Self {
             pool,
             readers: Readers::new(path),
@@ -528,6 +539,270 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
+    async fn accounts(&self, after: Ocid, limit: u32) -> Result<Vec<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ocid > ? ORDER BY ocid LIMIT ?"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after.sql())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(rows::account)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn set_account_status(&self, ocid: Ocid, status: i64) -> Result<bool> {
+        let _turn = self.writes.lock().await;
+        let done = sqlx::query("UPDATE accounts SET status = ? WHERE ocid = ?")
+            .bind(status)
+            .bind(ocid.sql())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_password_hash(&self, ocid: Ocid, password_hash: &str) -> Result<bool> {
+        let _turn = self.writes.lock().await;
+        let done = sqlx::query("UPDATE accounts SET password_hash = ? WHERE ocid = ?")
+            .bind(password_hash)
+            .bind(ocid.sql())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn erase_account(&self, ocid: Ocid) -> Result<bool> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let o = ocid.sql();
+        let found = sqlx::query(
+            "UPDATE accounts SET status = ?, email = NULL, phone = NULL, username = NULL,
+             nickname = '', avatar = '', password_hash = '' WHERE ocid = ?",
+        )
+        .bind(status::DELETED)
+        .bind(o)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            > 0;
+        for sql in [
+            "DELETE FROM device_marks WHERE token_hash IN (SELECT token_hash FROM sessions WHERE ocid = ?1)",
+            "UPDATE sessions SET revoked = 1 WHERE ocid = ?1",
+            "DELETE FROM friend_requests WHERE from_ocid = ?1 OR to_ocid = ?1",
+            "DELETE FROM friends WHERE ocid = ?1 OR friend = ?1",
+        ] {
+            sqlx::query(sql)
+                .bind(o)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(found)
+    }
+
+    async fn account_sessions(&self, ocid: Ocid) -> Result<Vec<SessionInfo>> {
+        let rows: Vec<(Vec<u8>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT token_hash, created_at, expires_at, revoked FROM sessions WHERE ocid = ?
+             ORDER BY created_at DESC, token_hash",
+        )
+        .bind(ocid.sql())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(token_hash, created_at, expires_at, revoked)| SessionInfo {
+                    token_hash,
+                    created_at,
+                    expires_at,
+                    revoked: revoked != 0,
+                },
+            )
+            .collect())
+    }
+
+    async fn statistics(&self, now: i64) -> Result<Statistics> {
+        let row = sqlx::query(STATISTICS_SQL)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows::statistics(&row).map_err(backend)
+    }
+
+    async fn groups(&self, after: ChatId, limit: u32) -> Result<Vec<GroupSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.name, c.owner, c.last_index, c.created_at,
+                    (SELECT COUNT(*) FROM members m WHERE m.chat_id = c.id) AS members
+             FROM chats c WHERE c.kind = 1 AND c.id > ? ORDER BY c.id LIMIT ?",
+        )
+        .bind(after.sql())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(rows::group_summary)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn create_invite(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        sqlx::query("INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)")
+            .bind(code_hash)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn invites(&self) -> Result<Vec<Invite>> {
+        let rows = sqlx::query(
+            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invites
+             ORDER BY created_at DESC, code_hash",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                use sqlx::Row;
+                Ok(Invite {
+                    code_hash: r.try_get("code_hash")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    used_by: r
+                        .try_get::<Option<i64>, _>("used_by")?
+                        .map(|o| Ocid(o as u64)),
+                    used_at: r.try_get("used_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn create_account_invited(
+        &self,
+        new: NewAccount,
+        code_hash: &[u8],
+        now: i64,
+    ) -> Result<Account> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let usable: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM invites WHERE code_hash = ? AND used_by IS NULL
+             AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if usable.is_none() {
+            return Err(StoreError::NoSuchInvite);
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
+             VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
+             RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(&new.uuid)
+            .bind(&new.email)
+            .bind(&new.phone)
+            .bind(&new.username)
+            .bind(&new.nickname)
+            .bind(&new.password_hash)
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let account = rows::account(&row).map_err(backend)?;
+        sqlx::query("UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ?")
+            .bind(account.ocid.sql())
+            .bind(now)
+            .bind(code_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(account)
+    }
+
+    async fn post_account_event(&self, ocid: Ocid, now: i64) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        sqlx::query("INSERT INTO account_events (ocid, at) VALUES (?, ?)")
+            .bind(ocid.sql())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Polled within a second or so: a day's worth is plenty.
+        sqlx::query("DELETE FROM account_events WHERE at < ?")
+            .bind(now - EVENT_KEEP_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn account_events(&self, after: i64, limit: u32) -> Result<Vec<(i64, Ocid)>> {
+        self.readers.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, ocid FROM account_events WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = st.query_map((after, i64::from(limit)), |r| {
+                Ok((r.get::<_, i64>(0)?, Ocid(r.get::<_, i64>(1)? as u64)))
+            })?;
+            rows.collect()
+        })
+    }
+
+    async fn last_account_event(&self) -> Result<i64> {
+        self.readers.with(|c| {
+            c.query_row("SELECT COALESCE(MAX(id), 0) FROM account_events", [], |r| {
+                r.get(0)
+            })
+        })
+    }
+
+    async fn check_write(&self, node: &str, now: i64) -> Result<()> {
+        let node = node.to_owned();
+        self.writer
+            .request(|reply| WriteJob::Check((node, now, reply)))
+            .await
+    }
+
     async fn close(&self) {
         // Called after every session has ended: the writer commits what is queued and stops,
         // then the pool closes (for SQLite that checkpoints the WAL).
@@ -535,6 +810,21 @@ impl Store for SqliteStore {
         self.pool.close().await;
     }
 }
+
+/// How long account events are kept (nodes poll them every fraction of a second).
+const EVENT_KEEP_MS: i64 = 24 * 3600 * 1000;
+
+/// Every count of [`Statistics`] in one query (`?1`: now, for session expiry).
+const STATISTICS_SQL: &str = "SELECT
+    (SELECT COUNT(*) FROM accounts WHERE status = 0) AS accounts_active,
+    (SELECT COUNT(*) FROM accounts WHERE status = 1) AS accounts_banned,
+    (SELECT COUNT(*) FROM accounts WHERE status = 2) AS accounts_deleted,
+    (SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1) AS sessions_live,
+    (SELECT COUNT(*) FROM chats WHERE kind = 0) AS private_chats,
+    (SELECT COUNT(*) FROM chats WHERE kind = 1) AS groups,
+    (SELECT COUNT(*) FROM messages) AS messages,
+    (SELECT COUNT(*) FROM friends) / 2 AS friendships,
+    (SELECT COUNT(*) FROM invites WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > ?1)) AS invites_unused";
 
 /// Record a friendship in both directions (idempotent).
 async fn befriend(tx: &mut sqlx::SqliteConnection, a: i64, b: i64, now: i64) -> Result<()> {

@@ -29,6 +29,9 @@ pub(super) type MarkJob = (
     oneshot::Sender<Result<()>>,
 );
 
+/// A readiness check: this node's row of `node_checks`, written in the next transaction.
+pub(super) type CheckJob = (String, i64, oneshot::Sender<Result<()>>);
+
 /// The writer thread and its answering task, as the store sees them.
 pub(super) struct Writer {
     jobs: mpsc::Sender<WriteJob>,
@@ -115,6 +118,7 @@ const WRITER_THREAD: &str = "natter-writer";
 pub(super) enum WriteJob {
     Append(AppendJob),
     Marks(MarkJob),
+    Check(CheckJob),
     /// Finish what is queued before this, then stop.
     Stop,
 }
@@ -129,6 +133,7 @@ fn write_loop(
 ) {
     let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
     let mut marks: Vec<MarkJob> = Vec::new();
+    let mut checks: Vec<CheckJob> = Vec::new();
     let mut stopping = false;
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
@@ -140,6 +145,7 @@ fn write_loop(
             match job {
                 WriteJob::Append(j) => batch.push(j),
                 WriteJob::Marks(m) => marks.push(m),
+                WriteJob::Check(c) => checks.push(c),
                 WriteJob::Stop => {
                     stopping = true;
                     break;
@@ -149,11 +155,11 @@ fn write_loop(
                 next = rx.try_recv().ok();
             }
         }
-        if batch.is_empty() && marks.is_empty() {
+        if batch.is_empty() && marks.is_empty() && checks.is_empty() {
             continue;
         }
         let started = std::time::Instant::now();
-        let outcome = write_batch(&mut conn, &mut batch, &marks);
+        let outcome = write_batch(&mut conn, &mut batch, &marks, &checks);
         let took = started.elapsed();
         if took >= SLOW_COMMIT {
             tracing::warn!(
@@ -168,6 +174,9 @@ fn write_loop(
             .map(|_| ())
             .map_err(|e| StoreError::Backend(e.to_string()));
         for (_, _, _, reply) in marks.drain(..) {
+            let _ = reply.send(marked.clone());
+        }
+        for (_, _, reply) in checks.drain(..) {
             let _ = reply.send(marked.clone());
         }
         // Hooks and replies wake tasks: done on the runtime (cheap local wake-ups there), while
@@ -199,11 +208,13 @@ fn write_batch(
     conn: &mut rusqlite::Connection,
     batch: &mut [AppendJob],
     marks: &[MarkJob],
+    checks: &[CheckJob],
 ) -> rusqlite::Result<Vec<Result<Appended>>> {
     for probe in [false, true] {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if let Some(results) = append_batch(&tx, batch, probe)? {
             write_marks(&tx, marks)?;
+            write_checks(&tx, checks)?;
             tx.commit()?;
             return Ok(results);
         }
@@ -243,6 +254,21 @@ fn write_marks(tx: &rusqlite::Transaction<'_>, marks: &[MarkJob]) -> rusqlite::R
     )?;
     for ((dev, chat), index) in devices {
         device.execute((&dev.0[..], chat.sql(), index.sql()))?;
+    }
+    Ok(())
+}
+
+/// Each readiness check's row: a write that commits with the batch.
+fn write_checks(tx: &rusqlite::Transaction<'_>, checks: &[CheckJob]) -> rusqlite::Result<()> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let mut check = tx.prepare_cached(
+        "INSERT INTO node_checks (node, at) VALUES (?1, ?2)
+         ON CONFLICT (node) DO UPDATE SET at = excluded.at",
+    )?;
+    for (node, at, _) in checks {
+        check.execute((node, at))?;
     }
     Ok(())
 }
