@@ -6,6 +6,7 @@ use crate::bus::nats::{DEFAULT_PUBLISH_QUEUE, NatsBus, Node};
 use crate::bus::{Bus, LocalBus};
 use crate::domain::{Domain, Limits};
 use crate::hub::Hub;
+use crate::metrics::{Metrics, Snapshot};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -94,6 +95,8 @@ pub struct App {
     pub config: Config,
     pub domain: Arc<Domain>,
     pub hub: Arc<Hub>,
+    /// This server's metrics (its own recorder, not the process's global one).
+    pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
@@ -110,6 +113,8 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ServeError> {
         let store = open_store(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        store.observe(metrics.store.clone());
         let hub = Arc::new(Hub::with_grace(config.presence_grace));
         tokio::spawn(hub.clone().settle_until(shutdown.clone()));
         let (bus, link): (Arc<dyn Bus>, _) = match &config.bus_url {
@@ -139,11 +144,26 @@ impl App {
             config,
             domain,
             hub,
+            metrics,
             shutdown,
             tracker: TaskTracker::new(),
         });
         tokio::spawn(watch_accounts(app.clone()));
+        tokio::spawn(metrics_upkeep(app.clone()));
         Ok(app)
+    }
+
+    /// The Prometheus page (`GET /metrics`).
+    pub fn render_metrics(&self) -> String {
+        let (deliveries, outbox_full) = self.hub.delivery_counts();
+        let bus = self.domain.bus_stats();
+        self.metrics.render(&Snapshot {
+            logged_in: self.hub.connections() as u64,
+            deliveries,
+            outbox_full,
+            bus_dropped: bus.dropped,
+            bus_reconnects: bus.reconnects,
+        })
     }
 
     /// Whether this node can serve: the store commits a write (within `READY_TIMEOUT`) and the
@@ -242,6 +262,17 @@ pub async fn operator_domain(config: &Config) -> Result<Domain, ServeError> {
     let store = open_store(config).await?;
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
     Ok(Domain::new(store, bus, config.limits.clone()))
+}
+
+/// Fold histogram samples into their buckets every few seconds until shutdown.
+async fn metrics_upkeep(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => app.metrics.upkeep(),
+        }
+    }
 }
 
 /// Longest a readiness check waits for the store's write.

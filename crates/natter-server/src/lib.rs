@@ -13,6 +13,7 @@ pub mod domain;
 pub mod event;
 pub mod hub;
 pub mod ids;
+pub mod metrics;
 pub mod store;
 pub mod transport;
 
@@ -82,9 +83,13 @@ pub async fn run(
         "http",
         transport::HTTP_REFUSAL,
     );
-    let served = axum::serve(http, transport::http::router(app.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let router = transport::http::router(app.clone());
+    let served = axum::serve(
+        http,
+        router.into_make_service_with_connect_info::<transport::ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await;
     // Upgraded WebSocket connections (and line connections) are tracked apart from HTTP
     // requests.
     app.tracker.close();

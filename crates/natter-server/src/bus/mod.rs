@@ -37,6 +37,20 @@ pub trait Bus: Send + Sync + 'static {
     fn connected(&self) -> bool {
         true
     }
+    /// Messages dropped and reconnections so far (for the metrics). An in-process bus has
+    /// neither.
+    fn stats(&self) -> BusStats {
+        BusStats::default()
+    }
+}
+
+/// What a bus has counted since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Bus messages dropped: not published while disconnected, or a full publish queue.
+    pub dropped: u64,
+    /// Reconnections after the bus connection was lost.
+    pub reconnects: u64,
 }
 
 /// What a node does with what arrives from the bus: implemented by the hub. None of these may

@@ -122,7 +122,7 @@ impl Domain {
         }
         .map_err(|e| internal("account lookup failed", &e))?;
         let Some(account) = found else {
-            tracing::info!(key = %key_for_log(&key), reason = "no such account", "login failed");
+            tracing::debug!(key = %key_for_log(&key), reason = "no such account", "login refused");
             return Err(DomainError::BadCredentials);
         };
         let matches = self
@@ -131,12 +131,12 @@ impl Domain {
             .await
             .map_err(|e| internal("password check failed", &e))?;
         if !matches {
-            tracing::info!(ocid = %account.ocid, reason = "wrong password", "login failed");
+            tracing::debug!(ocid = %account.ocid, reason = "wrong password", "login refused");
             return Err(DomainError::BadCredentials);
         }
         // Told only to whoever knows the password.
         if account.status != status::ACTIVE {
-            tracing::info!(ocid = %account.ocid, reason = "account disabled", "login failed");
+            tracing::debug!(ocid = %account.ocid, reason = "account disabled", "login refused");
             return Err(DomainError::AccountDisabled);
         }
         let token = auth::new_token();
@@ -213,7 +213,7 @@ impl Domain {
 
 /// How a failed login names the account in the log: the ocid, or the email's domain only (an
 /// address is personal data; the domain is enough to spot a pattern).
-fn key_for_log(key: &LoginKey) -> String {
+pub fn key_for_log(key: &LoginKey) -> String {
     match key {
         LoginKey::Ocid(o) => o.to_string(),
         LoginKey::Email(e) => match e.rsplit_once('@') {

@@ -21,7 +21,7 @@ mod error;
 pub mod friends;
 mod messages;
 
-pub use accounts::Login;
+pub use accounts::{Login, key_for_log};
 pub use error::{DomainError, Invalid};
 pub use messages::{PendingSend, Sent};
 
@@ -141,6 +141,11 @@ impl Domain {
     /// Whether the bus can carry deliveries now.
     pub fn bus_connected(&self) -> bool {
         self.bus.connected()
+    }
+
+    /// What the bus has counted (drops, reconnections).
+    pub fn bus_stats(&self) -> crate::bus::BusStats {
+        self.bus.stats()
     }
 
     /// Flush and close the store (at shutdown, after every connection has ended).

@@ -99,15 +99,16 @@ impl ConnHandle {
     }
 
     /// Offer a stored message (or a resync): a full outbox marks the connection lagging, and it
-    /// catches up from the store once it drains.
-    pub(super) fn push(&self, push: Push) {
+    /// catches up from the store once it drains. `false` when the outbox was full.
+    pub(super) fn push(&self, push: Push) -> bool {
         match self.tx.try_send(push) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.lagging.store(true, Ordering::Release);
+                false
             }
             // The connection is closing; what it missed stays in the store.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
         }
     }
 }

@@ -429,6 +429,9 @@ pub trait Store: Send + Sync + 'static {
     /// messages: `Ok` means the store accepts writes now.
     async fn check_write(&self, node: &str, now: i64) -> Result<()>;
 
+    /// Report commits and stored messages to `metrics` from now on (a running server's store).
+    fn observe(&self, _metrics: crate::metrics::StoreMetrics) {}
+
     /// Flush and close; called once at shutdown.
     async fn close(&self);
 }

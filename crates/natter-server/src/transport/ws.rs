@@ -5,12 +5,14 @@
 use crate::app::App;
 use crate::conn::{self, Close, Inbound, Wire};
 use crate::dialect::Dialect;
-use axum::extract::State;
+use crate::transport::ClientAddr;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Read buffer per connection, allocated for its whole life: small, because memory per idle
@@ -21,13 +23,15 @@ const READ_BUFFER: usize = 1024;
 /// written, so it costs an idle connection nothing.
 const WRITE_BUFFER: usize = 4 * 1024;
 
-/// `GET` that upgrades to a WebSocket connection speaking `dialect`.
-pub fn route<D: Dialect>(dialect: D) -> MethodRouter<Arc<App>> {
+/// `GET` that upgrades to a WebSocket connection speaking `dialect`; `name` labels its
+/// connections in the metrics.
+pub fn route<D: Dialect>(app: &App, name: &'static str, dialect: D) -> MethodRouter<Arc<App>> {
     let dialect = Arc::new(dialect);
+    let open = app.metrics.connections(name);
     get(
-        move |State(app): State<Arc<App>>, ws: WebSocketUpgrade| async move {
-            upgrade(app, ws, dialect)
-        },
+        move |State(app): State<Arc<App>>,
+              ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+              ws: WebSocketUpgrade| async move { upgrade(app, ws, dialect, peer, open) },
     )
 }
 
@@ -35,6 +39,8 @@ fn upgrade<D: Dialect>(
     app: Arc<App>,
     ws: WebSocketUpgrade,
     dialect: Arc<D>,
+    peer: SocketAddr,
+    open: metrics::Gauge,
 ) -> axum::response::Response {
     // Frames up to four times the soft limit are read (and refused by the dialect); larger
     // ones close the connection.
@@ -45,7 +51,11 @@ fn upgrade<D: Dialect>(
         .max_frame_size(hard)
         .on_upgrade(move |socket| {
             let tracker = app.tracker.clone();
-            tracker.track_future(conn::serve(app, WsWire { socket }, dialect))
+            open.increment(1.0);
+            tracker.track_future(async move {
+                conn::serve(app, WsWire { socket }, dialect, peer).await;
+                open.decrement(1.0);
+            })
         })
 }
 

@@ -166,3 +166,113 @@ async fn a_login_of_the_registered_account_works_in_invite_mode_for_operator_acc
     let mut d = open.v1().await;
     register_v1(&mut d, "x@example.com", "X", "pw").await;
 }
+
+/// The samples of a Prometheus text page: `name{labels}` -> value. Every line must be a
+/// comment or a sample.
+fn samples(page: &str) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    for line in page.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix('#') {
+            let kind = comment.split_whitespace().next();
+            assert!(
+                matches!(kind, Some("HELP" | "TYPE")),
+                "not a HELP or TYPE comment: {line}"
+            );
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number in: {line}"));
+        out.insert(name.to_owned(), value);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_and_count_what_happened() {
+    let server = TestServer::start_with(|c| {
+        c.rate_per_sec = 5;
+        c.rate_burst = 5;
+    })
+    .await;
+    let mut a = crate::common::user_v1(&server, "a@example.com", "A", "pw").await;
+    let b = crate::common::user_v1(&server, "b@example.com", "B", "pw").await;
+    let mut wrong = server.v1().await;
+    let r = wrong
+        .request(
+            &frame(&v1::login(v1::Account::Email("a@example.com"), "nope")),
+            7,
+        )
+        .await;
+    assert_eq!(r["state"], json!(1));
+    for i in 0..3 {
+        crate::common::send_v1(
+            &mut a.client,
+            json!({"private_id": b.ocid}),
+            &format!("m{i}"),
+        )
+        .await;
+    }
+    // Over the budget: a frame is refused.
+    let mut refused = 0;
+    for _ in 0..10 {
+        a.client.send_json(&json!({"code": 19})).await;
+        let f = a.client.recv().await;
+        if f["code"] == json!(12) {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the budget of 5/s refused nothing");
+
+    let r = get(server.addr, "/metrics").await;
+    assert_eq!(r.status, 200);
+    let m = samples(&r.body);
+    let at = |k: &str| {
+        *m.get(k)
+            .unwrap_or_else(|| panic!("no sample {k} in\n{}", r.body))
+    };
+    assert_eq!(
+        at(r#"natter_logins_total{kind="password",result="ok"}"#),
+        2.0
+    );
+    assert_eq!(
+        at(r#"natter_logins_total{kind="password",result="rejected"}"#),
+        1.0
+    );
+    assert_eq!(at("natter_messages_stored_total"), 3.0);
+    assert_eq!(
+        at("natter_deliveries_total"),
+        3.0,
+        "each of 3 messages to B's one connection"
+    );
+    assert_eq!(at("natter_rate_limited_total"), f64::from(refused));
+    assert_eq!(at(r#"natter_connections{dialect="ourchat_v1"}"#), 3.0);
+    assert_eq!(at(r#"natter_connections{dialect="ourchat_v0"}"#), 0.0);
+    assert_eq!(at("natter_logged_in_connections"), 2.0);
+    assert!(at("natter_store_commit_seconds_count") >= 1.0);
+    assert!(at(r#"natter_store_commit_seconds_bucket{le="+Inf"}"#) >= 1.0);
+    assert!(at("process_resident_memory_bytes") > 1e6);
+    for name in [
+        "natter_outbox_full_total",
+        "natter_resyncs_total",
+        "natter_bus_dropped_total",
+        "natter_bus_reconnects_total",
+    ] {
+        assert_eq!(at(name), 0.0, "{name}");
+    }
+    assert!(
+        r.body
+            .contains("# TYPE natter_store_commit_seconds histogram"),
+        "{}",
+        r.body
+    );
+
+    // A connection that closes is no longer counted.
+    wrong.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = samples(&get(server.addr, "/metrics").await.body);
+    assert_eq!(m[r#"natter_connections{dialect="ourchat_v1"}"#], 2.0);
+}

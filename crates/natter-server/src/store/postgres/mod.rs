@@ -29,6 +29,7 @@ pub struct PgStore {
     pool: PgPool,
     appends: mpsc::Sender<AppendJob>,
     writer: WriterTask,
+    metrics: writer::Observed,
 }
 
 impl PgStore {
@@ -76,11 +77,14 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE);
-        let writer = WriterTask::spawn(|stop| append_writer(pool.clone(), rx, stop));
+        let metrics = writer::Observed::default();
+        let observed = metrics.clone();
+        let writer = WriterTask::spawn(|stop| append_writer(pool.clone(), rx, stop, observed));
         Ok(Self {
             pool,
             appends: tx,
             writer,
+            metrics,
         })
     }
 }
@@ -818,6 +822,10 @@ impl Store for PgStore {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+
+    fn observe(&self, metrics: crate::metrics::StoreMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     async fn close(&self) {

@@ -803,6 +803,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    fn observe(&self, metrics: crate::metrics::StoreMetrics) {
+        self.writer.observe(metrics);
+    }
+
     async fn close(&self) {
         // Called after every session has ended: the writer commits what is queued and stops,
         // then the pool closes (for SQLite that checkpoints the WAL).

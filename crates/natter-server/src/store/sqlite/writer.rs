@@ -4,6 +4,7 @@
 
 use super::reads::{LiteRow, decoded, lite};
 use crate::ids::IdMap;
+use crate::metrics::StoreMetrics;
 use crate::store::rows::{self, AppendJob, AsSql, MESSAGE_COLUMNS};
 use crate::store::{Appended, ChatId, Device, Index, Message, MessageId, Ocid, Result, StoreError};
 use rusqlite::OptionalExtension;
@@ -36,7 +37,11 @@ pub(super) type CheckJob = (String, i64, oneshot::Sender<Result<()>>);
 pub(super) struct Writer {
     jobs: mpsc::Sender<WriteJob>,
     done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    metrics: Observed,
 }
+
+/// Where the writer reports, once a server has said (shared with its thread).
+type Observed = std::sync::Arc<std::sync::OnceLock<StoreMetrics>>;
 
 impl Writer {
     /// Open the writer's connection to `path` and start its thread.
@@ -51,10 +56,12 @@ impl Writer {
         // A thread of its own, named, so that its CPU time can be told apart (`top -H`,
         // `/proc/<pid>/task`): the store's share of a message's cost is measured on it.
         let (stopped, writer_stopped) = oneshot::channel::<()>();
+        let metrics = Observed::default();
+        let observed = metrics.clone();
         std::thread::Builder::new()
             .name(WRITER_THREAD.into())
             .spawn(move || {
-                write_loop(conn, rx, answers);
+                write_loop(conn, rx, answers, &observed);
                 let _ = stopped.send(());
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
@@ -65,7 +72,13 @@ impl Writer {
         Ok(Self {
             jobs,
             done: tokio::sync::Mutex::new(Some(done)),
+            metrics,
         })
+    }
+
+    /// Report commits to `metrics` from now on (once).
+    pub(super) fn observe(&self, metrics: StoreMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Queue a job built around a reply channel (waiting for room) and return the channel.
@@ -130,6 +143,7 @@ fn write_loop(
     mut conn: rusqlite::Connection,
     mut rx: mpsc::Receiver<WriteJob>,
     answers: mpsc::Sender<Answer>,
+    metrics: &Observed,
 ) {
     let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
     let mut marks: Vec<MarkJob> = Vec::new();
@@ -161,6 +175,18 @@ fn write_loop(
         let started = std::time::Instant::now();
         let outcome = write_batch(&mut conn, &mut batch, &marks, &checks);
         let took = started.elapsed();
+        if let Some(m) = metrics.get() {
+            m.commit_seconds.record(took.as_secs_f64());
+            match &outcome {
+                Ok(results) => m.messages.increment(
+                    results
+                        .iter()
+                        .filter(|r| matches!(r, Ok(Appended::New(_))))
+                        .count() as u64,
+                ),
+                Err(_) => m.failed_commits.increment(1),
+            }
+        }
         if took >= SLOW_COMMIT {
             tracing::warn!(
                 ms = took.as_millis() as u64,
