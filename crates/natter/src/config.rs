@@ -47,7 +47,8 @@ pub struct ServeArgs {
     /// quick reconnect tells its friends nothing; 0 = offline at once [default: 5000].
     #[arg(long, env = "NATTER_PRESENCE_GRACE_MS")]
     pub presence_grace_ms: Option<u64>,
-    /// Log filter, e.g. `info` or `natter_server=debug` [default: info].
+    /// Log level: error, warn, info, debug (or verbose), trace, off; or a filter such as
+    /// `natter_server=debug,info`. Unset, `RUST_LOG` is read [default: info].
     #[arg(long, env = "NATTER_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// `text` or `json` [default: text].
@@ -126,6 +127,12 @@ impl Settings {
     /// # Errors
     /// An unreadable or invalid file, or an out-of-range value.
     pub fn resolve(mut args: ServeArgs) -> anyhow::Result<Self> {
+        // RUST_LOG comes after the flag and NATTER_LOG_LEVEL, before the file.
+        if args.log_level.is_none() {
+            args.log_level = std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty());
+        }
         if let Some(path) = &args.config {
             let mut file = ServeArgs::read_file(path)?;
             fill!(

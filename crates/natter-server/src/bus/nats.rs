@@ -41,6 +41,17 @@ pub struct BusError {
     reason: String,
 }
 
+/// A bus URL fit for logs and errors: any user, password or token replaced by `***`.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// Accounts per snapshot part (a part stays well under NATS's default 1 MB payload limit).
 const SNAPSHOT_PART: usize = 20_000;
 
@@ -112,7 +123,7 @@ impl NatsBus {
         queue: usize,
     ) -> Result<(Self, NatsLink), BusError> {
         let fail = |reason: String| BusError {
-            url: url.to_owned(),
+            url: without_credentials(url),
             reason,
         };
         if cluster.is_empty()

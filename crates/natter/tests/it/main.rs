@@ -10,3 +10,4 @@ mod common;
 mod process;
 #[path = "../../../natter-server/tests/it/common/services.rs"]
 mod services;
+mod startup;
