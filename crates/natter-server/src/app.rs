@@ -101,6 +101,55 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// This server's hold on its data directory (SQLite): one server per database.
+    _lock: Option<DataDirLock>,
+}
+
+/// An exclusive hold on a data directory (`<data_dir>/natter.lock`), kept by a running server
+/// and by `natter restore`: two servers on one SQLite database would both write messages (the
+/// store's single writer is per process), and a restore under a running server would be lost.
+/// Operator commands that only read or make small writes (`natter admin`, `natter backup`)
+/// do not take it.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Take the lock of `dir`, waiting up to two seconds (a server that just stopped in this
+    /// process may still be letting go of it).
+    ///
+    /// # Errors
+    /// Another process holds it, or the lock file cannot be made.
+    pub async fn acquire(dir: &std::path::Path) -> Result<Self, StoreError> {
+        let path = dir.join("natter.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(StoreError::Backend(format!(
+                            "another natter process (a server, or a restore) is using the data directory {}",
+                            dir.display()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "cannot lock {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
 }
 
 impl App {
@@ -112,6 +161,13 @@ impl App {
         config: Config,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ServeError> {
+        let lock = match &config.store_url {
+            None => {
+                prepare_data_dir(&config.data_dir)?;
+                Some(DataDirLock::acquire(&config.data_dir).await?)
+            }
+            Some(_) => None,
+        };
         let store = open_store(&config).await?;
         let metrics = Arc::new(Metrics::new());
         store.observe(metrics.store.clone());
@@ -147,6 +203,7 @@ impl App {
             metrics,
             shutdown,
             tracker: TaskTracker::new(),
+            _lock: lock,
         });
         tokio::spawn(watch_accounts(app.clone()));
         tokio::spawn(metrics_upkeep(app.clone()));
@@ -203,20 +260,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
     match &config.store_url {
         None => {
             let dir = &config.data_dir;
-            if dir.is_file() {
-                return Err(StoreError::Backend(format!(
-                    "the data directory {} is a file, not a directory",
-                    dir.display()
-                ))
-                .into());
-            }
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Backend(format!(
-                    "cannot create the data directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-            writable(dir)?;
+            prepare_data_dir(dir)?;
             let path = dir.join("natter.db");
             let store = SqliteStore::open(&path).await.map_err(|e| {
                 StoreError::Backend(format!("cannot open the database {}: {e}", path.display()))
@@ -231,6 +275,23 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
         )
         .into()),
     }
+}
+
+/// Make the data directory if need be, and check that files can be made in it.
+fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StoreError> {
+    if dir.is_file() {
+        return Err(StoreError::Backend(format!(
+            "the data directory {} is a file, not a directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    writable(dir)
 }
 
 /// Whether files can be made in `dir` (SQLite's own error says only "unable to open database

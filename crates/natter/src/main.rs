@@ -4,6 +4,7 @@
 //! the TOML file given with `--config`, then built-in defaults.
 
 mod admin;
+mod backup;
 mod bench;
 mod config;
 
@@ -59,6 +60,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Manage accounts, logins, invitations and groups of a deployment (safe while it runs).
     Admin(admin::AdminArgs),
+    /// Copy a SQLite deployment's database, consistently, while it serves.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a SQLite deployment's database (its server stopped).
+    Restore(backup::RestoreArgs),
 }
 
 /// Errors end the process with status 1 and one line naming what failed and why (no
@@ -114,14 +119,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(args) => {
             init_logging("warn", "text")?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(admin::run(args))
+            tool_runtime()?.block_on(admin::run(args))
         }
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => tool_runtime()?.block_on(backup::restore(args)),
     }
+}
+
+/// A small runtime for the operator's commands.
+fn tool_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Raise this process's soft open-file limit to its hard limit, since every connection is a

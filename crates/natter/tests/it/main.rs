@@ -4,6 +4,7 @@
 //! talks to it with natter-client.
 
 mod admin;
+mod backup;
 mod bench;
 mod cluster;
 mod common;

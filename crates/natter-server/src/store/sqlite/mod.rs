@@ -7,6 +7,7 @@
 //! commit, `writer.rs`): each message's index is assigned in that transaction, and no caller
 //! hears back before the commit that made its message durable.
 
+pub mod backup;
 mod reads;
 mod writer;
 

@@ -58,11 +58,10 @@ fn unavailable<T>(service: &'static str, at: &str, why: &dyn std::fmt::Display) 
         "{service} is required when CI=true but is unreachable at {at}: {why}"
     );
     announce(service, at, false);
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_owned();
-    say(&format!("SKIPPED {test}: {service} at {at} is unreachable ({why})"));
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    say(&format!(
+        "SKIPPED {test}: {service} at {at} is unreachable ({why})"
+    ));
     None
 }
 
