@@ -7,6 +7,7 @@ mod admin;
 mod backup;
 mod bench;
 mod config;
+mod health;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -64,6 +65,14 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup in place of a SQLite deployment's database (its server stopped).
     Restore(backup::RestoreArgs),
+    /// Ask a running server whether it is ready (exit status 0) or not (1).
+    Health(health::HealthArgs),
+    /// Print a commented sample config file with every setting and its default.
+    Config {
+        /// The sample (the only output so far).
+        #[arg(long)]
+        example: bool,
+    },
 }
 
 /// Errors end the process with status 1 and one line naming what failed and why (no
@@ -123,6 +132,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => tool_runtime()?.block_on(backup::restore(args)),
+        Command::Health(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(health::run(args)),
+        Command::Config { example } => {
+            if !example {
+                anyhow::bail!("say what to print: `natter config --example`");
+            }
+            print!("{}", config::example());
+            Ok(())
+        }
     }
 }
 

@@ -234,3 +234,26 @@ fn start_up_errors_name_the_path_address_and_cause() {
         "{err}"
     );
 }
+
+#[test]
+fn natter_health_says_ready_or_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = crate::common::serve(dir.path(), &[], "natter");
+    let health = |addr: &str, path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_natter"))
+            .args(["health", "--addr", addr, "--path", path])
+            .output()
+            .expect("run natter health")
+    };
+    let out = health(&server.addr, "/readyz");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ready");
+    assert!(health(&server.addr, "/healthz").status.success());
+    drop(server);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let out = health(&closed, "/readyz");
+    assert!(!out.status.success(), "nothing listens there: {out:?}");
+}
