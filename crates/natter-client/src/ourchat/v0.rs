@@ -2,7 +2,7 @@
 //! sends, [`Frame`], a reading of any server frame, and [`Client`] for the common exchanges.
 //!
 //! Every v0 frame keeps its fields in `data`; ocids travel as digit strings; missed messages
-//! (code 8) and history (code 17) carry whole code 0 frames serialized into JSON strings. v0
+//! (code 8) and history (code 105) carry whole code 0 frames serialized into JSON strings. v0
 //! names chats by id only (a group's id is its v1 `group_id`; a private chat's id is learned
 //! from an ack or a message), so its messages come out as [`Chat::Id`].
 
@@ -22,16 +22,16 @@ pub mod code {
     pub const LOGIN: i64 = 6;
     pub const LOGIN_REPLY: i64 = 7;
     pub const UNDELIVERED: i64 = 8;
-    pub const ERROR: i64 = 12;
-    pub const RESUME: i64 = 13;
-    pub const RESUME_REPLY: i64 = 14;
-    pub const ACK: i64 = 15;
-    pub const HISTORY: i64 = 16;
-    pub const HISTORY_REPLY: i64 = 17;
-    pub const HEARTBEAT: i64 = 19;
-    pub const HEARTBEAT_REPLY: i64 = 20;
-    pub const LOGOUT: i64 = 21;
-    pub const LOGOUT_REPLY: i64 = 22;
+    pub const ERROR: i64 = 100;
+    pub const RESUME: i64 = 101;
+    pub const RESUME_REPLY: i64 = 102;
+    pub const ACK: i64 = 103;
+    pub const HISTORY: i64 = 104;
+    pub const HISTORY_REPLY: i64 = 105;
+    pub const HEARTBEAT: i64 = 107;
+    pub const HEARTBEAT_REPLY: i64 = 108;
+    pub const LOGOUT: i64 = 109;
+    pub const LOGOUT_REPLY: i64 = 110;
 }
 
 /// Where a v0 text goes.
@@ -69,22 +69,24 @@ pub fn register(mail: &str, password: &str) -> String {
     )
 }
 
-/// Code 6: log in by ocid (sent as a digit string, as the draft defines).
+/// Code 6: log in by ocid (sent as a digit string, as the draft defines), opting in to
+/// natter's extension frames (`ext`), which this client reads.
 pub fn login(ocid: u64, password: &str) -> String {
     with_data(
         code::LOGIN,
         Obj::empty()
             .str("ocId", &ocid.to_string())
-            .str("password", password),
+            .str("password", password)
+            .int("ext", 1),
     )
 }
 
-/// Code 13: resume a session by token (v1 tokens work too).
+/// Code 101: resume a session by token (v1 tokens work too).
 pub fn resume(token: &str) -> String {
     with_data(code::RESUME, Obj::empty().str("token", token))
 }
 
-/// Code 13 with `since`: resume, saying up to which index each chat (by id) is already held.
+/// Code 101 with `since`: resume, saying up to which index each chat (by id) is already held.
 pub fn resume_since(token: &str, since: &[(u64, u64)]) -> String {
     let held = since.iter().fold(Obj::empty(), |o, (chat, index)| {
         o.int(&chat.to_string(), *index)
@@ -112,7 +114,7 @@ pub fn text_with_id(target: Target, msg: &str, client_id: Option<&str>) -> Strin
     )
 }
 
-/// Code 16: read a page of a chat's history.
+/// Code 104: read a page of a chat's history.
 pub fn history(chat: u64, page: Page) -> String {
     with_data(
         code::HISTORY,
@@ -124,12 +126,12 @@ pub fn history(chat: u64, page: Page) -> String {
     )
 }
 
-/// Code 19: heartbeat (no `data`).
+/// Code 107: heartbeat (no `data`).
 pub fn heartbeat() -> String {
     Obj::code(code::HEARTBEAT).done()
 }
 
-/// Code 21: log out (no `data`).
+/// Code 109: log out (no `data`).
 pub fn logout() -> String {
     Obj::code(code::LOGOUT).done()
 }
@@ -161,7 +163,7 @@ pub struct Data {
     /// A text (code 0), or serialized code 0 frames (codes 8 and 17).
     pub msg: Option<Msg>,
     pub more: Option<bool>,
-    /// The error name of a code 12 frame.
+    /// The error name of a code 100 frame.
     pub error: Option<String>,
 }
 
@@ -223,7 +225,7 @@ impl Frame {
         })
     }
 
-    /// The acknowledgement of a stored message (code 15); `None` if this is not one.
+    /// The acknowledgement of a stored message (code 103); `None` if this is not one.
     pub fn ack(&self) -> Option<Ack> {
         if self.code != code::ACK {
             return None;
@@ -236,7 +238,7 @@ impl Frame {
         })
     }
 
-    /// The messages serialized in a code 8 or code 17 frame, parsed; `None` if an entry is not
+    /// The messages serialized in a code 8 or code 105 frame, parsed; `None` if an entry is not
     /// a complete code 0 frame.
     pub fn messages(&self) -> Option<Vec<Message>> {
         match &self.data()?.msg {
@@ -253,7 +255,7 @@ impl Frame {
 // The client.
 
 /// A v0 connection with the common exchanges. Every call that waits for a reply skips frames
-/// pushed meanwhile, and fails on an error reply (code 12).
+/// pushed meanwhile, and fails on an error reply (code 100).
 pub struct Client {
     conn: Conn,
 }
@@ -293,7 +295,7 @@ impl Client {
     /// Wait for the frame with code `reply`, skipping others; returns it.
     ///
     /// # Errors
-    /// An error frame (code 12) came first, or the connection failed.
+    /// An error frame (code 100) came first, or the connection failed.
     pub async fn reply(&mut self, reply: i64) -> Result<(Utf8Bytes, Frame)> {
         loop {
             let text = self.conn.next_text().await?;
@@ -474,11 +476,11 @@ mod tests {
         );
         assert_eq!(
             v(&login(10003, "pw")),
-            json!({"code": 6, "data": {"ocId": "10003", "password": "pw"}})
+            json!({"code": 6, "data": {"ocId": "10003", "password": "pw", "ext": 1}})
         );
         assert_eq!(
             v(&resume_since("t", &[(7, 40), (2, 1)])),
-            json!({"code": 13, "data": {"token": "t", "since": {"7": 40, "2": 1}}})
+            json!({"code": 101, "data": {"token": "t", "since": {"7": 40, "2": 1}}})
         );
         assert_eq!(
             v(&text_with_id(Target::Chat(2), "hi", Some("c-1"))),
@@ -496,9 +498,9 @@ mod tests {
                     ..Page::default()
                 }
             )),
-            json!({"code": 16, "data": {"cid": 2, "after": 1}})
+            json!({"code": 104, "data": {"cid": 2, "after": 1}})
         );
-        assert_eq!(v(&heartbeat()), json!({"code": 19}));
+        assert_eq!(v(&heartbeat()), json!({"code": 107}));
     }
 
     #[test]
@@ -516,7 +518,7 @@ mod tests {
                 time: 1_718_000_300
             }])
         );
-        let ack = Frame::parse(r#"{"code":15,"data":{"cid":3,"index":1,"mid":7},"time":1}"#)
+        let ack = Frame::parse(r#"{"code":103,"data":{"cid":3,"index":1,"mid":7},"time":1}"#)
             .expect("ack");
         assert_eq!(
             ack.ack(),

@@ -26,30 +26,30 @@ pub mod code {
     pub const NEW_GROUP_REPLY: i64 = 9;
     pub const ACCOUNT_INFO: i64 = 10;
     pub const ACCOUNT_INFO_REPLY: i64 = 11;
-    pub const ERROR: i64 = 12;
-    pub const RESUME: i64 = 13;
-    pub const RESUME_REPLY: i64 = 14;
-    pub const ACK: i64 = 15;
-    pub const HISTORY: i64 = 16;
-    pub const HISTORY_REPLY: i64 = 17;
-    pub const SYNC_DONE: i64 = 18;
-    pub const HEARTBEAT: i64 = 19;
-    pub const HEARTBEAT_REPLY: i64 = 20;
-    pub const LOGOUT: i64 = 21;
-    pub const LOGOUT_REPLY: i64 = 22;
-    pub const FRIEND_REQUEST: i64 = 23;
-    pub const FRIEND_REQUEST_REPLY: i64 = 24;
-    pub const FRIEND_ANSWER: i64 = 25;
-    pub const FRIEND_ANSWER_REPLY: i64 = 26;
-    pub const REMOVE_FRIEND: i64 = 27;
-    pub const REMOVE_FRIEND_REPLY: i64 = 28;
-    pub const FRIEND_LIST: i64 = 29;
-    pub const FRIEND_LIST_REPLY: i64 = 30;
-    pub const FRIEND_REQUEST_PUSH: i64 = 31;
-    pub const FRIEND_UPDATE_PUSH: i64 = 32;
-    pub const TYPING: i64 = 33;
-    pub const TYPING_PUSH: i64 = 34;
-    pub const PRESENCE_PUSH: i64 = 35;
+    pub const ERROR: i64 = 100;
+    pub const RESUME: i64 = 101;
+    pub const RESUME_REPLY: i64 = 102;
+    pub const ACK: i64 = 103;
+    pub const HISTORY: i64 = 104;
+    pub const HISTORY_REPLY: i64 = 105;
+    pub const SYNC_DONE: i64 = 106;
+    pub const HEARTBEAT: i64 = 107;
+    pub const HEARTBEAT_REPLY: i64 = 108;
+    pub const LOGOUT: i64 = 109;
+    pub const LOGOUT_REPLY: i64 = 110;
+    pub const FRIEND_REQUEST: i64 = 111;
+    pub const FRIEND_REQUEST_REPLY: i64 = 112;
+    pub const FRIEND_ANSWER: i64 = 113;
+    pub const FRIEND_ANSWER_REPLY: i64 = 114;
+    pub const REMOVE_FRIEND: i64 = 115;
+    pub const REMOVE_FRIEND_REPLY: i64 = 116;
+    pub const FRIEND_LIST: i64 = 117;
+    pub const FRIEND_LIST_REPLY: i64 = 118;
+    pub const FRIEND_REQUEST_PUSH: i64 = 119;
+    pub const FRIEND_UPDATE_PUSH: i64 = 120;
+    pub const TYPING: i64 = 121;
+    pub const TYPING_PUSH: i64 = 122;
+    pub const PRESENCE_PUSH: i64 = 123;
 }
 
 /// How a login names the account.
@@ -81,22 +81,32 @@ pub fn register(email: &str, password: &str, name: &str) -> String {
         .done()
 }
 
-/// Code 6: log in with a password.
+/// Code 6: log in with a password, opting in to natter's extension frames (`ext`: acks, the
+/// sync-done marker, pushes), which this client reads.
 pub fn login(account: Account<'_>, password: &str) -> String {
+    login_frame(account, password).int("ext", 1).done()
+}
+
+/// Code 6 as the seed writes it, without opting in: the server then sends only seed codes.
+pub fn login_seed(account: Account<'_>, password: &str) -> String {
+    login_frame(account, password).done()
+}
+
+fn login_frame(account: Account<'_>, password: &str) -> Obj {
     let frame = Obj::code(code::LOGIN);
     let frame = match account {
         Account::Email(email) => frame.int("login_type", 0).str("account", email),
         Account::Ocid(ocid) => frame.int("login_type", 1).str("account", &ocid.to_string()),
     };
-    frame.str("password", password).done()
+    frame.str("password", password)
 }
 
-/// Code 13: resume a session by token.
+/// Code 101: resume a session by token.
 pub fn resume(token: &str) -> String {
     Obj::code(code::RESUME).str("token", token).done()
 }
 
-/// Code 13 with `since`: resume, saying up to which index each chat is already held.
+/// Code 101 with `since`: resume, saying up to which index each chat is already held.
 pub fn resume_since(token: &str, since: &[(Target, u64)]) -> String {
     let mut list = String::from("[");
     for (i, (target, index)) in since.iter().enumerate() {
@@ -147,7 +157,7 @@ pub fn account_info(ocid: u64, values: &[&str]) -> String {
         .done()
 }
 
-/// Code 16: read a page of a chat's history.
+/// Code 104: read a page of a chat's history.
 pub fn history(target: Target, page: Page) -> String {
     let frame = match target {
         Target::Private(ocid) => Obj::code(code::HISTORY).int("private_id", ocid),
@@ -160,17 +170,17 @@ pub fn history(target: Target, page: Page) -> String {
         .done()
 }
 
-/// Code 19: heartbeat.
+/// Code 107: heartbeat.
 pub fn heartbeat() -> String {
     Obj::code(code::HEARTBEAT).done()
 }
 
-/// Code 21: log out (revokes this connection's token).
+/// Code 109: log out (revokes this connection's token).
 pub fn logout() -> String {
     Obj::code(code::LOGOUT).done()
 }
 
-/// Code 23: ask an account to be friends, with a note.
+/// Code 111: ask an account to be friends, with a note.
 pub fn friend_request(ocid: u64, msg: Option<&str>) -> String {
     Obj::code(code::FRIEND_REQUEST)
         .int("ocid", ocid)
@@ -178,7 +188,7 @@ pub fn friend_request(ocid: u64, msg: Option<&str>) -> String {
         .done()
 }
 
-/// Code 25: accept or reject an account's friend request.
+/// Code 113: accept or reject an account's friend request.
 pub fn friend_answer(ocid: u64, accept: bool) -> String {
     Obj::code(code::FRIEND_ANSWER)
         .int("ocid", ocid)
@@ -186,17 +196,17 @@ pub fn friend_answer(ocid: u64, accept: bool) -> String {
         .done()
 }
 
-/// Code 27: end a friendship.
+/// Code 115: end a friendship.
 pub fn remove_friend(ocid: u64) -> String {
     Obj::code(code::REMOVE_FRIEND).int("ocid", ocid).done()
 }
 
-/// Code 29: list friends and pending requests.
+/// Code 117: list friends and pending requests.
 pub fn friend_list() -> String {
     Obj::code(code::FRIEND_LIST).done()
 }
 
-/// Code 33: tell a chat's other members that this account is typing.
+/// Code 121: tell a chat's other members that this account is typing.
 pub fn typing(target: Target) -> String {
     let frame = match target {
         Target::Private(ocid) => Obj::code(code::TYPING).int("private_id", ocid),
@@ -227,7 +237,7 @@ pub struct Frame<'a> {
     pub msg: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrowed")]
     pub token: Option<Cow<'a, str>>,
-    /// The error name of a code 12 frame.
+    /// The error name of a code 100 frame.
     #[serde(borrow, default, deserialize_with = "borrowed")]
     pub error: Option<Cow<'a, str>>,
     pub sender: Option<Sender>,
@@ -273,7 +283,7 @@ impl<'a> Frame<'a> {
         })
     }
 
-    /// The acknowledgement of a stored message (code 15); `None` if this is not one.
+    /// The acknowledgement of a stored message (code 103); `None` if this is not one.
     pub fn ack(&self) -> Option<Ack> {
         if self.code != code::ACK {
             return None;
@@ -302,7 +312,7 @@ where
     Ok(Option::<Str<'a>>::deserialize(d)?.map(|s| s.0))
 }
 
-/// A code 17 reply.
+/// A code 105 reply.
 #[derive(Deserialize)]
 struct HistoryReply<'a> {
     #[serde(borrow)]
@@ -314,7 +324,7 @@ struct HistoryReply<'a> {
 // The client.
 
 /// A v1 connection with the common exchanges. Every call that waits for a reply skips frames
-/// pushed meanwhile, and fails on an error reply (code 12).
+/// pushed meanwhile, and fails on an error reply (code 100).
 pub struct Client {
     conn: Conn,
     /// The logged-in account (names the other party of private chats).
@@ -385,7 +395,7 @@ impl Client {
     /// Wait for the frame with code `reply`, skipping others; returns its text.
     ///
     /// # Errors
-    /// An error frame (code 12) came first, or the connection failed.
+    /// An error frame (code 100) came first, or the connection failed.
     pub async fn reply(&mut self, reply: i64) -> Result<Utf8Bytes> {
         loop {
             let text = self.conn.next_text().await?;
@@ -468,7 +478,7 @@ impl Client {
         })
     }
 
-    /// Send a resume (code 13) without waiting for the reply.
+    /// Send a resume (code 101) without waiting for the reply.
     ///
     /// # Errors
     /// The connection failed.
@@ -476,7 +486,7 @@ impl Client {
         self.send(resume(token)).await
     }
 
-    /// Wait for the resume reply (code 14); returns the account's ocid. The missed messages and
+    /// Wait for the resume reply (code 102); returns the account's ocid. The missed messages and
     /// sync-done follow.
     ///
     /// # Errors
@@ -493,7 +503,7 @@ impl Client {
         }
     }
 
-    /// Read the messages pushed after a login or resume, up to sync-done (code 18).
+    /// Read the messages pushed after a login or resume, up to sync-done (code 106).
     ///
     /// # Errors
     /// Sync-done's count differs from the messages pushed, or the connection failed.
@@ -524,7 +534,7 @@ impl Client {
         }
     }
 
-    /// Skip frames up to sync-done (code 18); returns its count.
+    /// Skip frames up to sync-done (code 106); returns its count.
     ///
     /// # Errors
     /// The connection failed.
@@ -642,18 +652,18 @@ mod tests {
         );
         assert_eq!(
             v(&login(Account::Email("a@b.c"), "pw")),
-            json!({"code": 6, "login_type": 0, "account": "a@b.c", "password": "pw"})
+            json!({"code": 6, "login_type": 0, "account": "a@b.c", "password": "pw", "ext": 1})
         );
         assert_eq!(
             v(&login(Account::Ocid(10001), "pw")),
-            json!({"code": 6, "login_type": 1, "account": "10001", "password": "pw"})
+            json!({"code": 6, "login_type": 1, "account": "10001", "password": "pw", "ext": 1})
         );
         assert_eq!(
             v(&resume_since(
                 "t",
                 &[(Target::Group(2), 5), (Target::Private(10002), 3)]
             )),
-            json!({"code": 13, "token": "t", "since": [{"group_id": 2, "index": 5}, {"private_id": 10002, "index": 3}]})
+            json!({"code": 101, "token": "t", "since": [{"group_id": 2, "index": 5}, {"private_id": 10002, "index": 3}]})
         );
         assert_eq!(
             v(&text_with_id(Target::Private(10002), "hi", Some("a-1"))),
@@ -676,7 +686,7 @@ mod tests {
                     limit: Some(2)
                 }
             )),
-            json!({"code": 16, "private_id": 7, "before": 3, "limit": 2})
+            json!({"code": 104, "private_id": 7, "before": 3, "limit": 2})
         );
         assert_eq!(
             v(&account_info(7, &["ocid", "email"])),
@@ -684,11 +694,11 @@ mod tests {
         );
         assert_eq!(
             v(&friend_answer(7, true)),
-            json!({"code": 25, "ocid": 7, "accept": true})
+            json!({"code": 113, "ocid": 7, "accept": true})
         );
         assert_eq!(
             v(&typing(Target::Group(3))),
-            json!({"code": 33, "group_id": 3})
+            json!({"code": 121, "group_id": 3})
         );
     }
 
@@ -714,7 +724,7 @@ mod tests {
             Chat::Private(10002),
             "the sender's other device sees the recipient as the other party"
         );
-        let ack = Frame::parse(r#"{"cid":5,"code":15,"group_id":2,"index":1,"time":1}"#)
+        let ack = Frame::parse(r#"{"cid":5,"code":103,"group_id":2,"index":1,"time":1}"#)
             .expect("ack")
             .ack();
         assert_eq!(

@@ -99,6 +99,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional flag: `true`/`false` or `1`/`0`.
+    pub fn opt_flag(&self, name: &str) -> Result<Option<bool>, WireError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) if v.as_u64() == Some(1) => Ok(Some(true)),
+            Some(v) if v.as_u64() == Some(0) => Ok(Some(false)),
+            Some(_) => Err(invalid(self.prefix, name, "true, false, 1 or 0")),
+        }
+    }
+
     /// A required list of ids (each an integer or a string of digits), at most `max` long.
     pub fn id_list(&self, name: &str, max: usize) -> Result<Vec<u64>, WireError> {
         self.list(name, max, "a list of non-negative integers", value_as_id)

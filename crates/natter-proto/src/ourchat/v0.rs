@@ -2,8 +2,10 @@
 //! envelope.
 //!
 //! Seed codes: 0 text, 4/5 register by `mail`, 6/7 login by `ocId`, 8 undelivered messages
-//! (each a JSON *string*). Codes 12-22 are the same extensions as v1, inside `data`.
-//! In v0 `cid` is the *chat's* id; the message id travels as the extension field `mid`.
+//! (each a JSON *string*). 12 (server status) and 14/16/19/21 are answered as OurChat later
+//! defined them; 100 and up are the same extensions as v1, inside `data`, seen by a client only
+//! once it opted in. In v0 `cid` is the *chat's* id; the message id travels as the extension
+//! field `mid`.
 
 use super::{MAX_HISTORY, MAX_SINCE, Page};
 use crate::json::fields::{self, Fields, Head};
@@ -13,6 +15,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 pub mod code {
+    pub use super::super::v1::code::{
+        SERVER_STATUS, SET_ACCOUNT, SET_ACCOUNT_REPLY, UNREGISTER, UNREGISTER_REPLY, UPLOAD,
+        UPLOAD_REPLY, VERIFY_REQUEST, VERIFY_STATUS,
+    };
     pub const TEXT: i64 = 0;
     pub const RESERVED: [i64; 3] = [1, 2, 3];
     pub const REGISTER: i64 = 4;
@@ -21,16 +27,17 @@ pub mod code {
     pub const LOGIN_REPLY: i64 = 7;
     pub const UNDELIVERED: i64 = 8;
     // Extensions, numbered as in v1.
-    pub const ERROR: i64 = 12;
-    pub const RESUME: i64 = 13;
-    pub const RESUME_REPLY: i64 = 14;
-    pub const ACK: i64 = 15;
-    pub const HISTORY: i64 = 16;
-    pub const HISTORY_REPLY: i64 = 17;
-    pub const HEARTBEAT: i64 = 19;
-    pub const HEARTBEAT_REPLY: i64 = 20;
-    pub const LOGOUT: i64 = 21;
-    pub const LOGOUT_REPLY: i64 = 22;
+    pub const EXTENSIONS: i64 = 100;
+    pub const ERROR: i64 = 100;
+    pub const RESUME: i64 = 101;
+    pub const RESUME_REPLY: i64 = 102;
+    pub const ACK: i64 = 103;
+    pub const HISTORY: i64 = 104;
+    pub const HISTORY_REPLY: i64 = 105;
+    pub const HEARTBEAT: i64 = 107;
+    pub const HEARTBEAT_REPLY: i64 = 108;
+    pub const LOGOUT: i64 = 109;
+    pub const LOGOUT_REPLY: i64 = 110;
 }
 
 /// Where a v0 text goes.
@@ -52,14 +59,30 @@ pub enum Request {
         client_id: Option<String>,
     },
     Register {
+        /// `data.mail`, or `data.email` as the draft's own server read it.
         mail: String,
         password: String,
+        /// `data.nick` or `data.name`, if given; else the mail's local part.
+        nick: Option<String>,
+        /// Opts in to natter's extension frames.
+        ext: bool,
         /// Extension: an invitation code, for a server that registers by invitation only.
         invite: Option<String>,
     },
     Login {
-        ocid: Ocid,
+        /// `None` when `data.ocId` is not a number: no account has it.
+        ocid: Option<Ocid>,
         password: String,
+        /// Opts in to natter's extension frames.
+        ext: bool,
+    },
+    /// Code 12: is the server running?
+    ServerStatus,
+    /// Code 16: delete my account.
+    Unregister,
+    /// A request OurChat assigned that natter does not serve: answered with `reply`.
+    Unsupported {
+        reply: i64,
     },
     Resume {
         token: String,
@@ -103,7 +126,18 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
     let code = code.unwrap_or(-1);
     let body = match map.get("data") {
         Some(Value::Object(data)) => decode_body(code, data),
-        None | Some(Value::Null) if matches!(code, code::HEARTBEAT | code::LOGOUT) => {
+        None | Some(Value::Null)
+            if matches!(
+                code,
+                code::HEARTBEAT
+                    | code::LOGOUT
+                    | code::SERVER_STATUS
+                    | code::UNREGISTER
+                    | code::VERIFY_REQUEST
+                    | code::SET_ACCOUNT
+                    | code::UPLOAD
+            ) =>
+        {
             decode_body(code, &Map::new())
         }
         None | Some(Value::Null) => Err(WireError::new(
@@ -161,13 +195,48 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
             }
         }
         code::REGISTER => Request::Register {
-            mail: f.str("mail")?.to_owned(),
+            mail: match f.opt_str("mail")? {
+                Some(m) => m.to_owned(),
+                None => f
+                    .opt_str("email")?
+                    .ok_or_else(|| {
+                        WireError::new(
+                            ErrorCode::MissingField,
+                            "field `data.mail` (or `data.email`) is required",
+                        )
+                    })?
+                    .to_owned(),
+            },
             password: f.str("password")?.to_owned(),
+            nick: match f.opt_str("nick")? {
+                Some(n) => Some(n.to_owned()),
+                None => f.opt_str("name")?.map(str::to_owned),
+            },
+            ext: f.opt_flag("ext")?.unwrap_or(false),
             invite: f.opt_str("invite")?.map(str::to_owned),
         },
         code::LOGIN => Request::Login {
-            ocid: Ocid(f.id("ocId")?),
+            // An ocId that is not a number names no account: a failed login, not a bad frame.
+            ocid: match f.get("ocId") {
+                None => return Err(fields::missing("data.", "ocId")),
+                Some(v @ (Value::String(_) | Value::Number(_))) => fields::value_as_id(v).map(Ocid),
+                Some(_) => {
+                    return Err(fields::invalid("data.", "ocId", "a number or a string"));
+                }
+            },
             password: f.str("password")?.to_owned(),
+            ext: f.opt_flag("ext")?.unwrap_or(false),
+        },
+        code::SERVER_STATUS => Request::ServerStatus,
+        code::UNREGISTER => Request::Unregister,
+        code::VERIFY_REQUEST => Request::Unsupported {
+            reply: code::VERIFY_STATUS,
+        },
+        code::SET_ACCOUNT => Request::Unsupported {
+            reply: code::SET_ACCOUNT_REPLY,
+        },
+        code::UPLOAD => Request::Unsupported {
+            reply: code::UPLOAD_REPLY,
         },
         code::RESUME => Request::Resume {
             token: f.str("token")?.to_owned(),
@@ -310,6 +379,17 @@ pub fn simple(code: i64, time: i64) -> Value {
     envelope(code, time, json!({}))
 }
 
+/// Code 12's answer: the server is running.
+pub fn server_status(time: i64) -> Value {
+    envelope(code::SERVER_STATUS, time, json!({"status": 0}))
+}
+
+/// The answer, with code `reply`, to a request OurChat assigned that this server does not
+/// serve: `status` 1 (OurChat's "failed") and why in `details`.
+pub fn unsupported(time: i64, reply: i64, details: &str) -> Value {
+    envelope(reply, time, json!({"status": 1, "details": details}))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,8 +401,9 @@ mod tests {
         assert_eq!(
             e.request,
             Request::Login {
-                ocid: Ocid(10001),
-                password: "x".into()
+                ocid: Some(Ocid(10001)),
+                password: "x".into(),
+                ext: false,
             }
         );
     }
@@ -344,5 +425,37 @@ mod tests {
         let parsed: Value = serde_json::from_str(inner).expect("inner JSON");
         assert_eq!(parsed["data"]["sender_id"], "10001");
         assert_eq!(parsed["data"]["msg"], "a\"b");
+    }
+
+    #[test]
+    fn tolerant_input() {
+        let register = |frame: &str| match decode(frame).expect("decodes").request {
+            Request::Register { mail, nick, .. } => (mail, nick),
+            other => panic!("not a register: {other:?}"),
+        };
+        assert_eq!(
+            register(r#"{"code":4,"data":{"mail":"a@b.c","password":"p"}}"#),
+            ("a@b.c".into(), None)
+        );
+        assert_eq!(
+            register(r#"{"code":4,"data":{"email":"a@b.c","nick":"Al","password":"p"}}"#),
+            ("a@b.c".into(), Some("Al".into()))
+        );
+        assert_eq!(
+            register(r#"{"code":4,"data":{"email":"a@b.c","name":"Al","password":"p"}}"#),
+            ("a@b.c".into(), Some("Al".into()))
+        );
+        assert!(decode(r#"{"code":4,"data":{"nick":"Al","password":"p"}}"#).is_err());
+        match decode(r#"{"code":6,"data":{"ocId":"alice","password":"p"}}"#)
+            .expect("a login")
+            .request
+        {
+            Request::Login { ocid, .. } => assert_eq!(ocid, None),
+            other => panic!("not a login: {other:?}"),
+        }
+        assert_eq!(
+            decode(r#"{"code":12}"#).expect("decodes").request,
+            Request::ServerStatus
+        );
     }
 }

@@ -1,7 +1,12 @@
-//! OurChat v1 (seed 001), served at `GET /ws`: flat `{code, time, ...}` JSON text frames.
+//! OurChat v1 (seed 001), served at `GET /ws`, and as OurChat's own 2024 clients and server
+//! spoke it, at the WebSocket upgrade of `GET /` (the [`Flavour`]): flat `{code, time, ...}` JSON
+//! text frames.
 //!
-//! Codes 0 and 4-11 are the seed's; 12-35 are natter's documented extensions
-//! (`docs/protocol/ourchat-v1.md`). Every reply may carry the request's `request_id`.
+//! Codes 0 and 4-11 are the seed's; 12-22 are the codes OurChat itself assigned later (server
+//! status, verification, unregister, its error frame, account edits, uploads); 100 and up are
+//! natter's documented extensions, which a client only sees once it opted in (`ext`, or the
+//! first use of an extension code). See `docs/protocol/ourchat-v1.md`. Every reply may carry
+//! the request's `request_id`.
 
 pub use super::finish;
 use super::{MAX_HISTORY, MAX_SINCE, Page};
@@ -14,6 +19,7 @@ use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
 pub mod code {
+    // The seed's.
     pub const TEXT: i64 = 0;
     /// Reserved by the seed for emoji, images and files; not yet served.
     pub const RESERVED: [i64; 3] = [1, 2, 3];
@@ -25,31 +31,62 @@ pub mod code {
     pub const NEW_SESSION_REPLY: i64 = 9;
     pub const ACCOUNT_INFO: i64 = 10;
     pub const ACCOUNT_INFO_REPLY: i64 = 11;
-    // Extensions.
-    pub const ERROR: i64 = 12;
-    pub const RESUME: i64 = 13;
-    pub const RESUME_REPLY: i64 = 14;
-    pub const ACK: i64 = 15;
-    pub const HISTORY: i64 = 16;
-    pub const HISTORY_REPLY: i64 = 17;
-    pub const SYNC_DONE: i64 = 18;
-    pub const HEARTBEAT: i64 = 19;
-    pub const HEARTBEAT_REPLY: i64 = 20;
-    pub const LOGOUT: i64 = 21;
-    pub const LOGOUT_REPLY: i64 = 22;
-    pub const FRIEND_REQUEST: i64 = 23;
-    pub const FRIEND_REQUEST_REPLY: i64 = 24;
-    pub const FRIEND_ANSWER: i64 = 25;
-    pub const FRIEND_ANSWER_REPLY: i64 = 26;
-    pub const FRIEND_REMOVE: i64 = 27;
-    pub const FRIEND_REMOVE_REPLY: i64 = 28;
-    pub const FRIENDS: i64 = 29;
-    pub const FRIENDS_REPLY: i64 = 30;
-    pub const FRIEND_REQUEST_PUSH: i64 = 31;
-    pub const FRIEND_UPDATE: i64 = 32;
-    pub const TYPING: i64 = 33;
-    pub const TYPING_PUSH: i64 = 34;
-    pub const PRESENCE: i64 = 35;
+    // Assigned later by OurChat itself.
+    /// Both ways: the client asks, the server answers with `status` (0 running).
+    pub const SERVER_STATUS: i64 = 12;
+    /// Server to client: start an email verification (never sent by natter).
+    pub const VERIFY_START: i64 = 13;
+    /// Client to server: send me a verification code.
+    pub const VERIFY_REQUEST: i64 = 14;
+    /// Server to client: the verification's outcome (`status`).
+    pub const VERIFY_STATUS: i64 = 15;
+    /// Client to server: delete my account.
+    pub const UNREGISTER: i64 = 16;
+    pub const UNREGISTER_REPLY: i64 = 17;
+    /// Server to client: OurChat's error frame (`details`), used by the 2024 flavour.
+    pub const OURCHAT_ERROR: i64 = 18;
+    /// Client to server: change my account's details.
+    pub const SET_ACCOUNT: i64 = 19;
+    pub const SET_ACCOUNT_REPLY: i64 = 20;
+    /// Client to server: announce an upload.
+    pub const UPLOAD: i64 = 21;
+    pub const UPLOAD_REPLY: i64 = 22;
+    // natter's extensions, from EXTENSIONS up: a request with one of these opts the connection
+    // in to the extension frames.
+    pub const EXTENSIONS: i64 = 100;
+    pub const ERROR: i64 = 100;
+    pub const RESUME: i64 = 101;
+    pub const RESUME_REPLY: i64 = 102;
+    pub const ACK: i64 = 103;
+    pub const HISTORY: i64 = 104;
+    pub const HISTORY_REPLY: i64 = 105;
+    pub const SYNC_DONE: i64 = 106;
+    pub const HEARTBEAT: i64 = 107;
+    pub const HEARTBEAT_REPLY: i64 = 108;
+    pub const LOGOUT: i64 = 109;
+    pub const LOGOUT_REPLY: i64 = 110;
+    pub const FRIEND_REQUEST: i64 = 111;
+    pub const FRIEND_REQUEST_REPLY: i64 = 112;
+    pub const FRIEND_ANSWER: i64 = 113;
+    pub const FRIEND_ANSWER_REPLY: i64 = 114;
+    pub const FRIEND_REMOVE: i64 = 115;
+    pub const FRIEND_REMOVE_REPLY: i64 = 116;
+    pub const FRIENDS: i64 = 117;
+    pub const FRIENDS_REPLY: i64 = 118;
+    pub const FRIEND_REQUEST_PUSH: i64 = 119;
+    pub const FRIEND_UPDATE: i64 = 120;
+    pub const TYPING: i64 = 121;
+    pub const TYPING_PUSH: i64 = 122;
+    pub const PRESENCE: i64 = 123;
+}
+
+/// Which OurChat a connection speaks: seed 001 as written (`/ws`), or OurChat as its 2024
+/// clients and server spoke it (`/`): `status` in place of `state`, ocids as strings, errors as
+/// OurChat's code 18.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Seed,
+    OurChat2024,
 }
 
 /// Longest list accepted in `members` or `request_values` before the domain's own limits apply.
@@ -80,11 +117,13 @@ pub enum InfoField {
     Avatar,
     Time,
     Email,
+    /// A value natter does not know (later clients ask for more): answered as `null`.
+    Unknown,
 }
 
 impl InfoField {
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
+    fn parse(s: &str) -> Self {
+        match s {
             "ocid" => Self::Ocid,
             "nickname" => Self::Nickname,
             "status" => Self::Status,
@@ -92,8 +131,8 @@ impl InfoField {
             "avater" | "avatar" => Self::Avatar,
             "time" => Self::Time,
             "email" => Self::Email,
-            _ => return None,
-        })
+            _ => Self::Unknown,
+        }
     }
 }
 
@@ -109,7 +148,10 @@ pub enum Request {
     Register {
         email: String,
         password: String,
-        name: String,
+        /// Absent in some clients: the email's local part is used.
+        name: Option<String>,
+        /// Opts in to natter's extension frames.
+        ext: bool,
         /// Extension: an invitation code, for a server that registers by invitation only.
         invite: Option<String>,
     },
@@ -117,6 +159,17 @@ pub enum Request {
         by: LoginBy,
         account: String,
         password: String,
+        /// Opts in to natter's extension frames.
+        ext: bool,
+    },
+    /// Code 12: is the server running?
+    ServerStatus,
+    /// Code 16: delete my account.
+    Unregister,
+    /// A request OurChat assigned that natter does not serve (14, 19, 21): answered with
+    /// `reply` and a failing `status`.
+    Unsupported {
+        reply: i64,
     },
     NewSession {
         members: Vec<Ocid>,
@@ -167,7 +220,7 @@ pub struct Envelope {
     pub request: Request,
 }
 
-/// A request that failed to decode: answered with code 12, naming the request's code and id.
+/// A request that failed to decode: answered with code 100, naming the request's code and id.
 #[derive(Debug)]
 pub struct DecodeError {
     pub code: Option<i64>,
@@ -322,19 +375,25 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
         code::REGISTER => Request::Register {
             email: f.str("email")?.to_owned(),
             password: f.str("password")?.to_owned(),
-            name: f.str("name")?.to_owned(),
+            name: f.opt_str("name")?.map(str::to_owned),
+            ext: f.opt_flag("ext")?.unwrap_or(false),
             invite: f.opt_str("invite")?.map(str::to_owned),
         },
         code::LOGIN => {
-            let by = match f.int("login_type")? {
-                0 => LoginBy::Email,
-                1 => LoginBy::Ocid,
-                _ => {
-                    return Err(WireError::new(
-                        ErrorCode::InvalidField,
-                        "field `login_type` must be 0 (email) or 1 (ocid)",
-                    ));
-                }
+            // 0/1 as the seed writes it; false/true as some clients send it.
+            let by = match f.get("login_type") {
+                Some(Value::Bool(false)) => LoginBy::Email,
+                Some(Value::Bool(true)) => LoginBy::Ocid,
+                _ => match f.int("login_type")? {
+                    0 => LoginBy::Email,
+                    1 => LoginBy::Ocid,
+                    _ => {
+                        return Err(WireError::new(
+                            ErrorCode::InvalidField,
+                            "field `login_type` must be 0 (email) or 1 (ocid)",
+                        ));
+                    }
+                },
             };
             // `account` is a string in the seed; an integer ocid is accepted too.
             let account = match f.get("account") {
@@ -345,6 +404,7 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
                 by,
                 account,
                 password: f.str("password")?.to_owned(),
+                ext: f.opt_flag("ext")?.unwrap_or(false),
             }
         }
         code::NEW_SESSION => Request::NewSession {
@@ -359,15 +419,7 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
             let names = f.str_list("request_values", 16)?;
             let mut values = Vec::with_capacity(names.len());
             for name in names {
-                let field = InfoField::parse(name).ok_or_else(|| {
-                    WireError::new(
-                        ErrorCode::InvalidField,
-                        format!(
-                            "unknown request value `{name}`; known: ocid, nickname, status, avatar (or avater), time, email"
-                        ),
-                    )
-                })?;
-                values.push((field, name.to_owned()));
+                values.push((InfoField::parse(name), name.to_owned()));
             }
             Request::AccountInfo {
                 ocid: Ocid(f.id("ocid")?),
@@ -405,6 +457,17 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
         },
         code::FRIENDS => Request::Friends,
         code::TYPING => Request::Typing { to: target(&f)? },
+        code::SERVER_STATUS => Request::ServerStatus,
+        code::UNREGISTER => Request::Unregister,
+        code::VERIFY_REQUEST => Request::Unsupported {
+            reply: code::VERIFY_STATUS,
+        },
+        code::SET_ACCOUNT => Request::Unsupported {
+            reply: code::SET_ACCOUNT_REPLY,
+        },
+        code::UPLOAD => Request::Unsupported {
+            reply: code::UPLOAD_REPLY,
+        },
         c if code::RESERVED.contains(&c) => {
             return Err(WireError::new(
                 ErrorCode::UnknownCode,
@@ -469,20 +532,31 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
     }
 }
 
-/// Code 0 encoded, once per message, for every v1 connection that receives it: the bytes
-/// `serde_json` writes for [`text_value`], without its per-key escaping.
-pub fn encode_text(m: &MessageView<'_>) -> String {
+/// Code 0 encoded, once per message, for every v1 connection of a flavour that receives it:
+/// the bytes `serde_json` writes for [`text_value`] (made [`flavoured`]), without its per-key
+/// escaping.
+pub fn encode_text(m: &MessageView<'_>, flavour: Flavour) -> String {
     let mut w = crate::json::Writer::new(160 + m.text.len());
     w.lit(r#"{"code":0,"time":"#)
         .int(m.time_s())
         .lit(r#","cid":"#)
-        .int(m.id.0)
-        .lit(r#","sender":{"ocid":"#)
-        .int(m.sender.0);
-    match m.private_to {
-        Some(to) => w.lit(r#","private_id":"#).int(to.0),
-        None => w.lit(r#","group_id":"#).int(m.chat.0),
-    };
+        .int(m.id.0);
+    match flavour {
+        Flavour::Seed => {
+            w.lit(r#","sender":{"ocid":"#).int(m.sender.0);
+            match m.private_to {
+                Some(to) => w.lit(r#","private_id":"#).int(to.0),
+                None => w.lit(r#","group_id":"#).int(m.chat.0),
+            };
+        }
+        Flavour::OurChat2024 => {
+            w.lit(r#","sender":{"ocid":""#).int(m.sender.0);
+            match m.private_to {
+                Some(to) => w.lit(r#"","private_id":""#).int(to.0).lit(r#"""#),
+                None => w.lit(r#"","group_id":"#).int(m.chat.0),
+            };
+        }
+    }
     w.lit(r#"},"msg":"#)
         .str(m.text)
         .lit(r#","index":"#)
@@ -491,6 +565,7 @@ pub fn encode_text(m: &MessageView<'_>) -> String {
         .finish()
 }
 
+/// Code 5: `state` 0 registered, 1 server error, 2 email taken.
 pub fn register_reply(time: i64, state: u8, ocid: Option<Ocid>) -> Value {
     let mut v = json!({"code": code::REGISTER_REPLY, "time": time, "state": state});
     if let Some(ocid) = ocid {
@@ -531,7 +606,8 @@ pub fn account_info_reply(time: i64, data: Map<String, Value>) -> Value {
     json!({"code": code::ACCOUNT_INFO_REPLY, "time": time, "data": data})
 }
 
-/// Code 12: the reply to any request that failed.
+/// Code 100: the reply to any request that failed. In the 2024 flavour (see [`flavoured`]) it
+/// becomes OurChat's code 18, with the message as `details`.
 pub fn error_reply(time: i64, request: Option<i64>, e: &WireError) -> Value {
     json!({
         "code": code::ERROR,
@@ -543,7 +619,18 @@ pub fn error_reply(time: i64, request: Option<i64>, e: &WireError) -> Value {
     })
 }
 
-/// Code 15, encoded: the message is durable; its id and index (one per send, so written
+/// Code 12's answer: the server is running.
+pub fn server_status(time: i64) -> Value {
+    json!({"code": code::SERVER_STATUS, "time": time, "status": 0})
+}
+
+/// The answer, with code `reply`, to a request OurChat assigned that this server does not
+/// serve: `status` 1 (OurChat's "failed") and why in `details`.
+pub fn unsupported(time: i64, reply: i64, details: &str) -> Value {
+    json!({"code": reply, "time": time, "status": 1, "details": details})
+}
+
+/// Code 103, encoded: the message is durable; its id and index (one per send, so written
 /// field by field).
 pub fn encode_ack(
     time: i64,
@@ -552,17 +639,21 @@ pub fn encode_ack(
     index: Index,
     client_id: Option<&str>,
     request_id: Option<&Value>,
+    flavour: Flavour,
 ) -> String {
     let mut w = crate::json::Writer::new(128 + client_id.map_or(0, str::len));
-    w.lit(r#"{"code":15,"time":"#)
+    w.lit(r#"{"code":103,"time":"#)
         .int(time)
         .lit(r#","cid":"#)
         .int(id.0)
         .lit(r#","index":"#)
         .int(index.0);
-    match to {
-        Target::Group(g) => w.lit(r#","group_id":"#).int(g.0),
-        Target::Private(p) => w.lit(r#","private_id":"#).int(p.0),
+    match (to, flavour) {
+        (Target::Group(g), _) => w.lit(r#","group_id":"#).int(g.0),
+        (Target::Private(p), Flavour::Seed) => w.lit(r#","private_id":"#).int(p.0),
+        (Target::Private(p), Flavour::OurChat2024) => {
+            w.lit(r#","private_id":""#).int(p.0).lit(r#"""#)
+        }
     };
     if let Some(c) = client_id {
         w.lit(r#","client_id":"#).str(c);
@@ -591,7 +682,7 @@ fn put_target(v: &mut Value, to: Target) {
     }
 }
 
-/// Code 24. `state`: 0 the request waits for an answer, 1 now friends (the other account had
+/// Code 112. `state`: 0 the request waits for an answer, 1 now friends (the other account had
 /// asked first), 2 already friends.
 pub fn friend_request_reply(time: i64, ocid: Ocid, state: u8) -> Value {
     json!({"code": code::FRIEND_REQUEST_REPLY, "time": time, "ocid": ocid, "state": state})
@@ -605,12 +696,12 @@ pub fn friend_remove_reply(time: i64, ocid: Ocid) -> Value {
     json!({"code": code::FRIEND_REMOVE_REPLY, "time": time, "ocid": ocid})
 }
 
-/// One entry of code 30's `friends`: `since` in Unix seconds.
+/// One entry of code 118's `friends`: `since` in Unix seconds.
 pub fn friend_value(ocid: Ocid, since: i64, online: bool) -> Value {
     json!({"ocid": ocid, "since": since, "online": online})
 }
 
-/// One entry of code 30's `requests`: `time` in Unix seconds.
+/// One entry of code 118's `requests`: `time` in Unix seconds.
 pub fn request_value(ocid: Ocid, msg: &str, time: i64) -> Value {
     json!({"ocid": ocid, "msg": msg, "time": time})
 }
@@ -619,24 +710,24 @@ pub fn friends_reply(time: i64, friends: Vec<Value>, requests: Vec<Value>) -> Va
     json!({"code": code::FRIENDS_REPLY, "time": time, "friends": friends, "requests": requests})
 }
 
-/// Code 31: `ocid` asks to be friends.
+/// Code 119: `ocid` asks to be friends.
 pub fn friend_request_push(time: i64, ocid: Ocid, msg: &str) -> Value {
     json!({"code": code::FRIEND_REQUEST_PUSH, "time": time, "ocid": ocid, "msg": msg})
 }
 
-/// Code 32: the friendship with `ocid` changed (`state` accepted, rejected or removed) by `by`.
+/// Code 120: the friendship with `ocid` changed (`state` accepted, rejected or removed) by `by`.
 pub fn friend_update(time: i64, ocid: Ocid, state: &str, by: Ocid) -> Value {
     json!({"code": code::FRIEND_UPDATE, "time": time, "ocid": ocid, "state": state, "by": by})
 }
 
-/// Code 34: `ocid` is typing; the chat is named as in a delivered code 0.
+/// Code 122: `ocid` is typing; the chat is named as in a delivered code 0.
 pub fn typing_push(time: i64, ocid: Ocid, to: Target) -> Value {
     let mut sender = json!({"ocid": ocid});
     put_target(&mut sender, to);
     json!({"code": code::TYPING_PUSH, "time": time, "sender": sender})
 }
 
-/// Code 35: a friend came online or went offline.
+/// Code 123: a friend came online or went offline.
 pub fn presence(time: i64, ocid: Ocid, online: bool) -> Value {
     json!({"code": code::PRESENCE, "time": time, "ocid": ocid, "online": online})
 }
@@ -645,11 +736,85 @@ pub fn simple(code: i64, time: i64) -> Value {
     json!({"code": code, "time": time})
 }
 
+/// Fields that carry an ocid, written as strings in the 2024 flavour.
+const OCID_FIELDS: [&str; 3] = ["ocid", "private_id", "by"];
+
+/// Strings for the ocid fields of `v` and of every object inside it.
+fn ocids_as_strings(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, field) in map.iter_mut() {
+                match field {
+                    Value::Number(n) if OCID_FIELDS.contains(&k.as_str()) => {
+                        *field = Value::String(n.to_string());
+                    }
+                    other => ocids_as_strings(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(ocids_as_strings),
+        _ => {}
+    }
+}
+
+/// A frame as `flavour` writes it. Seed: where seed 001 has `state` (codes 5 and 7, and the
+/// resume reply), `status` beside it with the same value, as later clients read it. 2024:
+/// `status` in place of `state` there, ocids as strings, code 9 and 11 with their `status`
+/// (and code 9's `session_id`), and the error frame as OurChat's code 18 with `details`.
+pub fn flavoured(mut frame: Value, flavour: Flavour) -> Value {
+    let Value::Object(map) = &mut frame else {
+        return frame;
+    };
+    let code = map.get("code").and_then(Value::as_i64);
+    let states = matches!(
+        code,
+        Some(code::REGISTER_REPLY | code::LOGIN_REPLY | code::RESUME_REPLY)
+    );
+    match flavour {
+        Flavour::Seed => {
+            if states && let Some(state) = map.get("state").cloned() {
+                map.insert("status".into(), state);
+            }
+        }
+        Flavour::OurChat2024 => {
+            if states && let Some(state) = map.remove("state") {
+                map.insert("status".into(), state);
+            }
+            match code {
+                Some(code::NEW_SESSION_REPLY) => {
+                    let ok = map.get("success") == Some(&Value::Bool(true));
+                    map.insert("status".into(), json!(if ok { 0 } else { 1 }));
+                    if let Some(group) = map.get("group_id").and_then(Value::as_u64) {
+                        map.insert("session_id".into(), Value::String(group.to_string()));
+                    }
+                }
+                Some(code::ACCOUNT_INFO_REPLY) => {
+                    map.insert("status".into(), json!(0));
+                }
+                Some(code::ERROR) => {
+                    map.insert("code".into(), json!(code::OURCHAT_ERROR));
+                    if let Some(message) = map.get("message").cloned() {
+                        map.insert("details".into(), message);
+                    }
+                }
+                _ => {}
+            }
+            ocids_as_strings(&mut frame);
+        }
+    }
+    frame
+}
+
+/// Serialize a reply in `flavour`, adding the echoed `request_id` when there is one.
+pub fn finish_as(frame: Value, request_id: Option<&Value>, flavour: Flavour) -> String {
+    finish(flavoured(frame, flavour), request_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Code 15 as `serde_json` would write it, to hold `encode_ack` to.
+    /// Code 103 as `serde_json` would write it, to hold `encode_ack` to.
     #[derive(Serialize)]
     struct AckFrame<'a> {
         code: i64,
@@ -681,7 +846,12 @@ mod tests {
                     text,
                 };
                 let reference = serde_json::to_string(&text_frame(&m)).expect("json");
-                assert_eq!(encode_text(&m), reference);
+                assert_eq!(encode_text(&m, Flavour::Seed), reference);
+                // The 2024 flavour: the same frame with its ocids as strings.
+                let got: Value =
+                    serde_json::from_str(&encode_text(&m, Flavour::OurChat2024)).expect("json");
+                assert_eq!(got, flavoured(text_value(&m), Flavour::OurChat2024));
+                assert_eq!(got["sender"]["ocid"], json!("10001"));
             }
         }
         let id = json!({"n": [1, 2]});
@@ -692,7 +862,7 @@ mod tests {
                         Target::Group(g) => (Some(g), None),
                         Target::Private(p) => (None, Some(p)),
                     };
-                    let reference = serde_json::to_string(&AckFrame {
+                    let frame = AckFrame {
                         code: code::ACK,
                         time: -5,
                         cid: MessageId(9),
@@ -701,12 +871,24 @@ mod tests {
                         private_id,
                         client_id,
                         request_id,
-                    })
-                    .expect("json");
-                    assert_eq!(
-                        encode_ack(-5, to, MessageId(9), Index(2), client_id, request_id),
-                        reference
-                    );
+                    };
+                    let reference = serde_json::to_string(&frame).expect("json");
+                    let ack = |flavour| {
+                        encode_ack(
+                            -5,
+                            to,
+                            MessageId(9),
+                            Index(2),
+                            client_id,
+                            request_id,
+                            flavour,
+                        )
+                    };
+                    assert_eq!(ack(Flavour::Seed), reference);
+                    let got: Value =
+                        serde_json::from_str(&ack(Flavour::OurChat2024)).expect("json");
+                    let value = serde_json::to_value(&frame).expect("json");
+                    assert_eq!(got, flavoured(value, Flavour::OurChat2024));
                 }
             }
         }
@@ -885,8 +1067,100 @@ mod tests {
             text: "yo",
         };
         assert_eq!(
-            encode_text(&m),
+            encode_text(&m, Flavour::Seed),
             r#"{"code":0,"time":100,"cid":9,"sender":{"ocid":10,"group_id":3},"msg":"yo","index":2}"#
+        );
+        assert_eq!(
+            encode_text(&m, Flavour::OurChat2024),
+            r#"{"code":0,"time":100,"cid":9,"sender":{"ocid":"10","group_id":3},"msg":"yo","index":2}"#
+        );
+    }
+
+    #[test]
+    fn flavours_of_a_reply() {
+        let login = login_reply(5, code::LOGIN_REPLY, 0, Some(Ocid(10001)), Some("t"));
+        assert_eq!(
+            flavoured(login.clone(), Flavour::Seed),
+            json!({"code": 7, "time": 5, "state": 0, "status": 0, "ocid": 10001, "token": "t"})
+        );
+        assert_eq!(
+            flavoured(login, Flavour::OurChat2024),
+            json!({"code": 7, "time": 5, "status": 0, "ocid": "10001", "token": "t"})
+        );
+        let made = new_session_reply(5, Ok(ChatId(4)));
+        let made = flavoured(made, Flavour::OurChat2024);
+        assert_eq!(
+            (made["status"].clone(), made["session_id"].clone()),
+            (json!(0), json!("4"))
+        );
+        let e = WireError::new(ErrorCode::NotLoggedIn, "log in first");
+        let e = flavoured(error_reply(5, Some(8), &e), Flavour::OurChat2024);
+        assert_eq!(
+            (e["code"].clone(), e["details"].clone()),
+            (json!(18), json!("log in first"))
+        );
+        assert_eq!(e["error"], json!("not_logged_in"));
+        // Friends' ocids, nested, become strings too; other numbers do not.
+        let f = friends_reply(5, vec![friend_value(Ocid(7), 9, true)], vec![]);
+        let f = flavoured(f, Flavour::OurChat2024);
+        assert_eq!(
+            f["friends"][0],
+            json!({"ocid": "7", "since": 9, "online": true})
+        );
+    }
+
+    #[test]
+    fn tolerant_input() {
+        let login = |frame: &str| match decode(frame).expect("decodes").request {
+            Request::Login {
+                by, account, ext, ..
+            } => (by, account, ext),
+            other => panic!("not a login: {other:?}"),
+        };
+        assert_eq!(
+            login(r#"{"code":6,"login_type":true,"account":"10001","password":"p"}"#),
+            (LoginBy::Ocid, "10001".into(), false)
+        );
+        assert_eq!(
+            login(r#"{"code":6,"login_type":false,"account":"a@b.c","password":"p","ext":1}"#),
+            (LoginBy::Email, "a@b.c".into(), true)
+        );
+        assert_eq!(
+            login(r#"{"code":6,"login_type":1,"account":10001,"password":"p","ext":true}"#),
+            (LoginBy::Ocid, "10001".into(), true)
+        );
+        assert!(
+            decode(r#"{"code":6,"login_type":1,"account":"1","password":"p","ext":"yes"}"#)
+                .is_err()
+        );
+        match decode(r#"{"code":4,"email":"a@b.c","password":"p"}"#)
+            .expect("decodes")
+            .request
+        {
+            Request::Register { name, .. } => assert_eq!(name, None),
+            other => panic!("not a register: {other:?}"),
+        }
+        match decode(r#"{"code":10,"ocid":"0000010001","request_values":["ocid","sessions"]}"#)
+            .expect("decodes")
+            .request
+        {
+            Request::AccountInfo { ocid, values } => {
+                assert_eq!(ocid, Ocid(10001));
+                assert_eq!(values[1], (InfoField::Unknown, "sessions".into()));
+            }
+            other => panic!("not account info: {other:?}"),
+        }
+        assert_eq!(
+            decode(r#"{"code":12}"#).expect("decodes").request,
+            Request::ServerStatus
+        );
+        assert_eq!(
+            decode(r#"{"code":19,"data":{"nickname":"x"}}"#)
+                .expect("decodes")
+                .request,
+            Request::Unsupported {
+                reply: code::SET_ACCOUNT_REPLY
+            }
         );
     }
 }

@@ -160,6 +160,8 @@ pub struct Conn<D: Dialect> {
     /// Sends queued in the store and not yet acked, oldest first.
     sends: VecDeque<Queued<D::Ack>>,
     feed: Feed,
+    /// The dialect's own state for this connection.
+    state: D::State,
 }
 
 impl<D: Dialect> Conn<D> {
@@ -176,7 +178,17 @@ impl<D: Dialect> Conn<D> {
             budget,
             sends: VecDeque::new(),
             feed,
+            state: D::State::default(),
         }
+    }
+
+    /// The dialect's state for this connection.
+    pub fn state(&self) -> &D::State {
+        &self.state
+    }
+
+    pub fn state_mut(&mut self) -> &mut D::State {
+        &mut self.state
     }
 
     /// The logged-in account, if any.
@@ -354,7 +366,7 @@ impl<D: Dialect> Conn<D> {
             },
             Push::Deliver(_) | Push::Resync | Push::Recheck => return None,
         };
-        self.dialect.event(me, event)
+        self.dialect.event(&self.state, me, event)
     }
 }
 

@@ -42,7 +42,7 @@ impl<D: Dialect> Conn<D> {
             Ok(pending) => self.sends.push_back(Queued { pending, ack }),
             Err(e) => {
                 self.drain_sends(out).await;
-                out.push(self.dialect.ack(ack, Err(&e)));
+                out.extend(self.dialect.ack(ack, Err(&e)));
             }
         }
     }
@@ -74,7 +74,7 @@ impl<D: Dialect> Conn<D> {
         if let Ok(sent) = &result {
             self.note_own(sent.chat, sent.index).await;
         }
-        out.push(self.dialect.ack(q.ack, result.as_ref()));
+        out.extend(self.dialect.ack(q.ack, result.as_ref()));
     }
 
     /// Ack every queued send the store has already answered, oldest first.

@@ -71,6 +71,9 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     type Request: Send;
     /// What a queued send's ack needs besides the outcome.
     type Ack: Send;
+    /// What the dialect remembers about one connection (for OurChat: whether the client opted
+    /// in to its extension frames). `Conn::state` and `Conn::state_mut` reach it.
+    type State: Default + Send;
 
     /// Where this dialect's frame for a delivered message is cached (from `Hub::slot`).
     fn slot(&self) -> Slot;
@@ -104,11 +107,12 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// receiver: it is encoded once per message).
     fn message(&self, view: &MessageView<'_>) -> Bytes;
 
-    /// The ack of a queued send, or its refusal.
-    fn ack(&self, ack: Self::Ack, result: Result<&Sent, &DomainError>) -> Bytes;
+    /// The ack of a queued send, or its refusal; `None` when the client is not to be told.
+    fn ack(&self, ack: Self::Ack, result: Result<&Sent, &DomainError>) -> Option<Bytes>;
 
-    /// A notice or presence change for the account `me`, if this dialect shows it.
-    fn event(&self, me: Ocid, event: Event<'_>) -> Option<Bytes>;
+    /// A notice or presence change for the account `me`, if this dialect shows it to this
+    /// connection.
+    fn event(&self, state: &Self::State, me: Ocid, event: Event<'_>) -> Option<Bytes>;
 
     /// A last frame before the server closes the connection for `why`, if the dialect has one.
     fn farewell(&self, _why: Close) -> Option<Bytes> {

@@ -25,6 +25,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/ws/v0",
             ws::route(&app, "ourchat_v0", V0::new(app.hub.slot())),
         )
+        .route(
+            "/",
+            ws::route_at_root(&app, "ourchat_2024", V1::ourchat_2024(app.hub.slot())),
+        )
         .with_state(app)
 }
 

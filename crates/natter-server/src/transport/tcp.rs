@@ -177,6 +177,7 @@ mod tests {
     impl Dialect for Echo {
         type Request = Bytes;
         type Ack = ();
+        type State = ();
 
         fn slot(&self) -> crate::hub::Slot {
             self.slot
@@ -213,12 +214,13 @@ mod tests {
             &self,
             (): (),
             _result: Result<&crate::domain::Sent, &crate::domain::DomainError>,
-        ) -> Bytes {
-            Bytes::new()
+        ) -> Option<Bytes> {
+            None
         }
 
         fn event(
             &self,
+            (): &(),
             _me: natter_proto::Ocid,
             _event: crate::dialect::Event<'_>,
         ) -> Option<Bytes> {

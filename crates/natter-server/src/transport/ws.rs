@@ -6,8 +6,11 @@ use crate::app::App;
 use crate::conn::{self, Close, Inbound, Wire};
 use crate::dialect::Dialect;
 use crate::transport::ClientAddr;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -32,6 +35,28 @@ pub fn route<D: Dialect>(app: &App, name: &'static str, dialect: D) -> MethodRou
         move |State(app): State<Arc<App>>,
               ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
               ws: WebSocketUpgrade| async move { upgrade(app, ws, dialect, peer, open) },
+    )
+}
+
+/// `GET /`: a WebSocket upgrade there speaks `dialect` (clients that dial the server's root);
+/// any other `GET` is left for a web page (404 until one is served). `name` labels its
+/// connections in the metrics.
+pub fn route_at_root<D: Dialect>(
+    app: &App,
+    name: &'static str,
+    dialect: D,
+) -> MethodRouter<Arc<App>> {
+    let dialect = Arc::new(dialect);
+    let open = app.metrics.connections(name);
+    get(
+        move |State(app): State<Arc<App>>,
+              ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+              ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| async move {
+            match ws {
+                Ok(ws) => upgrade(app, ws, dialect, peer, open),
+                Err(_) => StatusCode::NOT_FOUND.into_response(),
+            }
+        },
     )
 }
 

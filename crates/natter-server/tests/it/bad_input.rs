@@ -19,15 +19,15 @@ for_each_dialect!(
 /// The connection still answers a heartbeat.
 async fn still_usable(c: &mut Client) {
     let r = c
-        .request(&json!({"code": 19, "request_id": "alive"}), 20)
+        .request(&json!({"code": 107, "request_id": "alive"}), 108)
         .await;
     assert_eq!(r["request_id"], json!("alive"), "{r}");
 }
 
-/// Send raw text and expect a code 12 with this error; returns the frame.
+/// Send raw text and expect a code 100 with this error; returns the frame.
 async fn raw_error(c: &mut Client, raw: &str, name: &str, number: u32, request: Value) -> Value {
     c.send_raw(raw).await;
-    let r = c.expect_code(12).await;
+    let r = c.expect_code(100).await;
     assert_error(&r, name, number, request);
     r
 }
@@ -48,7 +48,7 @@ async fn frame_level_errors<D: Dialect>() {
     still_usable(c).await;
     let r = raw_error(
         c,
-        r#"{"code": 19, "request_id": "x""#,
+        r#"{"code": 107, "request_id": "x""#,
         "bad_json",
         1000,
         Value::Null,
@@ -149,8 +149,8 @@ async fn frame_level_errors<D: Dialect>() {
         json!(true),
         json!(long),
     ] {
-        let raw = body(json!({"code": 19, "request_id": rid})).to_string();
-        let r = raw_error(c, &raw, "invalid_field", 1003, json!(19)).await;
+        let raw = body(json!({"code": 107, "request_id": rid})).to_string();
+        let r = raw_error(c, &raw, "invalid_field", 1003, json!(107)).await;
         assert_eq!(
             message(&r),
             "field `request_id` must be an integer or a string of at most 64 characters"
@@ -159,24 +159,24 @@ async fn frame_level_errors<D: Dialect>() {
     }
     // The longest string and big integers are fine.
     let r = c
-        .request(&json!({"code": 19, "request_id": "y".repeat(64)}), 20)
+        .request(&json!({"code": 107, "request_id": "y".repeat(64)}), 108)
         .await;
     assert_eq!(r["request_id"], json!("y".repeat(64)));
     let r = c
-        .request(&json!({"code": 19, "request_id": i64::MIN}), 20)
+        .request(&json!({"code": 107, "request_id": i64::MIN}), 108)
         .await;
     assert_eq!(r["request_id"], json!(i64::MIN));
     let r = c
-        .request(&json!({"code": 19, "request_id": u64::MAX}), 20)
+        .request(&json!({"code": 107, "request_id": u64::MAX}), 108)
         .await;
     assert_eq!(r["request_id"], json!(u64::MAX));
 
     // Binary frames.
     c.send_binary(&[0, 1, 2, 3]).await;
-    let r = c.expect_code(12).await;
+    let r = c.expect_code(100).await;
     assert_error(&r, "binary_frame", 1005, Value::Null);
-    c.send_binary(br#"{"code":19}"#).await;
-    let r = c.expect_code(12).await;
+    c.send_binary(br#"{"code":107}"#).await;
+    let r = c.expect_code(100).await;
     assert_error(&r, "binary_frame", 1005, Value::Null);
     still_usable(c).await;
     c.expect_silence(200).await;
@@ -200,10 +200,10 @@ async fn v1_field_errors_name_the_field() {
             "field `email` must be a string",
         ),
         (
-            json!({"code": 4, "email": "a@b", "password": "p", "request_id": "r"}),
+            json!({"code": 4, "password": "p", "name": "x", "request_id": "r"}),
             "missing_field",
             1002,
-            "field `name` is required",
+            "field `email` is required",
         ),
         (
             json!({"code": 4, "email": "a@b", "password": null, "name": "x", "request_id": "r"}),
@@ -230,7 +230,7 @@ async fn v1_field_errors_name_the_field() {
             "field `login_type` must be 0 (email) or 1 (ocid)",
         ),
         (
-            json!({"code": 13, "token": 42, "request_id": "r"}),
+            json!({"code": 101, "token": 42, "request_id": "r"}),
             "invalid_field",
             1003,
             "field `token` must be a string",
@@ -256,13 +256,13 @@ async fn v1_field_errors_name_the_field() {
         ),
     ] {
         let code = req["code"].clone();
-        let r = c.request(&req, 12).await;
+        let r = c.request(&req, 100).await;
         assert_error(&r, name, number, code);
         assert_eq!(message(&r), text, "{req}");
         assert_eq!(r["request_id"], json!("r"));
     }
     let r = c
-        .request(&json!({"code": 0, "sender": "bob", "msg": "x"}), 12)
+        .request(&json!({"code": 0, "sender": "bob", "msg": "x"}), 100)
         .await;
     assert!(
         assert_error(&r, "invalid_field", 1003, json!(0)).contains("`sender`"),
@@ -274,10 +274,10 @@ async fn v1_field_errors_name_the_field() {
         json!({"code": 0, "sender": {"private_id": 10001}, "msg": "x", "request_id": 1}),
         json!({"code": 8, "members": [], "request_id": 1}),
         json!({"code": 10, "ocid": 10001, "request_values": ["ocid"], "request_id": 1}),
-        json!({"code": 16, "private_id": 10001, "request_id": 1}),
-        json!({"code": 21, "request_id": 1}),
+        json!({"code": 104, "private_id": 10001, "request_id": 1}),
+        json!({"code": 109, "request_id": 1}),
     ] {
-        let r = c.request(&req, 12).await;
+        let r = c.request(&req, 100).await;
         assert_error(&r, "not_logged_in", 2000, req["code"].clone());
         assert_eq!(r["request_id"], json!(1));
     }
@@ -299,7 +299,7 @@ async fn v0_field_errors_name_the_field() {
             json!({"code": 4, "data": {"password": "p"}, "request_id": "r"}),
             "missing_field",
             1002,
-            "field `data.mail` is required",
+            "field `data.mail` (or `data.email`) is required",
         ),
         (
             json!({"code": 4, "request_id": "r"}),
@@ -314,7 +314,7 @@ async fn v0_field_errors_name_the_field() {
             "field `data` must be an object",
         ),
         (
-            json!({"code": 19, "data": [], "request_id": "r"}),
+            json!({"code": 107, "data": [], "request_id": "r"}),
             "invalid_field",
             1003,
             "field `data` must be an object",
@@ -338,19 +338,13 @@ async fn v0_field_errors_name_the_field() {
             "field `data.password` is required",
         ),
         (
-            json!({"code": 6, "data": {"ocId": "carol@example.com", "password": "c0ffee"}, "request_id": "r"}),
+            json!({"code": 6, "data": {"ocId": [10001], "password": "c0ffee"}, "request_id": "r"}),
             "invalid_field",
             1003,
-            "field `data.ocId` must be a non-negative integer",
+            "field `data.ocId` must be a number or a string",
         ),
         (
-            json!({"code": 6, "data": {"ocId": -5, "password": "c0ffee"}, "request_id": "r"}),
-            "invalid_field",
-            1003,
-            "field `data.ocId` must be a non-negative integer",
-        ),
-        (
-            json!({"code": 13, "data": {}, "request_id": "r"}),
+            json!({"code": 101, "data": {}, "request_id": "r"}),
             "missing_field",
             1002,
             "field `data.token` is required",
@@ -368,30 +362,42 @@ async fn v0_field_errors_name_the_field() {
             "one of `data.cid` or `data.to` is required",
         ),
         (
-            json!({"code": 16, "data": {"cid": "two"}, "request_id": "r"}),
+            json!({"code": 104, "data": {"cid": "two"}, "request_id": "r"}),
             "invalid_field",
             1003,
             "field `data.cid` must be a non-negative integer",
         ),
     ] {
         let code = req["code"].clone();
-        let r = c.request(&req, 12).await;
+        let r = c.request(&req, 100).await;
         assert_error(&r, name, number, code);
         assert_eq!(message(&r), text, "{req}");
         assert_eq!(r["request_id"], json!("r"));
     }
 
-    // Codes 19 and 21 may omit data (or send null).
-    let r = c.request(&json!({"code": 19, "data": null}), 20).await;
+    // An ocId that is not a number (an email, a negative number) names no account: a failed
+    // login (state 1), as a wrong password is.
+    for ocid in [json!("carol@example.com"), json!(-5)] {
+        let r = c
+            .request(
+                &json!({"code": 6, "data": {"ocId": ocid, "password": "c0ffee"}, "request_id": "r"}),
+                7,
+            )
+            .await;
+        assert_eq!(r["data"], json!({"state": 1}), "{r}");
+    }
+
+    // Codes 107 and 109 may omit data (or send null).
+    let r = c.request(&json!({"code": 107, "data": null}), 108).await;
     assert_eq!(r["data"], json!({}));
 
     // Well-formed requests that need a login.
     for req in [
         json!({"code": 0, "data": {"to": 10001, "msg": "x"}, "request_id": 1}),
-        json!({"code": 16, "data": {"cid": 1}, "request_id": 1}),
-        json!({"code": 21, "request_id": 1}),
+        json!({"code": 104, "data": {"cid": 1}, "request_id": 1}),
+        json!({"code": 109, "request_id": 1}),
     ] {
-        let r = c.request(&req, 12).await;
+        let r = c.request(&req, 100).await;
         assert_error(&r, "not_logged_in", 2000, req["code"].clone());
         assert_eq!(r["request_id"], json!(1));
     }
@@ -406,25 +412,25 @@ async fn oversized_frames<D: Dialect>() {
 
     // A valid heartbeat padded to exactly the limit is answered normally.
     let pad = |len: usize| -> String {
-        let head = r#"{"code":19,"request_id":"big","pad":""#;
+        let head = r#"{"code":107,"request_id":"big","pad":""#;
         let tail = r#""}"#;
         let s = format!("{head}{}{tail}", "p".repeat(len - head.len() - tail.len()));
         assert_eq!(s.len(), len);
         s
     };
     c.send_raw(&pad(LIMIT)).await;
-    let r = c.expect_code(20).await;
+    let r = c.expect_code(108).await;
     assert_eq!(r["request_id"], json!("big"));
 
     // One byte more: frame_too_large, request null, nothing echoed; still usable.
     c.send_raw(&pad(LIMIT + 1)).await;
-    let r = c.expect_code(12).await;
+    let r = c.expect_code(100).await;
     assert_error(&r, "frame_too_large", 1004, Value::Null);
     assert!(r.get("request_id").is_none(), "{r}");
     still_usable(c).await;
     // Exactly 4x the limit: still only frame_too_large.
     c.send_raw(&pad(4 * LIMIT)).await;
-    let r = c.expect_code(12).await;
+    let r = c.expect_code(100).await;
     assert_error(&r, "frame_too_large", 1004, Value::Null);
     still_usable(c).await;
 
@@ -455,17 +461,17 @@ async fn an_accounts_connections_share_one_budget() {
     // The account's budget of 3 is spent on the first connection...
     for i in 0..3 {
         first
-            .request(&json!({"code": 19, "request_id": i}), 20)
+            .request(&json!({"code": 107, "request_id": i}), 108)
             .await;
     }
     // ...so the second one is limited too,
-    let r = second.request(&json!({"code": 19}), 12).await;
+    let r = second.request(&json!({"code": 107}), 100).await;
     assert_error(&r, "rate_limited", 4290, Value::Null);
     // while another account, and an anonymous connection, are not.
     let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
-    bob.client.request(&json!({"code": 19}), 20).await;
+    bob.client.request(&json!({"code": 107}), 108).await;
     let mut anon = server.v1().await;
-    anon.request(&json!({"code": 19}), 20).await;
+    anon.request(&json!({"code": 107}), 108).await;
 }
 
 async fn rate_limit<D: Dialect>() {
@@ -479,18 +485,18 @@ async fn rate_limit<D: Dialect>() {
     let mut d = D::connect(&server).await;
     let c = d.client();
     for i in 0..20 {
-        c.feed_json(&json!({"code": 19, "request_id": i})).await;
+        c.feed_json(&json!({"code": 107, "request_id": i})).await;
     }
     c.flush().await;
     let (mut ok, mut limited) = (0, 0);
     for _ in 0..20 {
         let f = c.recv().await;
         match f["code"].as_i64() {
-            Some(20) => {
+            Some(108) => {
                 assert!(f["request_id"].is_i64(), "{f}");
                 ok += 1;
             }
-            Some(12) => {
+            Some(100) => {
                 assert_error(&f, "rate_limited", 4290, Value::Null);
                 assert!(
                     f.get("request_id").is_none(),
@@ -529,13 +535,13 @@ async fn rate_limit<D: Dialect>() {
     still_usable(c).await;
 }
 
-/// One kind of garbage frame, each answered with a code 12.
+/// One kind of garbage frame, each answered with a code 100.
 async fn send_garbage(c: &mut Client, kind: usize) {
     match kind {
         0 => c.send_raw("{{{").await,
         1 => c.send_binary(&[0xff; 64]).await,
         2 => {
-            c.send_raw(&format!(r#"{{"code":19,"p":"{}"}}"#, "y".repeat(70_000)))
+            c.send_raw(&format!(r#"{{"code":107,"p":"{}"}}"#, "y".repeat(70_000)))
                 .await
         }
         3 => {
@@ -557,7 +563,7 @@ async fn a_bad_client_does_not_disturb_others() {
     let mut m0 = server.v0().await;
     login_v0(&mut m0, &json!(m1.ocid), "pw-m").await;
 
-    let huge = format!(r#"{{"code":19,"pad":"{}"}}"#, "x".repeat(4 * 65536 + 10));
+    let huge = format!(r#"{{"code":107,"pad":"{}"}}"#, "x".repeat(4 * 65536 + 10));
     const GARBAGE: usize = 5;
     for round in 0..3u64 {
         for kind in 0..GARBAGE {
@@ -586,7 +592,7 @@ async fn a_bad_client_does_not_disturb_others() {
     // Every garbage frame got an error.
     for c in [&mut m1.client, &mut m0] {
         for _ in 0..3 * GARBAGE {
-            c.expect_code(12).await;
+            c.expect_code(100).await;
         }
     }
     // Now get the bad clients disconnected.
@@ -683,14 +689,14 @@ async fn v1_bad_text_requests_store_nothing() {
             1003,
         ),
     ] {
-        let r = a.client.request(&req, 12).await;
+        let r = a.client.request(&req, 100).await;
         assert_error(&r, name, number, json!(0));
     }
     // Frame-level garbage that looks like a text message.
     let big = json!({"code": 0, "sender": to_b, "msg": "w".repeat(70_000)}).to_string();
     a.client.send_raw(&big).await;
     assert_error(
-        &a.client.expect_code(12).await,
+        &a.client.expect_code(100).await,
         "frame_too_large",
         1004,
         Value::Null,
@@ -703,7 +709,7 @@ async fn v1_bad_text_requests_store_nothing() {
         )
         .await;
     assert_error(
-        &a.client.expect_code(12).await,
+        &a.client.expect_code(100).await,
         "binary_frame",
         1005,
         Value::Null,
@@ -712,7 +718,7 @@ async fn v1_bad_text_requests_store_nothing() {
         .send_raw(r#"{"code":0,"sender":{"private_id":10002},"msg":"trunc"#)
         .await;
     assert_error(
-        &a.client.expect_code(12).await,
+        &a.client.expect_code(100).await,
         "bad_json",
         1000,
         Value::Null,
@@ -785,14 +791,14 @@ async fn v0_bad_text_requests_store_nothing() {
             1003,
         ),
     ] {
-        let r = z.request(&json!({"code": 0, "data": data}), 12).await;
+        let r = z.request(&json!({"code": 0, "data": data}), 100).await;
         assert_error(&r, name, number, json!(0));
     }
     z.send_raw(r#"{"code":0,"data":{"cid":1,"msg":"trunc"#)
         .await;
-    assert_error(&z.expect_code(12).await, "bad_json", 1000, Value::Null);
+    assert_error(&z.expect_code(100).await, "bad_json", 1000, Value::Null);
     z.send_binary(b"{}").await;
-    assert_error(&z.expect_code(12).await, "binary_frame", 1005, Value::Null);
+    assert_error(&z.expect_code(100).await, "binary_frame", 1005, Value::Null);
 
     let second = send_v0(&mut z, json!({"cid": chat, "msg": "good 2"})).await;
     assert_eq!(second["data"]["index"], json!(2));
@@ -852,7 +858,7 @@ async fn bad_texts_store_nothing<D: Dialect>() {
         (Target::Group(other), json!("x"), None, "not_a_member", 4002),
     ] {
         let req = D::text_frame(target, msg, client_id);
-        let r = z.client().request(&req, 12).await;
+        let r = z.client().request(&req, 100).await;
         assert_error(&r, name, number, json!(0));
     }
 

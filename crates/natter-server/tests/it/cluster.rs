@@ -188,10 +188,10 @@ async fn a_token_from_one_node_resumes_on_the_other_with_what_was_missed() {
     send_v1(&mut alice.client, json!({"private_id": bob.ocid}), "live").await;
     assert_eq!(bob2.expect_code(0).await["index"], json!(5));
     // A token revoked on one node is refused on the other.
-    bob2.request(&json!({"code": 21}), 22).await;
+    bob2.request(&json!({"code": 109}), 110).await;
     let mut again = nodes[0].v1().await;
     let r = again
-        .request(&json!({"code": 13, "token": bob_token}), 14)
+        .request(&json!({"code": 101, "token": bob_token}), 102)
         .await;
     assert_eq!(r["state"], json!(1), "{r}");
 }
@@ -207,18 +207,21 @@ async fn friends_presence_and_typing_cross_nodes() {
     // A request from node 0 is pushed on node 1, and the answer comes back.
     let r = alice
         .client
-        .request(&json!({"code": 23, "ocid": bob.ocid, "msg": "hello"}), 24)
+        .request(&json!({"code": 111, "ocid": bob.ocid, "msg": "hello"}), 112)
         .await;
     assert_eq!(r["state"], json!(0), "{r}");
-    let push = bob.client.expect_code(31).await;
+    let push = bob.client.expect_code(119).await;
     assert_eq!(
         (push["ocid"].clone(), push["msg"].clone()),
         (json!(alice.ocid), json!("hello"))
     );
     bob.client
-        .request(&json!({"code": 25, "ocid": alice.ocid, "accept": true}), 26)
+        .request(
+            &json!({"code": 113, "ocid": alice.ocid, "accept": true}),
+            114,
+        )
         .await;
-    let update = alice.client.expect_code(32).await;
+    let update = alice.client.expect_code(120).await;
     assert_eq!(
         (update["ocid"].clone(), update["state"].clone()),
         (json!(bob.ocid), json!("accepted"))
@@ -226,15 +229,15 @@ async fn friends_presence_and_typing_cross_nodes() {
     // Each node knows the other's account is online.
     expect_presence(&mut alice.client, bob.ocid, true).await;
     expect_presence(&mut bob.client, alice.ocid, true).await;
-    let list = alice.client.request(&json!({"code": 29}), 30).await;
+    let list = alice.client.request(&json!({"code": 117}), 118).await;
     assert_eq!(list["friends"][0]["online"], json!(true), "{list}");
 
     // Typing crosses nodes.
     alice
         .client
-        .send_json(&json!({"code": 33, "private_id": bob.ocid}))
+        .send_json(&json!({"code": 121, "private_id": bob.ocid}))
         .await;
-    let t = bob.client.expect_code(34).await;
+    let t = bob.client.expect_code(122).await;
     assert_eq!(
         t["sender"],
         json!({"ocid": alice.ocid, "private_id": bob.ocid})
@@ -259,7 +262,7 @@ async fn friends_presence_and_typing_cross_nodes() {
     resume_v1(&mut alice2, &alice.token).await;
     let mut online = json!(null);
     for _ in 0..50 {
-        let list = alice2.request(&json!({"code": 29}), 30).await;
+        let list = alice2.request(&json!({"code": 117}), 118).await;
         online = list["friends"][0]["online"].clone();
         if online == json!(true) {
             break;
@@ -273,10 +276,10 @@ async fn friends_presence_and_typing_cross_nodes() {
     );
 
     // Removal crosses nodes too, and ends the presence pushes.
-    bob2.request(&json!({"code": 27, "ocid": alice.ocid}), 28)
+    bob2.request(&json!({"code": 115, "ocid": alice.ocid}), 116)
         .await;
     for c in [&mut alice.client, &mut alice2, &mut bob3] {
-        let update = c.expect_code(32).await;
+        let update = c.expect_code(120).await;
         assert_eq!(update["state"], json!("removed"), "{update}");
     }
     bob2.close().await;
@@ -302,7 +305,7 @@ async fn a_failover_within_the_grace_tells_friends_nothing() {
     let mut bob2 = nodes[2].v1().await;
     resume_v1(&mut bob2, &bob.token).await;
     alice.client.expect_silence(2500).await;
-    let list = alice.client.request(&json!({"code": 29}), 30).await;
+    let list = alice.client.request(&json!({"code": 117}), 118).await;
     assert_eq!(list["friends"][0]["online"], json!(true), "{list}");
 
     bob2.close().await;
@@ -328,7 +331,7 @@ async fn a_stopped_nodes_accounts_go_offline_for_friends_elsewhere() {
         .expect("Bob's node went away: Alice is told he is offline");
     assert_eq!(
         (p["code"].clone(), p["ocid"].clone(), p["online"].clone()),
-        (json!(35), json!(bob.ocid), json!(false)),
+        (json!(123), json!(bob.ocid), json!(false)),
         "{p}"
     );
 }
@@ -438,7 +441,7 @@ async fn messages_sent_while_the_bus_is_down_arrive_in_order_when_it_returns() {
     bus.stop();
 }
 
-/// The next frame, which must be a presence push (code 35) about `ocid` within `wait`; returns
+/// The next frame, which must be a presence push (code 123) about `ocid` within `wait`; returns
 /// its `online`.
 async fn next_presence(c: &mut Client, ocid: u64, wait: Duration) -> bool {
     let f = c
@@ -447,7 +450,7 @@ async fn next_presence(c: &mut Client, ocid: u64, wait: Duration) -> bool {
         .unwrap_or_else(|| panic!("no presence push about {ocid} within {wait:?}"));
     assert_eq!(
         (f["code"].clone(), f["ocid"].clone()),
-        (json!(35), json!(ocid)),
+        (json!(123), json!(ocid)),
         "expected a presence push, got {f}"
     );
     f["online"].as_bool().expect("online is a bool")

@@ -35,7 +35,7 @@ async fn pipelined_sender(mut user: User, group: u64, tag: usize) -> SenderLog {
     while (acks.len() as u64) < PER_SENDER || (delivered.len() as u64) < others {
         let f = user.client.recv().await;
         match f["code"].as_i64() {
-            Some(15) => acks.push(f),
+            Some(103) => acks.push(f),
             Some(0) => delivered.push(f),
             _ => panic!("sender {tag}: unexpected frame {f}"),
         }
@@ -180,7 +180,7 @@ async fn both_sides_start_a_private_chat_at_once() {
         while acks.len() < 20 || got.len() < 20 {
             let f = u.client.recv().await;
             match f["code"].as_i64() {
-                Some(15) => acks.push(int(&f["index"])),
+                Some(103) => acks.push(int(&f["index"])),
                 Some(0) => got.push(int(&f["index"])),
                 _ => panic!("unexpected {f}"),
             }
@@ -220,7 +220,7 @@ async fn flood(a: &mut Client, peer: u64, n: u64, size: usize, tag: &str) -> Vec
     a.flush().await;
     let mut acks = Vec::new();
     for _ in 0..n {
-        acks.push(a.expect_code(15).await);
+        acks.push(a.expect_code(103).await);
     }
     acks
 }
@@ -472,7 +472,7 @@ async fn pipelined_replies_in_order(cap: usize) {
             .await;
     }
     a.client
-        .feed_json(&json!({"code": 16, "private_id": b.ocid, "limit": 100, "request_id": "h"}))
+        .feed_json(&json!({"code": 104, "private_id": b.ocid, "limit": 100, "request_id": "h"}))
         .await;
     a.client.flush().await;
 
@@ -488,7 +488,7 @@ async fn pipelined_replies_in_order(cap: usize) {
             assert_error(&f, "invalid_field", 1003, json!(0));
             continue;
         }
-        assert_eq!(f["code"], json!(15), "{f}");
+        assert_eq!(f["code"], json!(103), "{f}");
         let index = int(&f["index"]);
         assert_eq!(
             index,
@@ -497,7 +497,7 @@ async fn pipelined_replies_in_order(cap: usize) {
         );
         last_index = index;
     }
-    let history = a.client.expect_code(17).await;
+    let history = a.client.expect_code(105).await;
     assert_eq!(history["request_id"], json!("h"));
     assert_eq!(
         indexes(&history),

@@ -11,7 +11,7 @@ const SAVE_INTERVAL: Duration = Duration::from_millis(2500);
 /// Resume over v0 with a token that must be valid; returns the parsed missed messages.
 async fn resume_v0(c: &mut Client, token: &str) -> Vec<serde_json::Value> {
     let r = c
-        .request(&json!({"code": 13, "data": {"token": token}}), 14)
+        .request(&json!({"code": 101, "data": {"token": token}}), 102)
         .await;
     assert_eq!(r["data"]["state"], json!(0), "v0 resume failed: {r}");
     read_undelivered_v0(c).await.0
@@ -145,9 +145,9 @@ async fn connections_beyond_the_cap_are_refused_at_once() {
         Ok(_) => panic!("expected a 503 refusal, got a connection"),
     }
     // The two connections still work.
-    one.request(&json!({"code": 19}), 20).await;
+    one.request(&json!({"code": 107}), 108).await;
     one.close().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut three = server.v1().await;
-    three.request(&json!({"code": 19}), 20).await;
+    three.request(&json!({"code": 107}), 108).await;
 }

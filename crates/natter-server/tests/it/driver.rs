@@ -129,7 +129,8 @@ pub struct V1 {
 impl Dialect for V1 {
     const NAME: &'static str = "v1";
     const SERVER_CODES: &'static [i64] = &[
-        5, 7, 9, 11, 12, 14, 15, 17, 18, 20, 22, 24, 26, 28, 30, 31, 32, 34, 35, 36,
+        5, 7, 9, 11, 13, 15, 17, 18, 20, 22, 23, 100, 102, 103, 105, 106, 108, 110, 112, 114, 116,
+        118, 119, 120, 122, 123, 124,
     ];
 
     async fn connect(server: &TestServer) -> Self {
@@ -263,7 +264,9 @@ impl V0 {
 
 impl Dialect for V0 {
     const NAME: &'static str = "v0";
-    const SERVER_CODES: &'static [i64] = &[5, 7, 8, 9, 10, 11, 12, 14, 15, 17, 18, 20, 22];
+    const SERVER_CODES: &'static [i64] = &[
+        5, 7, 8, 9, 10, 11, 13, 15, 17, 18, 20, 22, 100, 102, 103, 105, 106, 108, 110,
+    ];
 
     async fn connect(server: &TestServer) -> Self {
         Self {
@@ -321,7 +324,7 @@ impl Dialect for V0 {
     }
 
     async fn resume(&mut self, token: &str) -> Vec<Message> {
-        let r = self.client.request(&frame(&v0::resume(token)), 14).await;
+        let r = self.client.request(&frame(&v0::resume(token)), 102).await;
         assert_eq!(r["data"]["state"], json!(0), "v0 resume failed: {r}");
         let ocid = string(&r["data"]["ocId"])
             .parse()

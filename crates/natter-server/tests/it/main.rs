@@ -17,6 +17,7 @@ mod dialects;
 mod friends;
 mod offline;
 mod operations;
+mod ourchat_clients;
 mod restart;
 mod store;
 mod v0;

@@ -1,5 +1,5 @@
 //! Offline delivery: what an account missed is pushed after login (v1: code 0 frames then
-//! code 18; v0: code 8 batches of JSON strings), exactly once per account.
+//! code 106; v0: code 8 batches of JSON strings), exactly once per account.
 
 use crate::common::*;
 use crate::driver::{Dialect, for_each_dialect};
@@ -296,7 +296,7 @@ async fn v0_backlog_is_split_into_code_8_batches() {
     a.client.flush().await;
     let mut mids = Vec::new();
     for i in 1..=N {
-        let ack = a.client.expect_code(15).await;
+        let ack = a.client.expect_code(103).await;
         assert_eq!(ack["index"], json!(i), "{ack}");
         mids.push(ack["cid"].clone());
     }
@@ -346,7 +346,7 @@ async fn delivery_state_is_shared_across_dialects() {
     send_v1(&mut a.client, json!({"private_id": bob}), "three").await;
     let mut b0 = server.v0().await;
     let r = b0
-        .request(&json!({"code": 13, "data": {"token": l.token}}), 14)
+        .request(&json!({"code": 101, "data": {"token": l.token}}), 102)
         .await;
     assert_eq!(
         r["data"],
@@ -363,7 +363,7 @@ async fn delivery_state_is_shared_across_dialects() {
     assert!(l.missed.is_empty(), "{:?}", l.missed);
 }
 
-/// One login sync covers at most 10000 messages; the rest follows after code 18 (v1) or after
+/// One login sync covers at most 10000 messages; the rest follows after code 106 (v1) or after
 /// the last code 8 (v0) as ordinary code 0 frames, in index order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_covers_at_most_10000_messages_and_the_rest_follows() {
@@ -389,11 +389,11 @@ async fn a_sync_covers_at_most_10000_messages_and_the_rest_follows() {
     }
     a.client.flush().await;
     for i in 1..=N {
-        let ack = a.client.expect_code(15).await;
+        let ack = a.client.expect_code(103).await;
         assert_eq!(ack["index"], json!(i));
     }
 
-    // v1: 10000 frames, code 18 with count 10000, then the other 5.
+    // v1: 10000 frames, code 106 with count 10000, then the other 5.
     let mut b = server.v1().await;
     let l = login_v1(&mut b, "bob@example.com", "pw-b").await;
     let idx: Vec<u64> = l.missed.iter().map(|f| int(&f["index"])).collect();
@@ -434,7 +434,7 @@ async fn delivery_state_is_saved_at_logout_and_account_switch() {
     // Logout.
     let ack = send_v1(&mut a.client, json!({"private_id": b.ocid}), "one").await;
     assert_eq!(b.client.expect_code(0).await["cid"], ack["cid"]);
-    b.client.request(&json!({"code": 21}), 22).await;
+    b.client.request(&json!({"code": 109}), 110).await;
     let mut b2 = server.v1().await;
     let l = login_v1(&mut b2, "bob@example.com", "pw-b").await;
     assert!(l.missed.is_empty(), "saved at logout: {:?}", l.missed);
@@ -471,7 +471,7 @@ async fn messages_not_written_to_a_broken_connection_are_pushed_at_the_next_logi
     }
     a.client.flush().await;
     for _ in 0..N {
-        a.client.expect_code(15).await;
+        a.client.expect_code(103).await;
     }
     drop(b);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -516,8 +516,8 @@ async fn a_resume_skips_what_the_client_says_it_holds() {
     let mut c = server.v1().await;
     let r = c
         .request(
-            &json!({"code": 13, "token": token, "since": [{"private_id": a.ocid, "index": 2}]}),
-            14,
+            &json!({"code": 101, "token": token, "since": [{"private_id": a.ocid, "index": 2}]}),
+            102,
         )
         .await;
     assert_eq!(r["state"], json!(0), "{r}");
@@ -528,19 +528,19 @@ async fn a_resume_skips_what_the_client_says_it_holds() {
     let mut d = server.v1().await;
     let r = d
         .request(
-            &json!({"code": 13, "token": token, "since": [{"index": 2}], "request_id": 1}),
-            12,
+            &json!({"code": 101, "token": token, "since": [{"index": 2}], "request_id": 1}),
+            100,
         )
         .await;
-    let m = assert_error(&r, "missing_field", 1002, json!(13));
+    let m = assert_error(&r, "missing_field", 1002, json!(101));
     assert!(m.contains("group_id"), "{m}");
     let r = d
         .request(
-            &json!({"code": 13, "token": token, "since": {"x": 1}, "request_id": 2}),
-            12,
+            &json!({"code": 101, "token": token, "since": {"x": 1}, "request_id": 2}),
+            100,
         )
         .await;
-    let m = assert_error(&r, "invalid_field", 1003, json!(13));
+    let m = assert_error(&r, "invalid_field", 1003, json!(101));
     assert!(m.contains("`since`"), "{m}");
 }
 
@@ -560,8 +560,8 @@ async fn a_v0_resume_skips_what_the_client_says_it_holds() {
     let mut z = server.v0().await;
     let r = z
         .request(
-            &json!({"code": 13, "data": {"token": login.token, "since": {"1": 1}}}),
-            14,
+            &json!({"code": 101, "data": {"token": login.token, "since": {"1": 1}}}),
+            102,
         )
         .await;
     assert_eq!(r["data"]["state"], json!(0), "{r}");

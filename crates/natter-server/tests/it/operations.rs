@@ -40,14 +40,14 @@ async fn closed_registration_refuses_both_dialects() {
     let server = TestServer::start_with(|c| c.limits.registration = Registration::Closed).await;
     let mut a = server.v1().await;
     let r = a
-        .request(&frame(&v1::register("a@example.com", "pw", "A")), 12)
+        .request(&frame(&v1::register("a@example.com", "pw", "A")), 100)
         .await;
     assert_error(&r, "registration_closed", 3001, json!(4));
     let mut b = server.v0().await;
     let r = b
         .request(
             &json!({"code": 4, "data": {"mail": "b@example.com", "password": "pw"}}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "registration_closed", 3001, json!(4));
@@ -69,11 +69,13 @@ async fn invitation_codes_register_over_v0_once() {
         }
         f
     };
-    let r = c.request(&register("a@example.com", None), 12).await;
+    let r = c.request(&register("a@example.com", None), 100).await;
     assert_error(&r, "invalid_invite", 3002, json!(4));
     let r = c.request(&register("a@example.com", Some(&code)), 5).await;
     assert_eq!(r["data"]["state"], json!(0), "{r}");
-    let r = c.request(&register("b@example.com", Some(&code)), 12).await;
+    let r = c
+        .request(&register("b@example.com", Some(&code)), 100)
+        .await;
     assert_error(&r, "invalid_invite", 3002, json!(4));
     domain.close().await;
 }
@@ -219,9 +221,9 @@ async fn metrics_are_prometheus_text_and_count_what_happened() {
     // Over the budget: a frame is refused.
     let mut refused = 0;
     for _ in 0..10 {
-        a.client.send_json(&json!({"code": 19})).await;
+        a.client.send_json(&json!({"code": 107})).await;
         let f = a.client.recv().await;
-        if f["code"] == json!(12) {
+        if f["code"] == json!(100) {
             refused += 1;
         }
     }

@@ -192,7 +192,7 @@ async fn logout_and_delivery_state_survive_a_restart() {
     z.close().await;
     let zmissed = send_v1(&mut a.client, json!({"private_id": zed_n}), "z missed").await;
     // Alice logs out: her token is revoked for good.
-    a.client.request(&json!({"code": 21}), 22).await;
+    a.client.request(&json!({"code": 109}), 110).await;
 
     server.restart().await;
 
@@ -210,7 +210,7 @@ async fn logout_and_delivery_state_survive_a_restart() {
     // Zed (v0, by token) gets only the message he missed.
     let mut z2 = server.v0().await;
     let r = z2
-        .request(&json!({"code": 13, "data": {"token": zl.token}}), 14)
+        .request(&json!({"code": 101, "data": {"token": zl.token}}), 102)
         .await;
     assert_eq!(r["data"], json!({"state": 0, "ocId": zed}), "{r}");
     let (missed, batches) = read_undelivered_v0(&mut z2).await;
@@ -220,7 +220,9 @@ async fn logout_and_delivery_state_survive_a_restart() {
 
     // Alice's revoked token stays revoked; her password still works.
     let mut a2 = server.v1().await;
-    let r = a2.request(&json!({"code": 13, "token": a.token}), 14).await;
+    let r = a2
+        .request(&json!({"code": 101, "token": a.token}), 102)
+        .await;
     assert_eq!(r["state"], json!(1), "{r}");
     let l = login_v1(&mut a2, "alice@example.com", "pw-a").await;
     assert_eq!(l.ocid, a.ocid);

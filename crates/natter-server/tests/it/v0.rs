@@ -33,12 +33,15 @@ async fn v0_register_and_login() {
     assert!(r.get("request_id").is_none());
     // Invalid.
     let r = c
-        .request(&json!({"code": 4, "data": {"mail": "carol.example.com", "password": "x"}, "request_id": 1}), 12)
+        .request(&json!({"code": 4, "data": {"mail": "carol.example.com", "password": "x"}, "request_id": 1}), 100)
         .await;
     assert_error(&r, "invalid_field", 1003, json!(4));
     assert_eq!(r["request_id"], json!(1));
     let r = c
-        .request(&json!({"code": 4, "data": {"mail": "dan@example.com"}}), 12)
+        .request(
+            &json!({"code": 4, "data": {"mail": "dan@example.com"}}),
+            100,
+        )
         .await;
     let m = assert_error(&r, "missing_field", 1002, json!(4));
     assert_eq!(m, "field `data.password` is required");
@@ -84,22 +87,22 @@ async fn v0_register_and_login() {
         assert_recent_time(&r["time"]);
     }
     c3.expect_silence(200).await;
-    // An email address is not an ocId.
+    // An email address is not an ocId: no account has it (state 1, like a wrong password).
     let r = c3
-        .request(&json!({"code": 6, "data": {"ocId": "carol@example.com", "password": "c0ffee"}, "request_id": "l"}), 12)
+        .request(&json!({"code": 6, "data": {"ocId": "carol@example.com", "password": "c0ffee"}, "request_id": "l"}), 7)
         .await;
-    let m = assert_error(&r, "invalid_field", 1003, json!(6));
-    assert_eq!(m, "field `data.ocId` must be a non-negative integer");
+    assert_eq!(r["data"], json!({"state": 1}), "{r}");
     assert_eq!(r["request_id"], json!("l"));
+    c3.expect_silence(200).await;
 
     // Heartbeat without data; resume; logout.
-    let r = c3.request(&json!({"code": 19}), 20).await;
+    let r = c3.request(&json!({"code": 107}), 108).await;
     assert_eq!(r["data"], json!({}));
     assert_recent_time(&r["time"]);
     let r = c3
         .request(
-            &json!({"code": 13, "data": {"token": l.token}, "request_id": "r"}),
-            14,
+            &json!({"code": 101, "data": {"token": l.token}, "request_id": "r"}),
+            102,
         )
         .await;
     assert_eq!(r["data"], json!({"state": 0, "ocId": "10001"}), "{r}");
@@ -107,17 +110,19 @@ async fn v0_register_and_login() {
     let (missed, batches) = read_undelivered_v0(&mut c3).await;
     assert!(missed.is_empty());
     assert_eq!(batches, [0]);
-    let r = c3.request(&json!({"code": 21, "request_id": 9}), 22).await;
+    let r = c3
+        .request(&json!({"code": 109, "request_id": 9}), 110)
+        .await;
     assert_eq!(r["data"], json!({}));
     assert_eq!(r["request_id"], json!(9));
     let r = c3
-        .request(&json!({"code": 13, "data": {"token": l.token}}), 14)
+        .request(&json!({"code": 101, "data": {"token": l.token}}), 102)
         .await;
     assert_eq!(r["data"], json!({"state": 1}), "revoked: {r}");
     let r = c3
-        .request(&json!({"code": 16, "data": {"cid": 1}}), 12)
+        .request(&json!({"code": 104, "data": {"cid": 1}}), 100)
         .await;
-    assert_error(&r, "not_logged_in", 2000, json!(16));
+    assert_error(&r, "not_logged_in", 2000, json!(104));
 }
 
 /// Two users: `v` on v1, `z` on v0, both logged in.
@@ -165,7 +170,7 @@ async fn v0_and_v1_chat_privately() {
     let ack = z
         .request(
             &json!({"code": 0, "data": {"to": v.ocid, "msg": "hi vic"}, "request_id": 11}),
-            15,
+            103,
         )
         .await;
     assert_eq!(ack["request_id"], json!(11));
@@ -224,7 +229,7 @@ async fn v0_and_v1_chat_privately() {
 
     // Someone else's sender_id.
     let r = z
-        .request(&json!({"code": 0, "data": {"cid": chat, "sender_id": v.ocid.to_string(), "msg": "spoof"}, "request_id": 12}), 12)
+        .request(&json!({"code": 0, "data": {"cid": chat, "sender_id": v.ocid.to_string(), "msg": "spoof"}, "request_id": 12}), 100)
         .await;
     let m = assert_error(&r, "invalid_field", 1003, json!(0));
     assert!(m.contains("`data.sender_id`"), "{m}");
@@ -244,11 +249,11 @@ async fn v0_and_v1_chat_privately() {
         (json!({"to": z_ocid, "msg": "x"}), "invalid_field", 1003),
         (json!({"cid": 99999, "msg": "x"}), "no_such_chat", 4001),
     ] {
-        let r = z.request(&json!({"code": 0, "data": data}), 12).await;
+        let r = z.request(&json!({"code": 0, "data": data}), 100).await;
         assert_error(&r, name, number, json!(0));
     }
     let r = z
-        .request(&json!({"code": 0, "data": {"cid": chat}}), 12)
+        .request(&json!({"code": 0, "data": {"cid": chat}}), 100)
         .await;
     assert_eq!(
         assert_error(&r, "missing_field", 1002, json!(0)),
@@ -276,7 +281,7 @@ async fn v0_and_v1_share_a_group() {
     let ack = z
         .request(
             &json!({"code": 0, "time": 1718001100, "data": {"cid": g, "sender_id": z_ocid.to_string(), "msg": "count me in", "client_id": "c-1"}, "request_id": 11}),
-            15,
+            103,
         )
         .await;
     assert_eq!(
@@ -296,7 +301,7 @@ async fn v0_and_v1_share_a_group() {
     let again = z
         .request(
             &json!({"code": 0, "data": {"cid": g, "msg": "count me in", "client_id": "c-1"}}),
-            15,
+            103,
         )
         .await;
     assert_eq!(again["data"], ack["data"]);
@@ -305,7 +310,7 @@ async fn v0_and_v1_share_a_group() {
     let r = z
         .request(
             &json!({"code": 0, "data": {"to": v.ocid, "msg": "x", "client_id": "c-1"}}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "duplicate_client_id", 4004, json!(0));
@@ -320,13 +325,13 @@ async fn v0_and_v1_share_a_group() {
     // A group v0 is not in.
     let other = create_group_v1(&mut v.client, &[w.ocid]).await;
     let r = z
-        .request(&json!({"code": 0, "data": {"cid": other, "msg": "x"}}), 12)
+        .request(&json!({"code": 0, "data": {"cid": other, "msg": "x"}}), 100)
         .await;
     assert_error(&r, "not_a_member", 4002, json!(0));
     let r = z
-        .request(&json!({"code": 16, "data": {"cid": other}}), 12)
+        .request(&json!({"code": 104, "data": {"cid": other}}), 100)
         .await;
-    assert_error(&r, "not_a_member", 4002, json!(16));
+    assert_error(&r, "not_a_member", 4002, json!(104));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,31 +417,31 @@ async fn v0_history_returns_json_strings() {
 
     let r = z
         .request(
-            &json!({"code": 16, "data": {"cid": chat, "limit": 0}, "request_id": "h"}),
-            12,
+            &json!({"code": 104, "data": {"cid": chat, "limit": 0}, "request_id": "h"}),
+            100,
         )
         .await;
     assert_eq!(
-        assert_error(&r, "invalid_field", 1003, json!(16)),
+        assert_error(&r, "invalid_field", 1003, json!(104)),
         "field `data.limit` must be between 1 and 500"
     );
     assert_eq!(r["request_id"], json!("h"));
     let r = z
         .request(
-            &json!({"code": 16, "data": {"cid": chat, "before": 3, "after": 1}}),
-            12,
+            &json!({"code": 104, "data": {"cid": chat, "before": 3, "after": 1}}),
+            100,
         )
         .await;
-    assert_error(&r, "invalid_field", 1003, json!(16));
-    let r = z.request(&json!({"code": 16, "data": {}}), 12).await;
+    assert_error(&r, "invalid_field", 1003, json!(104));
+    let r = z.request(&json!({"code": 104, "data": {}}), 100).await;
     assert_eq!(
-        assert_error(&r, "missing_field", 1002, json!(16)),
+        assert_error(&r, "missing_field", 1002, json!(104)),
         "field `data.cid` is required"
     );
     let r = z
-        .request(&json!({"code": 16, "data": {"cid": 99999}}), 12)
+        .request(&json!({"code": 104, "data": {"cid": 99999}}), 100)
         .await;
-    assert_error(&r, "no_such_chat", 4001, json!(16));
+    assert_error(&r, "no_such_chat", 4001, json!(104));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +458,7 @@ async fn v0_devices_and_v1_devices_of_one_account() {
     let mut z1 = server.v1().await;
     login_v1_with(
         &mut z1,
-        &json!({"code": 6, "login_type": 1, "account": z_ocid, "password": "pw-z"}),
+        &json!({"code": 6, "login_type": 1, "account": z_ocid, "password": "pw-z", "ext": 1}),
     )
     .await;
 
@@ -503,15 +508,15 @@ async fn chat_ids_and_accounts_across_dialects() {
         .client
         .request(
             &json!({"code": 0, "sender": {"group_id": private_chat}, "msg": "x"}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "no_such_chat", 4001, json!(0));
     let r = v
         .client
-        .request(&json!({"code": 16, "group_id": private_chat}), 12)
+        .request(&json!({"code": 104, "group_id": private_chat}), 100)
         .await;
-    assert_error(&r, "no_such_chat", 4001, json!(16));
+    assert_error(&r, "no_such_chat", 4001, json!(104));
     // ... but a group id is a chat id for v0, and v0 history of the private chat works.
     let g = create_group_v1(&mut v.client, &[z_ocid]).await;
     assert_ne!(g, private_chat);
@@ -524,7 +529,7 @@ async fn chat_ids_and_accounts_across_dialects() {
     let r = z
         .request(
             &json!({"code": 0, "data": {"cid": private_chat, "sender_id": v.ocid, "msg": ""}}),
-            12,
+            100,
         )
         .await;
     assert_eq!(
@@ -540,7 +545,7 @@ async fn chat_ids_and_accounts_across_dialects() {
     assert_eq!(r.ocid, z_ocid);
     let mut v0 = server.v0().await;
     let r = v0
-        .request(&json!({"code": 13, "data": {"token": v.token}}), 14)
+        .request(&json!({"code": 101, "data": {"token": v.token}}), 102)
         .await;
     assert_eq!(r["data"], json!({"state": 0, "ocId": v.ocid.to_string()}));
     read_undelivered_v0(&mut v0).await;

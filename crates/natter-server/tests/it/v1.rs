@@ -33,7 +33,7 @@ async fn register_assigns_sequential_ocids_and_rejects_duplicates() {
 
     // An invalid address is an error, echoing the request id.
     let r = c
-        .request(&json!({"code": 4, "email": "alice.example.com", "password": "x", "name": "Alice", "request_id": 2}), 12)
+        .request(&json!({"code": 4, "email": "alice.example.com", "password": "x", "name": "Alice", "request_id": 2}), 100)
         .await;
     let message = assert_error(&r, "invalid_field", 1003, json!(4));
     assert!(
@@ -46,33 +46,48 @@ async fn register_assigns_sequential_ocids_and_rejects_duplicates() {
     let r = c
         .request(
             &json!({"code": 4, "email": "bob@example.com", "password": "", "name": "Bob"}),
-            12,
+            100,
         )
         .await;
     assert!(assert_error(&r, "invalid_field", 1003, json!(4)).contains("`password`"));
     let r = c
         .request(
             &json!({"code": 4, "email": "bob@example.com", "password": "x", "name": ""}),
-            12,
+            100,
         )
         .await;
     assert!(assert_error(&r, "invalid_field", 1003, json!(4)).contains("`name`"));
-    let r = c
-        .request(
-            &json!({"code": 4, "email": "bob@example.com", "password": "x"}),
-            12,
-        )
-        .await;
-    assert!(assert_error(&r, "missing_field", 1002, json!(4)).contains("`name`"));
 
     // The failed attempts consumed no ocid; the next one is 10002.
     let bob = register_v1(&mut c, "bob@example.com", "Bob", "pw-b").await;
     assert_eq!(bob, 10002);
+    // Without `name` (as some clients register), the nickname is the email's local part.
+    let r = c
+        .request(
+            &json!({"code": 4, "email": "carol@example.com", "password": "x"}),
+            5,
+        )
+        .await;
+    assert_eq!(
+        (r["state"].clone(), r["ocid"].clone()),
+        (json!(0), json!(10003)),
+        "{r}"
+    );
+    assert_eq!(r["status"], r["state"], "`status` beside `state`: {r}");
+    let mut c2 = server.v1().await;
+    login_v1(&mut c2, "carol@example.com", "x").await;
+    let r = c2
+        .request(
+            &json!({"code": 10, "ocid": 10003, "request_values": ["nickname"]}),
+            11,
+        )
+        .await;
+    assert_eq!(r["data"], json!({"nickname": "carol"}), "{r}");
     // Registering does not log the connection in.
     let r = c
         .request(
             &json!({"code": 0, "sender": {"private_id": 10001}, "msg": "hi"}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "not_logged_in", 2000, json!(0));
@@ -97,7 +112,7 @@ async fn login_by_email_and_by_ocid() {
     let mut tokens = vec![l.token];
     for account in [json!(alice.to_string()), json!(alice)] {
         let mut c2 = server.v1().await;
-        c2.send_json(&json!({"code": 6, "login_type": 1, "account": account, "password": "pw-a", "request_id": 2}))
+        c2.send_json(&json!({"code": 6, "login_type": 1, "account": account, "password": "pw-a", "request_id": 2, "ext": 1}))
             .await;
         let r = c2.expect_code(7).await;
         assert_eq!(r["state"], json!(0), "{r}");
@@ -134,22 +149,22 @@ async fn login_by_email_and_by_ocid() {
     c3.expect_silence(200).await;
     // Still anonymous.
     let r = c3
-        .request(&json!({"code": 16, "private_id": alice}), 12)
+        .request(&json!({"code": 104, "private_id": alice}), 100)
         .await;
-    assert_error(&r, "not_logged_in", 2000, json!(16));
+    assert_error(&r, "not_logged_in", 2000, json!(104));
 
     // A bad login_type, and an integer account with login_type 0.
     let r = c3
         .request(
             &json!({"code": 6, "login_type": 2, "account": "a@b", "password": "x"}),
-            12,
+            100,
         )
         .await;
     assert!(assert_error(&r, "invalid_field", 1003, json!(6)).contains("`login_type`"));
     let r = c3
         .request(
             &json!({"code": 6, "login_type": 0, "account": 10001, "password": "x"}),
-            12,
+            100,
         )
         .await;
     assert!(assert_error(&r, "invalid_field", 1003, json!(6)).contains("`account`"));
@@ -178,7 +193,7 @@ async fn private_text_is_acked_to_sender_and_delivered_to_peer() {
     a.client
         .send_json(&json!({"code": 0, "time": 1718000200, "sender": {"ocid": a.ocid, "private_id": b.ocid}, "msg": "hello bob", "request_id": "m1"}))
         .await;
-    let ack1 = a.client.expect_code(15).await;
+    let ack1 = a.client.expect_code(103).await;
     let cid1 = int(&ack1["cid"]);
     assert_eq!(ack1["index"], json!(1), "{ack1}");
     assert_eq!(ack1["private_id"], json!(b.ocid), "{ack1}");
@@ -198,7 +213,7 @@ async fn private_text_is_acked_to_sender_and_delivered_to_peer() {
     a.client
         .send_json(&json!({"code": 0, "sender": {"private_id": b.ocid.to_string()}, "msg": "second", "request_id": 7}))
         .await;
-    let ack2 = a.client.expect_code(15).await;
+    let ack2 = a.client.expect_code(103).await;
     assert_eq!(ack2["index"], json!(2));
     assert_eq!(ack2["private_id"], json!(b.ocid));
     assert_eq!(ack2["request_id"], json!(7));
@@ -233,14 +248,14 @@ async fn request_ids_are_echoed_on_errors() {
 
     let r = a
         .client
-        .request(&json!({"code": 0, "sender": {"private_id": 99999}, "msg": "anyone?", "request_id": "m-9"}), 12)
+        .request(&json!({"code": 0, "sender": {"private_id": 99999}, "msg": "anyone?", "request_id": "m-9"}), 100)
         .await;
     assert_error(&r, "no_such_account", 4000, json!(0));
     assert_eq!(r["request_id"], json!("m-9"));
 
     let r = a
         .client
-        .request(&json!({"code": 0, "sender": {"group_id": 2, "private_id": 10002}, "msg": "hi", "request_id": 5}), 12)
+        .request(&json!({"code": 0, "sender": {"group_id": 2, "private_id": 10002}, "msg": "hi", "request_id": 5}), 100)
         .await;
     let m = assert_error(&r, "invalid_field", 1003, json!(0));
     assert_eq!(m, "only one of `group_id` or `private_id` may be given");
@@ -250,7 +265,7 @@ async fn request_ids_are_echoed_on_errors() {
         .client
         .request(
             &json!({"code": 0, "sender": {}, "msg": "hi", "request_id": -3}),
-            12,
+            100,
         )
         .await;
     let m = assert_error(&r, "missing_field", 1002, json!(0));
@@ -259,7 +274,7 @@ async fn request_ids_are_echoed_on_errors() {
 
     let r = a
         .client
-        .request(&json!({"code": 0, "sender": {"private_id": a.ocid}, "msg": "me", "request_id": "self"}), 12)
+        .request(&json!({"code": 0, "sender": {"private_id": a.ocid}, "msg": "me", "request_id": "self"}), 100)
         .await;
     assert_error(&r, "invalid_field", 1003, json!(0));
     assert_eq!(r["request_id"], json!("self"));
@@ -268,7 +283,7 @@ async fn request_ids_are_echoed_on_errors() {
         .client
         .request(
             &json!({"code": 0, "sender": {"group_id": 4242}, "msg": "hi", "request_id": "g"}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "no_such_chat", 4001, json!(0));
@@ -278,7 +293,7 @@ async fn request_ids_are_echoed_on_errors() {
         .client
         .request(
             &json!({"code": 0, "sender": {"private_id": 99999}, "msg": "", "request_id": "e"}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "invalid_field", 1003, json!(0));
@@ -289,7 +304,7 @@ async fn request_ids_are_echoed_on_errors() {
         .client
         .request(
             &json!({"code": 0, "sender": {"private_id": 99999}, "msg": "x"}),
-            12,
+            100,
         )
         .await;
     assert!(r.get("request_id").is_none(), "{r}");
@@ -323,7 +338,7 @@ async fn groups_are_created_and_deliver_to_other_members() {
             &json!({"code": 0, "sender": {"group_id": g}, "msg": "hi all", "request_id": "g1"}),
         )
         .await;
-    let ack = a.client.expect_code(15).await;
+    let ack = a.client.expect_code(103).await;
     assert_eq!(ack["group_id"], json!(g), "{ack}");
     assert!(ack.get("private_id").is_none(), "{ack}");
     assert_eq!(ack["index"], json!(1));
@@ -374,15 +389,15 @@ async fn groups_are_created_and_deliver_to_other_members() {
         .client
         .request(
             &json!({"code": 0, "sender": {"group_id": solo}, "msg": "let me in"}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "not_a_member", 4002, json!(0));
     let r = b
         .client
-        .request(&json!({"code": 16, "group_id": solo}), 12)
+        .request(&json!({"code": 104, "group_id": solo}), 100)
         .await;
-    assert_error(&r, "not_a_member", 4002, json!(16));
+    assert_error(&r, "not_a_member", 4002, json!(104));
     let ack = send_v1(
         &mut a.client,
         json!({"group_id": solo}),
@@ -394,10 +409,10 @@ async fn groups_are_created_and_deliver_to_other_members() {
     // Malformed requests.
     let r = a
         .client
-        .request(&json!({"code": 8, "members": "bob"}), 12)
+        .request(&json!({"code": 8, "members": "bob"}), 100)
         .await;
     assert!(assert_error(&r, "invalid_field", 1003, json!(8)).contains("`members`"));
-    let r = a.client.request(&json!({"code": 8}), 12).await;
+    let r = a.client.request(&json!({"code": 8}), 100).await;
     assert!(assert_error(&r, "missing_field", 1002, json!(8)).contains("`members`"));
 }
 
@@ -477,19 +492,16 @@ async fn account_info_answers_every_value_under_the_asked_name() {
         .await;
     assert_eq!(r["data"], json!({}));
 
-    // An unknown value name.
+    // A value name natter does not know (later clients ask for more) is answered as null,
+    // and the others still are.
     let r = a
         .client
         .request(
-            &json!({"code": 10, "ocid": b.ocid, "request_values": ["phone"], "request_id": 3}),
-            12,
+            &json!({"code": 10, "ocid": b.ocid, "request_values": ["phone", "ocid"], "request_id": 3}),
+            11,
         )
         .await;
-    let m = assert_error(&r, "invalid_field", 1003, json!(10));
-    assert_eq!(
-        m,
-        "unknown request value `phone`; known: ocid, nickname, status, avatar (or avater), time, email"
-    );
+    assert_eq!(r["data"], json!({"phone": null, "ocid": b.ocid}), "{r}");
     assert_eq!(r["request_id"], json!(3));
 
     // An unknown account.
@@ -497,7 +509,7 @@ async fn account_info_answers_every_value_under_the_asked_name() {
         .client
         .request(
             &json!({"code": 10, "ocid": 99999, "request_values": ["ocid"], "request_id": 4}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "no_such_account", 4000, json!(10));
@@ -508,18 +520,18 @@ async fn account_info_answers_every_value_under_the_asked_name() {
         .client
         .request(
             &json!({"code": 10, "ocid": b.ocid, "request_values": vec!["ocid"; 17]}),
-            12,
+            100,
         )
         .await;
     assert!(assert_error(&r, "invalid_field", 1003, json!(10)).contains("`request_values`"));
     let r = a
         .client
-        .request(&json!({"code": 10, "ocid": b.ocid}), 12)
+        .request(&json!({"code": 10, "ocid": b.ocid}), 100)
         .await;
     assert!(assert_error(&r, "missing_field", 1002, json!(10)).contains("`request_values`"));
     let r = a
         .client
-        .request(&json!({"code": 10, "request_values": ["ocid"]}), 12)
+        .request(&json!({"code": 10, "request_values": ["ocid"]}), 100)
         .await;
     assert!(assert_error(&r, "missing_field", 1002, json!(10)).contains("`ocid`"));
 
@@ -528,7 +540,7 @@ async fn account_info_answers_every_value_under_the_asked_name() {
     let r = anon
         .request(
             &json!({"code": 10, "ocid": b.ocid, "request_values": ["ocid"]}),
-            12,
+            100,
         )
         .await;
     assert_error(&r, "not_logged_in", 2000, json!(10));
@@ -645,51 +657,51 @@ async fn history_pages_by_index() {
     // Bad requests.
     for (req, name, number, field) in [
         (
-            json!({"code": 16, "private_id": b.ocid, "limit": 0}),
+            json!({"code": 104, "private_id": b.ocid, "limit": 0}),
             "invalid_field",
             1003,
             "`limit`",
         ),
         (
-            json!({"code": 16, "private_id": b.ocid, "limit": 501}),
+            json!({"code": 104, "private_id": b.ocid, "limit": 501}),
             "invalid_field",
             1003,
             "`limit`",
         ),
         (
-            json!({"code": 16, "private_id": b.ocid, "before": 3, "after": 1}),
+            json!({"code": 104, "private_id": b.ocid, "before": 3, "after": 1}),
             "invalid_field",
             1003,
             "`before`",
         ),
         (
-            json!({"code": 16, "private_id": b.ocid, "before": -1}),
+            json!({"code": 104, "private_id": b.ocid, "before": -1}),
             "invalid_field",
             1003,
             "`before`",
         ),
-        (json!({"code": 16}), "missing_field", 1002, "`group_id`"),
+        (json!({"code": 104}), "missing_field", 1002, "`group_id`"),
         (
-            json!({"code": 16, "private_id": b.ocid, "group_id": 1}),
+            json!({"code": 104, "private_id": b.ocid, "group_id": 1}),
             "invalid_field",
             1003,
             "`group_id`",
         ),
     ] {
-        let r = a.client.request(&req, 12).await;
-        let m = assert_error(&r, name, number, json!(16));
+        let r = a.client.request(&req, 100).await;
+        let m = assert_error(&r, name, number, json!(104));
         assert!(m.contains(field), "{req} -> {m}");
     }
     let r = a
         .client
-        .request(&json!({"code": 16, "private_id": 99999}), 12)
+        .request(&json!({"code": 104, "private_id": 99999}), 100)
         .await;
-    assert_error(&r, "no_such_account", 4000, json!(16));
+    assert_error(&r, "no_such_account", 4000, json!(104));
     let r = a
         .client
-        .request(&json!({"code": 16, "group_id": 99999}), 12)
+        .request(&json!({"code": 104, "group_id": 99999}), 100)
         .await;
-    assert_error(&r, "no_such_chat", 4001, json!(16));
+    assert_error(&r, "no_such_chat", 4001, json!(104));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,31 +711,31 @@ async fn heartbeat_logout_and_resume() {
 
     // Heartbeat works before login.
     let r = c
-        .request(&json!({"code": 19, "request_id": "hb"}), 20)
+        .request(&json!({"code": 107, "request_id": "hb"}), 108)
         .await;
     assert_eq!(r["request_id"], json!("hb"));
     assert_recent_time(&r["time"]);
-    let r = c.request(&json!({"code": 19}), 20).await;
+    let r = c.request(&json!({"code": 107}), 108).await;
     assert!(r.get("request_id").is_none());
 
     let alice = register_v1(&mut c, "alice@example.com", "Alice", "pw-a").await;
     let mut b = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
     let first = login_v1(&mut c, "alice@example.com", "pw-a").await;
 
-    // Logout: code 22, then the connection is anonymous but open.
+    // Logout: code 110, then the connection is anonymous but open.
     let r = c
-        .request(&json!({"code": 21, "request_id": "bye"}), 22)
+        .request(&json!({"code": 109, "request_id": "bye"}), 110)
         .await;
     assert_eq!(r["request_id"], json!("bye"));
     assert_recent_time(&r["time"]);
     let r = c
-        .request(&json!({"code": 0, "sender": {"private_id": b.ocid}, "msg": "still there?", "request_id": 1}), 12)
+        .request(&json!({"code": 0, "sender": {"private_id": b.ocid}, "msg": "still there?", "request_id": 1}), 100)
         .await;
     assert_error(&r, "not_logged_in", 2000, json!(0));
     assert_eq!(r["request_id"], json!(1));
-    let r = c.request(&json!({"code": 21}), 12).await;
-    assert_error(&r, "not_logged_in", 2000, json!(21));
-    c.request(&json!({"code": 19}), 20).await;
+    let r = c.request(&json!({"code": 109}), 100).await;
+    assert_error(&r, "not_logged_in", 2000, json!(109));
+    c.request(&json!({"code": 107}), 108).await;
     // A logged-out connection gets no deliveries.
     send_v1(
         &mut b.client,
@@ -736,8 +748,8 @@ async fn heartbeat_logout_and_resume() {
     // The revoked token no longer resumes, on this or any connection.
     let r = c
         .request(
-            &json!({"code": 13, "token": first.token, "request_id": "r1"}),
-            14,
+            &json!({"code": 101, "token": first.token, "request_id": "r1"}),
+            102,
         )
         .await;
     assert_eq!(r["state"], json!(1), "{r}");
@@ -746,25 +758,25 @@ async fn heartbeat_logout_and_resume() {
     c.expect_silence(200).await;
     let mut c2 = server.v1().await;
     let r = c2
-        .request(&json!({"code": 13, "token": first.token}), 14)
+        .request(&json!({"code": 101, "token": first.token}), 102)
         .await;
     assert_eq!(r["state"], json!(1), "{r}");
     let r = c2
-        .request(&json!({"code": 13, "token": "not-a-token"}), 14)
+        .request(&json!({"code": 101, "token": "not-a-token"}), 102)
         .await;
     assert_eq!(r["state"], json!(1), "{r}");
-    let r = c2.request(&json!({"code": 13}), 12).await;
-    assert!(assert_error(&r, "missing_field", 1002, json!(13)).contains("`token`"));
-    let r = c2.request(&json!({"code": 13, "token": 5}), 12).await;
-    assert!(assert_error(&r, "invalid_field", 1003, json!(13)).contains("`token`"));
+    let r = c2.request(&json!({"code": 101}), 100).await;
+    assert!(assert_error(&r, "missing_field", 1002, json!(101)).contains("`token`"));
+    let r = c2.request(&json!({"code": 101, "token": 5}), 100).await;
+    assert!(assert_error(&r, "invalid_field", 1003, json!(101)).contains("`token`"));
 
     // A new login; its token resumes on a new connection.
     let second = login_v1(&mut c, "alice@example.com", "pw-a").await;
     let mut c3 = server.v1().await;
     let r = c3
         .request(
-            &json!({"code": 13, "token": second.token, "request_id": "r2"}),
-            14,
+            &json!({"code": 101, "token": second.token, "request_id": "r2"}),
+            102,
         )
         .await;
     assert_eq!(r["state"], json!(0), "{r}");
@@ -788,7 +800,7 @@ async fn client_id_makes_resends_idempotent() {
     let mut c = user_v1(&server, "carol@example.com", "Carol", "pw-c").await;
 
     let req = json!({"code": 0, "sender": {"private_id": b.ocid}, "msg": "hello bob", "client_id": "a-0001", "request_id": 7});
-    let ack1 = a.client.request(&req, 15).await;
+    let ack1 = a.client.request(&req, 103).await;
     assert_eq!(ack1["client_id"], json!("a-0001"), "{ack1}");
     assert_eq!(ack1["index"], json!(1));
     assert_eq!(ack1["request_id"], json!(7));
@@ -798,7 +810,7 @@ async fn client_id_makes_resends_idempotent() {
     // The same client_id again: the same ack, nothing new stored or delivered.
     let mut again = req.clone();
     again["request_id"] = json!(8);
-    let ack2 = a.client.request(&again, 15).await;
+    let ack2 = a.client.request(&again, 103).await;
     assert_eq!(ack2["cid"], ack1["cid"], "{ack2}");
     assert_eq!(ack2["index"], ack1["index"], "{ack2}");
     assert_eq!(ack2["client_id"], json!("a-0001"));
@@ -809,7 +821,7 @@ async fn client_id_makes_resends_idempotent() {
     // The same client_id for another chat.
     let r = a
         .client
-        .request(&json!({"code": 0, "sender": {"private_id": c.ocid}, "msg": "hello carol", "client_id": "a-0001", "request_id": 9}), 12)
+        .request(&json!({"code": 0, "sender": {"private_id": c.ocid}, "msg": "hello carol", "client_id": "a-0001", "request_id": 9}), 100)
         .await;
     assert_error(&r, "duplicate_client_id", 4004, json!(0));
     assert_eq!(r["request_id"], json!(9));
@@ -818,7 +830,7 @@ async fn client_id_makes_resends_idempotent() {
     // Client ids are per account: Bob may use the same one.
     let ack = b
         .client
-        .request(&json!({"code": 0, "sender": {"private_id": a.ocid}, "msg": "hi alice", "client_id": "a-0001"}), 15)
+        .request(&json!({"code": 0, "sender": {"private_id": a.ocid}, "msg": "hi alice", "client_id": "a-0001"}), 103)
         .await;
     assert_eq!(ack["index"], json!(2));
     assert_ne!(ack["cid"], ack1["cid"]);
@@ -911,9 +923,9 @@ async fn a_rejected_login_or_resume_leaves_the_connection_as_it_was() {
     for req in [
         json!({"code": 6, "login_type": 0, "account": "bob@example.com", "password": "wrong"}),
         json!({"code": 6, "login_type": 1, "account": "not a number", "password": "pw-b"}),
-        json!({"code": 13, "token": "no-such-token"}),
+        json!({"code": 101, "token": "no-such-token"}),
     ] {
-        let code = if req["code"] == json!(6) { 7 } else { 14 };
+        let code = if req["code"] == json!(6) { 7 } else { 102 };
         let r = a.client.request(&req, code).await;
         assert_eq!(r["state"], json!(1), "{req} -> {r}");
     }
@@ -953,11 +965,11 @@ async fn logout_revokes_the_token_but_not_other_connections() {
     let mut a4 = server.v1().await;
     let other = login_v1(&mut a4, "alice@example.com", "pw-a").await;
 
-    a1.client.request(&json!({"code": 21}), 22).await;
+    a1.client.request(&json!({"code": 109}), 110).await;
     // The token is revoked for resumes...
     let mut probe = server.v1().await;
     let r = probe
-        .request(&json!({"code": 13, "token": a1.token}), 14)
+        .request(&json!({"code": 101, "token": a1.token}), 102)
         .await;
     assert_eq!(r["state"], json!(1), "{r}");
     // ... but connections that used it stay logged in, and so does the other session.
@@ -988,14 +1000,16 @@ async fn expired_tokens_do_not_resume() {
     assert_eq!(resume_v1(&mut c, &a.token).await.ocid, a.ocid);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let mut c2 = server.v1().await;
-    let r = c2.request(&json!({"code": 13, "token": a.token}), 14).await;
+    let r = c2
+        .request(&json!({"code": 101, "token": a.token}), 102)
+        .await;
     assert_eq!(r["state"], json!(1), "an expired token: {r}");
     // Connections already logged in stay so.
     let r = a
         .client
-        .request(&json!({"code": 16, "private_id": a.ocid + 1}), 12)
+        .request(&json!({"code": 104, "private_id": a.ocid + 1}), 100)
         .await;
-    assert_error(&r, "no_such_account", 4000, json!(16));
+    assert_error(&r, "no_such_account", 4000, json!(104));
     let l = login_v1(&mut c2, "alice@example.com", "pw-a").await;
     assert_eq!(l.ocid, a.ocid);
 }
@@ -1022,7 +1036,7 @@ async fn configured_limits_apply() {
             .client
             .request(
                 &json!({"code": 0, "sender": {"private_id": b.ocid}, "msg": msg}),
-                12,
+                100,
             )
             .await;
         assert_error(&r, "message_too_long", 4003, json!(0));
@@ -1106,7 +1120,7 @@ async fn registration_input_rules() {
             "`name`",
         ),
     ] {
-        let r = c.request(&reg(email.clone(), password, name), 12).await;
+        let r = c.request(&reg(email.clone(), password, name), 100).await;
         let m = assert_error(&r, "invalid_field", 1003, json!(4));
         assert!(m.contains(field), "{email}: {m}");
     }
@@ -1174,22 +1188,22 @@ async fn checks_run_in_the_documented_order() {
             1003,
         ),
     ] {
-        let r = a.client.request(&req, 12).await;
+        let r = a.client.request(&req, 100).await;
         assert_error(&r, name, number, json!(0));
     }
     // Decoding before login.
     let mut anon = server.v1().await;
     let r = anon
-        .request(&json!({"code": 0, "sender": {"private_id": 1}}), 12)
+        .request(&json!({"code": 0, "sender": {"private_id": 1}}), 100)
         .await;
     assert_error(&r, "missing_field", 1002, json!(0));
     // History of your own private chat.
     let r = a
         .client
-        .request(&json!({"code": 16, "private_id": a.ocid}), 12)
+        .request(&json!({"code": 104, "private_id": a.ocid}), 100)
         .await;
     assert_eq!(
-        assert_error(&r, "invalid_field", 1003, json!(16)),
+        assert_error(&r, "invalid_field", 1003, json!(104)),
         "a private chat needs another account than your own"
     );
 }
@@ -1225,5 +1239,5 @@ async fn idle_connections_are_closed_and_pings_are_sent() {
 }
 
 async fn still_alive(c: &mut Client) {
-    c.request(&json!({"code": 19}), 20).await;
+    c.request(&json!({"code": 107}), 108).await;
 }

@@ -8,7 +8,7 @@ use super::setup::{self, Conn, Endpoint};
 use super::stats::Tally;
 use anyhow::{Context, bail, ensure};
 use natter_client::Target;
-use natter_client::ourchat::v1::Frame;
+use natter_client::ourchat::v1::{self, Frame};
 use std::time::{Duration, Instant};
 
 /// How the catching-up account logs in.
@@ -84,7 +84,7 @@ pub async fn catchup(
         if login == Login::Password {
             "password login (code 6)"
         } else {
-            "resume (code 13)"
+            "resume (code 101)"
         }
     );
     report::note("measuring: the reader logs in");
@@ -148,11 +148,11 @@ async fn receive(
         let frame = Frame::parse(&text)?;
         let now = start.elapsed();
         match frame.code {
-            7 | 14 => {
+            v1::code::LOGIN_REPLY | v1::code::RESUME_REPLY => {
                 ensure!(frame.state == Some(0), "login failed: {}", text.as_str());
                 seen.reply = now;
             }
-            18 => {
+            v1::code::SYNC_DONE => {
                 seen.sync_done = Some(now);
                 seen.sync_count = frame.count.unwrap_or(0);
             }

@@ -1,6 +1,6 @@
 //! The `resume` workload: a reconnect storm. N connections resume by token, all are dropped,
 //! and again, R rounds; measured is reconnects per second, each one a new TCP connection, a
-//! WebSocket upgrade, a resume (code 13) and its reply (code 14).
+//! WebSocket upgrade, a resume (code 101) and its reply (code 102).
 
 use super::Common;
 use super::report::{self, Latency, Report};

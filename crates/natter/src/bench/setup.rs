@@ -151,7 +151,7 @@ pub async fn send_login(conn: &mut Conn, ocid: u64) -> anyhow::Result<()> {
     Ok(conn.send_login(v1::Account::Ocid(ocid), PASSWORD).await?)
 }
 
-/// Wait for the resume reply (code 14) and check it names `ocid`.
+/// Wait for the resume reply (code 102) and check it names `ocid`.
 ///
 /// # Errors
 /// The connection failed or the resume was refused.

@@ -336,7 +336,7 @@ async fn peer(mut conn: Conn, plan: Plan, shared: Shared) -> anyhow::Result<Outc
         let frame = Frame::parse(&text)?;
         let now = shared.start.elapsed();
         match frame.code {
-            15 => {
+            v1::code::ACK => {
                 if in_flight == 0 || !plan.acks_chat(&frame) {
                     out.foreign += 1;
                     continue;

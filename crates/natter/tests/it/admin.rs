@@ -62,13 +62,13 @@ async fn register(ws: &mut Ws, email: &str, invite: Option<&str>) -> serde_json:
 async fn login(ws: &mut Ws, email: &str, pw: &str) -> (i64, String) {
     send(
         ws,
-        json!({"code": 6, "login_type": 0, "account": email, "password": pw}),
+        json!({"code": 6, "login_type": 0, "account": email, "password": pw, "ext": 1}),
     )
     .await;
     let r = recv_code(ws, 7).await;
     let state = r["state"].as_i64().expect("state");
     if state == 0 {
-        recv_code(ws, 18).await;
+        recv_code(ws, 106).await;
     }
     (state, r["token"].as_str().unwrap_or_default().to_owned())
 }
@@ -94,8 +94,8 @@ async fn closed_with(ws: &mut Ws, code: u16) {
 
 /// The connection must stay open (a heartbeat is answered).
 async fn still_open(ws: &mut Ws) {
-    send(ws, json!({"code": 19})).await;
-    recv_code(ws, 20).await;
+    send(ws, json!({"code": 107})).await;
+    recv_code(ws, 108).await;
 }
 
 /// The ocid printed by `accounts create`.
@@ -130,7 +130,7 @@ async fn admin_manages_accounts_of_a_running_server() {
     // Registration needs an invitation, each code once.
     let mut c = connect(&server.addr).await;
     let r = register(&mut c, "bob@example.com", None).await;
-    assert_eq!(r["code"], 12, "{r}");
+    assert_eq!(r["code"], 100, "{r}");
     assert_eq!(r["error"], "invalid_invite", "{r}");
     let code = admin(dir.path(), &["invites", "create"], "");
     let code = code.trim();
@@ -189,8 +189,8 @@ async fn admin_manages_accounts_of_a_running_server() {
     still_open(&mut ann1).await;
     let mut again = connect(&server.addr).await;
     assert_eq!(login(&mut again, "bob@example.com", "pw").await.0, 1);
-    send(&mut again, json!({"code": 13, "token": bob_token})).await;
-    assert_eq!(recv_code(&mut again, 14).await["state"], 1);
+    send(&mut again, json!({"code": 101, "token": bob_token})).await;
+    assert_eq!(recv_code(&mut again, 102).await["state"], 1);
     let shown = admin(dir.path(), &["accounts", "show", &bob.to_string()], "");
     assert!(shown.contains("banned"), "{shown}");
 
@@ -220,8 +220,8 @@ async fn admin_manages_accounts_of_a_running_server() {
         "",
     );
     closed_with(&mut ann1, 1008).await;
-    send(&mut after, json!({"code": 13, "token": ann1_token})).await;
-    assert_eq!(recv_code(&mut after, 14).await["state"], 1);
+    send(&mut after, json!({"code": 101, "token": ann1_token})).await;
+    assert_eq!(recv_code(&mut after, 102).await["state"], 1);
 
     let stats = admin(dir.path(), &["stats"], "");
     for line in [

@@ -27,7 +27,7 @@ async fn register_and_login(ws: &mut Ws, email: &str) -> u64 {
     let ocid = recv_code(ws, 5).await["ocid"].as_u64().expect("ocid");
     send(
         ws,
-        json!({"code": 6, "login_type": 0, "account": email, "password": "pw"}),
+        json!({"code": 6, "login_type": 0, "account": email, "password": "pw", "ext": 1}),
     )
     .await;
     assert_eq!(recv_code(ws, 7).await["state"], 0);
@@ -41,10 +41,10 @@ async fn a_backup_under_load_restores_every_acknowledged_message() {
     let server = serve(&live, &["--rate-per-sec", "0"], "live");
     let mut a = connect(&server.addr).await;
     let _ = register_and_login(&mut a, "a@example.com").await;
-    recv_code(&mut a, 18).await;
+    recv_code(&mut a, 106).await;
     let mut b = connect(&server.addr).await;
     let bob = register_and_login(&mut b, "b@example.com").await;
-    recv_code(&mut b, 18).await;
+    recv_code(&mut b, 106).await;
     drop(b);
 
     // Sends pipelined 32 deep; the backup runs on a thread once 400 are acknowledged, and the
@@ -66,7 +66,7 @@ async fn a_backup_under_load_restores_every_acknowledged_message() {
             .await;
         }
         let ack = recv(&mut a).await;
-        assert_eq!(ack["code"], 15, "{ack}");
+        assert_eq!(ack["code"], 103, "{ack}");
         acked += 1;
         assert_eq!(ack["index"], acked, "acks come in order");
         if acked == 400 && backup.is_none() {
@@ -114,7 +114,7 @@ async fn a_backup_under_load_restores_every_acknowledged_message() {
     let mut b = connect(&server.addr).await;
     send(
         &mut b,
-        json!({"code": 6, "login_type": 0, "account": "b@example.com", "password": "pw"}),
+        json!({"code": 6, "login_type": 0, "account": "b@example.com", "password": "pw", "ext": 1}),
     )
     .await;
     assert_eq!(recv_code(&mut b, 7).await["state"], 0);
@@ -127,7 +127,7 @@ async fn a_backup_under_load_restores_every_acknowledged_message() {
                 assert_eq!(f["index"], got, "in order, no gap: {f}");
                 assert_eq!(f["msg"], format!("m{got}"));
             }
-            Some(18) => break,
+            Some(106) => break,
             _ => panic!("unexpected frame {f}"),
         }
     }

@@ -68,12 +68,12 @@ impl Peer {
         assert_eq!(r["state"], 0, "{r}");
         send(
             &mut ws,
-            json!({"code": 6, "login_type": 0, "account": email, "password": "pw"}),
+            json!({"code": 6, "login_type": 0, "account": email, "password": "pw", "ext": 1}),
         )
         .await;
         let r = recv_code(&mut ws, 7).await;
         assert_eq!(r["state"], 0, "{r}");
-        recv_code(&mut ws, 18).await;
+        recv_code(&mut ws, 106).await;
         Self {
             ws,
             ocid: r["ocid"].as_u64().expect("ocid"),
@@ -129,7 +129,7 @@ impl Peer {
             })
             .collect();
         send_text(&mut self.ws, v1::resume_since(&self.token, &since)).await;
-        let r = recv_code(&mut self.ws, 14).await;
+        let r = recv_code(&mut self.ws, 102).await;
         assert_eq!(
             (r["state"].clone(), r["ocid"].clone()),
             (json!(0), json!(self.ocid))
@@ -138,8 +138,8 @@ impl Peer {
             let f = recv(&mut self.ws).await;
             match f["code"].as_i64() {
                 Some(0) => self.record(&f),
-                Some(18) => break,
-                _ => panic!("expected code 0 or 18 after resume, got {f}"),
+                Some(106) => break,
+                _ => panic!("expected code 0 or 106 after resume, got {f}"),
             }
         }
     }
@@ -153,7 +153,7 @@ impl Peer {
         loop {
             let f = recv(&mut self.ws).await;
             match f["code"].as_i64() {
-                Some(15) => return f,
+                Some(103) => return f,
                 Some(0) => self.record(&f),
                 _ => panic!("expected an ack, got {f}"),
             }
@@ -264,16 +264,16 @@ async fn a_killed_nodes_accounts_go_offline_for_friends_until_they_fail_over() {
     let b = node("node-b", &db.url, &bus, &cluster, &quick);
     let mut alice = Peer::new(&a.server.addr, "alice@example.com").await;
     let mut bob = Peer::new(&b.server.addr, "bob@example.com").await;
-    send(&mut alice.ws, json!({"code": 23, "ocid": bob.ocid})).await;
-    recv_code(&mut alice.ws, 24).await;
-    recv_code(&mut bob.ws, 31).await;
+    send(&mut alice.ws, json!({"code": 111, "ocid": bob.ocid})).await;
+    recv_code(&mut alice.ws, 112).await;
+    recv_code(&mut bob.ws, 119).await;
     send(
         &mut bob.ws,
-        json!({"code": 25, "ocid": alice.ocid, "accept": true}),
+        json!({"code": 113, "ocid": alice.ocid, "accept": true}),
     )
     .await;
-    recv_code(&mut bob.ws, 26).await;
-    let p = recv_code(&mut bob.ws, 35).await;
+    recv_code(&mut bob.ws, 114).await;
+    let p = recv_code(&mut bob.ws, 123).await;
     assert_eq!(
         (p["ocid"].clone(), p["online"].clone()),
         (json!(alice.ocid), json!(true))
@@ -282,7 +282,7 @@ async fn a_killed_nodes_accounts_go_offline_for_friends_until_they_fail_over() {
     // Node A dies without a word: node B gives up on it after the peer timeout.
     a.server.child.kill().expect("SIGKILL node A");
     a.server.child.wait().expect("node A exits");
-    let p = recv_code(&mut bob.ws, 35).await;
+    let p = recv_code(&mut bob.ws, 123).await;
     assert_eq!(
         (p["ocid"].clone(), p["online"].clone()),
         (json!(alice.ocid), json!(false)),
@@ -290,14 +290,14 @@ async fn a_killed_nodes_accounts_go_offline_for_friends_until_they_fail_over() {
     );
     // Alice fails over to node B: online again.
     alice.resume(&b.server.addr).await;
-    let p = recv_code(&mut bob.ws, 35).await;
+    let p = recv_code(&mut bob.ws, 123).await;
     assert_eq!(
         (p["ocid"].clone(), p["online"].clone()),
         (json!(alice.ocid), json!(true)),
         "{p}"
     );
-    send(&mut alice.ws, json!({"code": 29})).await;
-    let list = recv_code(&mut alice.ws, 30).await;
+    send(&mut alice.ws, json!({"code": 117})).await;
+    let list = recv_code(&mut alice.ws, 118).await;
     assert_eq!(
         list["friends"],
         json!([{"ocid": bob.ocid, "since": list["friends"][0]["since"], "online": true}])

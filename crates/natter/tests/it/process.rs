@@ -58,15 +58,15 @@ async fn serves_stops_on_sigterm_and_keeps_everything_across_restart() {
     let ocid_b = register(&mut a, "b@example.com").await;
     send(
         &mut a,
-        json!({"code": 6, "login_type": 0, "account": "a@example.com", "password": "pw"}),
+        json!({"code": 6, "login_type": 0, "account": "a@example.com", "password": "pw", "ext": 1}),
     )
     .await;
     let login = recv_code(&mut a, 7).await;
     assert_eq!(login["state"], 0);
     let token = login["token"].as_str().expect("token").to_owned();
-    recv_code(&mut a, 18).await;
+    recv_code(&mut a, 106).await;
     send(&mut a, json!({"code": 0, "sender": {"ocid": ocid_a, "private_id": ocid_b}, "msg": "before restart"})).await;
-    let ack = recv_code(&mut a, 15).await;
+    let ack = recv_code(&mut a, 103).await;
     assert_eq!(ack["index"], 1);
 
     let status = terminate(&mut server);
@@ -87,30 +87,30 @@ async fn serves_stops_on_sigterm_and_keeps_everything_across_restart() {
 
     let mut server = start(dir.path());
     let mut a = connect(&server.addr).await;
-    send(&mut a, json!({"code": 13, "token": token})).await;
-    let resumed = recv_code(&mut a, 14).await;
+    send(&mut a, json!({"code": 101, "token": token})).await;
+    let resumed = recv_code(&mut a, 102).await;
     assert_eq!(resumed["state"], 0);
     assert_eq!(resumed["ocid"], ocid_a);
-    recv_code(&mut a, 18).await;
+    recv_code(&mut a, 106).await;
 
     let mut b = connect(&server.addr).await;
     send(
         &mut b,
-        json!({"code": 6, "login_type": 1, "account": ocid_b.to_string(), "password": "pw"}),
+        json!({"code": 6, "login_type": 1, "account": ocid_b.to_string(), "password": "pw", "ext": 1}),
     )
     .await;
     assert_eq!(recv_code(&mut b, 7).await["state"], 0);
     let missed = recv_code(&mut b, 0).await;
     assert_eq!(missed["msg"], "before restart");
     assert_eq!(missed["cid"], ack["cid"]);
-    assert_eq!(recv_code(&mut b, 18).await["count"], 1);
+    assert_eq!(recv_code(&mut b, 106).await["count"], 1);
 
     send(
         &mut a,
         json!({"code": 0, "sender": {"private_id": ocid_b}, "msg": "after restart"}),
     )
     .await;
-    assert_eq!(recv_code(&mut a, 15).await["index"], 2);
+    assert_eq!(recv_code(&mut a, 103).await["index"], 2);
     assert_eq!(recv_code(&mut b, 0).await["index"], 2);
 
     assert!(terminate(&mut server).success());

@@ -1,5 +1,5 @@
 //! OurChat (seeds 000 and 001) on the core: what the draft v0 (`/ws/v0`) and v1 (`/ws`) share.
-//! Both answer failures with code 12 and the error registry of `natter_proto::error`, and both
+//! Both answer failures with an error frame (code 100; OurChat's code 18 in the 2024 flavour) and the error registry of `natter_proto::error`, and both
 //! report login and registration outcomes in the seeds' `state` values.
 
 mod v0;
@@ -16,33 +16,41 @@ use natter_proto::ourchat::{Page, finish};
 use natter_proto::{ErrorCode, WireError};
 use serde_json::Value;
 
-/// How a version writes its code 12 error frame: (time, the failed request's code, error).
+/// How a version writes its error frame: (time, the failed request's code, error).
 type ErrorReply = fn(i64, Option<i64>, &WireError) -> Value;
 
-/// A reply as sent, with the request's id echoed.
+/// How a version (and flavour) finishes a frame for the wire, with the request's id.
+type Finish<'a> = &'a dyn Fn(Value, Option<&Value>) -> Bytes;
+
+/// A frame finished as both OurChat versions write it by default.
 fn bytes(frame: Value, request_id: Option<&Value>) -> Bytes {
     Bytes::from(finish(frame, request_id))
 }
 
-/// A code 12 error frame, written by `reply` (the version's shape).
-fn error(
-    reply: ErrorReply,
-    request: Option<i64>,
-    request_id: Option<&Value>,
-    e: &WireError,
-) -> Bytes {
-    bytes(reply(now_s(), request, e), request_id)
-}
-
-/// A frame's text decoded by `decode`, or the code 12 frame that answers it (written by
-/// `reply`).
+/// A frame's text decoded by `decode`, or the error frame that answers it (written by
+/// `reply`, finished by `finish`).
 fn decode_with<E>(
     frame: &[u8],
     reply: ErrorReply,
+    finish: Finish<'_>,
     decode: impl FnOnce(&str) -> Result<E, (Option<i64>, Option<Value>, WireError)>,
 ) -> Result<E, Bytes> {
-    let text = text(frame).map_err(|e| error(reply, None, None, &e))?;
-    decode(text).map_err(|(code, rid, e)| error(reply, code, rid.as_ref(), &e))
+    let error = |code, rid: Option<&Value>, e: &WireError| finish(reply(now_s(), code, e), rid);
+    let text = text(frame).map_err(|e| error(None, None, &e))?;
+    decode(text).map_err(|(code, rid, e)| error(code, rid.as_ref(), &e))
+}
+
+/// Why a request OurChat assigned is not served.
+const UNSUPPORTED: &str = "not supported by this server";
+/// Why code 16 (unregister) is not served.
+const NO_UNREGISTER: &str = "deleting an account is not supported by this server";
+
+/// Per-connection state of both versions.
+#[derive(Debug, Default)]
+pub struct Ext {
+    /// The client opted in to natter's extension frames (acks, the sync-done marker, pushes):
+    /// with `ext` on a login or registration, or by using an extension code.
+    pub on: bool,
 }
 
 /// Unix seconds now, for the `time` of replies.

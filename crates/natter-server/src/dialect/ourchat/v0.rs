@@ -1,7 +1,10 @@
 //! OurChat draft v0 (seed 000) on the core, served at `GET /ws/v0`. Wire details:
 //! `natter_proto::ourchat::v0` and `docs/protocol/ourchat-v0.md`.
 
-use super::{auth_state, bytes, decode_with, now_s, range, refusal, register_state, wire_error};
+use super::{
+    Ext, NO_UNREGISTER, UNSUPPORTED, auth_state, bytes, decode_with, now_s, range, refusal,
+    register_state, wire_error,
+};
 use crate::conn::{Authenticated, Conn, Credentials, Missed, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
 use crate::domain::{DomainError, LoginKey, Sent, To};
@@ -26,26 +29,29 @@ impl V0 {
     }
 }
 
-/// What a v0 send's ack needs: the request's code and id.
+/// What a v0 send's ack needs: the request's code and id; `silent` when the client has not
+/// opted in to acks.
 pub struct Ack {
     code: i64,
     request_id: Option<Value>,
+    silent: bool,
 }
 
 fn error(request: Option<i64>, request_id: Option<&Value>, e: &WireError) -> Bytes {
-    super::error(v0::error_reply, request, request_id, e)
+    bytes(v0::error_reply(now_s(), request, e), request_id)
 }
 
 impl Dialect for V0 {
     type Request = Envelope;
     type Ack = Ack;
+    type State = Ext;
 
     fn slot(&self) -> Slot {
         self.slot
     }
 
     fn decode(&self, frame: &[u8]) -> Result<Decoded<Envelope>, Bytes> {
-        let env = decode_with(frame, v0::error_reply, |t| {
+        let env = decode_with(frame, v0::error_reply, &bytes, |t| {
             v0::decode(t).map_err(|d| (d.code, d.request_id, d.error))
         })?;
         let needs_login = !matches!(
@@ -54,6 +60,8 @@ impl Dialect for V0 {
                 | Request::Login { .. }
                 | Request::Resume { .. }
                 | Request::Heartbeat
+                | Request::ServerStatus
+                | Request::Unsupported { .. }
         );
         let pipelined = matches!(env.request, Request::Text { .. });
         Ok(Decoded {
@@ -68,22 +76,39 @@ impl Dialect for V0 {
         let reply = |frame: Value| bytes(frame, rid);
         let fail = |e: &WireError| error(Some(env.code), rid, e);
         let t = now_s();
-        // Past the login gate, every request but these four has a logged-in account.
+        // Using an extension code opts the connection in to the extension frames.
+        if env.code >= code::EXTENSIONS {
+            c.state_mut().on = true;
+        }
+        // Past the login gate, every request that needs a login has a logged-in account.
         let me = c.me().unwrap_or_default();
         match env.request {
             Request::Heartbeat => out.push(reply(v0::simple(code::HEARTBEAT_REPLY, t))),
+            Request::ServerStatus => out.push(reply(v0::server_status(t))),
+            Request::Unsupported { reply: answer } => {
+                out.push(reply(v0::unsupported(t, answer, UNSUPPORTED)));
+            }
+            Request::Unregister => out.push(reply(v0::unsupported(
+                t,
+                code::UNREGISTER_REPLY,
+                NO_UNREGISTER,
+            ))),
             Request::Register {
                 mail,
                 password,
+                nick,
+                ext,
                 invite,
             } => {
+                c.state_mut().on |= ext;
                 // Boxed, as logins are: rare, and a large future to carry inline.
-                let result =
-                    Box::pin(
-                        c.domain()
-                            .register_email(&mail, &password, None, invite.as_deref()),
-                    )
-                    .await;
+                let result = Box::pin(c.domain().register_email(
+                    &mail,
+                    &password,
+                    nick.as_deref(),
+                    invite.as_deref(),
+                ))
+                .await;
                 match register_state(&result) {
                     Ok(state) => out.push(reply(v0::register_reply(
                         t,
@@ -93,9 +118,19 @@ impl Dialect for V0 {
                     Err(e) => out.push(fail(&e)),
                 }
             }
-            Request::Login { ocid, password } => {
-                let credentials = Credentials::Password(LoginKey::Ocid(ocid), password);
-                let result = c.authenticate(credentials).await;
+            Request::Login {
+                ocid,
+                password,
+                ext,
+            } => {
+                c.state_mut().on |= ext;
+                let result = match ocid {
+                    Some(ocid) => {
+                        let credentials = Credentials::Password(LoginKey::Ocid(ocid), password);
+                        c.authenticate(credentials).await
+                    }
+                    None => Err(DomainError::BadCredentials),
+                };
                 answer_auth(code::LOGIN_REPLY, result, rid, out);
             }
             Request::Resume { token, since } => {
@@ -128,6 +163,7 @@ impl Dialect for V0 {
                 let ack = Ack {
                     code: env.code,
                     request_id: env.request_id.clone(),
+                    silent: !c.state().on,
                 };
                 c.send(to, msg, client_id, ack, out).await;
             }
@@ -168,8 +204,9 @@ impl Dialect for V0 {
         Bytes::from(v0::encode_text(view))
     }
 
-    fn ack(&self, ack: Ack, result: Result<&Sent, &DomainError>) -> Bytes {
+    fn ack(&self, ack: Ack, result: Result<&Sent, &DomainError>) -> Option<Bytes> {
         let frame = match result {
+            Ok(_) if ack.silent => return None,
             Ok(sent) => v0::ack(
                 now_s(),
                 sent.chat,
@@ -179,11 +216,11 @@ impl Dialect for V0 {
             ),
             Err(e) => v0::error_reply(now_s(), Some(ack.code), &wire_error(e)),
         };
-        bytes(frame, ack.request_id.as_ref())
+        Some(bytes(frame, ack.request_id.as_ref()))
     }
 
     /// v0 has no notices and no presence.
-    fn event(&self, _me: Ocid, _event: Event<'_>) -> Option<Bytes> {
+    fn event(&self, _state: &Ext, _me: Ocid, _event: Event<'_>) -> Option<Bytes> {
         None
     }
 }

@@ -1,35 +1,64 @@
-//! OurChat v1 (seed 001) on the core, served at `GET /ws`. Wire details:
-//! `natter_proto::ourchat::v1` and `docs/protocol/ourchat-v1.md`.
+//! OurChat v1 (seed 001) on the core, in two flavours: as the seed writes it, at `GET /ws`, and
+//! as OurChat's 2024 clients and server spoke it, at the WebSocket upgrade of `GET /`. Wire
+//! details: `natter_proto::ourchat::v1` and `docs/protocol/ourchat-v1.md`.
 
-use super::{auth_state, bytes, decode_with, now_s, range, refusal, register_state, wire_error};
-use crate::conn::{Conn, Credentials, Missed, Since};
+use super::{
+    Ext, NO_UNREGISTER, UNSUPPORTED, auth_state, decode_with, now_s, range, refusal,
+    register_state, wire_error,
+};
+use crate::conn::{Authenticated, Conn, Credentials, Missed, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
 use crate::domain::{DomainError, LoginKey, Sent, To};
 use crate::event::{FriendChange, Notice, view};
 use crate::hub::Slot;
 use crate::store::Befriend;
 use bytes::Bytes;
-use natter_proto::ourchat::v1::{self, Envelope, InfoField, LoginBy, Request, Target, code};
+use natter_proto::ourchat::v1::{
+    self, Envelope, Flavour, InfoField, LoginBy, Request, Target, code,
+};
 use natter_proto::{MessageView, Ocid, WireError};
 use serde_json::{Map, Value, json};
 
-/// The v1 dialect; `slot` is where its frame for a delivered message is cached.
+/// The v1 dialect in one flavour; `slot` is where its frame for a delivered message is cached.
 pub struct V1 {
     slot: Slot,
+    flavour: Flavour,
 }
 
 impl V1 {
+    /// Seed 001 as written (`/ws`).
     pub fn new(slot: Slot) -> Self {
-        Self { slot }
+        Self {
+            slot,
+            flavour: Flavour::Seed,
+        }
+    }
+
+    /// OurChat as its 2024 clients spoke it (`/`).
+    pub fn ourchat_2024(slot: Slot) -> Self {
+        Self {
+            slot,
+            flavour: Flavour::OurChat2024,
+        }
+    }
+
+    /// A frame as this flavour writes it, with the request's id.
+    fn bytes(&self, frame: Value, request_id: Option<&Value>) -> Bytes {
+        Bytes::from(v1::finish_as(frame, request_id, self.flavour))
+    }
+
+    fn error(&self, request: Option<i64>, request_id: Option<&Value>, e: &WireError) -> Bytes {
+        self.bytes(v1::error_reply(now_s(), request, e), request_id)
     }
 }
 
 /// What a v1 send's ack names: the destination as the request gave it, and the request's code
-/// and id.
+/// and id; `silent` when the client has not opted in to acks.
 pub struct Ack {
     target: Target,
     code: i64,
     request_id: Option<Value>,
+    silent: bool,
 }
 
 fn to(target: Target) -> To {
@@ -39,20 +68,18 @@ fn to(target: Target) -> To {
     }
 }
 
-fn error(request: Option<i64>, request_id: Option<&Value>, e: &WireError) -> Bytes {
-    super::error(v1::error_reply, request, request_id, e)
-}
-
 impl Dialect for V1 {
     type Request = Envelope;
     type Ack = Ack;
+    type State = Ext;
 
     fn slot(&self) -> Slot {
         self.slot
     }
 
     fn decode(&self, frame: &[u8]) -> Result<Decoded<Envelope>, Bytes> {
-        let env = decode_with(frame, v1::error_reply, |t| {
+        let finish = |frame, rid: Option<&Value>| self.bytes(frame, rid);
+        let env = decode_with(frame, v1::error_reply, &finish, |t| {
             v1::decode(t).map_err(|d| (d.code, d.request_id, d.error))
         })?;
         let needs_login = !matches!(
@@ -61,6 +88,8 @@ impl Dialect for V1 {
                 | Request::Login { .. }
                 | Request::Resume { .. }
                 | Request::Heartbeat
+                | Request::ServerStatus
+                | Request::Unsupported { .. }
         );
         let pipelined = matches!(env.request, Request::Text { .. });
         Ok(Decoded {
@@ -72,24 +101,39 @@ impl Dialect for V1 {
 
     async fn handle(&self, c: &mut Conn<Self>, env: Envelope, out: &mut Vec<Bytes>) {
         let rid = env.request_id.as_ref();
-        let reply = |frame: Value| bytes(frame, rid);
-        let fail = |e: &DomainError| error(Some(env.code), rid, &wire_error(e));
+        let reply = |frame: Value| self.bytes(frame, rid);
+        let fail = |e: &DomainError| self.error(Some(env.code), rid, &wire_error(e));
         let t = now_s();
-        // Past the login gate, every request but these four has a logged-in account.
+        // Using an extension code opts the connection in to the extension frames.
+        if env.code >= code::EXTENSIONS {
+            c.state_mut().on = true;
+        }
+        // Past the login gate, every request that needs a login has a logged-in account.
         let me = c.me().unwrap_or_default();
         match env.request {
             Request::Heartbeat => out.push(reply(v1::simple(code::HEARTBEAT_REPLY, t))),
+            Request::ServerStatus => out.push(reply(v1::server_status(t))),
+            Request::Unsupported { reply: answer } => {
+                out.push(reply(v1::unsupported(t, answer, UNSUPPORTED)));
+            }
+            Request::Unregister => out.push(reply(v1::unsupported(
+                t,
+                code::UNREGISTER_REPLY,
+                NO_UNREGISTER,
+            ))),
             Request::Register {
                 email,
                 password,
                 name,
+                ext,
                 invite,
             } => {
+                c.state_mut().on |= ext;
                 // Boxed, as logins are: rare, and a large future to carry inline.
                 let result = Box::pin(c.domain().register_email(
                     &email,
                     &password,
-                    Some(&name),
+                    name.as_deref(),
                     invite.as_deref(),
                 ))
                 .await;
@@ -99,14 +143,16 @@ impl Dialect for V1 {
                         state,
                         result.ok().map(|a| a.ocid),
                     ))),
-                    Err(e) => out.push(error(Some(env.code), rid, &e)),
+                    Err(e) => out.push(self.error(Some(env.code), rid, &e)),
                 }
             }
             Request::Login {
                 by,
                 account,
                 password,
+                ext,
             } => {
+                c.state_mut().on |= ext;
                 let key = match by {
                     LoginBy::Email => Some(LoginKey::Email(account)),
                     LoginBy::Ocid => account.trim().parse().ok().map(LoginKey::Ocid),
@@ -115,14 +161,14 @@ impl Dialect for V1 {
                     Some(key) => c.authenticate(Credentials::Password(key, password)).await,
                     None => Err(DomainError::BadCredentials),
                 };
-                answer_auth(self, code::LOGIN_REPLY, result, rid, out);
+                self.answer_auth(c.state(), code::LOGIN_REPLY, result, rid, out);
             }
             Request::Resume { token, since } => {
                 let since = since.into_iter().map(|(t, i)| (to(t), i)).collect();
                 let result = c
                     .authenticate(Credentials::Token(token, Since::Targets(since)))
                     .await;
-                answer_auth(self, code::RESUME_REPLY, result, rid, out);
+                self.answer_auth(c.state(), code::RESUME_REPLY, result, rid, out);
             }
             Request::Logout => match c.logout().await {
                 Ok(()) => out.push(reply(v1::simple(code::LOGOUT_REPLY, t))),
@@ -137,6 +183,7 @@ impl Dialect for V1 {
                     target,
                     code: env.code,
                     request_id: env.request_id.clone(),
+                    silent: !c.state().on,
                 };
                 c.send(to(target), msg, client_id, ack, out).await;
             }
@@ -160,7 +207,7 @@ impl Dialect for V1 {
                             InfoField::Avatar => json!(a.avatar),
                             InfoField::Time => json!(a.created_at / 1000),
                             InfoField::Email if a.ocid == me => json!(a.email),
-                            InfoField::Email => Value::Null,
+                            InfoField::Email | InfoField::Unknown => Value::Null,
                         };
                         data.insert(name, v);
                     }
@@ -246,33 +293,38 @@ impl Dialect for V1 {
     }
 
     fn refuse(&self, env: &Envelope, why: Refusal) -> Bytes {
-        error(Some(env.code), env.request_id.as_ref(), &refusal(why))
+        self.error(Some(env.code), env.request_id.as_ref(), &refusal(why))
     }
 
     fn refuse_frame(&self, why: Refusal) -> Bytes {
-        error(None, None, &refusal(why))
+        self.error(None, None, &refusal(why))
     }
 
     fn message(&self, view: &MessageView<'_>) -> Bytes {
-        Bytes::from(v1::encode_text(view))
+        Bytes::from(v1::encode_text(view, self.flavour))
     }
 
-    fn ack(&self, ack: Ack, result: Result<&Sent, &DomainError>) -> Bytes {
+    fn ack(&self, ack: Ack, result: Result<&Sent, &DomainError>) -> Option<Bytes> {
         let rid = ack.request_id.as_ref();
         match result {
-            Ok(sent) => Bytes::from(v1::encode_ack(
+            Ok(_) if ack.silent => None,
+            Ok(sent) => Some(Bytes::from(v1::encode_ack(
                 now_s(),
                 ack.target,
                 sent.id,
                 sent.index,
                 sent.client_id.as_deref(),
                 rid,
-            )),
-            Err(e) => error(Some(ack.code), rid, &wire_error(e)),
+                self.flavour,
+            ))),
+            Err(e) => Some(self.error(Some(ack.code), rid, &wire_error(e))),
         }
     }
 
-    fn event(&self, me: Ocid, event: Event<'_>) -> Option<Bytes> {
+    fn event(&self, state: &Ext, me: Ocid, event: Event<'_>) -> Option<Bytes> {
+        if !state.on {
+            return None;
+        }
         let frame = match event {
             Event::Presence { ocid, online } => v1::presence(now_s(), ocid, online),
             Event::Notice { notice, at_ms } => {
@@ -299,38 +351,40 @@ impl Dialect for V1 {
                 }
             }
         };
-        Some(bytes(frame, None))
+        Some(self.bytes(frame, None))
     }
 }
 
-/// Missed messages as ordinary code 0 frames, then code 18 with their count.
-fn push_missed(v1: &V1, missed: &[Missed], out: &mut Vec<Bytes>) {
-    for (m, chat) in missed {
-        let text = m.text();
-        out.push(v1.message(&view(m, chat, &text)));
+impl V1 {
+    /// Code 7 or 102 with the authentication's state (and token, for a password login), then,
+    /// on success, what the device missed as code 0 frames, and (opted in) code 106 with their
+    /// count.
+    fn answer_auth(
+        &self,
+        state: &Ext,
+        code: i64,
+        result: Result<Authenticated, DomainError>,
+        rid: Option<&Value>,
+        out: &mut Vec<Bytes>,
+    ) {
+        let outcome = auth_state(&result);
+        let (ocid, token) = match &result {
+            Ok(a) => (Some(a.ocid), a.token.as_deref()),
+            Err(_) => (None, None),
+        };
+        out.push(self.bytes(v1::login_reply(now_s(), code, outcome, ocid, token), rid));
+        if let Ok(a) = result {
+            self.push_missed(state, &a.missed, out);
+        }
     }
-    out.push(bytes(v1::sync_done(now_s(), missed.len() as u64), None));
-}
 
-/// Code 7 or 14 with the authentication's state (and token, for a password login), then, on
-/// success, what the device missed.
-fn answer_auth(
-    v1: &V1,
-    code: i64,
-    result: Result<crate::conn::Authenticated, DomainError>,
-    rid: Option<&Value>,
-    out: &mut Vec<Bytes>,
-) {
-    let state = auth_state(&result);
-    let (ocid, token) = match &result {
-        Ok(a) => (Some(a.ocid), a.token.as_deref()),
-        Err(_) => (None, None),
-    };
-    out.push(bytes(
-        v1::login_reply(now_s(), code, state, ocid, token),
-        rid,
-    ));
-    if let Ok(a) = result {
-        push_missed(v1, &a.missed, out);
+    fn push_missed(&self, state: &Ext, missed: &[Missed], out: &mut Vec<Bytes>) {
+        for (m, chat) in missed {
+            let text = m.text();
+            out.push(self.message(&view(m, chat, &text)));
+        }
+        if state.on {
+            out.push(self.bytes(v1::sync_done(now_s(), missed.len() as u64), None));
+        }
     }
 }

@@ -296,12 +296,12 @@ pub fn string(v: &Value) -> String {
         .to_owned()
 }
 
-/// The error fields of a code 12 frame: top level in v1, under `data` in v0.
+/// The error fields of a code 100 frame: top level in v1, under `data` in v0.
 pub fn error_body(frame: &Value) -> &Value {
     assert_eq!(
         frame["code"],
-        json!(12),
-        "expected a code 12 error frame, got {frame}"
+        json!(100),
+        "expected a code 100 error frame, got {frame}"
     );
     match frame.get("data") {
         Some(data) if data.is_object() => data,
@@ -309,7 +309,7 @@ pub fn error_body(frame: &Value) -> &Value {
     }
 }
 
-/// Assert a code 12 error: its name, number and `request` (the failed frame's code or null).
+/// Assert a code 100 error: its name, number and `request` (the failed frame's code or null).
 /// Returns the message text.
 pub fn assert_error(frame: &Value, name: &str, number: u32, request: Value) -> String {
     let e = error_body(frame);
@@ -337,7 +337,7 @@ pub struct LoggedIn {
     pub ocid: u64,
     /// The token (empty after a resume, which issues none).
     pub token: String,
-    /// The code 0 frames pushed before code 18, in order.
+    /// The code 0 frames pushed before code 106, in order.
     pub missed: Vec<Value>,
 }
 
@@ -350,7 +350,7 @@ pub async fn register_v1(c: &mut Client, email: &str, name: &str, pw: &str) -> u
     ocid
 }
 
-/// Read the post-login sync: code 0 frames up to and including code 18, whose `count`
+/// Read the post-login sync: code 0 frames up to and including code 106, whose `count`
 /// must equal the number of frames pushed.
 pub async fn read_sync_v1(c: &mut Client) -> Vec<Value> {
     let mut missed = Vec::new();
@@ -358,26 +358,33 @@ pub async fn read_sync_v1(c: &mut Client) -> Vec<Value> {
         let f = c.recv().await;
         match f["code"].as_i64() {
             Some(0) => missed.push(f),
-            Some(18) => {
+            Some(106) => {
                 assert_eq!(
                     int(&f["count"]),
                     missed.len() as u64,
-                    "code 18 count vs frames pushed: {f}"
+                    "code 106 count vs frames pushed: {f}"
                 );
                 assert_recent_time(&f["time"]);
                 assert!(
                     f.get("request_id").is_none(),
-                    "code 18 never carries a request_id: {f}"
+                    "code 106 never carries a request_id: {f}"
                 );
                 return missed;
             }
-            _ => panic!("expected code 0 or 18 during the login sync, got {f}"),
+            _ => panic!("expected code 0 or 106 during the login sync, got {f}"),
         }
     }
 }
 
 /// Send a v1 login request that must succeed; returns the login with the synced messages.
+/// The request opts in to natter's extension frames (`ext`) unless it says otherwise: the sync
+/// is read up to its code 106.
 pub async fn login_v1_with(c: &mut Client, req: &Value) -> LoggedIn {
+    let mut req = req.clone();
+    if req.get("ext").is_none() {
+        req["ext"] = json!(1);
+    }
+    let req = &req;
     let r = c.request(req, 7).await;
     assert_eq!(r["state"], json!(0), "login failed: {r} (request {req})");
     let ocid = int(&r["ocid"]);
@@ -403,7 +410,7 @@ pub async fn login_v1(c: &mut Client, email: &str, pw: &str) -> LoggedIn {
 
 /// Resume over v1 with a token that must be valid.
 pub async fn resume_v1(c: &mut Client, token: &str) -> LoggedIn {
-    let r = c.request(&frame(&v1::resume(token)), 14).await;
+    let r = c.request(&frame(&v1::resume(token)), 102).await;
     assert_eq!(r["state"], json!(0), "resume failed: {r}");
     assert!(r.get("token").is_none(), "resume issues no new token: {r}");
     let ocid = int(&r["ocid"]);
@@ -442,7 +449,7 @@ pub async fn user_v1(server: &TestServer, email: &str, name: &str, pw: &str) -> 
 /// Send a v1 text to `sender` (`{"private_id": ..}` or `{"group_id": ..}`) and return the ack.
 pub async fn send_v1(c: &mut Client, sender: Value, msg: &str) -> Value {
     let ack = c
-        .request(&json!({"code": 0, "sender": sender, "msg": msg}), 15)
+        .request(&json!({"code": 0, "sender": sender, "msg": msg}), 103)
         .await;
     int(&ack["cid"]);
     int(&ack["index"]);
@@ -457,20 +464,23 @@ pub async fn create_group_v1(c: &mut Client, members: &[u64]) -> u64 {
     int(&r["group_id"])
 }
 
-/// A v1 history request that must succeed; returns the code 17 frame.
+/// A v1 history request that must succeed; returns the code 105 frame.
 pub async fn history_v1(c: &mut Client, req: Value) -> Value {
     let mut req = req;
-    req["code"] = json!(16);
-    let r = c.request(&req, 17).await;
+    req["code"] = json!(104);
+    let r = c.request(&req, 105).await;
     assert!(
         r["messages"].is_array(),
-        "code 17 `messages` must be a list: {r}"
+        "code 105 `messages` must be a list: {r}"
     );
-    assert!(r["more"].is_boolean(), "code 17 `more` must be a bool: {r}");
+    assert!(
+        r["more"].is_boolean(),
+        "code 105 `more` must be a bool: {r}"
+    );
     r
 }
 
-/// The indexes of a code 17 reply's messages.
+/// The indexes of a code 105 reply's messages.
 pub fn indexes(history: &Value) -> Vec<u64> {
     history["messages"]
         .as_array()
@@ -546,7 +556,7 @@ pub async fn read_undelivered_v0(c: &mut Client) -> (Vec<Value>, Vec<usize>) {
 pub async fn login_v0(c: &mut Client, ocid: &Value, pw: &str) -> LoggedInV0 {
     let r = c
         .request(
-            &json!({"code": 6, "data": {"ocId": ocid, "password": pw}}),
+            &json!({"code": 6, "data": {"ocId": ocid, "password": pw, "ext": 1}}),
             7,
         )
         .await;
@@ -570,19 +580,19 @@ pub async fn login_v0(c: &mut Client, ocid: &Value, pw: &str) -> LoggedInV0 {
 
 /// Send a v0 text with `data` (`cid` or `to`, `msg`, ...) and return the ack.
 pub async fn send_v0(c: &mut Client, data: Value) -> Value {
-    let ack = c.request(&json!({"code": 0, "data": data}), 15).await;
+    let ack = c.request(&json!({"code": 0, "data": data}), 103).await;
     int(&ack["data"]["cid"]);
     int(&ack["data"]["mid"]);
     int(&ack["data"]["index"]);
     ack
 }
 
-/// A v0 history request that must succeed; returns the code 17 frame and the parsed frames.
+/// A v0 history request that must succeed; returns the code 105 frame and the parsed frames.
 pub async fn history_v0(c: &mut Client, data: Value) -> (Value, Vec<Value>) {
-    let r = c.request(&json!({"code": 16, "data": data}), 17).await;
+    let r = c.request(&json!({"code": 104, "data": data}), 105).await;
     let list = r["data"]["msg"]
         .as_array()
-        .unwrap_or_else(|| panic!("code 17 `data.msg` must be a list: {r}"));
+        .unwrap_or_else(|| panic!("code 105 `data.msg` must be a list: {r}"));
     let parsed = list
         .iter()
         .map(|e| {
@@ -595,14 +605,14 @@ pub async fn history_v0(c: &mut Client, data: Value) -> (Value, Vec<Value>) {
         .collect();
     assert!(
         r["data"]["more"].is_boolean(),
-        "code 17 `data.more` must be a bool: {r}"
+        "code 105 `data.more` must be a bool: {r}"
     );
     (r, parsed)
 }
 
-/// The next frame must be presence (code 35) of `ocid`, `online` or not.
+/// The next frame must be presence (code 123) of `ocid`, `online` or not.
 pub async fn expect_presence(c: &mut Client, ocid: u64, online: bool) {
-    let p = c.expect_code(35).await;
+    let p = c.expect_code(123).await;
     assert_eq!(
         (p["ocid"].clone(), p["online"].clone()),
         (json!(ocid), json!(online)),
@@ -615,16 +625,16 @@ pub async fn expect_presence(c: &mut Client, ocid: u64, online: bool) {
 pub async fn befriend_v1(a: &mut User, b: &mut User) {
     let r = a
         .client
-        .request(&frame(&v1::friend_request(b.ocid, Some("hi"))), 24)
+        .request(&frame(&v1::friend_request(b.ocid, Some("hi"))), 112)
         .await;
     assert_eq!(r["state"], json!(0), "{r}");
-    b.client.expect_code(31).await;
+    b.client.expect_code(119).await;
     let r = b
         .client
-        .request(&frame(&v1::friend_answer(a.ocid, true)), 26)
+        .request(&frame(&v1::friend_answer(a.ocid, true)), 114)
         .await;
     assert_eq!(r["accept"], json!(true), "{r}");
-    let update = a.client.expect_code(32).await;
+    let update = a.client.expect_code(120).await;
     assert_eq!(update["state"], json!("accepted"), "{update}");
     // Each now hears that the other is online.
     expect_presence(&mut a.client, b.ocid, true).await;
