@@ -15,6 +15,7 @@ pub mod hub;
 pub mod ids;
 pub mod metrics;
 pub mod store;
+pub mod transfer;
 pub mod transport;
 
 pub use app::{App, Config};

@@ -8,6 +8,7 @@ mod backup;
 mod bench;
 mod config;
 mod health;
+mod transfer;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -65,6 +66,10 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup in place of a SQLite deployment's database (its server stopped).
     Restore(backup::RestoreArgs),
+    /// Write a whole deployment (accounts, chats, members, messages, friends) as JSON lines.
+    Export(transfer::ExportArgs),
+    /// Read an export into a new, empty store (SQLite or PostgreSQL).
+    Import(transfer::ImportArgs),
     /// Ask a running server whether it is ready (exit status 0) or not (1).
     Health(health::HealthArgs),
     /// Print a commented sample config file with every setting and its default.
@@ -132,6 +137,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => tool_runtime()?.block_on(backup::restore(args)),
+        Command::Export(args) => {
+            init_logging("warn", "text")?;
+            tool_runtime()?.block_on(transfer::export(args))
+        }
+        Command::Import(args) => {
+            init_logging("warn", "text")?;
+            tool_runtime()?.block_on(transfer::import(args))
+        }
         Command::Health(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

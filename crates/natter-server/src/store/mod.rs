@@ -120,6 +120,70 @@ pub struct Invite {
     pub used_at: Option<i64>,
 }
 
+/// One row of a store as `natter export` writes it and `natter import` reads it: everything
+/// that makes a deployment, ids kept (logins are not moved: people log in again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Account(Account),
+    Chat(ChatRecord),
+    Member(MemberRecord),
+    Message(Message),
+    /// One direction of a friendship (both are exported).
+    Friend {
+        ocid: Ocid,
+        friend: Ocid,
+        since: i64,
+    },
+    FriendRequest(FriendRequest),
+}
+
+/// Which table [`Store::export`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Accounts,
+    Chats,
+    Members,
+    Messages,
+    Friends,
+    FriendRequests,
+}
+
+impl Table {
+    /// In the order an import needs them (rows before the rows that name them).
+    pub const ALL: [Table; 6] = [
+        Self::Accounts,
+        Self::Chats,
+        Self::Members,
+        Self::Messages,
+        Self::Friends,
+        Self::FriendRequests,
+    ];
+}
+
+/// A chat row, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRecord {
+    pub id: ChatId,
+    /// 0 private, 1 group.
+    pub kind: i64,
+    pub name: String,
+    pub owner: Option<Ocid>,
+    pub pair: Option<(Ocid, Ocid)>,
+    pub last_index: Index,
+    pub created_at: i64,
+}
+
+/// A membership row, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub chat: ChatId,
+    pub ocid: Ocid,
+    pub role: i64,
+    pub joined_index: Index,
+    pub delivered_index: Index,
+    pub joined_at: i64,
+}
+
 /// A live (unrevoked) login session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionRow {
@@ -428,6 +492,15 @@ pub trait Store: Send + Sync + 'static {
     /// Commit one small write (this node's row of `node_checks`) through the same path as
     /// messages: `Ok` means the store accepts writes now.
     async fn check_write(&self, node: &str, now: i64) -> Result<()>;
+
+    /// Up to `limit` rows of `table` after the key `after` (each table's primary key, as one or
+    /// two integers: `(id, 0)` or `(a, b)`), in key order.
+    async fn export(&self, table: Table, after: (i64, i64), limit: u32) -> Result<Vec<Record>>;
+    /// Insert `records` as they are (ids kept), in one transaction. For an empty store, with
+    /// no server running on it.
+    async fn import(&self, records: &[Record]) -> Result<()>;
+    /// After the last [`Store::import`]: id sequences move past the imported ids.
+    async fn finish_import(&self) -> Result<()>;
 
     /// Report commits and stored messages to `metrics` from now on (a running server's store).
     fn observe(&self, _metrics: crate::metrics::StoreMetrics) {}

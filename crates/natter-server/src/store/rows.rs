@@ -382,3 +382,203 @@ mod tests {
         }
     }
 }
+
+/// The SQL of `Store::export` for `table`: rows after a key, in key order. Parameters: the
+/// key's first column, its second (two-column keys), the limit; SQLite binds all three
+/// (`?1`..`?3`), PostgreSQL only those the statement names (`$1`, [`$2`,] then the limit).
+pub fn export_sql(table: super::Table, pg: bool) -> String {
+    use super::Table;
+    let (columns, from, key1, key2) = match table {
+        Table::Accounts => (ACCOUNT_COLUMNS, "accounts", "ocid", None),
+        Table::Chats => (
+            "id, kind, name, owner, pair_lo, pair_hi, last_index, created_at",
+            "chats",
+            "id",
+            None,
+        ),
+        Table::Members => (
+            "chat_id, ocid, role, joined_index, delivered_index, joined_at",
+            "members",
+            "chat_id",
+            Some("ocid"),
+        ),
+        Table::Messages => (MESSAGE_COLUMNS, "messages", "id", None),
+        Table::Friends => ("ocid, friend, since", "friends", "ocid", Some("friend")),
+        Table::FriendRequests => (
+            "from_ocid, to_ocid, message, created_at",
+            "friend_requests",
+            "from_ocid",
+            Some("to_ocid"),
+        ),
+    };
+    let mark = if pg { '$' } else { '?' };
+    match key2 {
+        None => {
+            let limit = if pg { 2 } else { 3 };
+            format!(
+                "SELECT {columns} FROM {from} WHERE {key1} > {mark}1 ORDER BY {key1} LIMIT {mark}{limit}"
+            )
+        }
+        Some(key2) => format!(
+            "SELECT {columns} FROM {from}
+             WHERE ({key1} > {mark}1 OR ({key1} = {mark}1 AND {key2} > {mark}2))
+             ORDER BY {key1}, {key2} LIMIT {mark}3"
+        ),
+    }
+}
+
+/// One exported row of `table`, and its key (for the next page).
+pub fn export_row<R: StoreRow>(
+    table: super::Table,
+    row: &R,
+) -> Result<(super::Record, (i64, i64)), sqlx::Error> {
+    use super::{ChatRecord, MemberRecord, Record, Table};
+    Ok(match table {
+        Table::Accounts => {
+            let a = account(row)?;
+            let key = (a.ocid.0 as i64, 0);
+            (Record::Account(a), key)
+        }
+        Table::Chats => {
+            let id = row.int("id")?;
+            let pair = match (row.opt_int("pair_lo")?, row.opt_int("pair_hi")?) {
+                (Some(lo), Some(hi)) => Some((Ocid(lo as u64), Ocid(hi as u64))),
+                _ => None,
+            };
+            let chat = ChatRecord {
+                id: ChatId(id as u64),
+                kind: row.int("kind")?,
+                name: row.text("name")?,
+                owner: row.opt_int("owner")?.map(|o| Ocid(o as u64)),
+                pair,
+                last_index: Index(row.int("last_index")? as u64),
+                created_at: row.int("created_at")?,
+            };
+            (Record::Chat(chat), (id, 0))
+        }
+        Table::Members => {
+            let (chat, ocid) = (row.int("chat_id")?, row.int("ocid")?);
+            let member = MemberRecord {
+                chat: ChatId(chat as u64),
+                ocid: Ocid(ocid as u64),
+                role: row.int("role")?,
+                joined_index: Index(row.int("joined_index")? as u64),
+                delivered_index: Index(row.int("delivered_index")? as u64),
+                joined_at: row.int("joined_at")?,
+            };
+            (Record::Member(member), (chat, ocid))
+        }
+        Table::Messages => {
+            let m = message(row)?;
+            let key = (m.id.0 as i64, 0);
+            (Record::Message(m), key)
+        }
+        Table::Friends => {
+            let (ocid, friend) = (row.int("ocid")?, row.int("friend")?);
+            (
+                Record::Friend {
+                    ocid: Ocid(ocid as u64),
+                    friend: Ocid(friend as u64),
+                    since: row.int("since")?,
+                },
+                (ocid, friend),
+            )
+        }
+        Table::FriendRequests => {
+            let (from, to) = (row.int("from_ocid")?, row.int("to_ocid")?);
+            let r = friend_request(row, Ocid(to as u64))?;
+            (Record::FriendRequest(r), (from, to))
+        }
+    })
+}
+
+/// The SQL that inserts one imported record, ids kept (placeholders as in [`export_sql`]).
+pub fn import_sql(record: &super::Record, pg: bool) -> String {
+    use super::Record;
+    let (table, columns) = match record {
+        Record::Account(_) => (
+            "accounts",
+            "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at",
+        ),
+        Record::Chat(_) => (
+            "chats",
+            "id, kind, name, owner, pair_lo, pair_hi, last_index, created_at",
+        ),
+        Record::Member(_) => (
+            "members",
+            "chat_id, ocid, role, joined_index, delivered_index, joined_at",
+        ),
+        Record::Message(_) => (
+            "messages",
+            "id, chat_id, idx, sender, kind, parts, client_id, created_at",
+        ),
+        Record::Friend { .. } => ("friends", "ocid, friend, since"),
+        Record::FriendRequest(_) => ("friend_requests", "from_ocid, to_ocid, message, created_at"),
+    };
+    let n = columns.split(',').count();
+    let values: Vec<String> = (1..=n)
+        .map(|i| if pg { format!("${i}") } else { "?".into() })
+        .collect();
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES ({})",
+        values.join(", ")
+    )
+}
+
+/// Bind an imported record's values, in the order of [`import_sql`]'s columns.
+macro_rules! bind_record {
+    ($query:expr, $record:expr) => {{
+        use $crate::store::Record;
+        use $crate::store::rows::{AsSql, encode_parts};
+        let q = $query;
+        match $record {
+            Record::Account(a) => q
+                .bind(a.ocid.sql())
+                .bind(a.uuid.clone())
+                .bind(a.email.clone())
+                .bind(a.phone.clone())
+                .bind(a.username.clone())
+                .bind(a.nickname.clone())
+                .bind(a.avatar.clone())
+                .bind(a.status)
+                .bind(a.password_hash.clone())
+                .bind(a.created_at),
+            Record::Chat(c) => q
+                .bind(c.id.sql())
+                .bind(c.kind)
+                .bind(c.name.clone())
+                .bind(c.owner.map(|o| o.sql()))
+                .bind(c.pair.map(|p| p.0.sql()))
+                .bind(c.pair.map(|p| p.1.sql()))
+                .bind(c.last_index.sql())
+                .bind(c.created_at),
+            Record::Member(m) => q
+                .bind(m.chat.sql())
+                .bind(m.ocid.sql())
+                .bind(m.role)
+                .bind(m.joined_index.sql())
+                .bind(m.delivered_index.sql())
+                .bind(m.joined_at),
+            Record::Message(m) => q
+                .bind(m.id.sql())
+                .bind(m.chat.sql())
+                .bind(m.index.sql())
+                .bind(m.sender.sql())
+                .bind(i64::from(m.kind))
+                .bind(encode_parts(&m.parts))
+                .bind(m.client_id.clone())
+                .bind(m.created_at),
+            Record::Friend {
+                ocid,
+                friend,
+                since,
+            } => q.bind(ocid.sql()).bind(friend.sql()).bind(*since),
+            Record::FriendRequest(r) => q
+                .bind(r.from.sql())
+                .bind(r.to.sql())
+                .bind(r.message.clone())
+                .bind(r.created_at),
+        }
+    }};
+}
+pub(crate) use bind_record;

@@ -846,6 +846,112 @@ async fn operations(b: &Backend) {
     s.close().await;
 }
 
+/// A deployment exported and imported into a new store is the same, row for row, and goes on
+/// from where it was (ids, indexes).
+async fn transfer(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=3 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    s.set_account_status(o(3), status::BANNED)
+        .await
+        .expect("ban");
+    let p = s.private_chat(o(1), o(2), 5).await.expect("private");
+    let g = s
+        .create_group(o(1), "team", &[o(1), o(2), o(3)], 6)
+        .await
+        .expect("group");
+    new_message(&*s, text(p.id, o(1), "hello \"there\"\n", Some("c1"))).await;
+    new_message(&*s, text(g.id, o(2), "ünïcode", None)).await;
+    new_message(&*s, text(p.id, o(2), "back", None)).await;
+    s.request_friend(o(1), o(2), "hi", 7).await.expect("ask");
+    s.answer_friend_request(o(2), o(1), true, 8)
+        .await
+        .expect("accept");
+    s.request_friend(o(3), o(1), "me too", 9)
+        .await
+        .expect("ask");
+    s.create_session(o(1), b"dev", 1, i64::MAX)
+        .await
+        .expect("session");
+    s.create_session(o(2), &[2; 32], 1, i64::MAX)
+        .await
+        .expect("session");
+    s.mark_delivered(o(2), &Device([2; 32]), &[(p.id, Index(1))])
+        .await
+        .expect("marks");
+
+    let mut first = Vec::new();
+    let counts = natter_server::transfer::export(&*s, &mut first)
+        .await
+        .expect("export");
+    assert_eq!(
+        (
+            counts.accounts,
+            counts.chats,
+            counts.members,
+            counts.messages,
+            counts.friends,
+            counts.friend_requests
+        ),
+        (3, 2, 5, 3, 2, 1)
+    );
+    let text_of = String::from_utf8(first.clone()).expect("utf-8");
+    assert!(
+        text_of.starts_with("{\"t\":\"natter-export\",\"version\":1}\n"),
+        "{text_of}"
+    );
+    assert!(!text_of.contains("\"dev\""), "logins are not exported");
+
+    let target = match b {
+        Backend::Sqlite(_) => Backend::Sqlite(tempfile::tempdir().expect("temp dir")),
+        Backend::Postgres(_) => Backend::Postgres(TestDb::create().await.expect("a database")),
+    };
+    let t = target.open().await;
+    natter_server::transfer::import(&*t, &mut first.as_slice())
+        .await
+        .expect("import");
+    let mut second = Vec::new();
+    natter_server::transfer::export(&*t, &mut second)
+        .await
+        .expect("export again");
+    assert_eq!(
+        String::from_utf8(second).expect("utf-8"),
+        text_of,
+        "the same rows"
+    );
+    // Into a store that has accounts: refused.
+    assert!(
+        natter_server::transfer::import(&*t, &mut first.as_slice())
+            .await
+            .is_err()
+    );
+
+    // It goes on where it was.
+    let next = new_message(&*t, text(p.id, o(1), "after", None)).await;
+    assert_eq!(next.index, Index(3));
+    let before = s.messages(p.id, Range::Latest, 10).await.expect("history");
+    assert!(
+        before.iter().all(|m| m.id < next.id),
+        "message ids continue"
+    );
+    let new = t.create_account(account(4)).await.expect("a new account");
+    assert_eq!(new.ocid, o(4));
+    let group = t
+        .create_group(o(1), "new", &[o(1)], 10)
+        .await
+        .expect("a new group");
+    assert!(group.id > g.id, "chat ids continue");
+    assert_eq!(
+        t.account(o(3)).await.expect("read").expect("there").status,
+        status::BANNED
+    );
+    assert_eq!(t.friends(o(1)).await.expect("friends").len(), 1);
+    assert_eq!(t.friend_requests(o(1)).await.expect("requests").len(), 1);
+    s.close().await;
+    t.close().await;
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -882,4 +988,5 @@ conformance!(
     friends,
     concurrent_friend_requests,
     operations,
+    transfer,
 );

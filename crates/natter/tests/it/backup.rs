@@ -140,3 +140,91 @@ async fn a_backup_under_load_restores_every_acknowledged_message() {
         "backup under load: {before} acked before it began, {got} in it, {acked} acked in all"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_import_move_a_sqlite_deployment_to_postgres() {
+    let Some(db) = crate::services::TestDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = dir.path().join("sqlite");
+    let server = serve(&sqlite, &[], "sqlite");
+    let mut a = connect(&server.addr).await;
+    register_and_login(&mut a, "a@example.com").await;
+    recv_code(&mut a, 106).await;
+    let mut b = connect(&server.addr).await;
+    let bob = register_and_login(&mut b, "b@example.com").await;
+    recv_code(&mut b, 106).await;
+    drop(b);
+    for i in 1..=3 {
+        send(
+            &mut a,
+            json!({"code": 0, "sender": {"private_id": bob}, "msg": format!("m{i}")}),
+        )
+        .await;
+        assert_eq!(recv_code(&mut a, 103).await["index"], i);
+    }
+    drop(a);
+    drop(server);
+
+    let file = dir.path().join("natter.jsonl");
+    let out = natter(
+        &["export", "--output", file.to_str().expect("utf-8")],
+        &sqlite,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("exported 2 accounts"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["import", file.to_str().expect("utf-8"), "--store", &db.url])
+        .env_remove("NATTER_CONFIG")
+        .output()
+        .expect("run natter import");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("imported 2 accounts") && err.contains("3 messages"),
+        "{err}"
+    );
+
+    // The same deployment on PostgreSQL: Bob is sent what he missed, and it goes on.
+    let pg = dir.path().join("pg");
+    let server = serve(&pg, &["--store", &db.url], "postgres");
+    let mut b = connect(&server.addr).await;
+    send(
+        &mut b,
+        json!({"code": 6, "login_type": 0, "account": "b@example.com", "password": "pw", "ext": 1}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut b, 7).await["state"], 0);
+    for i in 1..=3 {
+        let m = recv_code(&mut b, 0).await;
+        assert_eq!(
+            (m["index"].clone(), m["msg"].clone()),
+            (json!(i), json!(format!("m{i}")))
+        );
+    }
+    assert_eq!(recv_code(&mut b, 106).await["count"], 3);
+    let mut a = connect(&server.addr).await;
+    send(
+        &mut a,
+        json!({"code": 6, "login_type": 0, "account": "a@example.com", "password": "pw", "ext": 1}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut a, 7).await["state"], 0);
+    recv_code(&mut a, 106).await;
+    send(
+        &mut a,
+        json!({"code": 0, "sender": {"private_id": bob}, "msg": "on postgres"}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut a, 103).await["index"], 4);
+    assert_eq!(recv_code(&mut b, 0).await["msg"], "on postgres");
+    // A new account gets the next ocid.
+    send(
+        &mut a,
+        json!({"code": 4, "email": "c@example.com", "password": "pw", "name": "C"}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut a, 5).await["ocid"], bob + 1);
+}

@@ -16,8 +16,8 @@ use super::rows::{
 };
 use super::{
     Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, GroupSummary, Index,
-    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result,
-    SessionInfo, SessionRow, Statistics, Store, StoreError, status,
+    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Record,
+    Result, SessionInfo, SessionRow, Statistics, Store, StoreError, Table, status,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -821,6 +821,52 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn export(&self, table: Table, after: (i64, i64), limit: u32) -> Result<Vec<Record>> {
+        let sql = sqlx::AssertSqlSafe(rows::export_sql(table, true));
+        let query = sqlx::query(sql).bind(after.0);
+        // `$2` appears only in the statements of two-column keys.
+        let query = match table {
+            Table::Members | Table::Friends | Table::FriendRequests => query.bind(after.1),
+            _ => query,
+        };
+        let found = query
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        found
+            .iter()
+            .map(|r| rows::export_row(table, r).map(|(record, _)| record))
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn import(&self, records: &[Record]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for record in records {
+            let sql = sqlx::AssertSqlSafe(rows::import_sql(record, true));
+            rows::bind_record!(sqlx::query(sql), record)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn finish_import(&self) -> Result<()> {
+        for sql in [
+            "SELECT setval('accounts_ocid_seq', GREATEST((SELECT MAX(ocid) FROM accounts), 10000))",
+            "SELECT setval(pg_get_serial_sequence('chats', 'id'), GREATEST((SELECT MAX(id) FROM chats), 1), (SELECT MAX(id) FROM chats) IS NOT NULL)",
+            "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST((SELECT MAX(id) FROM messages), 1), (SELECT MAX(id) FROM messages) IS NOT NULL)",
+        ] {
+            sqlx::query(sql)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 

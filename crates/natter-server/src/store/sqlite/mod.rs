@@ -14,8 +14,8 @@ mod writer;
 use super::rows::{self, ACCOUNT_COLUMNS, AsSql, MESSAGE_COLUMNS, backend};
 use super::{
     Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, GroupSummary, Index,
-    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result,
-    SessionInfo, SessionRow, Statistics, Store, StoreError, status,
+    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Record,
+    Result, SessionInfo, SessionRow, Statistics, Store, StoreError, Table, status,
 };
 use async_trait::async_trait;
 use reads::{LiteRow, MEMBERSHIP_ONE_SQL, MEMBERSHIP_SQL, Readers, SESSION_SQL, decoded};
@@ -802,6 +802,44 @@ impl Store for SqliteStore {
         self.writer
             .request(|reply| WriteJob::Check((node, now, reply)))
             .await
+    }
+
+    async fn export(&self, table: Table, after: (i64, i64), limit: u32) -> Result<Vec<Record>> {
+        let sql = sqlx::AssertSqlSafe(rows::export_sql(table, false));
+        let found = sqlx::query(sql)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        found
+            .iter()
+            .map(|r| rows::export_row(table, r).map(|(record, _)| record))
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn import(&self, records: &[Record]) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        for record in records {
+            let sql = sqlx::AssertSqlSafe(rows::import_sql(record, false));
+            rows::bind_record!(sqlx::query(sql), record)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn finish_import(&self) -> Result<()> {
+        // Ids come from MAX(...) + 1 and AUTOINCREMENT, which the inserts moved already.
+        Ok(())
     }
 
     fn observe(&self, metrics: crate::metrics::StoreMetrics) {
