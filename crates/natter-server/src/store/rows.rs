@@ -355,33 +355,6 @@ pub fn group_summary<R: StoreRow>(row: &R) -> Result<super::GroupSummary, sqlx::
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Category;
-
-    #[test]
-    fn parts_are_stored_as_serde_json_writes_them() {
-        let one = |category, content: &str| Part {
-            category: Category(category),
-            content: content.to_owned(),
-        };
-        for parts in [
-            vec![],
-            vec![one(0, "hello")],
-            vec![one(0, "a \"quoted\"\nline"), one(3, "ünï")],
-        ] {
-            let reference = serde_json::Value::Array(
-                parts
-                    .iter()
-                    .map(|p| serde_json::json!({"category": p.category.0, "content": p.content}))
-                    .collect(),
-            )
-            .to_string();
-            assert_eq!(encode_parts(&parts), reference);
-        }
-    }
-}
 
 /// The SQL of `Store::export` for `table`: rows after a key, in key order. Parameters: the
 /// key's first column, its second (two-column keys), the limit; SQLite binds all three
@@ -582,3 +555,31 @@ macro_rules! bind_record {
     }};
 }
 pub(crate) use bind_record;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Category;
+
+    #[test]
+    fn parts_are_stored_as_serde_json_writes_them() {
+        let one = |category, content: &str| Part {
+            category: Category(category),
+            content: content.to_owned(),
+        };
+        for parts in [
+            vec![],
+            vec![one(0, "hello")],
+            vec![one(0, "a \"quoted\"\nline"), one(3, "ünï")],
+        ] {
+            let reference = serde_json::Value::Array(
+                parts
+                    .iter()
+                    .map(|p| serde_json::json!({"category": p.category.0, "content": p.content}))
+                    .collect(),
+            )
+            .to_string();
+            assert_eq!(encode_parts(&parts), reference);
+        }
+    }
+}
