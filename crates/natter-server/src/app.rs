@@ -58,6 +58,9 @@ pub struct Config {
     pub mark_interval: Duration,
     /// Connections each listener holds at once; more are refused at once.
     pub max_connections: usize,
+    /// TLS on the HTTP/WebSocket listener: the certificate chain and key (PEM), reloaded on
+    /// SIGHUP.
+    pub tls: Option<crate::transport::tls::TlsFiles>,
     /// How often the store is asked whether an operator banned, deleted or revoked anything
     /// (live connections of that account then check their login again).
     pub account_poll: Duration,
@@ -85,6 +88,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(90),
             mark_interval: Duration::from_secs(1),
             max_connections: 100_000,
+            tls: None,
             account_poll: Duration::from_millis(500),
             limits: Limits::default(),
         }

@@ -88,6 +88,13 @@ pub struct ServeArgs {
     /// Connections each listener holds at once; more are refused at once [default: 100000].
     #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// TLS for HTTP and WebSocket: the certificate chain (PEM); with `--tls-key`. Reloaded on
+    /// SIGHUP.
+    #[arg(long, env = "NATTER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "NATTER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Who may register: `open` (anyone), `closed` (only `natter admin accounts create`) or
     /// `invite` (with a code from `natter admin invites create`) [default: open].
     #[arg(long, env = "NATTER_REGISTRATION")]
@@ -239,7 +246,9 @@ impl Settings {
                 session_ttl_days,
                 max_group_members,
                 max_connections,
-                registration
+                registration,
+                tls_cert,
+                tls_key
             );
         }
         let mut server = natter_server::Config::default();
@@ -315,6 +324,11 @@ impl Settings {
             anyhow::ensure!(v >= 2, "max-group-members must be at least 2");
             server.limits.max_group_members = v;
         }
+        server.tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(natter_server::transport::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("tls-cert and tls-key go together"),
+        };
         if let Some(v) = args.registration {
             server.limits.registration = v.parse().map_err(anyhow::Error::msg)?;
         }

@@ -355,7 +355,6 @@ pub fn group_summary<R: StoreRow>(row: &R) -> Result<super::GroupSummary, sqlx::
     })
 }
 
-
 /// The SQL of `Store::export` for `table`: rows after a key, in key order. Parameters: the
 /// key's first column, its second (two-column keys), the limit; SQLite binds all three
 /// (`?1`..`?3`), PostgreSQL only those the statement names (`$1`, [`$2`,] then the limit).

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod tcp;
+pub mod tls;
 pub mod ws;
 
 use std::io;

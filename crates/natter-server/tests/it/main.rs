@@ -20,5 +20,6 @@ mod operations;
 mod ourchat_clients;
 mod restart;
 mod store;
+mod tls;
 mod v0;
 mod v1;

@@ -12,3 +12,4 @@ mod process;
 #[path = "../../../natter-server/tests/it/common/services.rs"]
 mod services;
 mod startup;
+mod tls;
