@@ -51,13 +51,37 @@ pub enum ErrorCode {
     RateLimited,
     /// A `client_id` was reused for a different message.
     DuplicateClientId,
+    /// The username is taken by another account.
+    UsernameTaken,
+    /// The phone number is registered to another account.
+    PhoneTaken,
+    /// The account's role in the group does not allow this.
+    Forbidden,
+    /// The account is already a member of the group.
+    AlreadyMember,
+    /// No request from that account to join the group is waiting.
+    NoSuchJoinRequest,
+    /// No invitation to that group is waiting.
+    NoSuchInvitation,
+    /// The owner must hand the group over (or disband it) before leaving.
+    OwnerCannotLeave,
+    /// The caller blocks that account.
+    Blocking,
+    /// That account does not accept this from the caller.
+    NotAccepted,
+    /// No security question is set for the account.
+    NoSecurityQuestion,
+    /// No live login of the account has that id.
+    NoSuchLogin,
+    /// Too many wrong answers; wait before trying again.
+    TooManyAttempts,
     /// The server failed; the request may be retried.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::BadJson,
         Self::UnknownCode,
         Self::MissingField,
@@ -79,6 +103,18 @@ impl ErrorCode {
         Self::DuplicateClientId,
         Self::NoSuchRequest,
         Self::NotFriends,
+        Self::UsernameTaken,
+        Self::PhoneTaken,
+        Self::Forbidden,
+        Self::AlreadyMember,
+        Self::NoSuchJoinRequest,
+        Self::NoSuchInvitation,
+        Self::OwnerCannotLeave,
+        Self::Blocking,
+        Self::NotAccepted,
+        Self::NoSecurityQuestion,
+        Self::NoSuchLogin,
+        Self::TooManyAttempts,
         Self::Internal,
     ];
 
@@ -96,8 +132,8 @@ impl ErrorCode {
             Self::InvalidToken => 2002,
             Self::AccountDisabled => 2003,
             Self::EmailTaken => 3000,
-            Self::RegistrationClosed => 3001,
-            Self::InvalidInvite => 3002,
+            Self::RegistrationClosed => 3003,
+            Self::InvalidInvite => 3004,
             Self::NoSuchAccount => 4000,
             Self::NoSuchChat => 4001,
             Self::NotAMember => 4002,
@@ -106,6 +142,18 @@ impl ErrorCode {
             Self::NoSuchRequest => 4005,
             Self::NotFriends => 4006,
             Self::RateLimited => 4290,
+            Self::UsernameTaken => 3001,
+            Self::PhoneTaken => 3002,
+            Self::Forbidden => 4007,
+            Self::AlreadyMember => 4008,
+            Self::NoSuchJoinRequest => 4009,
+            Self::NoSuchInvitation => 4010,
+            Self::OwnerCannotLeave => 4011,
+            Self::Blocking => 4012,
+            Self::NotAccepted => 4013,
+            Self::NoSecurityQuestion => 4014,
+            Self::NoSuchLogin => 4015,
+            Self::TooManyAttempts => 4291,
             Self::Internal => 5000,
         }
     }
@@ -134,6 +182,18 @@ impl ErrorCode {
             Self::NoSuchRequest => "no_such_request",
             Self::NotFriends => "not_friends",
             Self::RateLimited => "rate_limited",
+            Self::UsernameTaken => "username_taken",
+            Self::PhoneTaken => "phone_taken",
+            Self::Forbidden => "forbidden",
+            Self::AlreadyMember => "already_member",
+            Self::NoSuchJoinRequest => "no_such_join_request",
+            Self::NoSuchInvitation => "no_such_invitation",
+            Self::OwnerCannotLeave => "owner_cannot_leave",
+            Self::Blocking => "blocking",
+            Self::NotAccepted => "not_accepted",
+            Self::NoSecurityQuestion => "no_security_question",
+            Self::NoSuchLogin => "no_such_login",
+            Self::TooManyAttempts => "too_many_attempts",
             Self::Internal => "internal",
         }
     }

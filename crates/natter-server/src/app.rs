@@ -9,7 +9,7 @@ use crate::hub::Hub;
 use crate::metrics::{Metrics, Snapshot};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
+use crate::store::{Ocid, Store, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,7 +191,7 @@ impl App {
             }
         };
         hub.attach(&bus);
-        let domain = Arc::new(Domain::new(store, bus, config.limits.clone()));
+        let domain = Arc::new(Domain::new(store, bus, hub.clone(), config.limits.clone()));
         if let Some(link) = link {
             link.start(Node {
                 handler: hub.clone(),
@@ -326,7 +326,21 @@ fn writable(dir: &std::path::Path) -> Result<(), StoreError> {
 pub async fn operator_domain(config: &Config) -> Result<Domain, ServeError> {
     let store = open_store(config).await?;
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
-    Ok(Domain::new(store, bus, config.limits.clone()))
+    Ok(Domain::new(
+        store,
+        bus,
+        Arc::new(Nobody),
+        config.limits.clone(),
+    ))
+}
+
+/// An operator's command sees nobody online.
+struct Nobody;
+
+impl crate::bus::Presence for Nobody {
+    fn is_online(&self, _: Ocid) -> bool {
+        false
+    }
 }
 
 /// Fold histogram samples into their buckets every few seconds until shutdown.

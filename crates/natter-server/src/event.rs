@@ -1,12 +1,12 @@
 //! What the domain announces and every node hands to its connections: stored messages on their
 //! way to the members of a chat, and ephemeral notices (friend requests, friendship changes,
-//! typing).
+//! typing, group requests and answers, read receipts).
 //!
 //! These are the values the domain publishes on the bus and the hub fans out; they know no
 //! dialect and no transport. A connection's dialect turns them into its own frames.
 
 use crate::store::{ChatKind, Message};
-use natter_proto::{ChatId, MessageView, Ocid};
+use natter_proto::{ChatId, Index, MessageView, Ocid};
 use std::sync::Arc;
 
 /// Which connection sent a message: it gets the ack, not the message. `node` is the random
@@ -23,6 +23,11 @@ pub struct ChatInfo {
     pub id: ChatId,
     pub kind: ChatKind,
     pub members: Vec<Ocid>,
+    /// A private chat whose members do not accept messages from each other (one blocks the
+    /// other).
+    pub blocked: bool,
+    /// When this was read from the store (caches reload what is older than they trust).
+    pub loaded: std::time::Instant,
 }
 
 impl ChatInfo {
@@ -86,6 +91,49 @@ pub enum Notice {
     },
     /// `from` is typing, in `group`, or to the receiving account when `group` is `None`.
     Typing { from: Ocid, group: Option<ChatId> },
+    /// `from` asks to join group `chat` (for its owner and admins).
+    JoinRequest {
+        chat: ChatId,
+        from: Ocid,
+        message: String,
+    },
+    /// `by` answered `ocid`'s request to join `chat` (for the requester and the admins).
+    JoinAnswer {
+        chat: ChatId,
+        ocid: Ocid,
+        accepted: bool,
+        by: Ocid,
+    },
+    /// `by` invites the receiving account to group `chat`.
+    Invitation { chat: ChatId, by: Ocid },
+    /// The receiving account is no longer in group `chat`: `by` removed it, or disbanded the
+    /// group.
+    Removed {
+        chat: ChatId,
+        by: Ocid,
+        disbanded: bool,
+    },
+    /// `reader` has read `chat` up to `index` (for the reader's other devices and the other
+    /// side of a private chat).
+    Read {
+        chat: ChatId,
+        reader: Ocid,
+        index: Index,
+        /// A private chat's two members (dialects name a private chat by the other one).
+        pair: Option<(Ocid, Ocid)>,
+    },
+    /// Logins of the receiving account ended: the one whose token hash is `device`, or (when
+    /// `device` is `None`) every one but `except`. Their connections close.
+    LoggedOut {
+        device: Option<[u8; 32]>,
+        except: Option<[u8; 32]>,
+    },
+    /// What nodes cache of these chats, or of the private chat of this pair, is stale (its
+    /// members or a block changed). For the nodes, never for connections.
+    Forget {
+        chat: Option<ChatId>,
+        pair: Option<(Ocid, Ocid)>,
+    },
 }
 
 /// Who a notice is for.
@@ -117,6 +165,8 @@ mod tests {
             id: ChatId(1),
             kind: ChatKind::Private,
             members: vec![Ocid(10001), Ocid(10002)],
+            blocked: false,
+            loaded: std::time::Instant::now(),
         };
         assert_eq!(c.peer_of(Ocid(10001)), Some(Ocid(10002)));
         assert_eq!(c.peer_of(Ocid(10002)), Some(Ocid(10001)));

@@ -78,7 +78,7 @@ pub enum AccountsCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum LoginsCommand {
-    /// An account's logins: id, created, expires, state.
+    /// An account's live logins, oldest first: id, created, expires.
     List { ocid: u64 },
     /// Revoke one login by its id (or a prefix of it), or every login with `--all`; the
     /// connections using them are closed.
@@ -106,7 +106,7 @@ pub enum InvitesCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum GroupsCommand {
-    /// One line per group: id, members, messages (last index), owner, name.
+    /// One line per live group: id, members, how it is joined, name.
     List {
         #[arg(long, default_value_t = 0)]
         after: u64,
@@ -169,7 +169,7 @@ async fn command(d: &Domain, command: AdminCommand) -> anyhow::Result<()> {
                 );
             }
             let n = d
-                .revoke_logins(Ocid(ocid), id.as_deref())
+                .admin_revoke_logins(Ocid(ocid), id.as_deref())
                 .await
                 .map_err(|e| refused(e, ocid))?;
             if n == 0 {
@@ -199,18 +199,17 @@ async fn command(d: &Domain, command: AdminCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AdminCommand::Groups(GroupsCommand::List { after, limit }) => {
-            println!("ID       MEMBERS  MESSAGES  OWNER    NAME");
+            println!("ID       MEMBERS  JOIN      NAME");
             for g in d
                 .admin_groups(ChatId(after), limit)
                 .await
                 .map_err(internal)?
             {
                 println!(
-                    "{:<8} {:<8} {:<9} {:<8} {}",
+                    "{:<8} {:<8} {:<9} {}",
                     g.id,
-                    g.members,
-                    g.last_index,
-                    g.owner.map_or_else(|| "-".into(), |o| o.to_string()),
+                    g.member_count,
+                    format!("{:?}", g.join_mode).to_lowercase(),
                     g.name
                 );
             }
@@ -252,7 +251,7 @@ async fn accounts(d: &Domain, command: AccountsCommand) -> anyhow::Result<()> {
         AccountsCommand::Show { ocid } => {
             let a = d.account(Ocid(ocid)).await.map_err(|e| refused(e, ocid))?;
             println!("ocid      {}", a.ocid);
-            println!("status    {}", status_name(a.status));
+            println!("status    {}", status_name(&a));
             println!("email     {}", a.email.as_deref().unwrap_or("-"));
             println!("nickname  {}", a.nickname);
             println!("created   {}", time(a.created_at));
@@ -287,7 +286,7 @@ async fn accounts(d: &Domain, command: AccountsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AccountsCommand::Delete { ocid } => {
-            d.delete_account(Ocid(ocid))
+            d.admin_delete_account(Ocid(ocid))
                 .await
                 .map_err(|e| refused(e, ocid))?;
             println!("deleted account {ocid}; its connections are being closed");
@@ -295,7 +294,7 @@ async fn accounts(d: &Domain, command: AccountsCommand) -> anyhow::Result<()> {
         }
         AccountsCommand::ResetPassword { ocid } => {
             let password = password_from_stdin()?;
-            d.reset_password(Ocid(ocid), &password)
+            d.admin_reset_password(Ocid(ocid), &password)
                 .await
                 .map_err(|e| refused(e, ocid))?;
             println!("new password set for account {ocid}");
@@ -305,19 +304,11 @@ async fn accounts(d: &Domain, command: AccountsCommand) -> anyhow::Result<()> {
 }
 
 async fn print_logins(d: &Domain, ocid: Ocid) -> anyhow::Result<()> {
-    let logins = d.logins(ocid).await.map_err(|e| refused(e, ocid.0))?;
-    let now = natter_server::domain::now_ms();
-    println!("LOGIN         CREATED               EXPIRES               STATE");
+    let logins = d.admin_logins(ocid).await.map_err(|e| refused(e, ocid.0))?;
+    println!("LOGIN             CREATED               EXPIRES");
     for l in logins {
-        let state = if l.revoked {
-            "revoked"
-        } else if l.expires_at <= now {
-            "expired"
-        } else {
-            "live"
-        };
         println!(
-            "{:<13} {:<21} {:<21} {state}",
+            "{:<17} {:<21} {}",
             l.id,
             time(l.created_at),
             time(l.expires_at)
@@ -330,18 +321,18 @@ fn print_account_line(a: &Account) {
     println!(
         "{:<8} {:<8} {:<21} {}  {}",
         a.ocid,
-        status_name(a.status),
+        status_name(&a),
         time(a.created_at),
         a.email.as_deref().unwrap_or("-"),
         a.nickname
     );
 }
 
-fn status_name(s: i64) -> &'static str {
-    match s {
+fn status_name(a: &Account) -> &'static str {
+    match a.status {
+        _ if a.deleted => "deleted",
         status::ACTIVE => "active",
         status::BANNED => "banned",
-        status::DELETED => "deleted",
         _ => "unknown",
     }
 }

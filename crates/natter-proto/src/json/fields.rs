@@ -40,6 +40,11 @@ impl<'a> Fields<'a> {
         self.prefix
     }
 
+    /// A field as sent, `null` included (for fields where `null` means "clear").
+    pub fn map_get(&self, name: &str) -> Option<&'a Value> {
+        self.map.get(name)
+    }
+
     pub fn get(&self, name: &str) -> Option<&'a Value> {
         self.map.get(name).filter(|v| !v.is_null())
     }

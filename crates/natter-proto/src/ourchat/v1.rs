@@ -8,6 +8,8 @@
 //! first use of an extension code). See `docs/protocol/ourchat-v1.md`. Every reply may carry
 //! the request's `request_id`.
 
+pub mod social;
+
 pub use super::finish;
 use super::{MAX_HISTORY, MAX_SINCE, Page};
 use crate::json::fields::{self, Fields, Head};
@@ -78,6 +80,74 @@ pub mod code {
     pub const TYPING: i64 = 121;
     pub const TYPING_PUSH: i64 = 122;
     pub const PRESENCE: i64 = 123;
+    // Accounts (see `social`).
+    pub const SET_PROFILE: i64 = 124;
+    pub const SET_PROFILE_REPLY: i64 = 125;
+    pub const PROFILE: i64 = 126;
+    pub const PROFILE_REPLY: i64 = 127;
+    pub const SEARCH: i64 = 128;
+    pub const SEARCH_REPLY: i64 = 129;
+    pub const CHANGE_PASSWORD: i64 = 130;
+    pub const CHANGE_PASSWORD_REPLY: i64 = 131;
+    pub const SET_SECURITY: i64 = 132;
+    pub const SET_SECURITY_REPLY: i64 = 133;
+    pub const RESET_PASSWORD: i64 = 134;
+    pub const RESET_PASSWORD_REPLY: i64 = 135;
+    pub const SECURITY_QUESTION: i64 = 136;
+    pub const SECURITY_QUESTION_REPLY: i64 = 137;
+    pub const LOGINS: i64 = 138;
+    pub const LOGINS_REPLY: i64 = 139;
+    pub const REVOKE_LOGIN: i64 = 140;
+    pub const REVOKE_LOGIN_REPLY: i64 = 141;
+    pub const DELETE_ACCOUNT: i64 = 142;
+    pub const DELETE_ACCOUNT_REPLY: i64 = 143;
+    pub const SET_REMARK: i64 = 144;
+    pub const SET_REMARK_REPLY: i64 = 145;
+    pub const BLOCK: i64 = 146;
+    pub const BLOCK_REPLY: i64 = 147;
+    pub const BLOCKED: i64 = 148;
+    pub const BLOCKED_REPLY: i64 = 149;
+    // Groups.
+    pub const GROUP_INFO: i64 = 150;
+    pub const GROUP_INFO_REPLY: i64 = 151;
+    pub const UPDATE_GROUP: i64 = 152;
+    pub const UPDATE_GROUP_REPLY: i64 = 153;
+    pub const JOIN_GROUP: i64 = 154;
+    pub const JOIN_GROUP_REPLY: i64 = 155;
+    pub const ANSWER_JOIN: i64 = 156;
+    pub const ANSWER_JOIN_REPLY: i64 = 157;
+    pub const JOIN_REQUESTS: i64 = 158;
+    pub const JOIN_REQUESTS_REPLY: i64 = 159;
+    pub const INVITE: i64 = 160;
+    pub const INVITE_REPLY: i64 = 161;
+    pub const ANSWER_INVITATION: i64 = 162;
+    pub const ANSWER_INVITATION_REPLY: i64 = 163;
+    pub const INVITATIONS: i64 = 164;
+    pub const INVITATIONS_REPLY: i64 = 165;
+    pub const LEAVE_GROUP: i64 = 166;
+    pub const LEAVE_GROUP_REPLY: i64 = 167;
+    pub const KICK: i64 = 168;
+    pub const KICK_REPLY: i64 = 169;
+    pub const SET_ADMIN: i64 = 170;
+    pub const SET_ADMIN_REPLY: i64 = 171;
+    pub const TRANSFER_GROUP: i64 = 172;
+    pub const TRANSFER_GROUP_REPLY: i64 = 173;
+    pub const DISBAND: i64 = 174;
+    pub const DISBAND_REPLY: i64 = 175;
+    pub const MY_GROUPS: i64 = 176;
+    pub const MY_GROUPS_REPLY: i64 = 177;
+    pub const FIND_GROUPS: i64 = 178;
+    pub const FIND_GROUPS_REPLY: i64 = 179;
+    pub const JOIN_REQUEST_PUSH: i64 = 180;
+    pub const JOIN_ANSWER_PUSH: i64 = 181;
+    pub const INVITATION_PUSH: i64 = 182;
+    pub const REMOVED_PUSH: i64 = 183;
+    // Read state.
+    pub const MARK_READ: i64 = 184;
+    pub const MARK_READ_REPLY: i64 = 185;
+    pub const CHAT_LIST: i64 = 186;
+    pub const CHAT_LIST_REPLY: i64 = 187;
+    pub const READ_PUSH: i64 = 188;
 }
 
 /// Which OurChat a connection speaks: seed 001 as written (`/ws`), or OurChat as its 2024
@@ -101,11 +171,38 @@ pub enum Target {
     Group(ChatId),
 }
 
-/// `login_type` of code 6.
+/// `login_type` of code 6 (and how codes 134 and 136 name an account): 0 email, 1 ocid, and
+/// natter's 2 username, 3 phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginBy {
     Email,
     Ocid,
+    Username,
+    Phone,
+}
+
+impl LoginBy {
+    /// `login_type` read as the seed writes it (0/1, or false/true) or as natter extends it.
+    pub(crate) fn read(f: &Fields<'_>, name: &str) -> Result<Self, WireError> {
+        Ok(match f.get(name) {
+            Some(Value::Bool(false)) => Self::Email,
+            Some(Value::Bool(true)) => Self::Ocid,
+            _ => match f.int(name)? {
+                0 => Self::Email,
+                1 => Self::Ocid,
+                2 => Self::Username,
+                3 => Self::Phone,
+                _ => {
+                    return Err(WireError::new(
+                        ErrorCode::InvalidField,
+                        format!(
+                            "field `{name}` must be 0 (email), 1 (ocid), 2 (username) or 3 (phone)"
+                        ),
+                    ));
+                }
+            },
+        })
+    }
 }
 
 /// One `request_values` entry of code 10.
@@ -144,9 +241,14 @@ pub enum Request {
         /// Extension: the client's own id for this message; a resend with the same id returns
         /// the stored message instead of storing a duplicate.
         client_id: Option<String>,
+        /// Extension: the message type (1 normal if absent; 2-7 as seed 003 lists them).
+        kind: Option<u8>,
     },
     Register {
-        email: String,
+        /// Which identity `account` is: the seed's `email`, or natter's `username` or `phone`
+        /// given in place of it.
+        by: LoginBy,
+        account: String,
         password: String,
         /// Absent in some clients: the email's local part is used.
         name: Option<String>,
@@ -210,6 +312,8 @@ pub enum Request {
     Typing {
         to: Target,
     },
+    /// Codes 124-188: accounts, groups and read state.
+    Social(social::Social),
 }
 
 /// A decoded request with its head.
@@ -237,12 +341,16 @@ pub struct DecodeError {
 fn plain_text(text: &str) -> Option<Envelope> {
     let mut scan = Scanner::new(text);
     let (mut code, mut msg, mut client_id, mut request_id) = (None, None, None, None);
+    let mut kind = None;
     let (mut group, mut private, mut sender) = (None, None, false);
     scan.object(|scan, key| match key {
         // Any other request is left to the general decoder as soon as its code is read.
         "code" => once(&mut code, scan, Scanner::uint).filter(|()| code == Some(code::TEXT as u64)),
         "msg" => once(&mut msg, scan, Scanner::string),
         "client_id" => once_or_null(&mut client_id, scan, Scanner::string),
+        "type" => once_or_null(&mut kind, scan, |scan| {
+            scan.uint().and_then(|k| u8::try_from(k).ok())
+        }),
         "request_id" => once_or_null(&mut request_id, scan, |scan| {
             if scan.at_string() {
                 Some(Value::String(scan.string()?.into_owned()))
@@ -283,6 +391,7 @@ fn plain_text(text: &str) -> Option<Envelope> {
             to,
             msg: msg?.into_owned(),
             client_id: client_id.map(Cow::into_owned),
+            kind: kind.flatten(),
         },
     })
 }
@@ -370,31 +479,38 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
                 to: target(&sender)?,
                 msg: f.str("msg")?.to_owned(),
                 client_id: f.opt_str("client_id")?.map(str::to_owned),
+                kind: match f.opt_id("type")? {
+                    None => None,
+                    Some(k) => Some(u8::try_from(k).map_err(|_| {
+                        WireError::new(ErrorCode::InvalidField, "field `type` must be 1 to 7")
+                    })?),
+                },
             }
         }
-        code::REGISTER => Request::Register {
-            email: f.str("email")?.to_owned(),
-            password: f.str("password")?.to_owned(),
-            name: f.opt_str("name")?.map(str::to_owned),
-            ext: f.opt_flag("ext")?.unwrap_or(false),
-            invite: f.opt_str("invite")?.map(str::to_owned),
-        },
+        code::REGISTER => {
+            // natter: a `username` or a `phone` in place of the seed's `email`.
+            let (by, account) = match (
+                f.opt_str("email")?,
+                f.opt_str("username")?,
+                f.opt_str("phone")?,
+            ) {
+                (Some(e), _, _) => (LoginBy::Email, e),
+                (None, Some(u), _) => (LoginBy::Username, u),
+                (None, None, Some(p)) => (LoginBy::Phone, p),
+                (None, None, None) => (LoginBy::Email, f.str("email")?),
+            };
+            Request::Register {
+                by,
+                account: account.to_owned(),
+                password: f.str("password")?.to_owned(),
+                name: f.opt_str("name")?.map(str::to_owned),
+                ext: f.opt_flag("ext")?.unwrap_or(false),
+                invite: f.opt_str("invite")?.map(str::to_owned),
+            }
+        }
         code::LOGIN => {
             // 0/1 as the seed writes it; false/true as some clients send it.
-            let by = match f.get("login_type") {
-                Some(Value::Bool(false)) => LoginBy::Email,
-                Some(Value::Bool(true)) => LoginBy::Ocid,
-                _ => match f.int("login_type")? {
-                    0 => LoginBy::Email,
-                    1 => LoginBy::Ocid,
-                    _ => {
-                        return Err(WireError::new(
-                            ErrorCode::InvalidField,
-                            "field `login_type` must be 0 (email) or 1 (ocid)",
-                        ));
-                    }
-                },
-            };
+            let by = LoginBy::read(&f, "login_type")?;
             // `account` is a string in the seed; an integer ocid is accepted too.
             let account = match f.get("account") {
                 Some(Value::Number(n)) if by == LoginBy::Ocid => n.to_string(),
@@ -468,6 +584,7 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
         code::UPLOAD => Request::Unsupported {
             reply: code::UPLOAD_REPLY,
         },
+        c if let Some(request) = social::decode(c, &f) => Request::Social(request?),
         c if code::RESERVED.contains(&c) => {
             return Err(WireError::new(
                 ErrorCode::UnknownCode,
@@ -504,6 +621,13 @@ struct TextFrame<'a> {
     sender: Sender,
     msg: &'a str,
     index: Index,
+    /// Extension: the message type, when it is not 1 (normal).
+    #[serde(rename = "type", skip_serializing_if = "is_normal")]
+    kind: u8,
+}
+
+fn is_normal(kind: &u8) -> bool {
+    *kind == crate::view::kind::NORMAL
 }
 
 /// Code 0 as delivered: `cid` is the message id, `index` (extension) its place in the chat.
@@ -529,6 +653,7 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
         },
         msg: m.text,
         index: m.index,
+        kind: m.kind,
     }
 }
 
@@ -560,9 +685,11 @@ pub fn encode_text(m: &MessageView<'_>, flavour: Flavour) -> String {
     w.lit(r#"},"msg":"#)
         .str(m.text)
         .lit(r#","index":"#)
-        .int(m.index.0)
-        .lit("}")
-        .finish()
+        .int(m.index.0);
+    if m.kind != crate::view::kind::NORMAL {
+        w.lit(r#","type":"#).int(u64::from(m.kind));
+    }
+    w.lit("}").finish()
 }
 
 /// Code 5: `state` 0 registered, 1 server error, 2 email taken.
@@ -903,9 +1030,17 @@ mod tests {
             Request::Text {
                 to: Target::Private(Ocid(7)),
                 msg: "hi".into(),
-                client_id: None
+                client_id: None,
+                kind: None,
             }
         );
+        // The type of a message is read on the fast path as by the general decoder.
+        let typed = r#"{"code":0,"sender":{"group_id":3},"msg":"t","type":3}"#;
+        let Request::Text { kind, .. } = decode(typed).expect("decodes").request else {
+            panic!("not a text");
+        };
+        assert_eq!(kind, Some(3));
+        assert!(plain_text(typed).is_some());
     }
 
     #[test]

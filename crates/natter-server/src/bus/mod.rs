@@ -16,6 +16,8 @@
 pub mod nats;
 mod wire;
 
+pub use wire::{keep as keep_notice, kept as kept_notice};
+
 use crate::event::{ChatInfo, Delivery, Signal};
 use async_trait::async_trait;
 use natter_proto::{ChatId, Ocid};
@@ -83,6 +85,15 @@ pub trait BusHandler: Send + Sync + 'static {
 pub trait Chats: Send + Sync + 'static {
     /// The chat, or `None` when it cannot be found (the caller then resyncs).
     async fn chat_info(&self, chat: ChatId) -> Option<Arc<ChatInfo>>;
+    /// Another node changed this chat's members, or a block between this pair: drop what is
+    /// cached of it.
+    fn forget(&self, chat: Option<ChatId>, pair: Option<(Ocid, Ocid)>);
+}
+
+/// Whether an account has a connection on any node: the hub's view of the cluster, which the
+/// domain asks before keeping a notice for an account's next login.
+pub trait Presence: Send + Sync + 'static {
+    fn is_online(&self, ocid: Ocid) -> bool;
 }
 
 /// The in-process bus of a single node: publishing is this node's fan-out.

@@ -17,7 +17,7 @@
 
 use super::wire::{self, Body, Packet, WireAudience, WireMessage, WireNotice};
 use super::{Bus, BusHandler, Chats};
-use crate::event::{Audience, Delivery, Signal};
+use crate::event::{Audience, Delivery, Notice, Signal};
 use async_nats::connection::State;
 use async_nats::{Client, Event, Subscriber};
 use futures_util::StreamExt;
@@ -456,6 +456,11 @@ impl Link {
         match body {
             Body::Message { origin, message } => {
                 let message = crate::store::Message::from(message);
+                // A system message follows a change of the group's members: what is cached of
+                // them is stale from here on.
+                if message.kind == crate::store::kind::SYSTEM {
+                    self.node.chats.forget(Some(message.chat), None);
+                }
                 match self.node.chats.chat_info(message.chat).await {
                     Some(chat) => self.handler().deliver(&Arc::new(Delivery {
                         message,
@@ -475,6 +480,11 @@ impl Link {
                 notice,
                 at,
             } => {
+                let notice = Notice::from(notice);
+                if let Notice::Forget { chat, pair } = notice {
+                    self.node.chats.forget(chat, pair);
+                    return;
+                }
                 let audience = match to {
                     WireAudience::Accounts(list) => {
                         Audience::Accounts(list.into_iter().map(Ocid).collect())
@@ -490,7 +500,7 @@ impl Link {
                 self.handler().notice(&Arc::new(Signal {
                     audience,
                     origin: origin.map(Into::into),
-                    notice: notice.into(),
+                    notice,
                     at,
                 }));
             }

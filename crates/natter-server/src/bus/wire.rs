@@ -179,6 +179,40 @@ pub enum WireNotice {
     },
     #[serde(rename = "typing")]
     Typing { from: u64, group: Option<u64> },
+    #[serde(rename = "join_request")]
+    JoinRequest {
+        chat: u64,
+        from: u64,
+        message: String,
+    },
+    #[serde(rename = "join_answer")]
+    JoinAnswer {
+        chat: u64,
+        ocid: u64,
+        accepted: bool,
+        by: u64,
+    },
+    #[serde(rename = "invitation")]
+    Invitation { chat: u64, by: u64 },
+    #[serde(rename = "removed")]
+    Removed { chat: u64, by: u64, disbanded: bool },
+    #[serde(rename = "read")]
+    Read {
+        chat: u64,
+        reader: u64,
+        index: u64,
+        pair: Option<(u64, u64)>,
+    },
+    #[serde(rename = "logged_out")]
+    LoggedOut {
+        device: Option<[u8; 32]>,
+        except: Option<[u8; 32]>,
+    },
+    #[serde(rename = "forget")]
+    Forget {
+        chat: Option<u64>,
+        pair: Option<(u64, u64)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -212,6 +246,58 @@ impl From<&Notice> for WireNotice {
                 from: from.0,
                 group: group.map(|g| g.0),
             },
+            Notice::JoinRequest {
+                chat,
+                from,
+                message,
+            } => Self::JoinRequest {
+                chat: chat.0,
+                from: from.0,
+                message: message.clone(),
+            },
+            Notice::JoinAnswer {
+                chat,
+                ocid,
+                accepted,
+                by,
+            } => Self::JoinAnswer {
+                chat: chat.0,
+                ocid: ocid.0,
+                accepted: *accepted,
+                by: by.0,
+            },
+            Notice::Invitation { chat, by } => Self::Invitation {
+                chat: chat.0,
+                by: by.0,
+            },
+            Notice::Removed {
+                chat,
+                by,
+                disbanded,
+            } => Self::Removed {
+                chat: chat.0,
+                by: by.0,
+                disbanded: *disbanded,
+            },
+            Notice::Read {
+                chat,
+                reader,
+                index,
+                pair,
+            } => Self::Read {
+                chat: chat.0,
+                reader: reader.0,
+                index: index.0,
+                pair: pair.map(|(a, b)| (a.0, b.0)),
+            },
+            Notice::LoggedOut { device, except } => Self::LoggedOut {
+                device: *device,
+                except: *except,
+            },
+            Notice::Forget { chat, pair } => Self::Forget {
+                chat: chat.map(|c| c.0),
+                pair: pair.map(|(a, b)| (a.0, b.0)),
+            },
         }
     }
 }
@@ -237,8 +323,82 @@ impl From<WireNotice> for Notice {
                 from: Ocid(from),
                 group: group.map(ChatId),
             },
+            WireNotice::JoinRequest {
+                chat,
+                from,
+                message,
+            } => Self::JoinRequest {
+                chat: ChatId(chat),
+                from: Ocid(from),
+                message,
+            },
+            WireNotice::JoinAnswer {
+                chat,
+                ocid,
+                accepted,
+                by,
+            } => Self::JoinAnswer {
+                chat: ChatId(chat),
+                ocid: Ocid(ocid),
+                accepted,
+                by: Ocid(by),
+            },
+            WireNotice::Invitation { chat, by } => Self::Invitation {
+                chat: ChatId(chat),
+                by: Ocid(by),
+            },
+            WireNotice::Removed {
+                chat,
+                by,
+                disbanded,
+            } => Self::Removed {
+                chat: ChatId(chat),
+                by: Ocid(by),
+                disbanded,
+            },
+            WireNotice::Read {
+                chat,
+                reader,
+                index,
+                pair,
+            } => Self::Read {
+                chat: ChatId(chat),
+                reader: Ocid(reader),
+                index: Index(index),
+                pair: pair.map(|(a, b)| (Ocid(a), Ocid(b))),
+            },
+            WireNotice::LoggedOut { device, except } => Self::LoggedOut { device, except },
+            WireNotice::Forget { chat, pair } => Self::Forget {
+                chat: chat.map(ChatId),
+                pair: pair.map(|(a, b)| (Ocid(a), Ocid(b))),
+            },
         }
     }
+}
+
+/// A notice as it is kept in the store for an account that was offline: the same form as on
+/// the bus, so the two never drift apart.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    v: u32,
+    at: i64,
+    n: WireNotice,
+}
+
+/// The stored form of a notice (from time `at`, ms) kept for an offline account.
+pub fn keep(notice: &Notice, at: i64) -> String {
+    serde_json::to_string(&Kept {
+        v: VERSION,
+        at,
+        n: WireNotice::from(notice),
+    })
+    .unwrap_or_default()
+}
+
+/// A kept notice and its time read back; `None` for one this node cannot read.
+pub fn kept(stored: &str) -> Option<(Notice, i64)> {
+    let kept: Kept = serde_json::from_str(stored).ok()?;
+    (kept.v == VERSION).then(|| (kept.n.into(), kept.at))
 }
 
 /// Decode a packet: `Ok(None)` for a version this node does not speak.
@@ -288,6 +448,18 @@ mod tests {
         };
         assert_eq!(origin.map(|o| (o.node, o.conn)), Some((7, 8)));
         assert_eq!(Message::from(message), m);
+    }
+
+    #[test]
+    fn a_kept_notice_reads_back() {
+        let n = Notice::JoinAnswer {
+            chat: ChatId(4),
+            ocid: Ocid(10002),
+            accepted: false,
+            by: Ocid(10001),
+        };
+        assert_eq!(kept(&keep(&n, 5)), Some((n, 5)));
+        assert_eq!(kept("{}"), None);
     }
 
     #[test]

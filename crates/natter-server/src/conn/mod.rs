@@ -24,7 +24,7 @@ pub use feed::Missed;
 use crate::app::App;
 use crate::dialect::{Dialect, Event, Refusal};
 use crate::domain::{Domain, DomainError, LoginKey, To};
-use crate::event::Origin;
+use crate::event::{Notice, Origin};
 use crate::hub::{ConnHandle, Push};
 use crate::store::Device;
 use budget::Budget;
@@ -77,14 +77,14 @@ impl Close {
         code: 1009,
         reason: "frame too large",
     };
-    /// The login this connection used was revoked by an operator.
-    pub const REVOKED: Self = Self {
-        code: 1008,
-        reason: "login revoked",
+    /// The login this connection used ended (revoked, or its password changed).
+    pub const LOGGED_OUT: Self = Self {
+        code: 4001,
+        reason: "login ended",
     };
-    /// The account was banned or deleted by an operator.
+    /// The account was banned by an operator (or deleted).
     pub const DISABLED: Self = Self {
-        code: 1008,
+        code: 4002,
         reason: "account disabled",
     };
 }
@@ -201,6 +201,11 @@ impl<D: Dialect> Conn<D> {
     }
 
     /// Whether `ocid` has a connection anywhere in the cluster.
+    /// The device (login session) this connection is logged in as.
+    pub fn device(&self) -> Option<&Device> {
+        self.login.as_ref().map(|l| &l.device)
+    }
+
     pub fn is_online(&self, ocid: Ocid) -> bool {
         self.app.hub.is_online(ocid)
     }
@@ -323,7 +328,7 @@ impl<D: Dialect> Conn<D> {
             Err(_) => {
                 tracing::info!(ocid = %login.ocid, client = %self.peer, "connection closed: login revoked");
                 self.app.metrics.closed_by_operator.increment(1);
-                Some(Close::REVOKED)
+                Some(Close::LOGGED_OUT)
             }
         }
     }
@@ -353,6 +358,18 @@ impl<D: Dialect> Conn<D> {
 
     /// A pushed notice or presence change as this connection's frame, if its dialect shows it
     /// and the connection is logged in.
+    /// Whether this notice ends the login this connection uses.
+    fn ended_by(&self, notice: &Notice) -> bool {
+        let (Notice::LoggedOut { device, except }, Some(login)) = (notice, &self.login) else {
+            return false;
+        };
+        let mine = login.device.0;
+        match device {
+            Some(d) => *d == mine,
+            None => *except != Some(mine),
+        }
+    }
+
     fn event(&self, push: &Push) -> Option<Bytes> {
         let me = self.me()?;
         let event = match push {
@@ -423,17 +440,22 @@ pub async fn serve<W: Wire, D: Dialect>(
             Some(push) = outbox.recv() => {
                 let mut push = Some(push);
                 let mut n = 0;
+                let mut ended = false;
                 while let Some(item) = push.take() {
                     match &item {
                         Push::Deliver(out) => conn.deliver(out, &mut frames).await,
                         // Carried out by the lagging and recheck checks below.
                         Push::Resync | Push::Recheck => {}
+                        Push::Notice(s) if conn.ended_by(&s.notice) => ended = true,
                         other => frames.extend(conn.event(other)),
                     }
                     n += 1;
                     if n < DRAIN_MAX {
                         push = outbox.try_recv().ok();
                     }
+                }
+                if ended {
+                    break Some(Close::LOGGED_OUT);
                 }
                 if conn.handle.take_recheck()
                     && let Some(why) = conn.recheck().await

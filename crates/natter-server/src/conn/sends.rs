@@ -17,12 +17,13 @@ pub(super) struct Queued<A> {
 }
 
 impl<D: Dialect> Conn<D> {
-    /// Check and queue a text message from the logged-in account: acked through the dialect
+    /// Check and queue a text message (of type `kind`) from the logged-in account: acked through the dialect
     /// with `ack` once durable (the connection reads on meanwhile), or, when it fails its
     /// checks, refused at once, after the sends before it.
     pub async fn send(
         &mut self,
         to: To,
+        kind: u8,
         text: String,
         client_id: Option<String>,
         ack: D::Ack,
@@ -33,7 +34,7 @@ impl<D: Dialect> Conn<D> {
                 let origin = Some(self.origin());
                 self.app
                     .domain
-                    .queue_text(me, to, text, client_id, origin)
+                    .queue_typed(me, to, kind, text, client_id, origin)
                     .await
             }
             None => Err(crate::domain::DomainError::Internal),

@@ -2,16 +2,10 @@
 //! new device), token resume, logout, and looking an account up.
 
 use super::error::internal;
+use super::profiles::{MAX_NICKNAME, normal_identity, taken};
 use super::{Domain, DomainError, Invalid, LoginKey, Registration, auth, now_ms};
-use crate::store::{Account, Device, NewAccount, StoreError, Unique, status};
+use crate::store::{Account, Device, Identity, NewAccount, StoreError, status};
 use natter_proto::Ocid;
-
-/// Longest email address, in bytes.
-const MAX_EMAIL: usize = 254;
-/// Longest password (whatever the client sends as one), in bytes.
-pub(super) const MAX_PASSWORD: usize = 1024;
-/// Longest nickname, in characters.
-const MAX_NICKNAME: usize = 64;
 
 /// A login: the account, the session token that proves it, and the device that token is.
 #[derive(Debug, Clone)]
@@ -22,15 +16,31 @@ pub struct Login {
 }
 
 impl Domain {
-    /// Register an account by email, as the server's registration mode allows (`invite`: the
-    /// code is used up by this registration). The nickname defaults to the email's local part.
+    /// Register an account by email. The nickname defaults to the email's local part.
     ///
     /// # Errors
-    /// `RegistrationClosed`; `InvalidInvite`; `Invalid` for a malformed email, password or
-    /// name; `EmailTaken`; `Internal`.
+    /// As [`Domain::register`].
     pub async fn register_email(
         &self,
         email: &str,
+        password: &str,
+        name: Option<&str>,
+        invite: Option<&str>,
+    ) -> Result<Account, DomainError> {
+        self.register(&Identity::Email(email.to_owned()), password, name, invite)
+            .await
+    }
+
+    /// Register an account by an email, a username or a phone, as the server's registration
+    /// mode allows (`invite`: the code is used up by this registration). The nickname defaults
+    /// to the email's local part, the username, or "user" and the phone's last four digits.
+    ///
+    /// # Errors
+    /// `RegistrationClosed`; `InvalidInvite`; `Invalid` for a malformed identity, password or
+    /// name; `EmailTaken`, `UsernameTaken`, `PhoneTaken`; `Internal`.
+    pub async fn register(
+        &self,
+        identity: &Identity,
         password: &str,
         name: Option<&str>,
         invite: Option<&str>,
@@ -43,33 +53,28 @@ impl Domain {
                 None => return Err(DomainError::InvalidInvite),
             },
         };
-        let account = self.create_account(email, password, name, invite).await?;
+        let account = self
+            .create_account(identity, password, name, invite)
+            .await?;
         tracing::info!(ocid = %account.ocid, invited = invite.is_some(), "account registered");
         Ok(account)
     }
 
-    /// Make an account (registration, or an operator): checks, hashing, insert; with `invite`,
-    /// the invitation is used up in the same transaction.
+    /// Make an account (a registration, or an operator's): checks, hashing, insert; with
+    /// `invite`, the invitation is used up in the same transaction.
     pub(super) async fn create_account(
         &self,
-        email: &str,
+        identity: &Identity,
         password: &str,
         name: Option<&str>,
         invite: Option<&str>,
     ) -> Result<Account, DomainError> {
-        let email = email.trim().to_lowercase();
-        let Some((local, domain)) = email.split_once('@') else {
-            return Err(Invalid::NotAnEmail.into());
-        };
-        if local.is_empty()
-            || domain.is_empty()
-            || email.len() > MAX_EMAIL
-            || email.chars().any(char::is_whitespace)
-        {
-            return Err(Invalid::Email { max: MAX_EMAIL }.into());
-        }
-        if password.is_empty() || password.len() > MAX_PASSWORD {
-            return Err(Invalid::Password { max: MAX_PASSWORD }.into());
+        let identity = normal_identity(identity)?;
+        if password.is_empty() || password.len() > super::MAX_PASSWORD {
+            return Err(Invalid::Password {
+                max: super::MAX_PASSWORD,
+            }
+            .into());
         }
         let nickname = match name {
             Some(n) => {
@@ -79,18 +84,34 @@ impl Domain {
                 }
                 n.to_owned()
             }
-            None => local.chars().take(MAX_NICKNAME).collect(),
+            None => match &identity {
+                Identity::Email(e) => e
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(MAX_NICKNAME)
+                    .collect(),
+                Identity::Username(u) => u.clone(),
+                Identity::Phone(p) => format!("user{}", &p[p.len().saturating_sub(4)..]),
+            },
         };
         let password_hash = self
             .hasher
             .hash(password.to_owned())
             .await
             .map_err(|e| internal("password hashing failed", &e))?;
+        let (mut email, mut phone, mut username) = (None, None, None);
+        match identity {
+            Identity::Email(e) => email = Some(e),
+            Identity::Phone(p) => phone = Some(p),
+            Identity::Username(u) => username = Some(u),
+        }
         let new = NewAccount {
             uuid: uuid::Uuid::new_v4().to_string(),
-            email: Some(email),
-            phone: None,
-            username: None,
+            email,
+            phone,
+            username,
             nickname,
             password_hash,
             created_at: now_ms(),
@@ -105,7 +126,7 @@ impl Domain {
         };
         match created {
             Ok(a) => Ok(a),
-            Err(StoreError::Conflict(Unique::Email)) => Err(DomainError::EmailTaken),
+            Err(StoreError::Conflict(u)) => Err(taken(u)),
             Err(StoreError::NoSuchInvite) => Err(DomainError::InvalidInvite),
             Err(e) => Err(internal("account insert failed", &e)),
         }
@@ -116,13 +137,18 @@ impl Domain {
     /// # Errors
     /// `BadCredentials` for an unknown account or a wrong password; `Internal`.
     pub async fn login(&self, key: LoginKey, password: &str) -> Result<Login, DomainError> {
-        let found = match &key {
-            LoginKey::Email(e) => self.store.account_by_email(&e.trim().to_lowercase()).await,
-            LoginKey::Ocid(o) => self.store.account(*o).await,
+        let logged = key_for_log(&key);
+        let found = match key {
+            LoginKey::Ocid(o) => self.store.account(o).await,
+            LoginKey::Identity(id) => match normal_identity(&id) {
+                Ok(id) => self.store.account_by(&id).await,
+                // No account has a malformed identity.
+                Err(_) => Ok(None),
+            },
         }
         .map_err(|e| internal("account lookup failed", &e))?;
         let Some(account) = found else {
-            tracing::debug!(key = %key_for_log(&key), reason = "no such account", "login refused");
+            tracing::debug!(key = %logged, reason = "no such account", "login refused");
             return Err(DomainError::BadCredentials);
         };
         let matches = self
@@ -200,6 +226,20 @@ impl Domain {
             .map_err(|e| internal("session revoke failed", &e))
     }
 
+    /// An account that is not deleted (one that can be messaged, befriended or invited).
+    ///
+    /// # Errors
+    /// `NoSuchAccount`; `Internal`.
+    pub async fn live_account(&self, ocid: Ocid) -> Result<Account, DomainError> {
+        let account = self.account(ocid).await?;
+        if account.deleted {
+            return Err(DomainError::NoSuchAccount(ocid));
+        }
+        Ok(account)
+    }
+
+    /// An account, deleted or not (a deleted one keeps only its ocid).
+    ///
     /// # Errors
     /// `NoSuchAccount`; `Internal`.
     pub async fn account(&self, ocid: Ocid) -> Result<Account, DomainError> {
@@ -211,14 +251,17 @@ impl Domain {
     }
 }
 
-/// How a failed login names the account in the log: the ocid, or the email's domain only (an
-/// address is personal data; the domain is enough to spot a pattern).
+/// How a failed login names the account in the log: the ocid, the email's domain only (an
+/// address is personal data; the domain is enough to spot a pattern), or only the kind of
+/// identity (a username or a phone number is personal data too).
 pub fn key_for_log(key: &LoginKey) -> String {
     match key {
         LoginKey::Ocid(o) => o.to_string(),
-        LoginKey::Email(e) => match e.rsplit_once('@') {
+        LoginKey::Identity(Identity::Email(e)) => match e.rsplit_once('@') {
             Some((_, domain)) => format!("*@{}", domain.trim().to_lowercase()),
             None => "(not an email)".to_owned(),
         },
+        LoginKey::Identity(Identity::Username(_)) => "(a username)".to_owned(),
+        LoginKey::Identity(Identity::Phone(_)) => "(a phone number)".to_owned(),
     }
 }

@@ -1,49 +1,21 @@
 //! What an operator does to accounts (`natter admin`): create, ban, unban, delete, reset a
-//! password, list and revoke logins, invitations, statistics.
+//! password, list and revoke logins, invitation codes, statistics, the list of groups.
 //!
 //! Every change to an account's standing (a ban, a deletion, a revoked login) is also posted as
 //! an account event in the store: every running node polls those and has the account's live
 //! connections check their login again, so the change takes effect on connections already
-//! open, on every node, within a poll period (see `crate::app`).
+//! open, on every node, within a poll period (see `crate::app`). The command itself runs in
+//! another process, with a bus that reaches nobody.
 
 use super::error::internal;
+use super::profiles::{LoginInfo, login_id};
 use super::{Domain, DomainError, auth, now_ms};
 use crate::store::{
-    Account, ChatId, GroupSummary, Invite, Ocid, SessionInfo, Statistics, Store, status,
+    Account, ChatId, GroupSummary, Identity, Invite, Ocid, Revoke, Statistics, Store, status,
 };
 use std::sync::Arc;
 
-/// An operator's view of a login: a short id (the first bytes of its stored hash, in hex),
-/// when it was made and until when it is valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginInfo {
-    pub id: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub revoked: bool,
-}
-
-/// Hex digits of a login's id: enough to tell an account's logins apart.
-const LOGIN_ID_HEX: usize = 12;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl LoginInfo {
-    fn from_session(s: &SessionInfo) -> Self {
-        let mut id = hex(&s.token_hash);
-        id.truncate(LOGIN_ID_HEX);
-        Self {
-            id,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-            revoked: s.revoked,
-        }
-    }
-}
-
-/// An invitation as an operator lists it: its id (the first bytes of the code's hash).
+/// An invitation code as an operator lists it: its id (the start of the code's hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InviteInfo {
     pub id: String,
@@ -55,10 +27,8 @@ pub struct InviteInfo {
 
 impl InviteInfo {
     fn from_invite(i: &Invite) -> Self {
-        let mut id = hex(&i.code_hash);
-        id.truncate(LOGIN_ID_HEX);
         Self {
-            id,
+            id: login_id(&i.code_hash),
             created_at: i.created_at,
             expires_at: i.expires_at,
             used_by: i.used_by,
@@ -83,7 +53,8 @@ impl Domain {
         password: &str,
         name: Option<&str>,
     ) -> Result<Account, DomainError> {
-        self.create_account(email, password, name, None).await
+        self.create_account(&Identity::Email(email.to_owned()), password, name, None)
+            .await
     }
 
     /// # Errors
@@ -99,15 +70,21 @@ impl Domain {
             .map_err(|e| internal("account list failed", &e))
     }
 
+    /// An account that exists and is not deleted.
+    async fn kept_account(&self, ocid: Ocid) -> Result<Account, DomainError> {
+        let account = self.account(ocid).await?;
+        if account.deleted {
+            return Err(DomainError::NoSuchAccount(ocid));
+        }
+        Ok(account)
+    }
+
     /// Ban or unban an account. A ban ends its live connections on every node.
     ///
     /// # Errors
     /// `NoSuchAccount`; `Internal`.
     pub async fn set_banned(&self, ocid: Ocid, banned: bool) -> Result<(), DomainError> {
-        let account = self.account(ocid).await?;
-        if account.status == status::DELETED {
-            return Err(DomainError::NoSuchAccount(ocid));
-        }
+        self.kept_account(ocid).await?;
         let to = if banned {
             status::BANNED
         } else {
@@ -117,89 +94,94 @@ impl Domain {
             .set_account_status(ocid, to)
             .await
             .map_err(|e| internal("account status update failed", &e))?;
+        tracing::info!(ocid = %ocid, banned, "account standing changed by an operator");
         if banned {
             self.post_account_event(ocid).await?;
         }
         Ok(())
     }
 
-    /// Erase an account (see `Store::erase_account`) and end its live connections.
+    /// Delete an account as its owner can (see [`Domain::delete_account`]), and end its live
+    /// connections on every node.
     ///
     /// # Errors
     /// `NoSuchAccount`; `Internal`.
-    pub async fn delete_account(&self, ocid: Ocid) -> Result<(), DomainError> {
-        let erased = self
-            .store
-            .erase_account(ocid)
-            .await
-            .map_err(|e| internal("account erase failed", &e))?;
-        if !erased {
-            return Err(DomainError::NoSuchAccount(ocid));
-        }
+    pub async fn admin_delete_account(&self, ocid: Ocid) -> Result<(), DomainError> {
+        self.kept_account(ocid).await?;
+        self.erase_account(ocid, None).await?;
         self.post_account_event(ocid).await
     }
 
     /// Set a new password (hashed with Argon2id). The account's logins stay; revoke them with
-    /// [`Domain::revoke_logins`] if the old password may be known to someone else.
+    /// [`Domain::admin_revoke_logins`] if the old password may be known to someone else.
     ///
     /// # Errors
     /// `Invalid` for an empty or over-long password; `NoSuchAccount`; `Internal`.
-    pub async fn reset_password(&self, ocid: Ocid, password: &str) -> Result<(), DomainError> {
-        if password.is_empty() || password.len() > super::accounts::MAX_PASSWORD {
+    pub async fn admin_reset_password(
+        &self,
+        ocid: Ocid,
+        password: &str,
+    ) -> Result<(), DomainError> {
+        if password.is_empty() || password.len() > super::MAX_PASSWORD {
             return Err(super::Invalid::Password {
-                max: super::accounts::MAX_PASSWORD,
+                max: super::MAX_PASSWORD,
             }
             .into());
         }
-        let account = self.account(ocid).await?;
-        if account.status == status::DELETED {
-            return Err(DomainError::NoSuchAccount(ocid));
-        }
+        self.kept_account(ocid).await?;
         let hash = self
             .hasher
             .hash(password.to_owned())
             .await
             .map_err(|e| internal("password hashing failed", &e))?;
         self.store
-            .set_password_hash(ocid, &hash)
+            .set_password(ocid, &hash, Revoke::None)
             .await
             .map_err(|e| internal("password update failed", &e))?;
         Ok(())
     }
 
-    /// An account's logins, newest first.
+    /// An account's live logins, oldest first.
     ///
     /// # Errors
     /// `NoSuchAccount`; `Internal`.
-    pub async fn logins(&self, ocid: Ocid) -> Result<Vec<LoginInfo>, DomainError> {
+    pub async fn admin_logins(&self, ocid: Ocid) -> Result<Vec<LoginInfo>, DomainError> {
         self.account(ocid).await?;
         let sessions = self
             .store
-            .account_sessions(ocid)
+            .sessions_of(ocid, now_ms())
             .await
             .map_err(|e| internal("session list failed", &e))?;
-        Ok(sessions.iter().map(LoginInfo::from_session).collect())
+        Ok(sessions
+            .iter()
+            .map(|s| LoginInfo {
+                id: login_id(&s.token_hash),
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                current: false,
+            })
+            .collect())
     }
 
-    /// Revoke an account's logins whose id starts with `id` (every live one when `None`), and
+    /// Revoke an account's live logins whose id starts with `id` (every one when `None`), and
     /// end the connections logged in with them on every node. Returns how many were revoked.
     ///
     /// # Errors
     /// `NoSuchAccount`; `Internal`.
-    pub async fn revoke_logins(&self, ocid: Ocid, id: Option<&str>) -> Result<usize, DomainError> {
+    pub async fn admin_revoke_logins(
+        &self,
+        ocid: Ocid,
+        id: Option<&str>,
+    ) -> Result<usize, DomainError> {
         self.account(ocid).await?;
         let sessions = self
             .store
-            .account_sessions(ocid)
+            .sessions_of(ocid, now_ms())
             .await
             .map_err(|e| internal("session list failed", &e))?;
-        let id = id.map(str::to_lowercase);
         let mut revoked = 0;
-        for s in sessions.iter().filter(|s| !s.revoked) {
-            if id
-                .as_deref()
-                .is_some_and(|prefix| !hex(&s.token_hash).starts_with(prefix))
-            {
+        for s in &sessions {
+            if id.is_some_and(|prefix| !login_id(&s.token_hash).starts_with(prefix)) {
                 continue;
             }
             self.store
@@ -209,6 +191,7 @@ impl Domain {
             revoked += 1;
         }
         if revoked > 0 {
+            tracing::info!(ocid = %ocid, revoked, "logins revoked by an operator");
             self.post_account_event(ocid).await?;
         }
         Ok(revoked)
@@ -253,6 +236,8 @@ impl Domain {
             .map_err(|e| internal("statistics failed", &e))
     }
 
+    /// Up to `limit` live groups with an id above `after`, ascending.
+    ///
     /// # Errors
     /// `Internal`.
     pub async fn admin_groups(
@@ -261,7 +246,7 @@ impl Domain {
         limit: u32,
     ) -> Result<Vec<GroupSummary>, DomainError> {
         self.store
-            .groups(after, limit)
+            .find_groups("", after, limit)
             .await
             .map_err(|e| internal("group list failed", &e))
     }

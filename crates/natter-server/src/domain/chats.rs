@@ -1,5 +1,10 @@
 //! Chats: the per-node cache of members, private chats made on first use, groups, and the
 //! membership check every request that names a chat goes through.
+//!
+//! The cache is dropped for a chat whenever its members change (on this node at once; on the
+//! others when the change's system message or `Notice::Forget` arrives from the bus), and no
+//! entry is trusted for longer than [`CACHE_TTL`], so a change whose bus message was lost
+//! still reaches every node within that time.
 
 use super::error::internal;
 use super::{CHAT_CACHE_MAX, Domain, DomainError, Invalid, To, now_ms};
@@ -7,19 +12,69 @@ use crate::event::ChatInfo;
 use crate::store::{Chat, ChatKind};
 use natter_proto::{ChatId, Index, Ocid};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Longest group name, in characters.
-const MAX_GROUP_NAME: usize = 128;
+pub(super) const MAX_GROUP_NAME: usize = 128;
 
-fn info(c: Chat) -> ChatInfo {
-    ChatInfo {
-        id: c.id,
-        kind: c.kind,
-        members: c.members,
-    }
-}
+/// Longest a cached chat is used before it is read again from the store.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
 
 impl Domain {
+    /// The cacheable view of a stored chat (for a private chat, whether a block stands between
+    /// its members).
+    async fn info(&self, c: Chat) -> Result<ChatInfo, DomainError> {
+        let blocked = match (c.kind, c.members.as_slice()) {
+            (ChatKind::Private, [a, b]) => {
+                let blocks = |x: Ocid, y: Ocid| self.store.blocks(x, y);
+                let (ab, ba) = tokio::try_join!(blocks(*a, *b), blocks(*b, *a))
+                    .map_err(|e| internal("block lookup failed", &e))?;
+                ab || ba
+            }
+            _ => false,
+        };
+        Ok(ChatInfo {
+            id: c.id,
+            kind: c.kind,
+            members: c.members,
+            blocked,
+            loaded: Instant::now(),
+        })
+    }
+
+    /// Drop what this node caches of a chat, and of the private chat of a pair.
+    pub(super) fn forget_cached(&self, chat: Option<ChatId>, pair: Option<(Ocid, Ocid)>) {
+        if let Some(id) = chat {
+            self.chats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
+        if let Some((a, b)) = pair {
+            let removed = self
+                .pairs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(a.min(b), a.max(b)));
+            if let Some(info) = removed {
+                self.chats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&info.id);
+            }
+        }
+    }
+
+    /// Drop a chat (or pair) from the cache here and on every other node.
+    pub(super) fn changed(&self, chat: Option<ChatId>, pair: Option<(Ocid, Ocid)>) {
+        self.forget_cached(chat, pair);
+        self.signal(
+            crate::event::Audience::Accounts(Vec::new()),
+            None,
+            crate::event::Notice::Forget { chat, pair },
+        );
+    }
+
     fn cache(&self, info: &Arc<ChatInfo>) {
         let mut chats = self.chats.lock().unwrap_or_else(|p| p.into_inner());
         if chats.len() >= CHAT_CACHE_MAX {
@@ -38,6 +93,7 @@ impl Domain {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
+            && c.loaded.elapsed() < CACHE_TTL
         {
             return Ok(c.clone());
         }
@@ -47,7 +103,7 @@ impl Domain {
             .await
             .map_err(|e| internal("chat lookup failed", &e))?
             .ok_or(DomainError::NoSuchChat(id))?;
-        let info = Arc::new(info(chat));
+        let info = Arc::new(self.info(chat).await?);
         self.cache(&info);
         Ok(info)
     }
@@ -63,31 +119,37 @@ impl Domain {
             return Err(Invalid::PrivateChatWithSelf.into());
         }
         let key = (me.min(peer), me.max(peer));
-        if let Some(c) = self
+        let cached = self
             .pairs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-        {
-            return Ok(Some(c.clone()));
-        }
-        let chat = if create {
-            self.account(peer).await?;
-            self.store
-                .private_chat(me, peer, now_ms())
-                .await
-                .map_err(|e| internal("private chat insert failed", &e))?
-        } else {
-            let id = self
-                .store
-                .find_private_chat(me, peer)
-                .await
-                .map_err(|e| internal("private chat lookup failed", &e))?;
-            let Some(id) = id else { return Ok(None) };
-            return self.chat(id).await.map(Some);
+            .cloned();
+        let info = match cached {
+            Some(c) if c.loaded.elapsed() < CACHE_TTL => return Ok(Some(c)),
+            // Known to exist: read again (members never change, a block may have).
+            Some(c) => self.chat(c.id).await?,
+            None if create => {
+                self.live_account(peer).await?;
+                let chat = self
+                    .store
+                    .private_chat(me, peer, now_ms())
+                    .await
+                    .map_err(|e| internal("private chat insert failed", &e))?;
+                let info = Arc::new(self.info(chat).await?);
+                self.cache(&info);
+                info
+            }
+            None => {
+                let id = self
+                    .store
+                    .find_private_chat(me, peer)
+                    .await
+                    .map_err(|e| internal("private chat lookup failed", &e))?;
+                let Some(id) = id else { return Ok(None) };
+                self.chat(id).await?
+            }
         };
-        let info = Arc::new(info(chat));
-        self.cache(&info);
         let mut pairs = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
         if pairs.len() >= CHAT_CACHE_MAX {
             pairs.clear();
@@ -157,7 +219,7 @@ impl Domain {
         }
         for m in &all {
             if *m != owner {
-                self.account(*m).await?;
+                self.live_account(*m).await?;
             }
         }
         let chat = self
@@ -166,7 +228,7 @@ impl Domain {
             .await
             .map_err(|e| internal("group insert failed", &e))?;
         tracing::info!(chat = %chat.id, owner = %owner, members = all.len(), "group created");
-        let info = Arc::new(info(chat));
+        let info = Arc::new(self.info(chat).await?);
         self.cache(&info);
         Ok(info)
     }

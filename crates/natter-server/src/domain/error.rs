@@ -2,6 +2,7 @@
 //! codes and words (an OurChat error code, an HTTP status and cause, a pipe `*_error` reason).
 //! Nothing here names a wire field.
 
+use crate::store::Role;
 use natter_proto::{ChatId, Ocid};
 
 /// An input the domain's rules refuse.
@@ -29,6 +30,53 @@ pub enum Invalid {
     OwnAccount,
     /// A friend request note longer than `max` characters.
     RequestNote { max: usize },
+    /// A username breaking the rules: 3 to `max` characters of `a-z`, `0-9`, `_` and `.`,
+    /// starting with a letter.
+    Username { max: usize },
+    /// A phone number breaking the rules: an optional `+` and 6 to 15 digits (spaces, dashes,
+    /// dots and parentheses are dropped).
+    Phone,
+    /// A profile or group text longer than `max` characters (which one is `field`).
+    TooLong { field: TextField, max: usize },
+    /// Sex other than 0 (unknown), 1 (male), 2 (female) or 3 (other).
+    Sex,
+    /// A search query that is empty or longer than `max` characters.
+    Query { max: usize },
+    /// A security answer that is empty (after trimming) or longer than `max` characters.
+    Answer { max: usize },
+    /// A security question that is empty or longer than `max` characters.
+    Question { max: usize },
+    /// Nothing to change.
+    EmptyEdit,
+    /// A message type a client may not send (the system type, or one past the list).
+    MessageType,
+}
+
+/// Which free text an `Invalid::TooLong` is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    Signature,
+    Description,
+    StatusText,
+    Avatar,
+    Remark,
+    GroupDescription,
+    JoinNote,
+}
+
+impl TextField {
+    /// The field's name as the native dialect writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Signature => "signature",
+            Self::Description => "description",
+            Self::StatusText => "status_text",
+            Self::Avatar => "avatar",
+            Self::Remark => "remark",
+            Self::GroupDescription => "description",
+            Self::JoinNote => "msg",
+        }
+    }
 }
 
 /// A refusal by the domain. `Internal` is the only failure that is not the caller's: it is
@@ -41,6 +89,10 @@ pub enum DomainError {
     TextTooLong { max: usize },
     #[error("email address already registered")]
     EmailTaken,
+    #[error("username already taken")]
+    UsernameTaken,
+    #[error("phone number already registered")]
+    PhoneTaken,
     #[error("wrong account or password")]
     BadCredentials,
     #[error("unknown, expired or revoked token")]
@@ -69,6 +121,32 @@ pub enum DomainError {
     NoSuchRequest(Ocid),
     #[error("not friends with {0}")]
     NotFriends(Ocid),
+    /// The operation needs a role in the group the caller does not have (`Member`: an admin
+    /// may not act on another admin or the owner).
+    #[error("only the group's {need:?} may do this")]
+    Forbidden { chat: ChatId, need: Role },
+    #[error("already a member of chat {0}")]
+    AlreadyMember(ChatId),
+    #[error("no request from {ocid} to join chat {chat}")]
+    NoSuchJoinRequest { chat: ChatId, ocid: Ocid },
+    #[error("no invitation to chat {0}")]
+    NoSuchInvitation(ChatId),
+    /// The owner leaves a group only after handing it over (or disbanding it).
+    #[error("the owner cannot leave chat {0}")]
+    OwnerCannotLeave(ChatId),
+    /// The caller blocks this account (unblock it first).
+    #[error("you block account {0}")]
+    Blocking(Ocid),
+    /// This account does not accept messages from the caller (it blocks the caller).
+    #[error("account {0} does not accept messages from you")]
+    NotAccepted(Ocid),
+    /// Too many wrong security answers: answers are refused for `retry_after_s` seconds.
+    #[error("too many wrong answers; try again in {retry_after_s} s")]
+    ResetLocked { retry_after_s: u64 },
+    #[error("no security question is set")]
+    NoSecurityQuestion,
+    #[error("no such login")]
+    NoSuchLogin,
     /// The client message id was used before for a message to another chat.
     #[error("client id reused for another chat")]
     DuplicateClientId,

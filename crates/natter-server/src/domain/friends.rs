@@ -30,7 +30,7 @@ fn not_self(me: Ocid, other: Ocid) -> Result<(), DomainError> {
 }
 
 impl Domain {
-    fn signal(&self, audience: Audience, origin: Option<Origin>, notice: Notice) {
+    pub(super) fn signal(&self, audience: Audience, origin: Option<Origin>, notice: Notice) {
         self.bus.notify(Arc::new(Signal {
             audience,
             origin,
@@ -42,7 +42,7 @@ impl Domain {
     /// Ask `to` to be `me`'s friend. If `to` had already asked `me`, they become friends.
     ///
     /// # Errors
-    /// `Invalid` (own account, note too long), `NoSuchAccount`, `Internal`.
+    /// `Invalid` (own account, note too long), `NoSuchAccount`, `Blocking`, `Internal`.
     pub async fn request_friend(
         &self,
         me: Ocid,
@@ -57,7 +57,15 @@ impl Domain {
             }
             .into());
         }
-        self.account(to).await?;
+        self.live_account(to).await?;
+        if self.blocks(me, to).await? {
+            return Err(DomainError::Blocking(to));
+        }
+        // An account that blocks `me` never sees the request; `me` is answered as a stranger
+        // would be.
+        if self.blocks(to, me).await? {
+            return Ok(Befriend::Requested);
+        }
         let outcome = self
             .store
             .request_friend(me, to, message, now_ms())
@@ -198,6 +206,8 @@ impl Domain {
         origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         let (audience, group) = match self.resolve(me, to, false).await? {
+            // Between accounts that block each other, typing goes nowhere, and says so to no one.
+            Some(chat) if chat.blocked => return Ok(()),
             Some(chat) => {
                 let group = chat.peer_of(me).is_none().then_some(chat.id);
                 (Audience::Chat(chat), group)
@@ -208,6 +218,9 @@ impl Domain {
                     return Err(internal("chat missing after resolve", &"none"));
                 };
                 self.account(peer).await?;
+                if self.blocks(peer, me).await? || self.blocks(me, peer).await? {
+                    return Ok(());
+                }
                 (Audience::Accounts(vec![peer]), None)
             }
         };

@@ -49,6 +49,27 @@ impl Domain {
         client_id: Option<String>,
         origin: Option<Origin>,
     ) -> Result<PendingSend, DomainError> {
+        self.queue_typed(me, to, kind::NORMAL, text, client_id, origin)
+            .await
+    }
+
+    /// [`Domain::queue_text`] for a message of a given type (see `store::kind`; the system type
+    /// is the server's own).
+    ///
+    /// # Errors
+    /// As [`Domain::queue_text`], and `Invalid` for the system type or an unknown one.
+    pub async fn queue_typed(
+        &self,
+        me: Ocid,
+        to: To,
+        message_kind: u8,
+        text: String,
+        client_id: Option<String>,
+        origin: Option<Origin>,
+    ) -> Result<PendingSend, DomainError> {
+        if message_kind == kind::SYSTEM || message_kind > kind::GROUP {
+            return Err(Invalid::MessageType.into());
+        }
         if text.is_empty() {
             return Err(Invalid::EmptyText.into());
         }
@@ -66,10 +87,13 @@ impl Domain {
             .resolve(me, to, true)
             .await?
             .ok_or_else(|| internal("private chat missing after create", &"none"))?;
+        if chat.blocked {
+            return Err(self.block_refusal(me, &chat).await);
+        }
         let new = NewMessage {
             chat: chat.id,
             sender: me,
-            kind: kind::NORMAL,
+            kind: message_kind,
             parts: vec![Part {
                 category: Category::TEXT,
                 content: text,
@@ -77,26 +101,45 @@ impl Domain {
             client_id,
             created_at: now_ms(),
         };
-        // Published by the store's writer right after the commit, so every chat's messages
-        // reach the bus in index order. A retried send (`Existing`) is published again, in
-        // case the node that stored it died before publishing (receivers drop what they
-        // already have by index).
+        let receipt = self.queue_message(chat.clone(), new, origin).await?;
+        Ok(PendingSend { chat, receipt })
+    }
+
+    /// Why a private chat with a block refuses `me`'s message.
+    pub(super) async fn block_refusal(&self, me: Ocid, chat: &ChatInfo) -> DomainError {
+        let Some(peer) = chat.peer_of(me) else {
+            return DomainError::NotAMember(chat.id);
+        };
+        match self.blocks(me, peer).await {
+            Ok(true) => DomainError::Blocking(peer),
+            Ok(false) => DomainError::NotAccepted(peer),
+            Err(e) => e,
+        }
+    }
+
+    /// Queue a checked message for storing; the store's writer publishes it right after the
+    /// commit, so every chat's messages reach the bus in index order. A retried send
+    /// (`Existing`) is published again, in case the node that stored it died before publishing
+    /// (receivers drop what they already have by index).
+    pub(super) async fn queue_message(
+        &self,
+        chat: Arc<ChatInfo>,
+        new: NewMessage,
+        origin: Option<Origin>,
+    ) -> Result<Receipt, DomainError> {
         let bus = self.bus.clone();
-        let to_bus = chat.clone();
         let publish: OnDurable = Box::new(move |appended: &Appended| {
             let (Appended::New(message) | Appended::Existing(message)) = appended;
             bus.publish(Arc::new(Delivery {
                 message: message.clone(),
-                chat: to_bus,
+                chat,
                 origin,
             }));
         });
-        let receipt = self
-            .store
+        self.store
             .queue_append(new, Some(publish))
             .await
-            .map_err(|e| internal("message append failed", &e))?;
-        Ok(PendingSend { chat, receipt })
+            .map_err(|e| internal("message append failed", &e))
     }
 
     /// What a queued send's receipt means for its sender.
@@ -133,7 +176,24 @@ impl Domain {
         text: String,
         client_id: Option<String>,
     ) -> Result<Sent, DomainError> {
-        let pending = self.queue_text(me, to, text, client_id, None).await?;
+        self.send_typed(me, to, kind::NORMAL, text, client_id).await
+    }
+
+    /// [`Domain::send_text`] for a message of a given type.
+    ///
+    /// # Errors
+    /// As [`Domain::queue_typed`] and [`Domain::finish_send`].
+    pub async fn send_typed(
+        &self,
+        me: Ocid,
+        to: To,
+        message_kind: u8,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<Sent, DomainError> {
+        let pending = self
+            .queue_typed(me, to, message_kind, text, client_id, None)
+            .await?;
         Self::finish_send(pending.chat.id, pending.receipt.await)
     }
 
@@ -214,10 +274,17 @@ impl Domain {
         after: Index,
         limit: u32,
     ) -> Result<Vec<Message>, DomainError> {
-        self.store
+        let messages = self
+            .store
             .messages(chat, Range::After(after), limit)
             .await
-            .map_err(|e| internal("catch-up read failed", &e))
+            .map_err(|e| internal("catch-up read failed", &e))?;
+        // A system message follows a change of members that this node may not have heard of
+        // (its bus message lost): what is cached of the chat is stale.
+        if messages.iter().any(|m| m.kind == kind::SYSTEM) {
+            self.forget_cached(Some(chat), None);
+        }
+        Ok(messages)
     }
 
     /// Record how far `device` of `me` has been delivered in each chat (never lowered).
@@ -260,7 +327,7 @@ mod tests {
         local.attach(hub.clone());
         let bus: Arc<dyn Bus> = Arc::new(local);
         hub.attach(&bus);
-        let domain = Domain::new(Arc::new(store), bus, Limits::default());
+        let domain = Domain::new(Arc::new(store), bus, hub.clone(), Limits::default());
         let a = domain
             .register_email("a@example.com", "pw", None, None)
             .await

@@ -11,6 +11,10 @@
 //! - `messages.rs`: sending (queued or awaited), history, and the delivery state a
 //!   connection reads and records;
 //! - `friends.rs`: friend requests, friendships, typing notices;
+//! - `profiles.rs`: identities and their rules, profiles, search, password changes and resets,
+//!   logins, remarks, blocks, account deletion;
+//! - `groups.rs`: joining, requests, invitations, roles, removal, disbanding, finding groups;
+//! - `reads.rs`: read receipts, the chat list with unread counts, and what a login is told;
 //! - `auth.rs`: password hashing and session tokens.
 
 mod accounts;
@@ -19,16 +23,19 @@ pub mod auth;
 mod chats;
 mod error;
 pub mod friends;
+pub mod groups;
 mod messages;
+pub mod profiles;
+pub mod reads;
 
 pub use accounts::{Login, key_for_log};
-pub use error::{DomainError, Invalid};
+pub use error::{DomainError, Invalid, TextField};
 pub use messages::{PendingSend, Sent};
 
-use crate::bus::{Bus, Chats};
+use crate::bus::{Bus, Chats, Presence};
 use crate::event::ChatInfo;
 use crate::ids::IdMap;
-use crate::store::Store;
+use crate::store::{Identity, Store};
 use async_trait::async_trait;
 use natter_proto::{ChatId, Ocid};
 use std::sync::{Arc, Mutex};
@@ -103,9 +110,15 @@ pub enum To {
 /// How a password login names the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginKey {
-    Email(String),
     Ocid(Ocid),
+    /// An email, a username or a phone (normalised by their rules before the lookup).
+    Identity(Identity),
 }
+
+/// Longest password (whatever the client sends as one), in bytes.
+pub const MAX_PASSWORD: usize = 1024;
+/// Longest avatar (a file reference), in characters.
+pub const MAX_AVATAR: usize = 512;
 
 /// Bound on cached chats before the cache is cleared (it refills from the store).
 const CHAT_CACHE_MAX: usize = 100_000;
@@ -113,6 +126,7 @@ const CHAT_CACHE_MAX: usize = 100_000;
 pub struct Domain {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
     limits: Limits,
     /// chat id -> members; private chats also by their (low, high) pair.
     chats: Mutex<IdMap<ChatId, Arc<ChatInfo>>>,
@@ -121,10 +135,16 @@ pub struct Domain {
 }
 
 impl Domain {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, limits: Limits) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn Presence>,
+        limits: Limits,
+    ) -> Self {
         Self {
             store,
             bus,
+            presence,
             limits,
             chats: Mutex::new(IdMap::default()),
             pairs: Mutex::new(IdMap::default()),
@@ -158,5 +178,9 @@ impl Domain {
 impl Chats for Domain {
     async fn chat_info(&self, chat: ChatId) -> Option<Arc<ChatInfo>> {
         self.chat(chat).await.ok()
+    }
+
+    fn forget(&self, chat: Option<ChatId>, pair: Option<(Ocid, Ocid)>) {
+        self.forget_cached(chat, pair);
     }
 }

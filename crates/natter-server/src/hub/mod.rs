@@ -322,6 +322,12 @@ impl Hub {
     }
 }
 
+impl crate::bus::Presence for Hub {
+    fn is_online(&self, ocid: Ocid) -> bool {
+        Hub::is_online(self, ocid)
+    }
+}
+
 impl BusHandler for Hub {
     fn node(&self) -> u64 {
         self.node

@@ -7,7 +7,13 @@
 
 pub mod postgres;
 mod rows;
+mod social;
 pub mod sqlite;
+
+pub use social::{
+    ChatState, GroupEdit, GroupSummary, Groups, Identity, Invitation, JoinMode, JoinRequest,
+    ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy, SessionInfo,
+};
 
 use async_trait::async_trait;
 pub use natter_proto::{ChatId, Index, MessageId, Ocid};
@@ -51,6 +57,17 @@ pub struct Account {
     pub password_hash: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    pub signature: String,
+    pub description: String,
+    /// 0 unknown, 1 male, 2 female.
+    pub sex: u8,
+    pub status_text: String,
+    /// When the profile last changed (ms; 0 never).
+    pub modified_at: i64,
+    /// The question that resets a forgotten password, if one is set.
+    pub security_question: Option<String>,
+    /// The account was deleted: it keeps its ocid and nothing else.
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -70,18 +87,6 @@ pub mod status {
     pub const ACTIVE: i64 = 0;
     /// Kept, but may not log in or resume until unbanned.
     pub const BANNED: i64 = 1;
-    /// Erased: no email, password or sessions; its ocid and messages stay.
-    pub const DELETED: i64 = 2;
-}
-
-/// One login session of an account, as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// The stored hash of the token (the token itself is never stored).
-    pub token_hash: Vec<u8>,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub revoked: bool,
 }
 
 /// Counts over the whole store.
@@ -99,17 +104,6 @@ pub struct Statistics {
     pub invites_unused: u64,
 }
 
-/// A group, as an operator lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupSummary {
-    pub id: ChatId,
-    pub name: String,
-    pub owner: Option<Ocid>,
-    pub members: u64,
-    pub last_index: Index,
-    pub created_at: i64,
-}
-
 /// An invitation code (only its hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invite {
@@ -120,69 +114,7 @@ pub struct Invite {
     pub used_at: Option<i64>,
 }
 
-/// One row of a store as `natter export` writes it and `natter import` reads it: everything
-/// that makes a deployment, ids kept (logins are not moved: people log in again).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Account(Account),
-    Chat(ChatRecord),
-    Member(MemberRecord),
-    Message(Message),
-    /// One direction of a friendship (both are exported).
-    Friend {
-        ocid: Ocid,
-        friend: Ocid,
-        since: i64,
-    },
-    FriendRequest(FriendRequest),
-}
-
-/// Which table [`Store::export`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Accounts,
-    Chats,
-    Members,
-    Messages,
-    Friends,
-    FriendRequests,
-}
-
-impl Table {
-    /// In the order an import needs them (rows before the rows that name them).
-    pub const ALL: [Table; 6] = [
-        Self::Accounts,
-        Self::Chats,
-        Self::Members,
-        Self::Messages,
-        Self::Friends,
-        Self::FriendRequests,
-    ];
-}
-
-/// A chat row, whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatRecord {
-    pub id: ChatId,
-    /// 0 private, 1 group.
-    pub kind: i64,
-    pub name: String,
-    pub owner: Option<Ocid>,
-    pub pair: Option<(Ocid, Ocid)>,
-    pub last_index: Index,
-    pub created_at: i64,
-}
-
-/// A membership row, whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRecord {
-    pub chat: ChatId,
-    pub ocid: Ocid,
-    pub role: i64,
-    pub joined_index: Index,
-    pub delivered_index: Index,
-    pub joined_at: i64,
-}
+pub use rows::{Col, Row, TABLES, TableSpec, row_key as rows_key};
 
 /// A live (unrevoked) login session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +137,15 @@ pub struct Chat {
     pub owner: Option<Ocid>,
     /// Every member, ascending.
     pub members: Vec<Ocid>,
+    /// A group's admins (not its owner), ascending.
+    pub admins: Vec<Ocid>,
+    pub description: String,
+    pub avatar: String,
+    pub join_mode: JoinMode,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// A disbanded group keeps its id and history and has no members.
+    pub disbanded: bool,
 }
 
 /// The content category of one message part (seed 003's list: 0 text, 1 image, 2 voice,
@@ -214,6 +155,9 @@ pub struct Category(pub u8);
 
 impl Category {
     pub const TEXT: Self = Self(0);
+    /// natter's own: the JSON of a system message's event (who joined, left, was removed...),
+    /// for programs; the message's text says the same for people.
+    pub const EVENT: Self = Self(100);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,11 +245,13 @@ pub struct FriendRequest {
 }
 
 /// One of an account's friends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Friend {
     pub ocid: Ocid,
     /// Unix milliseconds when the request was accepted.
     pub since: i64,
+    /// The private name the account gave this friend ("" for none).
+    pub remark: String,
 }
 
 /// What asking to befriend an account did.
@@ -354,7 +300,7 @@ impl std::future::Future for Receipt {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Profiles + Groups + ReadState + Send + Sync + 'static {
     /// Create an account; the store allocates its ocid.
     async fn create_account(&self, new: NewAccount) -> Result<Account>;
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>>;
@@ -449,19 +395,8 @@ pub trait Store: Send + Sync + 'static {
     async fn accounts(&self, after: Ocid, limit: u32) -> Result<Vec<Account>>;
     /// Set an account's status (`status::*`); `false` when there is no such account.
     async fn set_account_status(&self, ocid: Ocid, status: i64) -> Result<bool>;
-    /// Replace an account's password hash; `false` when there is no such account.
-    async fn set_password_hash(&self, ocid: Ocid, password_hash: &str) -> Result<bool>;
-    /// Erase an account: status `DELETED`; email, phone, username, nickname and password
-    /// cleared; every session revoked (with its delivery marks); its friendships and friend
-    /// requests removed. Its ocid, memberships and messages stay (other people's history).
-    /// `false` when there is no such account.
-    async fn erase_account(&self, ocid: Ocid) -> Result<bool>;
-    /// Every session of an account (revoked and expired ones too), newest first.
-    async fn account_sessions(&self, ocid: Ocid) -> Result<Vec<SessionInfo>>;
     /// Counts over the whole store; `now` decides which sessions have expired.
     async fn statistics(&self, now: i64) -> Result<Statistics>;
-    /// Up to `limit` groups with an id above `after`, ascending.
-    async fn groups(&self, after: ChatId, limit: u32) -> Result<Vec<GroupSummary>>;
 
     /// Store a new invitation code (by its hash).
     async fn create_invite(
@@ -493,12 +428,12 @@ pub trait Store: Send + Sync + 'static {
     /// messages: `Ok` means the store accepts writes now.
     async fn check_write(&self, node: &str, now: i64) -> Result<()>;
 
-    /// Up to `limit` rows of `table` after the key `after` (each table's primary key, as one or
-    /// two integers: `(id, 0)` or `(a, b)`), in key order.
-    async fn export(&self, table: Table, after: (i64, i64), limit: u32) -> Result<Vec<Record>>;
-    /// Insert `records` as they are (ids kept), in one transaction. For an empty store, with
-    /// no server running on it.
-    async fn import(&self, records: &[Record]) -> Result<()>;
+    /// Up to `limit` rows of `table` (one of [`TABLES`]) after the key `after` (the table's
+    /// key, one or two integers: `(id, 0)` or `(a, b)`), in key order, every column by name.
+    async fn export(&self, table: &TableSpec, after: (i64, i64), limit: u32) -> Result<Vec<Row>>;
+    /// Insert `rows` of `table` as they are (ids kept), in one transaction. For an empty
+    /// store, with no server running on it.
+    async fn import(&self, table: &TableSpec, rows: &[Row]) -> Result<()>;
     /// After the last [`Store::import`]: id sequences move past the imported ids.
     async fn finish_import(&self) -> Result<()>;
 

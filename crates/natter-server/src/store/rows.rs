@@ -5,7 +5,7 @@ use super::{
     Account, Category, ChatId, FriendRequest, Index, Membership, Message, MessageId, Ocid, Part,
     StoreError, Unique,
 };
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row as SqlRow, Type};
 
 /// An id as the schemas store it: a 64-bit signed integer.
 pub trait AsSql {
@@ -40,7 +40,7 @@ pub trait StoreRow {
 
 impl<R> StoreRow for R
 where
-    R: Row,
+    R: SqlRow,
     for<'r> &'r str: ColumnIndex<R>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
@@ -59,12 +59,14 @@ where
     }
 }
 
-pub const ACCOUNT_COLUMNS: &str =
-    "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at";
+pub const ACCOUNT_COLUMNS: &str = "ocid, uuid, email, phone, username, nickname, avatar, \
+     status, password_hash, created_at, signature, description, sex, status_text, modified_at, \
+     security_question, deleted_at";
 
 /// The same columns of an `accounts` table aliased `a`.
 pub const ACCOUNT_COLUMNS_A: &str = "a.ocid, a.uuid, a.email, a.phone, a.username, a.nickname, \
-     a.avatar, a.status, a.password_hash, a.created_at";
+     a.avatar, a.status, a.password_hash, a.created_at, a.signature, a.description, a.sex, \
+     a.status_text, a.modified_at, a.security_question, a.deleted_at";
 
 pub const MESSAGE_COLUMNS: &str = "id, chat_id, idx, sender, kind, parts, client_id, created_at";
 
@@ -80,6 +82,13 @@ pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
         status: row.int("status")?,
         password_hash: row.text("password_hash")?,
         created_at: row.int("created_at")?,
+        signature: row.text("signature")?,
+        description: row.text("description")?,
+        sex: row.int("sex")? as u8,
+        status_text: row.text("status_text")?,
+        modified_at: row.int("modified_at")?,
+        security_question: row.opt_text("security_question")?,
+        deleted: row.opt_int("deleted_at")?.is_some(),
     })
 }
 
@@ -307,13 +316,22 @@ pub fn session<R: StoreRow>(row: &R) -> Result<super::SessionRow, sqlx::Error> {
     })
 }
 
-/// A `chats` row (`kind`, `name`, `owner`) with its members read separately.
+/// The columns [`chat`] reads from a `chats` row.
+pub const CHAT_COLUMNS: &str =
+    "kind, name, owner, description, avatar, join_mode, created_at, disbanded_at";
+
+/// A `chats` row ([`CHAT_COLUMNS`]) with its members and their roles read separately.
 pub fn chat<R: StoreRow>(
     row: &R,
     id: ChatId,
-    members: Vec<Ocid>,
+    members: Vec<(Ocid, super::Role)>,
 ) -> Result<super::Chat, sqlx::Error> {
     let owner = row.opt_int("owner")?;
+    let admins = members
+        .iter()
+        .filter(|(_, r)| *r == super::Role::Admin)
+        .map(|(o, _)| *o)
+        .collect();
     Ok(super::Chat {
         id,
         kind: if row.int("kind")? == 0 {
@@ -323,7 +341,53 @@ pub fn chat<R: StoreRow>(
         },
         name: row.text("name")?,
         owner: owner.map(|o| Ocid(o as u64)),
-        members,
+        members: members.into_iter().map(|(o, _)| o).collect(),
+        admins,
+        description: row.text("description")?,
+        avatar: row.text("avatar")?,
+        join_mode: super::JoinMode::from_code(row.int("join_mode")?),
+        created_at: row.int("created_at")?,
+        disbanded: row.opt_int("disbanded_at")?.is_some(),
+    })
+}
+
+/// The columns [`group_summary`] reads, from a `chats` row aliased `c` (its member count
+/// included); a caller adds the asking account's `role` when it has one.
+pub const GROUP_SUMMARY_COLUMNS: &str = "c.id, c.name, c.avatar, c.join_mode,
+     (SELECT COUNT(*) FROM members x WHERE x.chat_id = c.id) AS member_count";
+
+/// A group as lists show it: [`GROUP_SUMMARY_COLUMNS`], and `role` if `with_role`.
+pub fn group_summary<R: StoreRow>(
+    row: &R,
+    with_role: bool,
+) -> Result<super::GroupSummary, sqlx::Error> {
+    Ok(super::GroupSummary {
+        id: ChatId(row.int("id")? as u64),
+        name: row.text("name")?,
+        avatar: row.text("avatar")?,
+        join_mode: super::JoinMode::from_code(row.int("join_mode")?),
+        member_count: row.int("member_count")? as u64,
+        role: if with_role {
+            Some(super::Role::from_code(row.int("role")?))
+        } else {
+            None
+        },
+    })
+}
+
+/// A live session as listed: its token hash must be the 32 bytes every session is opened with.
+pub fn session_info(
+    token_hash: Vec<u8>,
+    created_at: i64,
+    expires_at: i64,
+) -> super::Result<super::SessionInfo> {
+    let token_hash = token_hash
+        .try_into()
+        .map_err(|_| StoreError::Backend("a session hash is not 32 bytes".into()))?;
+    Ok(super::SessionInfo {
+        token_hash,
+        created_at,
+        expires_at,
     })
 }
 
@@ -343,55 +407,189 @@ pub fn statistics<R: StoreRow>(row: &R) -> Result<super::Statistics, sqlx::Error
     })
 }
 
-/// A group row (`id, name, owner, last_index, created_at, members`).
-pub fn group_summary<R: StoreRow>(row: &R) -> Result<super::GroupSummary, sqlx::Error> {
-    Ok(super::GroupSummary {
-        id: ChatId(row.int("id")? as u64),
-        name: row.text("name")?,
-        owner: row.opt_int("owner")?.map(|o| Ocid(o as u64)),
-        members: row.int("members")?.max(0) as u64,
-        last_index: Index(row.int("last_index")? as u64),
-        created_at: row.int("created_at")?,
-    })
+/// How a column is read and written by export and import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Int,
+    OptInt,
+    Text,
+    OptText,
 }
 
-/// The SQL of `Store::export` for `table`: rows after a key, in key order. Parameters: the
+/// A table as export and import see it: its name, the type word of its lines, its key (one or
+/// two integer columns) and every column it has.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    /// The `t` of its lines in an export.
+    pub line: &'static str,
+    pub key: (&'static str, Option<&'static str>),
+    pub columns: &'static [(&'static str, Col)],
+}
+
+use Col::{Int, OptInt, OptText, Text};
+
+/// Every table an export holds, in import order (rows before the rows that name them).
+/// Logins, delivery marks and the operator's own tables (invitation codes, account events,
+/// node checks) are left out. A column added to one of these tables is added here too (the
+/// store conformance suite checks that nothing is missing).
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "accounts",
+        line: "account",
+        key: ("ocid", None),
+        columns: &[
+            ("ocid", Int),
+            ("uuid", Text),
+            ("email", OptText),
+            ("phone", OptText),
+            ("username", OptText),
+            ("nickname", Text),
+            ("avatar", Text),
+            ("status", Int),
+            ("password_hash", Text),
+            ("created_at", Int),
+            ("signature", Text),
+            ("description", Text),
+            ("sex", Int),
+            ("status_text", Text),
+            ("modified_at", Int),
+            ("security_question", OptText),
+            ("security_answer_hash", OptText),
+            ("reset_failures", Int),
+            ("reset_blocked_until", Int),
+            ("deleted_at", OptInt),
+        ],
+    },
+    TableSpec {
+        name: "chats",
+        line: "chat",
+        key: ("id", None),
+        columns: &[
+            ("id", Int),
+            ("kind", Int),
+            ("name", Text),
+            ("owner", OptInt),
+            ("pair_lo", OptInt),
+            ("pair_hi", OptInt),
+            ("last_index", Int),
+            ("created_at", Int),
+            ("description", Text),
+            ("avatar", Text),
+            ("join_mode", Int),
+            ("disbanded_at", OptInt),
+        ],
+    },
+    TableSpec {
+        name: "members",
+        line: "member",
+        key: ("chat_id", Some("ocid")),
+        columns: &[
+            ("chat_id", Int),
+            ("ocid", Int),
+            ("role", Int),
+            ("joined_index", Int),
+            ("delivered_index", Int),
+            ("joined_at", Int),
+            ("read_index", Int),
+        ],
+    },
+    TableSpec {
+        name: "messages",
+        line: "message",
+        key: ("id", None),
+        columns: &[
+            ("id", Int),
+            ("chat_id", Int),
+            ("idx", Int),
+            ("sender", Int),
+            ("kind", Int),
+            ("parts", Text),
+            ("client_id", OptText),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "friends",
+        line: "friend",
+        key: ("ocid", Some("friend")),
+        columns: &[
+            ("ocid", Int),
+            ("friend", Int),
+            ("since", Int),
+            ("remark", Text),
+        ],
+    },
+    TableSpec {
+        name: "friend_requests",
+        line: "friend_request",
+        key: ("from_ocid", Some("to_ocid")),
+        columns: &[
+            ("from_ocid", Int),
+            ("to_ocid", Int),
+            ("message", Text),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "blocks",
+        line: "block",
+        key: ("ocid", Some("blocked")),
+        columns: &[("ocid", Int), ("blocked", Int), ("since", Int)],
+    },
+    TableSpec {
+        name: "join_requests",
+        line: "join_request",
+        key: ("chat_id", Some("ocid")),
+        columns: &[
+            ("chat_id", Int),
+            ("ocid", Int),
+            ("message", Text),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "invitations",
+        line: "invitation",
+        key: ("chat_id", Some("ocid")),
+        columns: &[
+            ("chat_id", Int),
+            ("ocid", Int),
+            ("by_ocid", Int),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "pending_notices",
+        line: "pending_notice",
+        key: ("id", None),
+        columns: &[
+            ("id", Int),
+            ("ocid", Int),
+            ("body", Text),
+            ("created_at", Int),
+        ],
+    },
+];
+
+/// One exported row: its columns by name.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// The SQL of `Store::export` for `spec`: rows after a key, in key order. Parameters: the
 /// key's first column, its second (two-column keys), the limit; SQLite binds all three
 /// (`?1`..`?3`), PostgreSQL only those the statement names (`$1`, [`$2`,] then the limit).
-pub fn export_sql(table: super::Table, pg: bool) -> String {
-    use super::Table;
-    let (columns, from, key1, key2) = match table {
-        Table::Accounts => (ACCOUNT_COLUMNS, "accounts", "ocid", None),
-        Table::Chats => (
-            "id, kind, name, owner, pair_lo, pair_hi, last_index, created_at",
-            "chats",
-            "id",
-            None,
-        ),
-        Table::Members => (
-            "chat_id, ocid, role, joined_index, delivered_index, joined_at",
-            "members",
-            "chat_id",
-            Some("ocid"),
-        ),
-        Table::Messages => (MESSAGE_COLUMNS, "messages", "id", None),
-        Table::Friends => ("ocid, friend, since", "friends", "ocid", Some("friend")),
-        Table::FriendRequests => (
-            "from_ocid, to_ocid, message, created_at",
-            "friend_requests",
-            "from_ocid",
-            Some("to_ocid"),
-        ),
-    };
+pub fn export_sql(spec: &TableSpec, pg: bool) -> String {
+    let columns: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
+    let (columns, from) = (columns.join(", "), spec.name);
     let mark = if pg { '$' } else { '?' };
-    match key2 {
-        None => {
+    match spec.key {
+        (key1, None) => {
             let limit = if pg { 2 } else { 3 };
             format!(
                 "SELECT {columns} FROM {from} WHERE {key1} > {mark}1 ORDER BY {key1} LIMIT {mark}{limit}"
             )
         }
-        Some(key2) => format!(
+        (key1, Some(key2)) => format!(
             "SELECT {columns} FROM {from}
              WHERE ({key1} > {mark}1 OR ({key1} = {mark}1 AND {key2} > {mark}2))
              ORDER BY {key1}, {key2} LIMIT {mark}3"
@@ -399,161 +597,80 @@ pub fn export_sql(table: super::Table, pg: bool) -> String {
     }
 }
 
-/// One exported row of `table`, and its key (for the next page).
-pub fn export_row<R: StoreRow>(
-    table: super::Table,
-    row: &R,
-) -> Result<(super::Record, (i64, i64)), sqlx::Error> {
-    use super::{ChatRecord, MemberRecord, Record, Table};
-    Ok(match table {
-        Table::Accounts => {
-            let a = account(row)?;
-            let key = (a.ocid.0 as i64, 0);
-            (Record::Account(a), key)
-        }
-        Table::Chats => {
-            let id = row.int("id")?;
-            let pair = match (row.opt_int("pair_lo")?, row.opt_int("pair_hi")?) {
-                (Some(lo), Some(hi)) => Some((Ocid(lo as u64), Ocid(hi as u64))),
-                _ => None,
-            };
-            let chat = ChatRecord {
-                id: ChatId(id as u64),
-                kind: row.int("kind")?,
-                name: row.text("name")?,
-                owner: row.opt_int("owner")?.map(|o| Ocid(o as u64)),
-                pair,
-                last_index: Index(row.int("last_index")? as u64),
-                created_at: row.int("created_at")?,
-            };
-            (Record::Chat(chat), (id, 0))
-        }
-        Table::Members => {
-            let (chat, ocid) = (row.int("chat_id")?, row.int("ocid")?);
-            let member = MemberRecord {
-                chat: ChatId(chat as u64),
-                ocid: Ocid(ocid as u64),
-                role: row.int("role")?,
-                joined_index: Index(row.int("joined_index")? as u64),
-                delivered_index: Index(row.int("delivered_index")? as u64),
-                joined_at: row.int("joined_at")?,
-            };
-            (Record::Member(member), (chat, ocid))
-        }
-        Table::Messages => {
-            let m = message(row)?;
-            let key = (m.id.0 as i64, 0);
-            (Record::Message(m), key)
-        }
-        Table::Friends => {
-            let (ocid, friend) = (row.int("ocid")?, row.int("friend")?);
-            (
-                Record::Friend {
-                    ocid: Ocid(ocid as u64),
-                    friend: Ocid(friend as u64),
-                    since: row.int("since")?,
-                },
-                (ocid, friend),
-            )
-        }
-        Table::FriendRequests => {
-            let (from, to) = (row.int("from_ocid")?, row.int("to_ocid")?);
-            let r = friend_request(row, Ocid(to as u64))?;
-            (Record::FriendRequest(r), (from, to))
-        }
-    })
+/// A row read by [`export_sql`], as its columns by name.
+pub fn export_row<R: StoreRow>(spec: &TableSpec, row: &R) -> Result<Row, sqlx::Error> {
+    use serde_json::Value;
+    let mut out = Row::new();
+    for (name, col) in spec.columns {
+        let value = match col {
+            Col::Int => Value::from(row.int(name)?),
+            Col::OptInt => row.opt_int(name)?.map_or(Value::Null, Value::from),
+            Col::Text => Value::from(row.text(name)?),
+            Col::OptText => row.opt_text(name)?.map_or(Value::Null, Value::from),
+        };
+        out.insert((*name).to_owned(), value);
+    }
+    Ok(out)
 }
 
-/// The SQL that inserts one imported record, ids kept (placeholders as in [`export_sql`]).
-pub fn import_sql(record: &super::Record, pg: bool) -> String {
-    use super::Record;
-    let (table, columns) = match record {
-        Record::Account(_) => (
-            "accounts",
-            "ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at",
-        ),
-        Record::Chat(_) => (
-            "chats",
-            "id, kind, name, owner, pair_lo, pair_hi, last_index, created_at",
-        ),
-        Record::Member(_) => (
-            "members",
-            "chat_id, ocid, role, joined_index, delivered_index, joined_at",
-        ),
-        Record::Message(_) => (
-            "messages",
-            "id, chat_id, idx, sender, kind, parts, client_id, created_at",
-        ),
-        Record::Friend { .. } => ("friends", "ocid, friend, since"),
-        Record::FriendRequest(_) => ("friend_requests", "from_ocid, to_ocid, message, created_at"),
-    };
-    let n = columns.split(',').count();
-    let values: Vec<String> = (1..=n)
+/// Where the next page of `spec` starts after `row`.
+pub fn row_key(spec: &TableSpec, row: &Row) -> (i64, i64) {
+    let int = |c: &str| row.get(c).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    (int(spec.key.0), spec.key.1.map_or(0, int))
+}
+
+/// The SQL that inserts one imported row of `spec` (placeholders as in [`export_sql`]).
+pub fn import_sql(spec: &TableSpec, pg: bool) -> String {
+    let columns: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
+    let values: Vec<String> = (1..=columns.len())
         .map(|i| if pg { format!("${i}") } else { "?".into() })
         .collect();
     format!(
-        "INSERT INTO {table} ({columns}) VALUES ({})",
+        "INSERT INTO {} ({}) VALUES ({})",
+        spec.name,
+        columns.join(", "),
         values.join(", ")
     )
 }
 
-/// Bind an imported record's values, in the order of [`import_sql`]'s columns.
-macro_rules! bind_record {
-    ($query:expr, $record:expr) => {{
-        use $crate::store::Record;
-        use $crate::store::rows::{AsSql, encode_parts};
-        let q = $query;
-        match $record {
-            Record::Account(a) => q
-                .bind(a.ocid.sql())
-                .bind(a.uuid.clone())
-                .bind(a.email.clone())
-                .bind(a.phone.clone())
-                .bind(a.username.clone())
-                .bind(a.nickname.clone())
-                .bind(a.avatar.clone())
-                .bind(a.status)
-                .bind(a.password_hash.clone())
-                .bind(a.created_at),
-            Record::Chat(c) => q
-                .bind(c.id.sql())
-                .bind(c.kind)
-                .bind(c.name.clone())
-                .bind(c.owner.map(|o| o.sql()))
-                .bind(c.pair.map(|p| p.0.sql()))
-                .bind(c.pair.map(|p| p.1.sql()))
-                .bind(c.last_index.sql())
-                .bind(c.created_at),
-            Record::Member(m) => q
-                .bind(m.chat.sql())
-                .bind(m.ocid.sql())
-                .bind(m.role)
-                .bind(m.joined_index.sql())
-                .bind(m.delivered_index.sql())
-                .bind(m.joined_at),
-            Record::Message(m) => q
-                .bind(m.id.sql())
-                .bind(m.chat.sql())
-                .bind(m.index.sql())
-                .bind(m.sender.sql())
-                .bind(i64::from(m.kind))
-                .bind(encode_parts(&m.parts))
-                .bind(m.client_id.clone())
-                .bind(m.created_at),
-            Record::Friend {
-                ocid,
-                friend,
-                since,
-            } => q.bind(ocid.sql()).bind(friend.sql()).bind(*since),
-            Record::FriendRequest(r) => q
-                .bind(r.from.sql())
-                .bind(r.to.sql())
-                .bind(r.message.clone())
-                .bind(r.created_at),
-        }
-    }};
+/// A value of an imported row, checked against its column's kind.
+pub enum Value<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
 }
-pub(crate) use bind_record;
+
+/// The values of an imported row in [`import_sql`]'s order.
+///
+/// # Errors
+/// A column missing, of the wrong type, or null where it may not be; a column the table does
+/// not have.
+pub fn import_values<'a>(spec: &TableSpec, row: &'a Row) -> super::Result<Vec<Value<'a>>> {
+    let bad = |why: String| StoreError::Backend(format!("{} row: {why}", spec.name));
+    if let Some(extra) = row
+        .keys()
+        .find(|k| !spec.columns.iter().any(|(c, _)| c == k))
+    {
+        return Err(bad(format!("no column `{extra}`")));
+    }
+    spec.columns
+        .iter()
+        .map(|(name, col)| {
+            let v = row.get(*name).unwrap_or(&serde_json::Value::Null);
+            match (col, v) {
+                (Col::Int | Col::OptInt, serde_json::Value::Number(n)) => n
+                    .as_i64()
+                    .map(|i| Value::Int(Some(i)))
+                    .ok_or_else(|| bad(format!("`{name}` is not a 64-bit integer"))),
+                (Col::OptInt, serde_json::Value::Null) => Ok(Value::Int(None)),
+                (Col::Text | Col::OptText, serde_json::Value::String(t)) => {
+                    Ok(Value::Text(Some(t.as_str())))
+                }
+                (Col::OptText, serde_json::Value::Null) => Ok(Value::Text(None)),
+                _ => Err(bad(format!("`{name}` is missing or of the wrong type"))),
+            }
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

@@ -42,7 +42,7 @@ async fn closed_registration_refuses_both_dialects() {
     let r = a
         .request(&frame(&v1::register("a@example.com", "pw", "A")), 100)
         .await;
-    assert_error(&r, "registration_closed", 3001, json!(4));
+    assert_error(&r, "registration_closed", 3003, json!(4));
     let mut b = server.v0().await;
     let r = b
         .request(
@@ -50,7 +50,7 @@ async fn closed_registration_refuses_both_dialects() {
             100,
         )
         .await;
-    assert_error(&r, "registration_closed", 3001, json!(4));
+    assert_error(&r, "registration_closed", 3003, json!(4));
 }
 
 #[tokio::test]
@@ -70,13 +70,13 @@ async fn invitation_codes_register_over_v0_once() {
         f
     };
     let r = c.request(&register("a@example.com", None), 100).await;
-    assert_error(&r, "invalid_invite", 3002, json!(4));
+    assert_error(&r, "invalid_invite", 3004, json!(4));
     let r = c.request(&register("a@example.com", Some(&code)), 5).await;
     assert_eq!(r["data"]["state"], json!(0), "{r}");
     let r = c
         .request(&register("b@example.com", Some(&code)), 100)
         .await;
-    assert_error(&r, "invalid_invite", 3002, json!(4));
+    assert_error(&r, "invalid_invite", 3004, json!(4));
     domain.close().await;
 }
 

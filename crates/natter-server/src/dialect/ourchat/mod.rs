@@ -2,6 +2,7 @@
 //! Both answer failures with an error frame (code 100; OurChat's code 18 in the 2024 flavour) and the error registry of `natter_proto::error`, and both
 //! report login and registration outcomes in the seeds' `state` values.
 
+mod social;
 mod v0;
 mod v1;
 
@@ -11,6 +12,7 @@ pub use v1::V1;
 use crate::dialect::Refusal;
 use crate::domain::{DomainError, Invalid};
 use crate::store::Range;
+use crate::store::Role;
 use bytes::Bytes;
 use natter_proto::ourchat::{Page, finish};
 use natter_proto::{ErrorCode, WireError};
@@ -110,6 +112,50 @@ fn wire_error(e: &DomainError) -> WireError {
             C::DuplicateClientId,
             "that client_id was already used for a message to another chat".into(),
         ),
+        DomainError::UsernameTaken => (C::UsernameTaken, "that username is taken".into()),
+        DomainError::PhoneTaken => (
+            C::PhoneTaken,
+            "that phone number is already registered".into(),
+        ),
+        DomainError::Forbidden { chat, need } => (
+            C::Forbidden,
+            match need {
+                Role::Owner => format!("only the owner of group {chat} may do this"),
+                Role::Admin | Role::Member => {
+                    format!("only an admin of group {chat} may do this")
+                }
+            },
+        ),
+        DomainError::AlreadyMember(c) => (
+            C::AlreadyMember,
+            format!("that account is already a member of group {c}"),
+        ),
+        DomainError::NoSuchJoinRequest { chat, ocid } => (
+            C::NoSuchJoinRequest,
+            format!("no request from {ocid} to join group {chat} is waiting"),
+        ),
+        DomainError::NoSuchInvitation(c) => (
+            C::NoSuchInvitation,
+            format!("no invitation to group {c} is waiting"),
+        ),
+        DomainError::OwnerCannotLeave(c) => (
+            C::OwnerCannotLeave,
+            format!("hand group {c} to another member (or disband it) before leaving"),
+        ),
+        DomainError::Blocking(o) => (C::Blocking, format!("you block {o}; unblock it first")),
+        DomainError::NotAccepted(o) => (
+            C::NotAccepted,
+            format!("{o} does not accept messages from you"),
+        ),
+        DomainError::ResetLocked { retry_after_s } => (
+            C::TooManyAttempts,
+            format!("too many wrong answers; try again in {retry_after_s} seconds"),
+        ),
+        DomainError::NoSecurityQuestion => (
+            C::NoSecurityQuestion,
+            "no security question is set for that account".into(),
+        ),
+        DomainError::NoSuchLogin => (C::NoSuchLogin, "no login has that id".into()),
         DomainError::Internal => (C::Internal, "the server failed; try again".into()),
     };
     WireError::new(code, message)
@@ -130,6 +176,19 @@ fn invalid_text(i: Invalid) -> String {
         Invalid::PrivateChatWithSelf => "a private chat needs another account than your own".into(),
         Invalid::OwnAccount => "that is your own account".into(),
         Invalid::RequestNote { max } => format!("field `msg` must be at most {max} characters"),
+        Invalid::Username { max } => format!(
+            "field `username` must be 3 to {max} characters of a-z, 0-9, _ and ., starting with a letter"
+        ),
+        Invalid::Phone => "field `phone` must be an optional + and 6 to 15 digits".into(),
+        Invalid::TooLong { field, max } => {
+            format!("field `{}` must be at most {max} characters", field.name())
+        }
+        Invalid::Sex => "field `sex` must be 0, 1, 2 or 3".into(),
+        Invalid::Query { max } => format!("field `query` must be 1 to {max} characters"),
+        Invalid::Answer { max } => format!("field `answer` must be 1 to {max} characters"),
+        Invalid::Question { max } => format!("field `question` must be 1 to {max} characters"),
+        Invalid::EmptyEdit => "nothing to change: give at least one field".into(),
+        Invalid::MessageType => "field `type` must be 1 to 7".into(),
     }
 }
 

@@ -165,7 +165,8 @@ impl Dialect for V0 {
                     request_id: env.request_id.clone(),
                     silent: !c.state().on,
                 };
-                c.send(to, msg, client_id, ack, out).await;
+                c.send(to, crate::store::kind::NORMAL, msg, client_id, ack, out)
+                    .await;
             }
             Request::History { chat, page, limit } => {
                 let found = c

@@ -2,19 +2,20 @@
 //! as OurChat's 2024 clients and server spoke it, at the WebSocket upgrade of `GET /`. Wire
 //! details: `natter_proto::ourchat::v1` and `docs/protocol/ourchat-v1.md`.
 
+use super::social::{invitation_value, join_request_value};
 use super::{
     Ext, NO_UNREGISTER, UNSUPPORTED, auth_state, decode_with, now_s, range, refusal,
     register_state, wire_error,
 };
-use crate::conn::{Authenticated, Conn, Credentials, Missed, Since};
+use crate::conn::{Authenticated, Conn, Credentials, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
 use crate::domain::{DomainError, LoginKey, Sent, To};
 use crate::event::{FriendChange, Notice, view};
 use crate::hub::Slot;
-use crate::store::Befriend;
+use crate::store::{Befriend, Identity};
 use bytes::Bytes;
 use natter_proto::ourchat::v1::{
-    self, Envelope, Flavour, InfoField, LoginBy, Request, Target, code,
+    self, Envelope, Flavour, InfoField, LoginBy, Request, Target, code, social,
 };
 use natter_proto::{MessageView, Ocid, WireError};
 use serde_json::{Map, Value, json};
@@ -43,7 +44,7 @@ impl V1 {
     }
 
     /// A frame as this flavour writes it, with the request's id.
-    fn bytes(&self, frame: Value, request_id: Option<&Value>) -> Bytes {
+    pub(super) fn bytes(&self, frame: Value, request_id: Option<&Value>) -> Bytes {
         Bytes::from(v1::finish_as(frame, request_id, self.flavour))
     }
 
@@ -59,6 +60,16 @@ pub struct Ack {
     code: i64,
     request_id: Option<Value>,
     silent: bool,
+}
+
+/// The identity a login (or a reset) names; `None` for an ocid that is not a number.
+pub(super) fn identity(by: LoginBy, account: &str) -> Option<Identity> {
+    Some(match by {
+        LoginBy::Email => Identity::Email(account.to_owned()),
+        LoginBy::Username => Identity::Username(account.to_owned()),
+        LoginBy::Phone => Identity::Phone(account.to_owned()),
+        LoginBy::Ocid => return None,
+    })
 }
 
 fn to(target: Target) -> To {
@@ -90,7 +101,7 @@ impl Dialect for V1 {
                 | Request::Heartbeat
                 | Request::ServerStatus
                 | Request::Unsupported { .. }
-        );
+        ) && !matches!(&env.request, Request::Social(s) if !Self::social_needs_login(s));
         let pipelined = matches!(env.request, Request::Text { .. });
         Ok(Decoded {
             request: env,
@@ -122,16 +133,18 @@ impl Dialect for V1 {
                 NO_UNREGISTER,
             ))),
             Request::Register {
-                email,
+                by,
+                account,
                 password,
                 name,
                 ext,
                 invite,
             } => {
                 c.state_mut().on |= ext;
+                let id = identity(by, &account).unwrap_or(Identity::Email(account));
                 // Boxed, as logins are: rare, and a large future to carry inline.
-                let result = Box::pin(c.domain().register_email(
-                    &email,
+                let result = Box::pin(c.domain().register(
+                    &id,
                     &password,
                     name.as_deref(),
                     invite.as_deref(),
@@ -154,21 +167,23 @@ impl Dialect for V1 {
             } => {
                 c.state_mut().on |= ext;
                 let key = match by {
-                    LoginBy::Email => Some(LoginKey::Email(account)),
                     LoginBy::Ocid => account.trim().parse().ok().map(LoginKey::Ocid),
+                    _ => identity(by, &account).map(LoginKey::Identity),
                 };
                 let result = match key {
                     Some(key) => c.authenticate(Credentials::Password(key, password)).await,
                     None => Err(DomainError::BadCredentials),
                 };
-                self.answer_auth(c.state(), code::LOGIN_REPLY, result, rid, out);
+                self.answer_auth(c, code::LOGIN_REPLY, result, rid, out)
+                    .await;
             }
             Request::Resume { token, since } => {
                 let since = since.into_iter().map(|(t, i)| (to(t), i)).collect();
                 let result = c
                     .authenticate(Credentials::Token(token, Since::Targets(since)))
                     .await;
-                self.answer_auth(c.state(), code::RESUME_REPLY, result, rid, out);
+                self.answer_auth(c, code::RESUME_REPLY, result, rid, out)
+                    .await;
             }
             Request::Logout => match c.logout().await {
                 Ok(()) => out.push(reply(v1::simple(code::LOGOUT_REPLY, t))),
@@ -178,6 +193,7 @@ impl Dialect for V1 {
                 to: target,
                 msg,
                 client_id,
+                kind,
             } => {
                 let ack = Ack {
                     target,
@@ -185,7 +201,11 @@ impl Dialect for V1 {
                     request_id: env.request_id.clone(),
                     silent: !c.state().on,
                 };
-                c.send(to(target), msg, client_id, ack, out).await;
+                let kind = kind.unwrap_or(crate::store::kind::NORMAL);
+                c.send(to(target), kind, msg, client_id, ack, out).await;
+            }
+            Request::Social(request) => {
+                Box::pin(self.social(c, env.code, rid, request, out)).await;
             }
             Request::NewSession { members, name } => {
                 let name = name.unwrap_or_default();
@@ -348,6 +368,7 @@ impl Dialect for V1 {
                         let target = group.map_or(Target::Private(me), Target::Group);
                         v1::typing_push(t, *from, target)
                     }
+                    other => Self::social_push(other, me, t)?,
                 }
             }
         };
@@ -357,11 +378,13 @@ impl Dialect for V1 {
 
 impl V1 {
     /// Code 7 or 102 with the authentication's state (and token, for a password login), then,
-    /// on success, what the device missed as code 0 frames, and (opted in) code 106 with their
-    /// count.
-    fn answer_auth(
+    /// on success, what the device missed as code 0 frames, and (opted in) what waits for the
+    /// account (friend requests as 119, join requests to answer as 180, invitations as 182,
+    /// kept notices as 181 and 183) and code 106 with the count of missed messages and the
+    /// unread total.
+    async fn answer_auth(
         &self,
-        state: &Ext,
+        c: &Conn<Self>,
         code: i64,
         result: Result<Authenticated, DomainError>,
         rid: Option<&Value>,
@@ -373,18 +396,44 @@ impl V1 {
             Err(_) => (None, None),
         };
         out.push(self.bytes(v1::login_reply(now_s(), code, outcome, ocid, token), rid));
-        if let Ok(a) = result {
-            self.push_missed(state, &a.missed, out);
-        }
-    }
-
-    fn push_missed(&self, state: &Ext, missed: &[Missed], out: &mut Vec<Bytes>) {
-        for (m, chat) in missed {
+        let Ok(a) = result else { return };
+        for (m, chat) in &a.missed {
             let text = m.text();
             out.push(self.message(&view(m, chat, &text)));
         }
-        if state.on {
-            out.push(self.bytes(v1::sync_done(now_s(), missed.len() as u64), None));
+        if !c.state().on {
+            return;
         }
+        let t = now_s();
+        let mut done = v1::sync_done(t, a.missed.len() as u64);
+        match c.domain().news(a.ocid).await {
+            Ok(news) => {
+                for r in &news.friend_requests {
+                    let push = v1::friend_request_push(r.created_at / 1000, r.from, &r.message);
+                    out.push(self.bytes(push, None));
+                }
+                let pushes = news
+                    .join_requests
+                    .iter()
+                    .map(|r| social::frame(code::JOIN_REQUEST_PUSH, t, join_request_value(r)))
+                    .chain(
+                        news.invitations
+                            .iter()
+                            .map(|i| social::frame(code::INVITATION_PUSH, t, invitation_value(i))),
+                    )
+                    .chain(
+                        news.notices
+                            .iter()
+                            .filter_map(|(n, at)| Self::social_push(n, a.ocid, at / 1000)),
+                    );
+                for push in pushes {
+                    out.push(self.bytes(push, None));
+                }
+                done["unread"] = json!(news.unread);
+            }
+            // Logged already; the login stands without its news.
+            Err(_) => {}
+        }
+        out.push(self.bytes(done, None));
     }
 }

@@ -8,16 +8,17 @@
 //! deadlock on each other; a batch that still fails with a transient error (deadlock,
 //! serialization failure, a client id raced in from another node) is retried whole.
 
+mod social;
 mod writer;
 
 use super::rows::{
-    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, AsSql, MESSAGE_COLUMNS, WriterTask,
-    backend,
+    self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AppendJob, AsSql, CHAT_COLUMNS, MESSAGE_COLUMNS,
+    WriterTask, backend,
 };
 use super::{
-    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, GroupSummary, Index,
-    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Record,
-    Result, SessionInfo, SessionRow, Statistics, Store, StoreError, Table, status,
+    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Invite, Membership,
+    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, Row,
+    SessionRow, Statistics, Store, StoreError, TableSpec,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -111,14 +112,24 @@ pub fn redacted(url: &str) -> String {
 }
 
 impl PgStore {
-    async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
-        let rows: Vec<i64> =
-            sqlx::query_scalar("SELECT ocid FROM members WHERE chat_id = $1 ORDER BY ocid")
+    async fn chat_members(&self, id: ChatId) -> Result<Vec<(Ocid, Role)>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT ocid, role FROM members WHERE chat_id = $1 ORDER BY ocid")
                 .bind(id.sql())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(rows.into_iter().map(|o| Ocid(o as u64)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(o, r)| (Ocid(o as u64), Role::from_code(r)))
+            .collect())
+    }
+
+    /// A chat just written, read back whole.
+    async fn written_chat(&self, id: i64) -> Result<Chat> {
+        self.chat(ChatId(id as u64))
+            .await?
+            .ok_or_else(|| StoreError::Backend("a chat vanished right after it was written".into()))
     }
 
     async fn account_where(
@@ -238,11 +249,13 @@ impl Store for PgStore {
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
-        let row = sqlx::query("SELECT kind, name, owner FROM chats WHERE id = $1")
-            .bind(id.sql())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHAT_COLUMNS} FROM chats WHERE id = $1"
+        )))
+        .bind(id.sql())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
         let members = self.chat_members(id).await?;
         rows::chat(&row, id, members).map(Some).map_err(backend)
@@ -262,13 +275,6 @@ impl Store for PgStore {
 
     async fn private_chat(&self, a: Ocid, b: Ocid, now: i64) -> Result<Chat> {
         let (lo, hi) = (a.min(b), a.max(b));
-        let chat = |id: i64| Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Private,
-            name: String::new(),
-            owner: None,
-            members: vec![lo, hi],
-        };
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Two nodes racing here: the loser's insert waits for the winner's commit, then does
         // nothing, and the chat is read back below.
@@ -294,14 +300,14 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
             tx.commit().await.map_err(backend)?;
-            return Ok(chat(id));
+            return self.written_chat(id).await;
         }
         tx.rollback().await.map_err(backend)?;
         let id = self
             .find_private_chat(lo, hi)
             .await?
             .ok_or_else(|| StoreError::Backend("private chat vanished after a conflict".into()))?;
-        Ok(chat(id.sql()))
+        self.written_chat(id.sql()).await
     }
 
     async fn create_group(
@@ -337,13 +343,7 @@ impl Store for PgStore {
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        Ok(Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Group,
-            name: name.to_owned(),
-            owner: Some(owner),
-            members: sorted,
-        })
+        self.written_chat(id).await
     }
 
     async fn queue_append(
@@ -544,17 +544,19 @@ impl Store for PgStore {
     }
 
     async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT friend, since FROM friends WHERE ocid = $1 ORDER BY friend")
-                .bind(ocid.sql())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT friend, since, remark FROM friends WHERE ocid = $1 ORDER BY friend",
+        )
+        .bind(ocid.sql())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(rows
             .into_iter()
-            .map(|(f, since)| Friend {
+            .map(|(f, since, remark)| Friend {
                 ocid: Ocid(f as u64),
                 since,
+                remark,
             })
             .collect())
     }
@@ -599,68 +601,6 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn set_password_hash(&self, ocid: Ocid, password_hash: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE ocid = $2")
-            .bind(password_hash)
-            .bind(ocid.sql())
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn erase_account(&self, ocid: Ocid) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let o = ocid.sql();
-        let found = sqlx::query(
-            "UPDATE accounts SET status = $1, email = NULL, phone = NULL, username = NULL,
-             nickname = '', avatar = '', password_hash = '' WHERE ocid = $2",
-        )
-        .bind(status::DELETED)
-        .bind(o)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected()
-            > 0;
-        for sql in [
-            "DELETE FROM device_marks WHERE token_hash IN (SELECT token_hash FROM sessions WHERE ocid = $1)",
-            "UPDATE sessions SET revoked = TRUE WHERE ocid = $1",
-            "DELETE FROM friend_requests WHERE from_ocid = $1 OR to_ocid = $1",
-            "DELETE FROM friends WHERE ocid = $1 OR friend = $1",
-        ] {
-            sqlx::query(sql)
-                .bind(o)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(found)
-    }
-
-    async fn account_sessions(&self, ocid: Ocid) -> Result<Vec<SessionInfo>> {
-        let rows: Vec<(Vec<u8>, i64, i64, bool)> = sqlx::query_as(
-            "SELECT token_hash, created_at, expires_at, revoked FROM sessions WHERE ocid = $1
-             ORDER BY created_at DESC, token_hash",
-        )
-        .bind(ocid.sql())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(token_hash, created_at, expires_at, revoked)| SessionInfo {
-                    token_hash,
-                    created_at,
-                    expires_at,
-                    revoked,
-                },
-            )
-            .collect())
-    }
-
     async fn statistics(&self, now: i64) -> Result<Statistics> {
         let row = sqlx::query(STATISTICS_SQL)
             .bind(now)
@@ -670,42 +610,27 @@ impl Store for PgStore {
         rows::statistics(&row).map_err(backend)
     }
 
-    async fn groups(&self, after: ChatId, limit: u32) -> Result<Vec<GroupSummary>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.name, c.owner, c.last_index, c.created_at,
-                    (SELECT COUNT(*) FROM members m WHERE m.chat_id = c.id) AS members
-             FROM chats c WHERE c.kind = 1 AND c.id > $1 ORDER BY c.id LIMIT $2",
-        )
-        .bind(after.sql())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows.iter()
-            .map(rows::group_summary)
-            .collect::<Result<_, _>>()
-            .map_err(backend)
-    }
-
     async fn create_invite(
         &self,
         code_hash: &[u8],
         now: i64,
         expires_at: Option<i64>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO invites (code_hash, created_at, expires_at) VALUES ($1, $2, $3)")
-            .bind(code_hash)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO invite_codes (code_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
     async fn invites(&self) -> Result<Vec<Invite>> {
         let rows: Vec<(Vec<u8>, i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invites
+            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invite_codes
              ORDER BY created_at DESC, code_hash",
         )
         .fetch_all(&self.pool)
@@ -734,7 +659,7 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // The invitation's row is locked: two registrations with one code cannot both use it.
         let usable: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM invites WHERE code_hash = $1 AND used_by IS NULL
+            "SELECT 1 FROM invite_codes WHERE code_hash = $1 AND used_by IS NULL
              AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
         )
         .bind(code_hash)
@@ -761,7 +686,7 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         let account = rows::account(&row).map_err(backend)?;
-        sqlx::query("UPDATE invites SET used_by = $1, used_at = $2 WHERE code_hash = $3")
+        sqlx::query("UPDATE invite_codes SET used_by = $1, used_at = $2 WHERE code_hash = $3")
             .bind(account.ocid.sql())
             .bind(now)
             .bind(code_hash)
@@ -824,13 +749,13 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn export(&self, table: Table, after: (i64, i64), limit: u32) -> Result<Vec<Record>> {
+    async fn export(&self, table: &TableSpec, after: (i64, i64), limit: u32) -> Result<Vec<Row>> {
         let sql = sqlx::AssertSqlSafe(rows::export_sql(table, true));
         let query = sqlx::query(sql).bind(after.0);
         // `$2` appears only in the statements of two-column keys.
-        let query = match table {
-            Table::Members | Table::Friends | Table::FriendRequests => query.bind(after.1),
-            _ => query,
+        let query = match table.key.1 {
+            Some(_) => query.bind(after.1),
+            None => query,
         };
         let found = query
             .bind(i64::from(limit))
@@ -839,19 +764,23 @@ impl Store for PgStore {
             .map_err(backend)?;
         found
             .iter()
-            .map(|r| rows::export_row(table, r).map(|(record, _)| record))
+            .map(|r| rows::export_row(table, r))
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
 
-    async fn import(&self, records: &[Record]) -> Result<()> {
+    async fn import(&self, table: &TableSpec, imported: &[Row]) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        for record in records {
-            let sql = sqlx::AssertSqlSafe(rows::import_sql(record, true));
-            rows::bind_record!(sqlx::query(sql), record)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+        let sql = rows::import_sql(table, true);
+        for row in imported {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for value in rows::import_values(table, row)? {
+                query = match value {
+                    rows::Value::Int(v) => query.bind(v),
+                    rows::Value::Text(v) => query.bind(v),
+                };
+            }
+            query.execute(&mut *tx).await.map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -861,6 +790,7 @@ impl Store for PgStore {
             "SELECT setval('accounts_ocid_seq', GREATEST((SELECT MAX(ocid) FROM accounts), 10000))",
             "SELECT setval(pg_get_serial_sequence('chats', 'id'), GREATEST((SELECT MAX(id) FROM chats), 1), (SELECT MAX(id) FROM chats) IS NOT NULL)",
             "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST((SELECT MAX(id) FROM messages), 1), (SELECT MAX(id) FROM messages) IS NOT NULL)",
+            "SELECT setval(pg_get_serial_sequence('pending_notices', 'id'), GREATEST((SELECT MAX(id) FROM pending_notices), 1), (SELECT MAX(id) FROM pending_notices) IS NOT NULL)",
         ] {
             sqlx::query(sql)
                 .execute(&self.pool)
@@ -887,15 +817,15 @@ const EVENT_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// Every count of [`Statistics`] in one query (`$1`: now, for session expiry).
 const STATISTICS_SQL: &str = "SELECT
-    (SELECT COUNT(*) FROM accounts WHERE status = 0) AS accounts_active,
-    (SELECT COUNT(*) FROM accounts WHERE status = 1) AS accounts_banned,
-    (SELECT COUNT(*) FROM accounts WHERE status = 2) AS accounts_deleted,
+    (SELECT COUNT(*) FROM accounts WHERE status = 0 AND deleted_at IS NULL) AS accounts_active,
+    (SELECT COUNT(*) FROM accounts WHERE status = 1 AND deleted_at IS NULL) AS accounts_banned,
+    (SELECT COUNT(*) FROM accounts WHERE deleted_at IS NOT NULL) AS accounts_deleted,
     (SELECT COUNT(*) FROM sessions WHERE NOT revoked AND expires_at > $1) AS sessions_live,
     (SELECT COUNT(*) FROM chats WHERE kind = 0) AS private_chats,
-    (SELECT COUNT(*) FROM chats WHERE kind = 1) AS groups,
+    (SELECT COUNT(*) FROM chats WHERE kind = 1 AND disbanded_at IS NULL) AS groups,
     (SELECT COUNT(*) FROM messages) AS messages,
     (SELECT COUNT(*) FROM friends) / 2 AS friendships,
-    (SELECT COUNT(*) FROM invites WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > $1)) AS invites_unused";
+    (SELECT COUNT(*) FROM invite_codes WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > $1)) AS invites_unused";
 
 /// Lock two accounts' rows, lowest ocid first (so two transactions on one pair never deadlock).
 async fn lock_pair(tx: &mut PgConnection, a: i64, b: i64) -> Result<()> {

@@ -9,13 +9,14 @@
 
 pub mod backup;
 mod reads;
+mod social;
 mod writer;
 
-use super::rows::{self, ACCOUNT_COLUMNS, AsSql, MESSAGE_COLUMNS, backend};
+use super::rows::{self, ACCOUNT_COLUMNS, AsSql, CHAT_COLUMNS, MESSAGE_COLUMNS, backend};
 use super::{
-    Account, Befriend, Chat, ChatId, ChatKind, Device, Friend, FriendRequest, GroupSummary, Index,
-    Invite, Membership, Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Record,
-    Result, SessionInfo, SessionRow, Statistics, Store, StoreError, Table, status,
+    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Invite, Membership,
+    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, Row,
+    SessionRow, Statistics, Store, StoreError, TableSpec,
 };
 use async_trait::async_trait;
 use reads::{LiteRow, MEMBERSHIP_ONE_SQL, MEMBERSHIP_SQL, Readers, SESSION_SQL, decoded};
@@ -83,14 +84,25 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    async fn chat_members(&self, id: ChatId) -> Result<Vec<Ocid>> {
-        let rows: Vec<i64> =
-            sqlx::query_scalar("SELECT ocid FROM members WHERE chat_id = ? ORDER BY ocid")
+    /// A chat's members with their roles, ascending.
+    async fn chat_members(&self, id: ChatId) -> Result<Vec<(Ocid, Role)>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT ocid, role FROM members WHERE chat_id = ? ORDER BY ocid")
                 .bind(id.sql())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(rows.into_iter().map(|o| Ocid(o as u64)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(o, r)| (Ocid(o as u64), Role::from_code(r)))
+            .collect())
+    }
+
+    /// A chat just written, read back whole.
+    async fn written_chat(&self, id: i64) -> Result<Chat> {
+        self.chat(ChatId(id as u64))
+            .await?
+            .ok_or_else(|| StoreError::Backend("a chat vanished right after it was written".into()))
     }
 }
 
@@ -99,11 +111,11 @@ impl Store for SqliteStore {
     async fn create_account(&self, new: NewAccount) -> Result<Account> {
         let _turn = self.writes.lock().await;
         // Under SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
              VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
-             RETURNING ocid, uuid, email, phone, username, nickname, avatar, status, password_hash, created_at",
-        )
+             RETURNING {ACCOUNT_COLUMNS}"
+        )))
         .bind(&new.uuid)
         .bind(&new.email)
         .bind(&new.phone)
@@ -212,11 +224,13 @@ impl Store for SqliteStore {
     }
 
     async fn chat(&self, id: ChatId) -> Result<Option<Chat>> {
-        let row = sqlx::query("SELECT kind, name, owner FROM chats WHERE id = ?")
-            .bind(id.sql())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHAT_COLUMNS} FROM chats WHERE id = ?"
+        )))
+        .bind(id.sql())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
         let members = self.chat_members(id).await?;
         rows::chat(&row, id, members).map(Some).map_err(backend)
@@ -274,13 +288,8 @@ impl Store for SqliteStore {
             }
         };
         tx.commit().await.map_err(backend)?;
-        Ok(Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Private,
-            name: String::new(),
-            owner: None,
-            members: vec![lo, hi],
-        })
+        drop(_turn);
+        self.written_chat(id).await
     }
 
     async fn create_group(
@@ -320,13 +329,8 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(Chat {
-            id: ChatId(id as u64),
-            kind: ChatKind::Group,
-            name: name.to_owned(),
-            owner: Some(owner),
-            members: sorted,
-        })
+        drop(_turn);
+        self.written_chat(id).await
     }
 
     async fn queue_append(
@@ -514,12 +518,13 @@ impl Store for SqliteStore {
     async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>> {
         self.readers.with(|c| {
             let mut st = c.prepare_cached(
-                "SELECT friend, since FROM friends WHERE ocid = ?1 ORDER BY friend",
+                "SELECT friend, since, remark FROM friends WHERE ocid = ?1 ORDER BY friend",
             )?;
             let rows = st.query_map([ocid.sql()], |r| {
                 Ok(Friend {
                     ocid: Ocid(r.get::<_, i64>(0)? as u64),
                     since: r.get(1)?,
+                    remark: r.get(2)?,
                 })
             })?;
             rows.collect()
@@ -567,74 +572,6 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn set_password_hash(&self, ocid: Ocid, password_hash: &str) -> Result<bool> {
-        let _turn = self.writes.lock().await;
-        let done = sqlx::query("UPDATE accounts SET password_hash = ? WHERE ocid = ?")
-            .bind(password_hash)
-            .bind(ocid.sql())
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn erase_account(&self, ocid: Ocid) -> Result<bool> {
-        let _turn = self.writes.lock().await;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        let o = ocid.sql();
-        let found = sqlx::query(
-            "UPDATE accounts SET status = ?, email = NULL, phone = NULL, username = NULL,
-             nickname = '', avatar = '', password_hash = '' WHERE ocid = ?",
-        )
-        .bind(status::DELETED)
-        .bind(o)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected()
-            > 0;
-        for sql in [
-            "DELETE FROM device_marks WHERE token_hash IN (SELECT token_hash FROM sessions WHERE ocid = ?1)",
-            "UPDATE sessions SET revoked = 1 WHERE ocid = ?1",
-            "DELETE FROM friend_requests WHERE from_ocid = ?1 OR to_ocid = ?1",
-            "DELETE FROM friends WHERE ocid = ?1 OR friend = ?1",
-        ] {
-            sqlx::query(sql)
-                .bind(o)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(found)
-    }
-
-    async fn account_sessions(&self, ocid: Ocid) -> Result<Vec<SessionInfo>> {
-        let rows: Vec<(Vec<u8>, i64, i64, i64)> = sqlx::query_as(
-            "SELECT token_hash, created_at, expires_at, revoked FROM sessions WHERE ocid = ?
-             ORDER BY created_at DESC, token_hash",
-        )
-        .bind(ocid.sql())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(token_hash, created_at, expires_at, revoked)| SessionInfo {
-                    token_hash,
-                    created_at,
-                    expires_at,
-                    revoked: revoked != 0,
-                },
-            )
-            .collect())
-    }
-
     async fn statistics(&self, now: i64) -> Result<Statistics> {
         let row = sqlx::query(STATISTICS_SQL)
             .bind(now)
@@ -644,23 +581,6 @@ impl Store for SqliteStore {
         rows::statistics(&row).map_err(backend)
     }
 
-    async fn groups(&self, after: ChatId, limit: u32) -> Result<Vec<GroupSummary>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.name, c.owner, c.last_index, c.created_at,
-                    (SELECT COUNT(*) FROM members m WHERE m.chat_id = c.id) AS members
-             FROM chats c WHERE c.kind = 1 AND c.id > ? ORDER BY c.id LIMIT ?",
-        )
-        .bind(after.sql())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows.iter()
-            .map(rows::group_summary)
-            .collect::<Result<_, _>>()
-            .map_err(backend)
-    }
-
     async fn create_invite(
         &self,
         code_hash: &[u8],
@@ -668,19 +588,21 @@ impl Store for SqliteStore {
         expires_at: Option<i64>,
     ) -> Result<()> {
         let _turn = self.writes.lock().await;
-        sqlx::query("INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)")
-            .bind(code_hash)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO invite_codes (code_hash, created_at, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
     async fn invites(&self) -> Result<Vec<Invite>> {
         let rows = sqlx::query(
-            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invites
+            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invite_codes
              ORDER BY created_at DESC, code_hash",
         )
         .fetch_all(&self.pool)
@@ -716,7 +638,7 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         let usable: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM invites WHERE code_hash = ? AND used_by IS NULL
+            "SELECT 1 FROM invite_codes WHERE code_hash = ? AND used_by IS NULL
              AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(code_hash)
@@ -744,7 +666,7 @@ impl Store for SqliteStore {
             .await
             .map_err(backend)?;
         let account = rows::account(&row).map_err(backend)?;
-        sqlx::query("UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ?")
+        sqlx::query("UPDATE invite_codes SET used_by = ?, used_at = ? WHERE code_hash = ?")
             .bind(account.ocid.sql())
             .bind(now)
             .bind(code_hash)
@@ -804,7 +726,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn export(&self, table: Table, after: (i64, i64), limit: u32) -> Result<Vec<Record>> {
+    async fn export(&self, table: &TableSpec, after: (i64, i64), limit: u32) -> Result<Vec<Row>> {
         let sql = sqlx::AssertSqlSafe(rows::export_sql(table, false));
         let found = sqlx::query(sql)
             .bind(after.0)
@@ -815,24 +737,28 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         found
             .iter()
-            .map(|r| rows::export_row(table, r).map(|(record, _)| record))
+            .map(|r| rows::export_row(table, r))
             .collect::<Result<_, _>>()
             .map_err(backend)
     }
 
-    async fn import(&self, records: &[Record]) -> Result<()> {
+    async fn import(&self, table: &TableSpec, imported: &[Row]) -> Result<()> {
         let _turn = self.writes.lock().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        for record in records {
-            let sql = sqlx::AssertSqlSafe(rows::import_sql(record, false));
-            rows::bind_record!(sqlx::query(sql), record)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+        let sql = rows::import_sql(table, false);
+        for row in imported {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for value in rows::import_values(table, row)? {
+                query = match value {
+                    rows::Value::Int(v) => query.bind(v),
+                    rows::Value::Text(v) => query.bind(v),
+                };
+            }
+            query.execute(&mut *tx).await.map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -859,15 +785,15 @@ const EVENT_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// Every count of [`Statistics`] in one query (`?1`: now, for session expiry).
 const STATISTICS_SQL: &str = "SELECT
-    (SELECT COUNT(*) FROM accounts WHERE status = 0) AS accounts_active,
-    (SELECT COUNT(*) FROM accounts WHERE status = 1) AS accounts_banned,
-    (SELECT COUNT(*) FROM accounts WHERE status = 2) AS accounts_deleted,
+    (SELECT COUNT(*) FROM accounts WHERE status = 0 AND deleted_at IS NULL) AS accounts_active,
+    (SELECT COUNT(*) FROM accounts WHERE status = 1 AND deleted_at IS NULL) AS accounts_banned,
+    (SELECT COUNT(*) FROM accounts WHERE deleted_at IS NOT NULL) AS accounts_deleted,
     (SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1) AS sessions_live,
     (SELECT COUNT(*) FROM chats WHERE kind = 0) AS private_chats,
-    (SELECT COUNT(*) FROM chats WHERE kind = 1) AS groups,
+    (SELECT COUNT(*) FROM chats WHERE kind = 1 AND disbanded_at IS NULL) AS groups,
     (SELECT COUNT(*) FROM messages) AS messages,
     (SELECT COUNT(*) FROM friends) / 2 AS friendships,
-    (SELECT COUNT(*) FROM invites WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > ?1)) AS invites_unused";
+    (SELECT COUNT(*) FROM invite_codes WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > ?1)) AS invites_unused";
 
 /// Record a friendship in both directions (idempotent).
 async fn befriend(tx: &mut sqlx::SqliteConnection, a: i64, b: i64, now: i64) -> Result<()> {

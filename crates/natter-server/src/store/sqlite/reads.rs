@@ -98,7 +98,8 @@ pub(super) const MEMBERSHIP_ONE_SQL: &str = "SELECT m.chat_id, m.joined_index, m
 /// A live session with its account (`rows::ACCOUNT_COLUMNS_A`, then `expires_at`).
 pub(super) const SESSION_SQL: &str =
     "SELECT a.ocid, a.uuid, a.email, a.phone, a.username, a.nickname,
-     a.avatar, a.status, a.password_hash, a.created_at, s.expires_at
+     a.avatar, a.status, a.password_hash, a.created_at, a.signature, a.description, a.sex,
+     a.status_text, a.modified_at, a.security_question, a.deleted_at, s.expires_at
      FROM sessions AS s JOIN accounts AS a ON a.ocid = s.ocid
      WHERE s.token_hash = ?1 AND s.revoked = 0";
 

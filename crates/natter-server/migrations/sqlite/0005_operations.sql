@@ -1,11 +1,11 @@
 -- Operations: account standing, invitations, the notices a running server polls, and a row per
 -- node that readiness checks write.
 --
--- accounts.status: 0 active, 1 banned, 2 deleted (a deleted account keeps its ocid and its
--- messages; its email, password and sessions are gone).
+-- accounts.status: 0 active, 1 banned (a deleted account is marked by accounts.deleted_at).
 
--- Single-use invitation codes (registration in `invite` mode). Only a hash of the code is kept.
-CREATE TABLE invites (
+-- Single-use invitation codes for registration (`--registration invite`); only a hash of each
+-- code is kept. (Invitations into a group are the table `invitations`.)
+CREATE TABLE invite_codes (
     code_hash  BLOB    PRIMARY KEY,
     created_at INTEGER NOT NULL,
     expires_at INTEGER,
