@@ -321,7 +321,7 @@ fn print_account_line(a: &Account) {
     println!(
         "{:<8} {:<8} {:<21} {}  {}",
         a.ocid,
-        status_name(&a),
+        status_name(a),
         time(a.created_at),
         a.email.as_deref().unwrap_or("-"),
         a.nickname

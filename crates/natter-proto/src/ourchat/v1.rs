@@ -4,9 +4,10 @@
 //!
 //! Codes 0 and 4-11 are the seed's; 12-22 are the codes OurChat itself assigned later (server
 //! status, verification, unregister, its error frame, account edits, uploads); 100 and up are
-//! natter's documented extensions, which a client only sees once it opted in (`ext`, or the
-//! first use of an extension code). See `docs/protocol/ourchat-v1.md`. Every reply may carry
-//! the request's `request_id`.
+//! natter's documented extensions: error frames (100) are always sent, the other unasked frames
+//! (acks, the sync-done marker, pushes) only once the client opted in (`ext`, or the first use
+//! of an extension code). See `docs/protocol/ourchat-v1.md`. Every reply may carry the
+//! request's `request_id`.
 
 pub mod social;
 

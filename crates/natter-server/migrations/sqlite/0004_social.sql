@@ -4,7 +4,7 @@
 -- Profiles: what an account shows of itself; `modified_at` is when it last changed (ms).
 ALTER TABLE accounts ADD COLUMN signature   TEXT    NOT NULL DEFAULT '';
 ALTER TABLE accounts ADD COLUMN description TEXT    NOT NULL DEFAULT '';
--- 0 unknown, 1 male, 2 female (seed 003's values).
+-- 0 unknown, 1 male, 2 female (seed 003's values), 3 other.
 ALTER TABLE accounts ADD COLUMN sex         INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN status_text TEXT    NOT NULL DEFAULT '';
 ALTER TABLE accounts ADD COLUMN modified_at INTEGER NOT NULL DEFAULT 0;

@@ -123,36 +123,40 @@ impl Domain {
     /// # Errors
     /// `Internal`.
     pub async fn news(&self, me: Ocid) -> Result<News, DomainError> {
-        let friend_requests = self
+        // Counted first, in one read: most logins have nothing waiting but unread messages.
+        let counts = self
             .store
-            .friend_requests(me)
+            .news_counts(me)
             .await
-            .map_err(|e| internal("friend request read failed", &e))?;
-        let join_requests = self.requests_to_answer(me).await?;
-        let invitations = self.invitations(me).await?;
-        let unread = self
-            .store
-            .chat_states(me)
-            .await
-            .map_err(|e| internal("chat list read failed", &e))?
-            .iter()
-            .map(|s| s.unread)
-            .sum();
-        let kept = self
-            .store
-            .take_notices(me)
-            .await
-            .map_err(|e| internal("kept notices read failed", &e))?;
-        let notices = kept
-            .iter()
-            .filter_map(|k| crate::bus::kept_notice(k))
-            .collect();
-        Ok(News {
-            friend_requests,
-            join_requests,
-            invitations,
-            notices,
-            unread,
-        })
+            .map_err(|e| internal("news read failed", &e))?;
+        let mut news = News {
+            unread: counts.unread,
+            ..News::default()
+        };
+        if counts.friend_requests > 0 {
+            news.friend_requests = self
+                .store
+                .friend_requests(me)
+                .await
+                .map_err(|e| internal("friend request read failed", &e))?;
+        }
+        if counts.join_requests > 0 {
+            news.join_requests = self.requests_to_answer(me).await?;
+        }
+        if counts.invitations > 0 {
+            news.invitations = self.invitations(me).await?;
+        }
+        if counts.notices > 0 {
+            let kept = self
+                .store
+                .take_notices(me)
+                .await
+                .map_err(|e| internal("kept notices read failed", &e))?;
+            news.notices = kept
+                .iter()
+                .filter_map(|k| crate::bus::kept_notice(k))
+                .collect();
+        }
+        Ok(news)
     }
 }

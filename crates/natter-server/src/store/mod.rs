@@ -12,7 +12,8 @@ pub mod sqlite;
 
 pub use social::{
     ChatState, GroupEdit, GroupSummary, Groups, Identity, Invitation, JoinMode, JoinRequest,
-    ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy, SessionInfo,
+    MAX_UNREAD, NewsCounts, ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy,
+    SessionInfo,
 };
 
 use async_trait::async_trait;
@@ -59,7 +60,7 @@ pub struct Account {
     pub created_at: i64,
     pub signature: String,
     pub description: String,
-    /// 0 unknown, 1 male, 2 female.
+    /// 0 unknown, 1 male, 2 female, 3 other.
     pub sex: u8,
     pub status_text: String,
     /// When the profile last changed (ms; 0 never).

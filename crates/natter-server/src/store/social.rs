@@ -258,7 +258,26 @@ pub struct ChatState {
     pub last: Option<Message>,
     /// How far the account has read.
     pub read: Index,
-    /// Messages after `read` sent by others.
+    /// Messages after `read` sent by others, counted up to [`MAX_UNREAD`].
+    pub unread: u64,
+}
+
+/// Unread messages are counted per chat up to this many: a count of 100 means "100 or more".
+/// Counting stops there so that a login of an account that never marks anything read costs
+/// the same as any other.
+pub const MAX_UNREAD: u64 = 100;
+
+/// What waits for an account, counted (read at every login, so in one cheap read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewsCounts {
+    /// Friend requests waiting for its answer.
+    pub friend_requests: u64,
+    /// Requests to join the groups it owns or administers.
+    pub join_requests: u64,
+    pub invitations: u64,
+    /// Kept notices.
+    pub notices: u64,
+    /// Others' unread messages over all its chats, each chat's count capped at [`MAX_UNREAD`].
     pub unread: u64,
 }
 
@@ -267,8 +286,11 @@ pub trait ReadState: Send + Sync {
     /// Raise how far `ocid` has read `chat` (never past its last message, never lowered);
     /// returns the read index. `None` if not a member.
     async fn mark_read(&self, ocid: Ocid, chat: ChatId, index: Index) -> Result<Option<Index>>;
-    /// Every chat of `ocid` with its newest message and unread count (in no order).
+    /// Every chat of `ocid` with its newest message and unread count (capped at
+    /// [`MAX_UNREAD`]), in no order.
     async fn chat_states(&self, ocid: Ocid) -> Result<Vec<ChatState>>;
+    /// How much waits for `ocid`.
+    async fn news_counts(&self, ocid: Ocid) -> Result<NewsCounts>;
     /// Keep a notice (as JSON) for `ocid` until its next login.
     async fn keep_notice(&self, ocid: Ocid, body: &str, now: i64) -> Result<()>;
     /// Take (and delete) `ocid`'s kept notices, oldest first.

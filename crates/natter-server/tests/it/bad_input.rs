@@ -224,10 +224,10 @@ async fn v1_field_errors_name_the_field() {
             "field `login_type` must be an integer",
         ),
         (
-            json!({"code": 6, "login_type": 3, "account": "a@b", "password": "p", "request_id": "r"}),
+            json!({"code": 6, "login_type": 4, "account": "a@b", "password": "p", "request_id": "r"}),
             "invalid_field",
             1003,
-            "field `login_type` must be 0 (email) or 1 (ocid)",
+            "field `login_type` must be 0 (email), 1 (ocid), 2 (username) or 3 (phone)",
         ),
         (
             json!({"code": 101, "token": 42, "request_id": "r"}),

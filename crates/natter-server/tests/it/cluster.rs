@@ -196,6 +196,73 @@ async fn a_token_from_one_node_resumes_on_the_other_with_what_was_missed() {
     assert_eq!(r["state"], json!(1), "{r}");
 }
 
+/// The next frame with `code`, passing over others.
+async fn next_code(c: &mut Client, code: i64) -> Value {
+    loop {
+        let f = c.recv().await;
+        if f["code"] == json!(code) {
+            return f;
+        }
+    }
+}
+
+/// A change of a group's members made through one node is seen by the other at once: a member
+/// who joined there is delivered to here, one removed here can no longer post there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_changed_on_one_node_are_seen_on_the_other() {
+    let Some((_db, nodes)) = cluster(2, None).await else {
+        return;
+    };
+    let mut alice = user_v1(&nodes[0], "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&nodes[1], "bob@example.com", "Bob", "pw-b").await;
+    let mut dave_a = user_v1(&nodes[0], "dave@example.com", "Dave", "pw-d").await;
+    let mut dave_b = nodes[1].v1().await;
+    login_v1(&mut dave_b, "dave@example.com", "pw-d").await;
+
+    let group = create_group_v1(&mut alice.client, &[bob.ocid]).await;
+    alice
+        .client
+        .request(
+            &json!({"code": 152, "group_id": group, "join_mode": 0}),
+            153,
+        )
+        .await;
+    // Both nodes cache the group's members: one message through each.
+    let post = |msg: &str| json!({"code": 0, "sender": {"group_id": group}, "msg": msg});
+    bob.client.send_json(&post("from b")).await;
+    next_code(&mut bob.client, 103).await;
+    alice.client.send_json(&post("from a")).await;
+    next_code(&mut alice.client, 103).await;
+
+    // Dave joins through node B; node A delivers to him from then on.
+    let r = dave_b
+        .request(&json!({"code": 154, "group_id": group}), 155)
+        .await;
+    assert_eq!(r["state"], json!(0), "{r}");
+    let joined = next_code(&mut dave_a.client, 0).await;
+    assert_eq!(
+        joined["type"],
+        json!(0),
+        "the join's system message: {joined}"
+    );
+    bob.client.send_json(&post("welcome")).await;
+    next_code(&mut bob.client, 103).await;
+    let m = next_code(&mut dave_a.client, 0).await;
+    assert_eq!(m["msg"], json!("welcome"), "{m}");
+
+    // Alice removes him through node A; node B refuses his posts from then on.
+    alice
+        .client
+        .send_json(&json!({"code": 168, "group_id": group, "ocid": dave_a.ocid}))
+        .await;
+    next_code(&mut alice.client, 169).await;
+    let removed = next_code(&mut dave_b, 183).await;
+    assert_eq!(removed["group_id"], json!(group), "{removed}");
+    dave_b.send_json(&post("still here?")).await;
+    let r = next_code(&mut dave_b, 100).await;
+    assert_error(&r, "not_a_member", 4002, json!(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn friends_presence_and_typing_cross_nodes() {
     let Some((db, nodes)) = cluster(2, None).await else {

@@ -7,9 +7,9 @@ use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
 use natter_server::store::{
     Account, Appended, Befriend, Category, ChatId, ChatKind, ChatState, Device, Friend, GroupEdit,
-    GroupSummary, Identity, Index, Invitation, JoinMode, JoinRequest, NewAccount, NewMessage, Ocid,
-    Part, ProfileEdit, Range, ResetState, Revoke, Role, SearchBy, SessionInfo, Store, StoreError,
-    Unique, kind, status,
+    GroupSummary, Identity, Index, Invitation, JoinMode, JoinRequest, MAX_UNREAD, NewAccount,
+    NewMessage, NewsCounts, Ocid, Part, ProfileEdit, Range, ResetState, Revoke, Role, SearchBy,
+    SessionInfo, Store, StoreError, Unique, kind, status,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -1961,6 +1961,83 @@ async fn notices(b: &Backend) {
     s.close().await;
 }
 
+/// What waits for an account, counted in one read; unread counts stop at `MAX_UNREAD` a chat.
+async fn news_counts(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=4 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let none = NewsCounts::default();
+    assert_eq!(s.news_counts(o(1)).await.expect("counts"), none);
+
+    // Friend requests to o(1), a request to join o(1)'s group (and one to a group o(1) is only
+    // a member of), an invitation, a kept notice.
+    s.request_friend(o(2), o(1), "hi", 1)
+        .await
+        .expect("request");
+    s.request_friend(o(3), o(1), "hey", 1)
+        .await
+        .expect("request");
+    s.request_friend(o(1), o(4), "mine", 1)
+        .await
+        .expect("request");
+    let owned = s
+        .create_group(o(1), "mine", &[o(1)], 1)
+        .await
+        .expect("group")
+        .id;
+    let other = s
+        .create_group(o(2), "theirs", &[o(1), o(2)], 1)
+        .await
+        .expect("group")
+        .id;
+    s.request_join(owned, o(3), "let me in", 2)
+        .await
+        .expect("join request");
+    s.request_join(other, o(4), "me too", 2)
+        .await
+        .expect("join request");
+    let third = s
+        .create_group(o(3), "third", &[o(3)], 1)
+        .await
+        .expect("group")
+        .id;
+    s.invite(third, o(1), o(3), 3).await.expect("invite");
+    s.keep_notice(o(1), "{}", 4).await.expect("keep");
+
+    // Unread: three of o(2)'s in their private chat (one of o(1)'s own does not count), and
+    // more than the cap in the group.
+    let p = s.private_chat(o(1), o(2), 1).await.expect("private").id;
+    for t in ["a", "b", "c"] {
+        new_message(&*s, text(p, o(2), t, None)).await;
+    }
+    new_message(&*s, text(p, o(1), "mine", None)).await;
+    for i in 0..=MAX_UNREAD {
+        new_message(&*s, text(other, o(2), &format!("g{i}"), None)).await;
+    }
+    let counts = s.news_counts(o(1)).await.expect("counts");
+    assert_eq!(
+        counts,
+        NewsCounts {
+            friend_requests: 2,
+            join_requests: 1,
+            invitations: 1,
+            notices: 1,
+            unread: 3 + MAX_UNREAD,
+        }
+    );
+    // Read marks lower it; o(2) administers `other`, whose request it sees.
+    s.mark_read(o(1), p, Index(2)).await.expect("read");
+    assert_eq!(
+        s.news_counts(o(1)).await.expect("counts").unread,
+        1 + MAX_UNREAD
+    );
+    assert_eq!(s.news_counts(o(2)).await.expect("counts").join_requests, 1);
+    s.take_notices(o(1)).await.expect("take");
+    assert_eq!(s.news_counts(o(1)).await.expect("counts").notices, 0);
+    s.close().await;
+}
+
 /// What operators do: list, ban, statistics, invitation codes, account events, the readiness
 /// write.
 async fn operations(b: &Backend) {
@@ -2280,6 +2357,7 @@ conformance!(
     concurrent_group_changes,
     read_state,
     notices,
+    news_counts,
     operations,
     export_import,
 );

@@ -156,7 +156,7 @@ async fn login_by_email_and_by_ocid() {
     // A bad login_type, and an integer account with login_type 0.
     let r = c3
         .request(
-            &json!({"code": 6, "login_type": 2, "account": "a@b", "password": "x"}),
+            &json!({"code": 6, "login_type": 4, "account": "a@b", "password": "x"}),
             100,
         )
         .await;

@@ -406,33 +406,30 @@ impl V1 {
         }
         let t = now_s();
         let mut done = v1::sync_done(t, a.missed.len() as u64);
-        match c.domain().news(a.ocid).await {
-            Ok(news) => {
-                for r in &news.friend_requests {
-                    let push = v1::friend_request_push(r.created_at / 1000, r.from, &r.message);
-                    out.push(self.bytes(push, None));
-                }
-                let pushes = news
-                    .join_requests
-                    .iter()
-                    .map(|r| social::frame(code::JOIN_REQUEST_PUSH, t, join_request_value(r)))
-                    .chain(
-                        news.invitations
-                            .iter()
-                            .map(|i| social::frame(code::INVITATION_PUSH, t, invitation_value(i))),
-                    )
-                    .chain(
-                        news.notices
-                            .iter()
-                            .filter_map(|(n, at)| Self::social_push(n, a.ocid, at / 1000)),
-                    );
-                for push in pushes {
-                    out.push(self.bytes(push, None));
-                }
-                done["unread"] = json!(news.unread);
+        // On failure (logged already) the login stands without its news.
+        if let Ok(news) = c.domain().news(a.ocid).await {
+            for r in &news.friend_requests {
+                let push = v1::friend_request_push(r.created_at / 1000, r.from, &r.message);
+                out.push(self.bytes(push, None));
             }
-            // Logged already; the login stands without its news.
-            Err(_) => {}
+            let pushes = news
+                .join_requests
+                .iter()
+                .map(|r| social::frame(code::JOIN_REQUEST_PUSH, t, join_request_value(r)))
+                .chain(
+                    news.invitations
+                        .iter()
+                        .map(|i| social::frame(code::INVITATION_PUSH, t, invitation_value(i))),
+                )
+                .chain(
+                    news.notices
+                        .iter()
+                        .filter_map(|(n, at)| Self::social_push(n, a.ocid, at / 1000)),
+                );
+            for push in pushes {
+                out.push(self.bytes(push, None));
+            }
+            done["unread"] = json!(news.unread);
         }
         out.push(self.bytes(done, None));
     }

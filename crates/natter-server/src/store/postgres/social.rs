@@ -12,8 +12,8 @@ use crate::store::rows::{
 };
 use crate::store::{
     Account, ChatId, ChatState, GroupEdit, GroupSummary, Groups, Identity, Index, Invitation,
-    JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke, Role,
-    SearchBy, SessionInfo, StoreError,
+    JoinRequest, NewsCounts, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke,
+    Role, SearchBy, SessionInfo, StoreError,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgRow};
@@ -689,8 +689,8 @@ impl ReadState for PgStore {
     async fn chat_states(&self, ocid: Ocid) -> Result<Vec<ChatState>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT m.chat_id AS chat, m.read_index, c.last_index,
-                    (SELECT COUNT(*) FROM messages x WHERE x.chat_id = m.chat_id
-                     AND x.idx > m.read_index AND x.sender <> m.ocid) AS unread,
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM messages x WHERE x.chat_id = m.chat_id
+                     AND x.idx > m.read_index AND x.sender <> m.ocid LIMIT 100) u) AS unread,
                     l.*
              FROM members m JOIN chats c ON c.id = m.chat_id
              LEFT JOIN LATERAL (
@@ -718,6 +718,37 @@ impl ReadState for PgStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn news_counts(&self, ocid: Ocid) -> Result<NewsCounts> {
+        let (friend_requests, join_requests, invitations, notices, unread): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT
+             (SELECT COUNT(*) FROM friend_requests WHERE to_ocid = $1),
+             (SELECT COUNT(*) FROM join_requests j JOIN members m ON m.chat_id = j.chat_id
+              WHERE m.ocid = $1 AND m.role IN (1, 2)),
+             (SELECT COUNT(*) FROM invitations WHERE ocid = $1),
+             (SELECT COUNT(*) FROM pending_notices WHERE ocid = $1),
+             (SELECT COALESCE(SUM((SELECT COUNT(*) FROM (SELECT 1 FROM messages x
+               WHERE x.chat_id = m.chat_id AND x.idx > m.read_index AND x.sender <> m.ocid
+               LIMIT 100) u)), 0)::BIGINT FROM members m WHERE m.ocid = $1)",
+        )
+        .bind(ocid.sql())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(NewsCounts {
+            friend_requests: friend_requests as u64,
+            join_requests: join_requests as u64,
+            invitations: invitations as u64,
+            notices: notices as u64,
+            unread: unread as u64,
+        })
     }
 
     async fn take_notices(&self, ocid: Ocid) -> Result<Vec<String>> {

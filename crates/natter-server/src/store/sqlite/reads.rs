@@ -109,3 +109,14 @@ pub(super) const MEMBERSHIP_SQL: &str = "SELECT m.chat_id, m.joined_index, m.del
      FROM members m JOIN chats c ON c.id = m.chat_id
      LEFT JOIN device_marks d ON d.token_hash = ?2 AND d.chat_id = m.chat_id
      WHERE m.ocid = ?1";
+
+/// What waits for an account (`?1`), counted in one read.
+pub(super) const NEWS_COUNTS_SQL: &str = "SELECT
+     (SELECT COUNT(*) FROM friend_requests WHERE to_ocid = ?1),
+     (SELECT COUNT(*) FROM join_requests j JOIN members m ON m.chat_id = j.chat_id
+      WHERE m.ocid = ?1 AND m.role IN (1, 2)),
+     (SELECT COUNT(*) FROM invitations WHERE ocid = ?1),
+     (SELECT COUNT(*) FROM pending_notices WHERE ocid = ?1),
+     (SELECT COALESCE(SUM((SELECT COUNT(*) FROM (SELECT 1 FROM messages x
+       WHERE x.chat_id = m.chat_id AND x.idx > m.read_index AND x.sender != m.ocid LIMIT 100))), 0)
+      FROM members m WHERE m.ocid = ?1)";

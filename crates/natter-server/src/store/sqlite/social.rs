@@ -8,8 +8,8 @@ use crate::store::rows::{
 };
 use crate::store::{
     Account, ChatId, ChatState, GroupEdit, GroupSummary, Groups, Identity, Index, Invitation,
-    JoinRequest, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke, Role,
-    SearchBy, SessionInfo, StoreError,
+    JoinRequest, NewsCounts, Ocid, ProfileEdit, Profiles, ReadState, ResetState, Result, Revoke,
+    Role, SearchBy, SessionInfo, StoreError,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -753,8 +753,8 @@ impl ReadState for SqliteStore {
     async fn chat_states(&self, ocid: Ocid) -> Result<Vec<ChatState>> {
         let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT m.chat_id, m.read_index, c.last_index,
-             (SELECT COUNT(*) FROM messages x WHERE x.chat_id = m.chat_id
-              AND x.idx > m.read_index AND x.sender != m.ocid) AS unread
+             (SELECT COUNT(*) FROM (SELECT 1 FROM messages x WHERE x.chat_id = m.chat_id
+              AND x.idx > m.read_index AND x.sender != m.ocid LIMIT 100)) AS unread
              FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.ocid = ?",
         )
         .bind(ocid.sql())
@@ -788,6 +788,22 @@ impl ReadState for SqliteStore {
             });
         }
         Ok(out)
+    }
+
+    async fn news_counts(&self, ocid: Ocid) -> Result<NewsCounts> {
+        self.readers.with(|c| {
+            let mut st = c.prepare_cached(super::reads::NEWS_COUNTS_SQL)?;
+            st.query_row([ocid.sql()], |r| {
+                let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+                Ok(NewsCounts {
+                    friend_requests: n(0)?,
+                    join_requests: n(1)?,
+                    invitations: n(2)?,
+                    notices: n(3)?,
+                    unread: n(4)?,
+                })
+            })
+        })
     }
 
     async fn keep_notice(&self, ocid: Ocid, body: &str, now: i64) -> Result<()> {
