@@ -457,8 +457,10 @@ pub async fn serve<W: Wire, D: Dialect>(
                 if ended {
                     break Some(Close::LOGGED_OUT);
                 }
+                // Boxed, as logins are: rare, and its future (a store read) would otherwise be
+                // carried by every idle connection's task.
                 if conn.handle.take_recheck()
-                    && let Some(why) = conn.recheck().await
+                    && let Some(why) = Box::pin(conn.recheck()).await
                 {
                     break Some(why);
                 }

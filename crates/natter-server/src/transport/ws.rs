@@ -76,17 +76,37 @@ fn upgrade<D: Dialect>(
         .max_frame_size(hard)
         .on_upgrade(move |socket| {
             let tracker = app.tracker.clone();
-            open.increment(1.0);
-            tracker.track_future(async move {
-                conn::serve(app, WsWire { socket }, dialect, peer).await;
-                open.decrement(1.0);
-            })
+            // The count goes down when the wire is dropped, with the connection. (Not in an
+            // async block around `serve`: that block would hold serve's arguments beside its
+            // future, doubling every connection's task.)
+            let wire = WsWire {
+                socket,
+                _open: Open::new(open),
+            };
+            tracker.track_future(conn::serve(app, wire, dialect, peer))
         })
 }
 
 /// A WebSocket connection as the connection loop drives it.
 pub struct WsWire {
     socket: WebSocket,
+    _open: Open,
+}
+
+/// One open connection in its dialect's `natter_connections` gauge, for as long as it lives.
+struct Open(metrics::Gauge);
+
+impl Open {
+    fn new(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 impl Wire for WsWire {
