@@ -98,7 +98,16 @@ async fn verbose_logs_debug_lines_and_json_lines_are_flat_without_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut child, rx) = spawn(
         dir.path(),
-        &["--log-level", "verbose", "--log-format", "json"],
+        &[
+            "--log-level",
+            "verbose",
+            "--log-format",
+            "json",
+            "--rate-per-sec",
+            "2",
+            "--rate-burst",
+            "2",
+        ],
         &[],
     );
     let line = line_with(&rx, "natter listening", Duration::from_secs(30)).expect("started");
@@ -125,6 +134,21 @@ async fn verbose_logs_debug_lines_and_json_lines_are_flat_without_secrets() {
     assert!(
         !failed.contains("s3cret") && !failed.contains("who@"),
         "{failed}"
+    );
+
+    // Over the rate limit: refused, and said once, with the client's address.
+    let mut ws = connect(&addr).await;
+    for _ in 0..6 {
+        send(&mut ws, json!({"code": 12})).await;
+    }
+    let limited =
+        line_with(&rx, "over the rate limit", Duration::from_secs(5)).expect("a rate-limit line");
+    let v: serde_json::Value = serde_json::from_str(&limited).expect("JSON");
+    assert!(
+        v["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("127.0.0.1:")),
+        "{limited}"
     );
     let _ = child.kill();
     let _ = child.wait();
