@@ -26,8 +26,15 @@ pub enum ErrorCode {
     BadCredentials,
     /// The session token is unknown, expired or revoked.
     InvalidToken,
+    /// The account is banned or deleted.
+    AccountDisabled,
     /// The email address is already registered.
     EmailTaken,
+    /// The server takes no registrations.
+    RegistrationClosed,
+    /// Registration needs an invitation code, and this one is missing, unknown, used or
+    /// expired.
+    InvalidInvite,
     /// No account has that ocid (or email).
     NoSuchAccount,
     /// No chat has that id.
@@ -74,7 +81,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::BadJson,
         Self::UnknownCode,
         Self::MissingField,
@@ -84,7 +91,10 @@ impl ErrorCode {
         Self::NotLoggedIn,
         Self::BadCredentials,
         Self::InvalidToken,
+        Self::AccountDisabled,
         Self::EmailTaken,
+        Self::RegistrationClosed,
+        Self::InvalidInvite,
         Self::NoSuchAccount,
         Self::NoSuchChat,
         Self::NotAMember,
@@ -120,7 +130,10 @@ impl ErrorCode {
             Self::NotLoggedIn => 2000,
             Self::BadCredentials => 2001,
             Self::InvalidToken => 2002,
+            Self::AccountDisabled => 2003,
             Self::EmailTaken => 3000,
+            Self::RegistrationClosed => 3003,
+            Self::InvalidInvite => 3004,
             Self::NoSuchAccount => 4000,
             Self::NoSuchChat => 4001,
             Self::NotAMember => 4002,
@@ -157,7 +170,10 @@ impl ErrorCode {
             Self::NotLoggedIn => "not_logged_in",
             Self::BadCredentials => "bad_credentials",
             Self::InvalidToken => "invalid_token",
+            Self::AccountDisabled => "account_disabled",
             Self::EmailTaken => "email_taken",
+            Self::RegistrationClosed => "registration_closed",
+            Self::InvalidInvite => "invalid_invite",
             Self::NoSuchAccount => "no_such_account",
             Self::NoSuchChat => "no_such_chat",
             Self::NotAMember => "not_a_member",

@@ -6,9 +6,10 @@ use crate::bus::nats::{DEFAULT_PUBLISH_QUEUE, NatsBus, Node};
 use crate::bus::{Bus, LocalBus};
 use crate::domain::{Domain, Limits};
 use crate::hub::Hub;
+use crate::metrics::{Metrics, Snapshot};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
+use crate::store::{Ocid, Store, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,12 @@ pub struct Config {
     pub mark_interval: Duration,
     /// Connections each listener holds at once; more are refused at once.
     pub max_connections: usize,
+    /// TLS on the HTTP/WebSocket listener: the certificate chain and key (PEM), reloaded on
+    /// SIGHUP.
+    pub tls: Option<crate::transport::tls::TlsFiles>,
+    /// How often the store is asked whether an operator banned, deleted or revoked anything
+    /// (live connections of that account then check their login again).
+    pub account_poll: Duration,
     pub limits: Limits,
 }
 
@@ -81,6 +88,8 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(90),
             mark_interval: Duration::from_secs(1),
             max_connections: 100_000,
+            tls: None,
+            account_poll: Duration::from_millis(500),
             limits: Limits::default(),
         }
     }
@@ -90,10 +99,61 @@ pub struct App {
     pub config: Config,
     pub domain: Arc<Domain>,
     pub hub: Arc<Hub>,
+    /// This server's metrics (its own recorder, not the process's global one).
+    pub metrics: Arc<Metrics>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// This server's hold on its data directory (SQLite): one server per database.
+    _lock: Option<DataDirLock>,
+}
+
+/// An exclusive hold on a data directory (`<data_dir>/natter.lock`), kept by a running server
+/// and by `natter restore`: two servers on one SQLite database would both write messages (the
+/// store's single writer is per process), and a restore under a running server would be lost.
+/// Operator commands that only read or make small writes (`natter admin`, `natter backup`)
+/// do not take it.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Take the lock of `dir`, waiting up to two seconds (a server that just stopped in this
+    /// process may still be letting go of it).
+    ///
+    /// # Errors
+    /// Another process holds it, or the lock file cannot be made.
+    pub async fn acquire(dir: &std::path::Path) -> Result<Self, StoreError> {
+        let path = dir.join("natter.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(StoreError::Backend(format!(
+                            "another natter process (a server, or a restore) is using the data directory {}",
+                            dir.display()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "cannot lock {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
 }
 
 impl App {
@@ -105,24 +165,16 @@ impl App {
         config: Config,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            StoreError::Backend(format!(
-                "cannot create data dir {}: {e}",
-                config.data_dir.display()
-            ))
-        })?;
-        let store: Arc<dyn Store> = match &config.store_url {
-            None => Arc::new(SqliteStore::open(&config.data_dir.join("natter.db")).await?),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Arc::new(PgStore::open(url, config.store_pool).await?)
+        let lock = match &config.store_url {
+            None => {
+                prepare_data_dir(&config.data_dir)?;
+                Some(DataDirLock::acquire(&config.data_dir).await?)
             }
-            Some(_) => {
-                return Err(StoreError::Backend(
-                    "the store URL must start with postgres:// (or be unset for SQLite)".into(),
-                )
-                .into());
-            }
+            Some(_) => None,
         };
+        let store = open_store(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        store.observe(metrics.store.clone());
         let hub = Arc::new(Hub::with_grace(config.presence_grace));
         tokio::spawn(hub.clone().settle_until(shutdown.clone()));
         let (bus, link): (Arc<dyn Bus>, _) = match &config.bus_url {
@@ -148,13 +200,203 @@ impl App {
                 shutdown: shutdown.clone(),
             });
         }
-        Ok(Arc::new(Self {
+        let app = Arc::new(Self {
             config,
             domain,
             hub,
+            metrics,
             shutdown,
             tracker: TaskTracker::new(),
-        }))
+            _lock: lock,
+        });
+        tokio::spawn(watch_accounts(app.clone()));
+        tokio::spawn(metrics_upkeep(app.clone()));
+        Ok(app)
+    }
+
+    /// The Prometheus page (`GET /metrics`).
+    pub fn render_metrics(&self) -> String {
+        let (deliveries, outbox_full) = self.hub.delivery_counts();
+        let bus = self.domain.bus_stats();
+        self.metrics.render(&Snapshot {
+            logged_in: self.hub.connections() as u64,
+            deliveries,
+            outbox_full,
+            bus_dropped: bus.dropped,
+            bus_reconnects: bus.reconnects,
+        })
+    }
+
+    /// Whether this node can serve: the store commits a write (within `READY_TIMEOUT`) and the
+    /// bus is connected.
+    ///
+    /// # Errors
+    /// What is not ready, in words for an operator.
+    pub async fn ready(&self) -> Result<(), String> {
+        let check = self
+            .domain
+            .store()
+            .check_write(&self.config.node_id, crate::domain::now_ms());
+        match tokio::time::timeout(READY_TIMEOUT, check).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("store: the write check failed: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "store: the write check took over {} ms",
+                    READY_TIMEOUT.as_millis()
+                ));
+            }
+        }
+        if !self.domain.bus_connected() {
+            return Err("bus: not connected".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Open the store `config` names (running its migrations): SQLite in the data directory, or
+/// PostgreSQL. Errors name the path or address and the cause.
+///
+/// # Errors
+/// The data directory cannot be made or written, the database cannot be opened, or the URL
+/// is not a PostgreSQL URL.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    match &config.store_url {
+        None => {
+            let dir = &config.data_dir;
+            prepare_data_dir(dir)?;
+            let path = dir.join("natter.db");
+            let store = SqliteStore::open(&path).await.map_err(|e| {
+                StoreError::Backend(format!("cannot open the database {}: {e}", path.display()))
+            })?;
+            Ok(Arc::new(store))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgStore::open(url, config.store_pool).await?))
+        }
+        Some(_) => Err(StoreError::Backend(
+            "the store URL must start with postgres:// (or be unset for SQLite)".into(),
+        )
+        .into()),
+    }
+}
+
+/// Make the data directory if need be, and check that files can be made in it.
+fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StoreError> {
+    if dir.is_file() {
+        return Err(StoreError::Backend(format!(
+            "the data directory {} is a file, not a directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    writable(dir)
+}
+
+/// Whether files can be made in `dir` (SQLite's own error says only "unable to open database
+/// file").
+fn writable(dir: &std::path::Path) -> Result<(), StoreError> {
+    let probe = dir.join(".natter-write-check");
+    let made = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&probe)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"ok"));
+    let _ = std::fs::remove_file(&probe);
+    made.map_err(|e| {
+        StoreError::Backend(format!(
+            "the data directory {} is not writable: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// A domain over the store `config` names, for an operator's tools (`natter admin`, backup,
+/// export): no listener, no hub, an in-process bus that tells nobody (running nodes learn of
+/// bans and revocations from the store's account events).
+///
+/// # Errors
+/// As [`open_store`].
+pub async fn operator_domain(config: &Config) -> Result<Domain, ServeError> {
+    let store = open_store(config).await?;
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new());
+    Ok(Domain::new(
+        store,
+        bus,
+        Arc::new(Nobody),
+        config.limits.clone(),
+    ))
+}
+
+/// An operator's command sees nobody online.
+struct Nobody;
+
+impl crate::bus::Presence for Nobody {
+    fn has_connection(&self, _: Ocid) -> bool {
+        false
+    }
+}
+
+/// Fold histogram samples into their buckets every few seconds until shutdown.
+async fn metrics_upkeep(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => app.metrics.upkeep(),
+        }
+    }
+}
+
+/// Longest a readiness check waits for the store's write.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Account events read per poll.
+const EVENTS_PER_POLL: u32 = 1000;
+
+/// Poll the store's account events (posted by `natter admin` on any machine) until shutdown,
+/// and have the named accounts' connections on this node check their login again: a ban, a
+/// deletion or a revoked login ends the connections it concerns on every node within a poll.
+async fn watch_accounts(app: Arc<App>) {
+    let store = app.domain.store().clone();
+    let mut last = None;
+    let mut tick = tokio::time::interval(app.config.account_poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let polled = match last {
+            // Events from before this node started concern no connection of it.
+            None => store.last_account_event().await.map(|id| {
+                last = Some(id);
+                Vec::new()
+            }),
+            Some(after) => store.account_events(after, EVENTS_PER_POLL).await,
+        };
+        match polled {
+            Ok(events) => {
+                failing = false;
+                for (id, ocid) in events {
+                    last = Some(id);
+                    let told = app.hub.recheck(ocid);
+                    tracing::debug!(ocid = %ocid, connections = told, "account standing changed");
+                }
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot poll account events; retrying");
+            }
+            Err(_) => {}
+        }
     }
 }
 

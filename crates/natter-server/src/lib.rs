@@ -13,12 +13,15 @@ pub mod domain;
 pub mod event;
 pub mod hub;
 pub mod ids;
+pub mod metrics;
 pub mod store;
+pub mod transfer;
 pub mod transport;
 
 pub use app::{App, Config};
 pub use domain::Limits;
 
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +33,8 @@ pub enum ServeError {
     Bus(#[from] bus::nats::BusError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Every listener the server serves on, bound by the caller (so that a test or a supervisor
@@ -56,6 +61,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let listeners = listeners.into();
+    // The certificate is read before anything else starts: a bad one stops the start.
+    let certs = match &config.tls {
+        Some(files) => Some(Arc::new(
+            transport::tls::Certs::load(files).map_err(ServeError::Tls)?,
+        )),
+        None => None,
+    };
     let app = App::build(config, shutdown.clone()).await?;
     let addr = listeners.http.local_addr()?;
     let store = if app.config.store_url.is_some() {
@@ -74,6 +86,7 @@ pub async fn run(
         store,
         bus,
         data_dir = %app.config.data_dir.display(),
+        tls = certs.is_some(),
         "natter listening"
     );
     let http = transport::Capped::new(
@@ -82,9 +95,25 @@ pub async fn run(
         "http",
         transport::HTTP_REFUSAL,
     );
-    let served = axum::serve(http, transport::http::router(app.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let router = transport::http::router(app.clone())
+        .into_make_service_with_connect_info::<transport::ClientAddr>();
+    let served = match certs {
+        None => {
+            axum::serve(http, router)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await
+        }
+        Some(certs) => {
+            tokio::spawn(transport::tls::reload_on_hangup(
+                certs.clone(),
+                shutdown.clone(),
+            ));
+            let tls = transport::tls::TlsListener::new(http, certs, shutdown.clone());
+            axum::serve(tls, router)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await
+        }
+    };
     // Upgraded WebSocket connections (and line connections) are tracked apart from HTTP
     // requests.
     app.tracker.close();

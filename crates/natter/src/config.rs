@@ -47,7 +47,8 @@ pub struct ServeArgs {
     /// quick reconnect tells its friends nothing; 0 = offline at once [default: 5000].
     #[arg(long, env = "NATTER_PRESENCE_GRACE_MS")]
     pub presence_grace_ms: Option<u64>,
-    /// Log filter, e.g. `info` or `natter_server=debug` [default: info].
+    /// Log level: error, warn, info, debug (or verbose), trace, off; or a filter such as
+    /// `natter_server=debug,info`. Unset, `RUST_LOG` is read [default: info].
     #[arg(long, env = "NATTER_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// `text` or `json` [default: text].
@@ -87,6 +88,107 @@ pub struct ServeArgs {
     /// Connections each listener holds at once; more are refused at once [default: 100000].
     #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// TLS for HTTP and WebSocket: the certificate chain (PEM); with `--tls-key`. Reloaded on
+    /// SIGHUP.
+    #[arg(long, env = "NATTER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "NATTER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Who may register: `open` (anyone), `closed` (only `natter admin accounts create`) or
+    /// `invite` (with a code from `natter admin invites create`) [default: open].
+    #[arg(long, env = "NATTER_REGISTRATION")]
+    pub registration: Option<String>,
+}
+
+impl ServeArgs {
+    /// The settings in a TOML file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not TOML, or has an unknown key.
+    pub fn read_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// A commented sample config file: every setting `natter serve` has, from its own definition
+/// (the flags above), with its help and default, commented out.
+pub fn example() -> String {
+    use clap::Args as _;
+    let cmd = ServeArgs::augment_args(clap::Command::new("natter"));
+    let mut out = String::from(
+        "# natter configuration (TOML). Give it to `natter serve --config FILE`.\n\
+         # Every setting is shown with its default, commented out. Command-line flags and\n\
+         # NATTER_* environment variables override what is set here.\n",
+    );
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "config" {
+            continue;
+        }
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let (text, default) = match help.rsplit_once("[default: ") {
+            Some((text, rest)) => (text.trim(), rest.strip_suffix(']').map(str::trim)),
+            None => (help.trim(), None),
+        };
+        // A default that is a description ("SQLite in the data dir") is said, not set.
+        let (text, default) = match default {
+            Some(d) if d.contains(' ') || d.starts_with('<') => {
+                let stop = if text.ends_with(['.', ')']) { "" } else { "." };
+                (format!("{text}{stop} Default: {d}."), None)
+            }
+            d => (text.to_owned(), d),
+        };
+        out.push('\n');
+        for line in wrap(&text, 96) {
+            out.push_str("# ");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        if let Some(env) = arg.get_env() {
+            out.push_str(&format!("# (environment: {})\n", env.to_string_lossy()));
+        }
+        let key = long.replace('-', "_");
+        match default {
+            Some(d) => out.push_str(&format!("# {key} = {}\n", toml_value(d))),
+            None => out.push_str(&format!("# {key} = \"\"\n")),
+        }
+    }
+    out
+}
+
+/// A default as it is written in TOML: numbers bare, everything else quoted.
+fn toml_value(d: &str) -> String {
+    if !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()) {
+        d.to_owned()
+    } else {
+        format!("{d:?}")
+    }
+}
+
+/// `text` (one paragraph) in lines of at most `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The resolved settings.
@@ -110,11 +212,14 @@ impl Settings {
     /// # Errors
     /// An unreadable or invalid file, or an out-of-range value.
     pub fn resolve(mut args: ServeArgs) -> anyhow::Result<Self> {
+        // RUST_LOG comes after the flag and NATTER_LOG_LEVEL, before the file.
+        if args.log_level.is_none() {
+            args.log_level = std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty());
+        }
         if let Some(path) = &args.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            let mut file: ServeArgs = toml::from_str(&text)
-                .with_context(|| format!("invalid config file {}", path.display()))?;
+            let mut file = ServeArgs::read_file(path)?;
             fill!(
                 args,
                 file,
@@ -140,7 +245,10 @@ impl Settings {
                 idle_timeout_secs,
                 session_ttl_days,
                 max_group_members,
-                max_connections
+                max_connections,
+                registration,
+                tls_cert,
+                tls_key
             );
         }
         let mut server = natter_server::Config::default();
@@ -216,6 +324,14 @@ impl Settings {
             anyhow::ensure!(v >= 2, "max-group-members must be at least 2");
             server.limits.max_group_members = v;
         }
+        server.tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(natter_server::transport::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("tls-cert and tls-key go together"),
+        };
+        if let Some(v) = args.registration {
+            server.limits.registration = v.parse().map_err(anyhow::Error::msg)?;
+        }
         Ok(Self {
             listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),
             log_level: args.log_level.unwrap_or_else(|| "info".into()),
@@ -257,6 +373,44 @@ mod tests {
         assert_eq!(s.server.outbox_frames, 7);
         assert_eq!(s.server.rate_per_sec, 11);
         assert_eq!(s.server.rate_burst, 2000);
+    }
+
+    #[test]
+    fn the_example_config_is_every_setting_with_its_default() {
+        let example = example();
+        // As printed (all commented out), it is valid and changes nothing.
+        let none: ServeArgs = toml::from_str(&example).expect("the example is TOML");
+        assert!(none.listen.is_none());
+        // Every setting with a default, uncommented, is accepted and gives the defaults.
+        let uncommented: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                    && !l.ends_with("= \"\"")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let keys = uncommented.lines().count();
+        assert!(keys >= 20, "{uncommented}");
+        let file: ServeArgs = toml::from_str(&uncommented).expect("every key is a setting");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("natter.toml");
+        std::fs::write(&path, &uncommented).expect("write");
+        let cli = Wrap::parse_from(["x", "--config", path.to_str().expect("utf-8")]);
+        let s = Settings::resolve(cli.args)
+            .unwrap_or_else(|e| panic!("the defaults resolve: {e:#}\n{uncommented}"));
+        let d = natter_server::Config::default();
+        assert_eq!(s.listen, "127.0.0.1:7878");
+        assert_eq!(s.server.outbox_frames, d.outbox_frames);
+        assert_eq!(s.server.max_connections, d.max_connections);
+        assert_eq!(s.server.rate_burst, d.rate_burst);
+        assert_eq!(s.server.limits.registration, d.limits.registration);
+        assert_eq!(
+            file.store, None,
+            "a setting without a default stays commented"
+        );
     }
 
     #[test]

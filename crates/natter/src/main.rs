@@ -3,8 +3,12 @@
 //! Configuration precedence: command-line flags, then `NATTER_*` environment variables, then
 //! the TOML file given with `--config`, then built-in defaults.
 
+mod admin;
+mod backup;
 mod bench;
 mod config;
+mod health;
+mod transfer;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -15,6 +19,29 @@ use tokio_util::sync::CancellationToken;
 /// arenas spent ~11 % of the server's CPU (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_levels_mean_what_they_say() {
+        use super::log_filter;
+        assert_eq!(log_filter("info").expect("info"), "info");
+        assert_eq!(
+            log_filter("verbose").expect("verbose"),
+            "info,natter=debug,natter_server=debug"
+        );
+        assert_eq!(
+            log_filter("DEBUG").expect("debug"),
+            log_filter("verbose").expect("v")
+        );
+        assert_eq!(
+            log_filter("natter_server=trace").expect("directive"),
+            "natter_server=trace"
+        );
+        let e = log_filter("loud").expect_err("not a level");
+        assert!(e.to_string().contains("unknown log level `loud`"), "{e}");
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -33,10 +60,44 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Load a running server and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Manage accounts, logins, invitations and groups of a deployment (safe while it runs).
+    Admin(admin::AdminArgs),
+    /// Copy a SQLite deployment's database, consistently, while it serves.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a SQLite deployment's database (its server stopped).
+    Restore(backup::RestoreArgs),
+    /// Write a whole deployment (accounts, chats, members, messages, friends) as JSON lines.
+    Export(transfer::ExportArgs),
+    /// Read an export into a new, empty store (SQLite or PostgreSQL).
+    Import(transfer::ImportArgs),
+    /// Ask a running server whether it is ready (exit status 0) or not (1).
+    Health(health::HealthArgs),
+    /// Print a commented sample config file with every setting and its default.
+    Config {
+        /// The sample (the only output so far).
+        #[arg(long)]
+        example: bool,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Errors end the process with status 1 and one line naming what failed and why (no
+/// backtrace: they are an operator's to read, not a developer's).
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // In the log's own format once there is a log; before that, plainly.
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(error = %format!("{e:#}"), "natter stopped with an error");
+            } else {
+                eprintln!("natter: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = config::Settings::resolve(*args)?;
@@ -70,7 +131,42 @@ fn main() -> anyhow::Result<()> {
                 .context("cannot start the async runtime")?;
             runtime.block_on(bench::run(args))
         }
+        Command::Admin(args) => {
+            init_logging("warn", "text")?;
+            tool_runtime()?.block_on(admin::run(args))
+        }
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => tool_runtime()?.block_on(backup::restore(args)),
+        Command::Export(args) => {
+            init_logging("warn", "text")?;
+            tool_runtime()?.block_on(transfer::export(args))
+        }
+        Command::Import(args) => {
+            init_logging("warn", "text")?;
+            tool_runtime()?.block_on(transfer::import(args))
+        }
+        Command::Health(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(health::run(args)),
+        Command::Config { example } => {
+            if !example {
+                anyhow::bail!("say what to print: `natter config --example`");
+            }
+            print!("{}", config::example());
+            Ok(())
+        }
     }
+}
+
+/// A small runtime for the operator's commands.
+fn tool_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Raise this process's soft open-file limit to its hard limit, since every connection is a
@@ -90,20 +186,54 @@ fn raise_nofile() -> std::io::Result<(u64, u64)> {
     Ok((old, new))
 }
 
+/// Log to standard error at `level` (see [`log_filter`]), as `text` or flat `json` lines.
 fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid log level `{level}`"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(level)?)
+        .with_context(|| format!("invalid log filter `{level}`"))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
-        "json" => builder.json().init(),
+        // One flat object per line: the message and every field at the top level.
+        "json" => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
         "text" => builder.init(),
         other => anyhow::bail!("invalid log format `{other}` (expected text or json)"),
     }
     Ok(())
+}
+
+/// The filter a `--log-level` names. A level word means that level for natter's own lines,
+/// with libraries at `info` at most (their debug lines are a query or a frame each): `error`,
+/// `warn`, `info`, `debug` (also `verbose`), `trace`, `off`. Anything with `=` or `,` is a
+/// `RUST_LOG`-style filter, taken as it is (`natter_server=debug,sqlx=warn`).
+///
+/// # Errors
+/// A bare word that is no level (it would silently be read as a module name).
+fn log_filter(level: &str) -> anyhow::Result<String> {
+    let level = level.trim();
+    if level.contains('=') || level.contains(',') {
+        return Ok(level.to_owned());
+    }
+    let ours = match level.to_ascii_lowercase().as_str() {
+        "off" => return Ok("off".into()),
+        "error" => return Ok("error".into()),
+        "warn" | "warning" => return Ok("warn".into()),
+        "info" => return Ok("info".into()),
+        "debug" | "verbose" => "debug",
+        "trace" => "trace",
+        _ => anyhow::bail!(
+            "unknown log level `{level}` (expected error, warn, info, debug, verbose, trace, off, \
+             or a filter such as `natter_server=debug,info`)"
+        ),
+    };
+    Ok(format!("info,natter={ours},natter_server={ours}"))
 }
 
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {

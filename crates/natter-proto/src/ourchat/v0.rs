@@ -66,6 +66,8 @@ pub enum Request {
         nick: Option<String>,
         /// Opts in to natter's extension frames.
         ext: bool,
+        /// Extension: an invitation code, for a server that registers by invitation only.
+        invite: Option<String>,
     },
     Login {
         /// `None` when `data.ocId` is not a number: no account has it.
@@ -211,6 +213,7 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
                 None => f.opt_str("name")?.map(str::to_owned),
             },
             ext: f.opt_flag("ext")?.unwrap_or(false),
+            invite: f.opt_str("invite")?.map(str::to_owned),
         },
         code::LOGIN => Request::Login {
             // An ocId that is not a number names no account: a failed login, not a bad frame.

@@ -255,6 +255,8 @@ pub enum Request {
         name: Option<String>,
         /// Opts in to natter's extension frames.
         ext: bool,
+        /// Extension: an invitation code, for a server that registers by invitation only.
+        invite: Option<String>,
     },
     Login {
         by: LoginBy,
@@ -504,6 +506,7 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
                 password: f.str("password")?.to_owned(),
                 name: f.opt_str("name")?.map(str::to_owned),
                 ext: f.opt_flag("ext")?.unwrap_or(false),
+                invite: f.opt_str("invite")?.map(str::to_owned),
             }
         }
         code::LOGIN => {

@@ -35,6 +35,24 @@ pub trait Bus: Send + Sync + 'static {
     /// Tell the other nodes that `ocid` now has (or no longer has) a connection on node
     /// `node`. This node's hub has already applied it. Called in the order the changes happen.
     fn presence(&self, node: u64, ocid: Ocid, online: bool);
+    /// Whether the bus can carry deliveries now (readiness). An in-process bus always can.
+    fn connected(&self) -> bool {
+        true
+    }
+    /// Messages dropped and reconnections so far (for the metrics). An in-process bus has
+    /// neither.
+    fn stats(&self) -> BusStats {
+        BusStats::default()
+    }
+}
+
+/// What a bus has counted since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Bus messages dropped: not published while disconnected, or a full publish queue.
+    pub dropped: u64,
+    /// Reconnections after the bus connection was lost.
+    pub reconnects: u64,
 }
 
 /// What a node does with what arrives from the bus: implemented by the hub. None of these may

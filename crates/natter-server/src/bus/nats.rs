@@ -41,18 +41,46 @@ pub struct BusError {
     reason: String,
 }
 
+/// A bus URL fit for logs and errors: any user, password or token replaced by `***`.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// Accounts per snapshot part (a part stays well under NATS's default 1 MB payload limit).
 const SNAPSHOT_PART: usize = 20_000;
 
 pub struct NatsBus {
     queue: Queue,
+    client: Client,
 }
 
 /// The publisher task's bounded queue; whatever does not fit is counted as dropped.
 #[derive(Clone)]
 struct Queue {
     tx: mpsc::Sender<Vec<u8>>,
+    /// Dropped since the last resync request (taken by `Link::settle_drops`).
     dropped: Arc<AtomicU64>,
+    /// Counts since start, for the metrics.
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    dropped: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl Queue {
+    fn drop_one(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Queue {
@@ -67,7 +95,7 @@ impl Queue {
         if self.tx.try_send(bytes).is_err() {
             // Stored messages are caught up by index, presence by a snapshot (see
             // `Link::settle_drops`); a dropped notice is lost.
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.drop_one();
         }
     }
 }
@@ -95,7 +123,7 @@ impl NatsBus {
         queue: usize,
     ) -> Result<(Self, NatsLink), BusError> {
         let fail = |reason: String| BusError {
-            url: url.to_owned(),
+            url: without_credentials(url),
             reason,
         };
         if cluster.is_empty()
@@ -111,13 +139,18 @@ impl NatsBus {
         // bound, the overflow is counted like a dropped delivery, which makes every node resync.
         let (event_tx, events) = mpsc::channel(EVENT_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let overflow = dropped.clone();
+        let counts = Arc::new(Counts::default());
+        let overflow = Queue {
+            tx: mpsc::channel(1).0,
+            dropped: dropped.clone(),
+            counts: counts.clone(),
+        };
         let client = async_nats::ConnectOptions::new()
             .name(format!("natter {node_name}"))
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {
                 if event_tx.try_send(event).is_err() {
-                    overflow.fetch_add(1, Ordering::Relaxed);
+                    overflow.drop_one();
                 }
                 async {}
             })
@@ -132,9 +165,16 @@ impl NatsBus {
         // A round trip: the server has the subscription before this node takes connections.
         client.flush().await.map_err(|e| fail(e.to_string()))?;
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let bus = Queue { tx, dropped };
+        let bus = Queue {
+            tx,
+            dropped,
+            counts,
+        };
         Ok((
-            Self { queue: bus.clone() },
+            Self {
+                queue: bus.clone(),
+                client: client.clone(),
+            },
             NatsLink {
                 client,
                 subject,
@@ -175,6 +215,17 @@ impl Bus for NatsBus {
             online,
         });
     }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    fn stats(&self) -> super::BusStats {
+        super::BusStats {
+            dropped: self.queue.counts.dropped.load(Ordering::Relaxed),
+            reconnects: self.queue.counts.reconnects.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// What the receiving task needs from the rest of the node.
@@ -205,7 +256,7 @@ impl NatsLink {
             client.clone(),
             subject.clone(),
             queue,
-            bus.dropped.clone(),
+            bus.clone(),
             node.shutdown.clone(),
         ));
         let link = Link {
@@ -223,7 +274,7 @@ async fn publisher(
     client: Client,
     subject: async_nats::Subject,
     mut queue: mpsc::Receiver<Vec<u8>>,
-    dropped: Arc<AtomicU64>,
+    dropped: Queue,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -235,7 +286,7 @@ async fn publisher(
         // While NATS is away, publish nothing: the message is stored, and the resync that
         // follows the reconnect delivers it.
         if client.connection_state() != State::Connected {
-            dropped.fetch_add(1, Ordering::Relaxed);
+            dropped.drop_one();
             continue;
         }
         if let Err(e) = client.publish(subject.clone(), bytes.into()).await {
@@ -369,6 +420,7 @@ async fn receiver(mut subscriber: Subscriber, mut events: mpsc::Receiver<Event>,
                 Event::Connected => {
                     if disconnected {
                         disconnected = false;
+                        link.bus.counts.reconnects.fetch_add(1, Ordering::Relaxed);
                         tracing::info!("bus reconnected; every connection resyncs from the store");
                         link.handler().resync_all();
                         link.hello();

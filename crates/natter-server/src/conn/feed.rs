@@ -411,6 +411,7 @@ impl<D: Dialect> Conn<D> {
     /// Write every chat's missing tail from the store, in rounds of at most `FILL_BUDGET`
     /// messages (after a full outbox dropped deliveries, or a capped catch-up).
     pub(super) async fn resync(&mut self, frames: &mut Vec<Bytes>) {
+        self.app.metrics.resyncs.increment(1);
         // Sends committed but not yet acked must not be read back as missed.
         self.drain_sends(frames).await;
         self.feed.resync_pending = false;

@@ -34,6 +34,7 @@ use natter_proto::{ChatId, Index, Ocid};
 use sends::Queued;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,6 +81,11 @@ impl Close {
     pub const LOGGED_OUT: Self = Self {
         code: 4001,
         reason: "login ended",
+    };
+    /// The account was banned by an operator (or deleted).
+    pub const DISABLED: Self = Self {
+        code: 4002,
+        reason: "account disabled",
     };
 }
 
@@ -145,6 +151,10 @@ pub struct Conn<D: Dialect> {
     app: Arc<App>,
     dialect: Arc<D>,
     handle: Arc<ConnHandle>,
+    /// The client's address, for the log.
+    peer: SocketAddr,
+    /// Refusing frames over the rate limit (logged once per run of refusals).
+    refusing: bool,
     login: Option<LoggedIn>,
     budget: Budget,
     /// Sends queued in the store and not yet acked, oldest first.
@@ -155,13 +165,15 @@ pub struct Conn<D: Dialect> {
 }
 
 impl<D: Dialect> Conn<D> {
-    fn new(app: Arc<App>, dialect: Arc<D>, handle: Arc<ConnHandle>) -> Self {
+    fn new(app: Arc<App>, dialect: Arc<D>, handle: Arc<ConnHandle>, peer: SocketAddr) -> Self {
         let budget = Budget::new(app.config.rate_per_sec, app.config.rate_burst);
         let feed = Feed::new(dialect.marks());
         Self {
             app,
             dialect,
             handle,
+            peer,
+            refusing: false,
             login: None,
             budget,
             sends: VecDeque::new(),
@@ -223,14 +235,32 @@ impl<D: Dialect> Conn<D> {
         &mut self,
         credentials: Credentials,
     ) -> Result<Authenticated, DomainError> {
+        let m = &self.app.metrics;
         let (login, fresh, since) = match credentials {
-            Credentials::Password(key, password) => (
-                self.app.domain.login(key, &password).await?,
-                true,
-                Since::Chats(Vec::new()),
-            ),
+            Credentials::Password(key, password) => {
+                let account = crate::domain::key_for_log(&key);
+                let login = self.app.domain.login(key, &password).await;
+                match &login {
+                    Ok(_) => m.logins_ok.increment(1),
+                    Err(DomainError::Internal) => m.logins_failed.increment(1),
+                    Err(e) => {
+                        m.logins_rejected.increment(1);
+                        tracing::info!(client = %self.peer, %account, reason = %e, "login failed");
+                    }
+                }
+                (login?, true, Since::Chats(Vec::new()))
+            }
             Credentials::Token(token, since) => {
-                (self.app.domain.resume(&token).await?, false, since)
+                let login = self.app.domain.resume(&token).await;
+                match &login {
+                    Ok(_) => m.resumes_ok.increment(1),
+                    Err(DomainError::Internal) => m.logins_failed.increment(1),
+                    Err(e) => {
+                        m.resumes_rejected.increment(1);
+                        tracing::info!(client = %self.peer, reason = %e, "resume failed");
+                    }
+                }
+                (login?, false, since)
             }
         };
         let ocid = login.account.ocid;
@@ -263,7 +293,44 @@ impl<D: Dialect> Conn<D> {
 
     /// Spend one request from the budget.
     fn allow_frame(&mut self) -> bool {
-        self.budget.allow()
+        let allowed = self.budget.allow();
+        if allowed {
+            self.refusing = false;
+        }
+        allowed
+    }
+
+    /// A frame was refused for the budget: counted, and logged once per run of refusals
+    /// (a client over its rate sends many).
+    fn rate_limited(&mut self) {
+        self.app.metrics.rate_limited.increment(1);
+        if !self.refusing {
+            self.refusing = true;
+            tracing::info!(
+                ocid = ?self.me().map(|o| o.0),
+                client = %self.peer,
+                "requests refused: over the rate limit (--rate-per-sec)"
+            );
+        }
+    }
+
+    /// Check the login again (the account's standing changed): `Some` close reason when it no
+    /// longer stands. A store failure keeps the connection (the next login or resume checks).
+    async fn recheck(&mut self) -> Option<Close> {
+        let login = self.login.as_ref()?;
+        match self.app.domain.standing(&login.token).await {
+            Ok(()) | Err(DomainError::Internal) => None,
+            Err(DomainError::AccountDisabled) => {
+                tracing::info!(ocid = %login.ocid, client = %self.peer, "connection closed: account disabled");
+                self.app.metrics.closed_by_operator.increment(1);
+                Some(Close::DISABLED)
+            }
+            Err(_) => {
+                tracing::info!(ocid = %login.ocid, client = %self.peer, "connection closed: login revoked");
+                self.app.metrics.closed_by_operator.increment(1);
+                Some(Close::LOGGED_OUT)
+            }
+        }
     }
 
     /// One frame of a request: decode it, keep request order, apply the login gate, and hand
@@ -314,7 +381,7 @@ impl<D: Dialect> Conn<D> {
                 ocid: *ocid,
                 online: *online,
             },
-            Push::Deliver(_) | Push::Resync => return None,
+            Push::Deliver(_) | Push::Resync | Push::Recheck => return None,
         };
         self.dialect.event(&self.state, me, event)
     }
@@ -322,9 +389,15 @@ impl<D: Dialect> Conn<D> {
 
 /// Run one connection on `wire` in `dialect` until the peer leaves, the connection idles out or
 /// the server shuts down; then answer what is in flight, close, and log out.
-pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc<D>) {
+pub async fn serve<W: Wire, D: Dialect>(
+    app: Arc<App>,
+    mut wire: W,
+    dialect: Arc<D>,
+    peer: SocketAddr,
+) {
     let (handle, mut outbox) = app.hub.connection(app.config.outbox_frames);
-    let mut conn = Conn::new(app.clone(), dialect.clone(), handle);
+    tracing::debug!(client = %peer, conn = handle.id, "connection opened");
+    let mut conn = Conn::new(app.clone(), dialect.clone(), handle, peer);
     let mut frames: Vec<Bytes> = Vec::new();
     let config = &app.config;
     let mut ticker = tokio::time::interval(config.ping_interval.min(config.mark_interval));
@@ -350,6 +423,7 @@ pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc
                 heard = true;
                 match inbound {
                     Inbound::Frame(_) | Inbound::Binary if !conn.allow_frame() => {
+                        conn.rate_limited();
                         frames.push(dialect.refuse_frame(Refusal::RateLimited));
                     }
                     Inbound::Frame(frame) if frame.len() > config.max_frame_bytes => {
@@ -370,8 +444,8 @@ pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc
                 while let Some(item) = push.take() {
                     match &item {
                         Push::Deliver(out) => conn.deliver(out, &mut frames).await,
-                        // Carried out by the lagging check below.
-                        Push::Resync => {}
+                        // Carried out by the lagging and recheck checks below.
+                        Push::Resync | Push::Recheck => {}
                         Push::Notice(s) if conn.ended_by(&s.notice) => ended = true,
                         other => frames.extend(conn.event(other)),
                     }
@@ -382,6 +456,13 @@ pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc
                 }
                 if ended {
                     break Some(Close::LOGGED_OUT);
+                }
+                // Boxed, as logins are: rare, and its future (a store read) would otherwise be
+                // carried by every idle connection's task.
+                if conn.handle.take_recheck()
+                    && let Some(why) = Box::pin(conn.recheck()).await
+                {
+                    break Some(why);
                 }
                 if outbox.is_empty() && conn.handle.take_lagging() {
                     conn.resync(&mut frames).await;
@@ -423,5 +504,12 @@ pub async fn serve<W: Wire, D: Dialect>(app: Arc<App>, mut wire: W, dialect: Arc
     if let Some(why) = close {
         wire.close(why).await;
     }
+    tracing::debug!(
+        client = %peer,
+        conn = conn.handle.id,
+        ocid = ?conn.me().map(|o| o.0),
+        reason = close.map_or("by the client", |c| c.reason),
+        "connection closed"
+    );
     conn.log_out().await;
 }

@@ -3,8 +3,8 @@
 
 use super::error::internal;
 use super::profiles::{MAX_NICKNAME, normal_identity, taken};
-use super::{Domain, DomainError, Invalid, LoginKey, auth, now_ms};
-use crate::store::{Account, Device, Identity, NewAccount, StoreError};
+use super::{Domain, DomainError, Invalid, LoginKey, Registration, auth, now_ms};
+use crate::store::{Account, Device, Identity, NewAccount, StoreError, status};
 use natter_proto::Ocid;
 
 /// A login: the account, the session token that proves it, and the device that token is.
@@ -25,22 +25,49 @@ impl Domain {
         email: &str,
         password: &str,
         name: Option<&str>,
+        invite: Option<&str>,
     ) -> Result<Account, DomainError> {
-        self.register(&Identity::Email(email.to_owned()), password, name)
+        self.register(&Identity::Email(email.to_owned()), password, name, invite)
             .await
     }
 
-    /// Register an account by an email, a username or a phone. The nickname defaults to the
-    /// email's local part, the username, or "user" and the phone's last four digits.
+    /// Register an account by an email, a username or a phone, as the server's registration
+    /// mode allows (`invite`: the code is used up by this registration). The nickname defaults
+    /// to the email's local part, the username, or "user" and the phone's last four digits.
     ///
     /// # Errors
-    /// `Invalid` for a malformed identity, password or name; `EmailTaken`, `UsernameTaken`,
-    /// `PhoneTaken`; `Internal`.
+    /// `RegistrationClosed`; `InvalidInvite`; `Invalid` for a malformed identity, password or
+    /// name; `EmailTaken`, `UsernameTaken`, `PhoneTaken`; `Internal`.
     pub async fn register(
         &self,
         identity: &Identity,
         password: &str,
         name: Option<&str>,
+        invite: Option<&str>,
+    ) -> Result<Account, DomainError> {
+        let invite = match self.limits.registration {
+            Registration::Open => None,
+            Registration::Closed => return Err(DomainError::RegistrationClosed),
+            Registration::Invite => match invite.map(str::trim).filter(|c| !c.is_empty()) {
+                Some(code) => Some(code),
+                None => return Err(DomainError::InvalidInvite),
+            },
+        };
+        let account = self
+            .create_account(identity, password, name, invite)
+            .await?;
+        tracing::info!(ocid = %account.ocid, invited = invite.is_some(), "account registered");
+        Ok(account)
+    }
+
+    /// Make an account (a registration, or an operator's): checks, hashing, insert; with
+    /// `invite`, the invitation is used up in the same transaction.
+    pub(super) async fn create_account(
+        &self,
+        identity: &Identity,
+        password: &str,
+        name: Option<&str>,
+        invite: Option<&str>,
     ) -> Result<Account, DomainError> {
         let identity = normal_identity(identity)?;
         if password.is_empty() || password.len() > super::MAX_PASSWORD {
@@ -89,12 +116,18 @@ impl Domain {
             password_hash,
             created_at: now_ms(),
         };
-        match self.store.create_account(new).await {
-            Ok(a) => {
-                tracing::info!(ocid = %a.ocid, "account registered");
-                Ok(a)
+        let created = match invite {
+            None => self.store.create_account(new).await,
+            Some(code) => {
+                self.store
+                    .create_account_invited(new, &auth::token_hash(code), now_ms())
+                    .await
             }
+        };
+        match created {
+            Ok(a) => Ok(a),
             Err(StoreError::Conflict(u)) => Err(taken(u)),
+            Err(StoreError::NoSuchInvite) => Err(DomainError::InvalidInvite),
             Err(e) => Err(internal("account insert failed", &e)),
         }
     }
@@ -104,6 +137,7 @@ impl Domain {
     /// # Errors
     /// `BadCredentials` for an unknown account or a wrong password; `Internal`.
     pub async fn login(&self, key: LoginKey, password: &str) -> Result<Login, DomainError> {
+        let logged = key_for_log(&key);
         let found = match key {
             LoginKey::Ocid(o) => self.store.account(o).await,
             LoginKey::Identity(id) => match normal_identity(&id) {
@@ -114,6 +148,7 @@ impl Domain {
         }
         .map_err(|e| internal("account lookup failed", &e))?;
         let Some(account) = found else {
+            tracing::debug!(key = %logged, reason = "no such account", "login refused");
             return Err(DomainError::BadCredentials);
         };
         let matches = self
@@ -122,7 +157,13 @@ impl Domain {
             .await
             .map_err(|e| internal("password check failed", &e))?;
         if !matches {
+            tracing::debug!(ocid = %account.ocid, reason = "wrong password", "login refused");
             return Err(DomainError::BadCredentials);
+        }
+        // Told only to whoever knows the password.
+        if account.status != status::ACTIVE {
+            tracing::debug!(ocid = %account.ocid, reason = "account disabled", "login refused");
+            return Err(DomainError::AccountDisabled);
         }
         let token = auth::new_token();
         let device = Device(auth::token_hash(&token));
@@ -155,11 +196,23 @@ impl Domain {
         if row.expires_at <= now_ms() {
             return Err(DomainError::InvalidToken);
         }
+        if account.status != status::ACTIVE {
+            return Err(DomainError::AccountDisabled);
+        }
         Ok(Login {
             account,
             token: token.to_owned(),
             device,
         })
+    }
+
+    /// Whether a live connection's login still stands: its session is unrevoked and unexpired
+    /// and its account active (checked again when an operator bans, deletes or revokes).
+    ///
+    /// # Errors
+    /// `InvalidToken`; `AccountDisabled`; `Internal`.
+    pub async fn standing(&self, token: &str) -> Result<(), DomainError> {
+        self.resume(token).await.map(|_| ())
     }
 
     /// Revoke a session token (logout).
@@ -195,5 +248,20 @@ impl Domain {
             .await
             .map_err(|e| internal("account lookup failed", &e))?
             .ok_or(DomainError::NoSuchAccount(ocid))
+    }
+}
+
+/// How a failed login names the account in the log: the ocid, the email's domain only (an
+/// address is personal data; the domain is enough to spot a pattern), or only the kind of
+/// identity (a username or a phone number is personal data too).
+pub fn key_for_log(key: &LoginKey) -> String {
+    match key {
+        LoginKey::Ocid(o) => o.to_string(),
+        LoginKey::Identity(Identity::Email(e)) => match e.rsplit_once('@') {
+            Some((_, domain)) => format!("*@{}", domain.trim().to_lowercase()),
+            None => "(not an email)".to_owned(),
+        },
+        LoginKey::Identity(Identity::Username(_)) => "(a username)".to_owned(),
+        LoginKey::Identity(Identity::Phone(_)) => "(a phone number)".to_owned(),
     }
 }

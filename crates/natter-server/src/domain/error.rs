@@ -97,6 +97,16 @@ pub enum DomainError {
     BadCredentials,
     #[error("unknown, expired or revoked token")]
     InvalidToken,
+    /// The account is banned or deleted: it may not log in or resume.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// The server takes no registrations.
+    #[error("registration is closed")]
+    RegistrationClosed,
+    /// Registration needs an invitation code, and this one is missing, unknown, used or
+    /// expired.
+    #[error("invalid invitation code")]
+    InvalidInvite,
     #[error("no account {0}")]
     NoSuchAccount(Ocid),
     #[error("no chat {0}")]

@@ -329,11 +329,11 @@ mod tests {
         hub.attach(&bus);
         let domain = Domain::new(Arc::new(store), bus, hub.clone(), Limits::default());
         let a = domain
-            .register_email("a@example.com", "pw", None)
+            .register_email("a@example.com", "pw", None, None)
             .await
             .expect("a");
         let b = domain
-            .register_email("b@example.com", "pw", None)
+            .register_email("b@example.com", "pw", None, None)
             .await
             .expect("b");
         let (conn, mut outbox) = hub.connection(8);

@@ -18,6 +18,7 @@
 //! - `auth.rs`: password hashing and session tokens.
 
 mod accounts;
+pub mod admin;
 pub mod auth;
 mod chats;
 mod error;
@@ -27,7 +28,7 @@ mod messages;
 pub mod profiles;
 pub mod reads;
 
-pub use accounts::Login;
+pub use accounts::{Login, key_for_log};
 pub use error::{DomainError, Invalid, TextField};
 pub use messages::{PendingSend, Sent};
 
@@ -46,6 +47,8 @@ pub struct Limits {
     pub max_text_bytes: usize,
     pub max_group_members: usize,
     pub session_ttl: Duration,
+    /// Who may register.
+    pub registration: Registration,
 }
 
 impl Default for Limits {
@@ -54,6 +57,34 @@ impl Default for Limits {
             max_text_bytes: 16 * 1024,
             max_group_members: 10_000,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            registration: Registration::Open,
+        }
+    }
+}
+
+/// Who may register an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    /// Anyone.
+    #[default]
+    Open,
+    /// Nobody: accounts are made by an operator (`natter admin accounts create`).
+    Closed,
+    /// Whoever presents an unused invitation code made by an operator (each code once).
+    Invite,
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            "invite" => Ok(Self::Invite),
+            other => Err(format!(
+                "unknown registration mode `{other}` (expected open, closed or invite)"
+            )),
         }
     }
 }
@@ -125,6 +156,16 @@ impl Domain {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether the bus can carry deliveries now.
+    pub fn bus_connected(&self) -> bool {
+        self.bus.connected()
+    }
+
+    /// What the bus has counted (drops, reconnections).
+    pub fn bus_stats(&self) -> crate::bus::BusStats {
+        self.bus.stats()
     }
 
     /// Flush and close the store (at shutdown, after every connection has ended).

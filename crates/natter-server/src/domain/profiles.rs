@@ -197,7 +197,7 @@ pub struct LoginInfo {
     pub current: bool,
 }
 
-fn login_id(token_hash: &[u8]) -> String {
+pub(super) fn login_id(token_hash: &[u8]) -> String {
     auth::base64url(&token_hash[..12.min(token_hash.len())])
 }
 
@@ -535,6 +535,19 @@ impl Domain {
         origin: Option<Origin>,
     ) -> Result<(), DomainError> {
         self.check_password(me, password).await?;
+        self.erase_account(me, origin).await
+    }
+
+    /// Delete an account as [`Domain::delete_account`] does, without its password (the owner's
+    /// request, once checked, or an operator's).
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub(super) async fn erase_account(
+        &self,
+        me: Ocid,
+        origin: Option<Origin>,
+    ) -> Result<(), DomainError> {
         for g in self.my_groups(me).await? {
             if g.role == Some(Role::Owner) {
                 let group = self.group(me, g.id).await?.chat;

@@ -51,6 +51,10 @@ pub struct Hub {
     bus: OnceLock<Weak<dyn Bus>>,
     /// Encoding slots handed out so far (see [`Hub::slot`]).
     slots: AtomicU8,
+    /// Deliveries offered to outboxes, and those a full outbox left to the store (for the
+    /// metrics; added once per message).
+    delivered: AtomicU64,
+    outbox_full: AtomicU64,
 }
 
 impl Default for Hub {
@@ -78,6 +82,8 @@ impl Hub {
             grace,
             bus: OnceLock::new(),
             slots: AtomicU8::new(0),
+            delivered: AtomicU64::new(0),
+            outbox_full: AtomicU64::new(0),
         }
     }
 
@@ -110,6 +116,7 @@ impl Hub {
             node: self.node,
             tx,
             lagging: AtomicBool::new(false),
+            recheck: AtomicBool::new(false),
         });
         (handle, rx)
     }
@@ -254,6 +261,29 @@ impl Hub {
         for f in friends {
             p.watch(ocid, *f);
         }
+    }
+
+    /// Have every connection of `ocid` on this node check its login again (after a ban, a
+    /// deletion or a revoked login). Returns how many were told.
+    pub fn recheck(&self, ocid: Ocid) -> usize {
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let Some(local) = conns.get(&ocid) else {
+            return 0;
+        };
+        for conn in &local.conns {
+            // The flag survives a full outbox: it is read again once the outbox drains.
+            conn.recheck.store(true, Ordering::Release);
+            conn.push_ephemeral(Push::Recheck);
+        }
+        local.conns.len()
+    }
+
+    /// Deliveries offered to outboxes so far, and how many of them found the outbox full.
+    pub fn delivery_counts(&self) -> (u64, u64) {
+        (
+            self.delivered.load(Ordering::Relaxed),
+            self.outbox_full.load(Ordering::Relaxed),
+        )
     }
 
     /// How many connections are logged in on this node.
@@ -422,6 +452,7 @@ impl BusHandler for Hub {
     fn deliver(&self, delivery: &Arc<Delivery>) {
         let out = Arc::new(Outgoing::new(delivery.clone()));
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        let (mut offered, mut full) = (0, 0);
         for member in &delivery.chat.members {
             let Some(local) = conns.get(member) else {
                 continue;
@@ -430,8 +461,18 @@ impl BusHandler for Hub {
                 if delivery.origin == Some(conn.origin()) {
                     continue;
                 }
-                conn.push(Push::Deliver(out.clone()));
+                offered += 1;
+                if !conn.push(Push::Deliver(out.clone())) {
+                    full += 1;
+                }
             }
+        }
+        // Counted once per message, not per receiver.
+        if offered > 0 {
+            self.delivered.fetch_add(offered, Ordering::Relaxed);
+        }
+        if full > 0 {
+            self.outbox_full.fetch_add(full, Ordering::Relaxed);
         }
     }
 
@@ -463,7 +504,7 @@ impl BusHandler for Hub {
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
         for conn in conns.values().flat_map(|l| &l.conns) {
             conn.lagging.store(true, Ordering::Release);
-            conn.push(Push::Resync);
+            let _ = conn.push(Push::Resync);
         }
     }
 }

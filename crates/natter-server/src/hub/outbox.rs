@@ -58,6 +58,8 @@ pub enum Push {
     Notice(Arc<Signal>),
     /// A friend of this connection's account came online or went offline (cluster-wide).
     Presence { ocid: Ocid, online: bool },
+    /// The account's standing changed (banned, deleted, a login revoked): check the login.
+    Recheck,
 }
 
 /// One live connection as the hub sees it.
@@ -67,9 +69,16 @@ pub struct ConnHandle {
     pub(super) node: u64,
     pub(super) tx: mpsc::Sender<Push>,
     pub(super) lagging: AtomicBool,
+    /// Set when the account's standing changed: the connection checks its login again.
+    pub(super) recheck: AtomicBool,
 }
 
 impl ConnHandle {
+    /// Whether the connection's login must be checked again; clears the flag.
+    pub fn take_recheck(&self) -> bool {
+        self.recheck.load(Ordering::Relaxed) && self.recheck.swap(false, Ordering::AcqRel)
+    }
+
     /// Whether a delivery was dropped since the last call; clears the flag.
     pub fn take_lagging(&self) -> bool {
         self.lagging.swap(false, Ordering::AcqRel)
@@ -90,15 +99,16 @@ impl ConnHandle {
     }
 
     /// Offer a stored message (or a resync): a full outbox marks the connection lagging, and it
-    /// catches up from the store once it drains.
-    pub(super) fn push(&self, push: Push) {
+    /// catches up from the store once it drains. `false` when the outbox was full.
+    pub(super) fn push(&self, push: Push) -> bool {
         match self.tx.try_send(push) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.lagging.store(true, Ordering::Release);
+                false
             }
             // The connection is closing; what it missed stays in the store.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
         }
     }
 }

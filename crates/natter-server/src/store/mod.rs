@@ -36,6 +36,9 @@ pub enum StoreError {
     NoSuchChat,
     #[error("the client id was already used for another chat")]
     ClientIdReused,
+    /// No unused, unexpired invitation has that code.
+    #[error("no such invitation")]
+    NoSuchInvite,
     #[error("store backend: {0}")]
     Backend(String),
 }
@@ -78,6 +81,41 @@ pub struct NewAccount {
     pub password_hash: String,
     pub created_at: i64,
 }
+
+/// The values of `Account::status`.
+pub mod status {
+    /// May log in.
+    pub const ACTIVE: i64 = 0;
+    /// Kept, but may not log in or resume until unbanned.
+    pub const BANNED: i64 = 1;
+}
+
+/// Counts over the whole store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Statistics {
+    pub accounts_active: u64,
+    pub accounts_banned: u64,
+    pub accounts_deleted: u64,
+    /// Unrevoked sessions that have not expired.
+    pub sessions_live: u64,
+    pub private_chats: u64,
+    pub groups: u64,
+    pub messages: u64,
+    pub friendships: u64,
+    pub invites_unused: u64,
+}
+
+/// An invitation code (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub code_hash: Vec<u8>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub used_by: Option<Ocid>,
+    pub used_at: Option<i64>,
+}
+
+pub use rows::{Col, Row, TABLES, TableSpec, row_key as rows_key};
 
 /// A live (unrevoked) login session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,6 +391,55 @@ pub trait Store: Profiles + Groups + ReadState + Send + Sync + 'static {
     async fn friends(&self, ocid: Ocid) -> Result<Vec<Friend>>;
     /// The requests waiting for `to`'s answer, oldest first.
     async fn friend_requests(&self, to: Ocid) -> Result<Vec<FriendRequest>>;
+
+    /// Up to `limit` accounts with an ocid above `after`, ascending (every status).
+    async fn accounts(&self, after: Ocid, limit: u32) -> Result<Vec<Account>>;
+    /// Set an account's status (`status::*`); `false` when there is no such account.
+    async fn set_account_status(&self, ocid: Ocid, status: i64) -> Result<bool>;
+    /// Counts over the whole store; `now` decides which sessions have expired.
+    async fn statistics(&self, now: i64) -> Result<Statistics>;
+
+    /// Store a new invitation code (by its hash).
+    async fn create_invite(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<()>;
+    /// Every invitation, newest first.
+    async fn invites(&self) -> Result<Vec<Invite>>;
+    /// Create an account with an invitation, using the invitation up in the same transaction:
+    /// `NoSuchInvite` when the code is unknown, used or expired at `now` (nothing is created).
+    async fn create_account_invited(
+        &self,
+        new: NewAccount,
+        code_hash: &[u8],
+        now: i64,
+    ) -> Result<Account>;
+
+    /// Record that `ocid`'s standing changed (banned, deleted, a login revoked): every node's
+    /// poll of [`Store::account_events`] then has its live connections check again.
+    async fn post_account_event(&self, ocid: Ocid, now: i64) -> Result<()>;
+    /// The account events after id `after`, oldest first (at most `limit`), with their ids.
+    async fn account_events(&self, after: i64, limit: u32) -> Result<Vec<(i64, Ocid)>>;
+    /// The id of the newest account event (0 when there is none): where a poll starts.
+    async fn last_account_event(&self) -> Result<i64>;
+
+    /// Commit one small write (this node's row of `node_checks`) through the same path as
+    /// messages: `Ok` means the store accepts writes now.
+    async fn check_write(&self, node: &str, now: i64) -> Result<()>;
+
+    /// Up to `limit` rows of `table` (one of [`TABLES`]) after the key `after` (the table's
+    /// key, one or two integers: `(id, 0)` or `(a, b)`), in key order, every column by name.
+    async fn export(&self, table: &TableSpec, after: (i64, i64), limit: u32) -> Result<Vec<Row>>;
+    /// Insert `rows` of `table` as they are (ids kept), in one transaction. For an empty
+    /// store, with no server running on it.
+    async fn import(&self, table: &TableSpec, rows: &[Row]) -> Result<()>;
+    /// After the last [`Store::import`]: id sequences move past the imported ids.
+    async fn finish_import(&self) -> Result<()>;
+
+    /// Report commits and stored messages to `metrics` from now on (a running server's store).
+    fn observe(&self, _metrics: crate::metrics::StoreMetrics) {}
 
     /// Flush and close; called once at shutdown.
     async fn close(&self);

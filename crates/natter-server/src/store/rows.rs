@@ -5,7 +5,7 @@ use super::{
     Account, Category, ChatId, FriendRequest, Index, Membership, Message, MessageId, Ocid, Part,
     StoreError, Unique,
 };
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row as SqlRow, Type};
 
 /// An id as the schemas store it: a 64-bit signed integer.
 pub trait AsSql {
@@ -40,7 +40,7 @@ pub trait StoreRow {
 
 impl<R> StoreRow for R
 where
-    R: Row,
+    R: SqlRow,
     for<'r> &'r str: ColumnIndex<R>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
@@ -389,6 +389,287 @@ pub fn session_info(
         created_at,
         expires_at,
     })
+}
+
+/// The one row of a statistics query (columns named as [`super::Statistics`]'s fields).
+pub fn statistics<R: StoreRow>(row: &R) -> Result<super::Statistics, sqlx::Error> {
+    let n = |col: &str| row.int(col).map(|v| v.max(0) as u64);
+    Ok(super::Statistics {
+        accounts_active: n("accounts_active")?,
+        accounts_banned: n("accounts_banned")?,
+        accounts_deleted: n("accounts_deleted")?,
+        sessions_live: n("sessions_live")?,
+        private_chats: n("private_chats")?,
+        groups: n("groups")?,
+        messages: n("messages")?,
+        friendships: n("friendships")?,
+        invites_unused: n("invites_unused")?,
+    })
+}
+
+/// How a column is read and written by export and import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Int,
+    OptInt,
+    Text,
+    OptText,
+}
+
+/// A table as export and import see it: its name, the type word of its lines, its key (one or
+/// two integer columns) and every column it has.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    /// The `t` of its lines in an export.
+    pub line: &'static str,
+    pub key: (&'static str, Option<&'static str>),
+    pub columns: &'static [(&'static str, Col)],
+}
+
+use Col::{Int, OptInt, OptText, Text};
+
+/// Every table an export holds, in import order (rows before the rows that name them).
+/// Logins, delivery marks and the operator's own tables (invitation codes, account events,
+/// node checks) are left out. A column added to one of these tables is added here too (the
+/// store conformance suite checks that nothing is missing).
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "accounts",
+        line: "account",
+        key: ("ocid", None),
+        columns: &[
+            ("ocid", Int),
+            ("uuid", Text),
+            ("email", OptText),
+            ("phone", OptText),
+            ("username", OptText),
+            ("nickname", Text),
+            ("avatar", Text),
+            ("status", Int),
+            ("password_hash", Text),
+            ("created_at", Int),
+            ("signature", Text),
+            ("description", Text),
+            ("sex", Int),
+            ("status_text", Text),
+            ("modified_at", Int),
+            ("security_question", OptText),
+            ("security_answer_hash", OptText),
+            ("reset_failures", Int),
+            ("reset_blocked_until", Int),
+            ("deleted_at", OptInt),
+        ],
+    },
+    TableSpec {
+        name: "chats",
+        line: "chat",
+        key: ("id", None),
+        columns: &[
+            ("id", Int),
+            ("kind", Int),
+            ("name", Text),
+            ("owner", OptInt),
+            ("pair_lo", OptInt),
+            ("pair_hi", OptInt),
+            ("last_index", Int),
+            ("created_at", Int),
+            ("description", Text),
+            ("avatar", Text),
+            ("join_mode", Int),
+            ("disbanded_at", OptInt),
+        ],
+    },
+    TableSpec {
+        name: "members",
+        line: "member",
+        key: ("chat_id", Some("ocid")),
+        columns: &[
+            ("chat_id", Int),
+            ("ocid", Int),
+            ("role", Int),
+            ("joined_index", Int),
+            ("delivered_index", Int),
+            ("joined_at", Int),
+            ("read_index", Int),
+        ],
+    },
+    TableSpec {
+        name: "messages",
+        line: "message",
+        key: ("id", None),
+        columns: &[
+            ("id", Int),
+            ("chat_id", Int),
+            ("idx", Int),
+            ("sender", Int),
+            ("kind", Int),
+            ("parts", Text),
+            ("client_id", OptText),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "friends",
+        line: "friend",
+        key: ("ocid", Some("friend")),
+        columns: &[
+            ("ocid", Int),
+            ("friend", Int),
+            ("since", Int),
+            ("remark", Text),
+        ],
+    },
+    TableSpec {
+        name: "friend_requests",
+        line: "friend_request",
+        key: ("from_ocid", Some("to_ocid")),
+        columns: &[
+            ("from_ocid", Int),
+            ("to_ocid", Int),
+            ("message", Text),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "blocks",
+        line: "block",
+        key: ("ocid", Some("blocked")),
+        columns: &[("ocid", Int), ("blocked", Int), ("since", Int)],
+    },
+    TableSpec {
+        name: "join_requests",
+        line: "join_request",
+        key: ("chat_id", Some("ocid")),
+        columns: &[
+            ("chat_id", Int),
+            ("ocid", Int),
+            ("message", Text),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "invitations",
+        line: "invitation",
+        key: ("chat_id", Some("ocid")),
+        columns: &[
+            ("chat_id", Int),
+            ("ocid", Int),
+            ("by_ocid", Int),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "pending_notices",
+        line: "pending_notice",
+        key: ("id", None),
+        columns: &[
+            ("id", Int),
+            ("ocid", Int),
+            ("body", Text),
+            ("created_at", Int),
+        ],
+    },
+];
+
+/// One exported row: its columns by name.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// The SQL of `Store::export` for `spec`: rows after a key, in key order. Parameters: the
+/// key's first column, its second (two-column keys), the limit; SQLite binds all three
+/// (`?1`..`?3`), PostgreSQL only those the statement names (`$1`, [`$2`,] then the limit).
+pub fn export_sql(spec: &TableSpec, pg: bool) -> String {
+    let columns: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
+    let (columns, from) = (columns.join(", "), spec.name);
+    let mark = if pg { '$' } else { '?' };
+    match spec.key {
+        (key1, None) => {
+            let limit = if pg { 2 } else { 3 };
+            format!(
+                "SELECT {columns} FROM {from} WHERE {key1} > {mark}1 ORDER BY {key1} LIMIT {mark}{limit}"
+            )
+        }
+        (key1, Some(key2)) => format!(
+            "SELECT {columns} FROM {from}
+             WHERE ({key1} > {mark}1 OR ({key1} = {mark}1 AND {key2} > {mark}2))
+             ORDER BY {key1}, {key2} LIMIT {mark}3"
+        ),
+    }
+}
+
+/// A row read by [`export_sql`], as its columns by name.
+pub fn export_row<R: StoreRow>(spec: &TableSpec, row: &R) -> Result<Row, sqlx::Error> {
+    use serde_json::Value;
+    let mut out = Row::new();
+    for (name, col) in spec.columns {
+        let value = match col {
+            Col::Int => Value::from(row.int(name)?),
+            Col::OptInt => row.opt_int(name)?.map_or(Value::Null, Value::from),
+            Col::Text => Value::from(row.text(name)?),
+            Col::OptText => row.opt_text(name)?.map_or(Value::Null, Value::from),
+        };
+        out.insert((*name).to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// Where the next page of `spec` starts after `row`.
+pub fn row_key(spec: &TableSpec, row: &Row) -> (i64, i64) {
+    let int = |c: &str| row.get(c).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    (int(spec.key.0), spec.key.1.map_or(0, int))
+}
+
+/// The SQL that inserts one imported row of `spec` (placeholders as in [`export_sql`]).
+pub fn import_sql(spec: &TableSpec, pg: bool) -> String {
+    let columns: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
+    let values: Vec<String> = (1..=columns.len())
+        .map(|i| if pg { format!("${i}") } else { "?".into() })
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        spec.name,
+        columns.join(", "),
+        values.join(", ")
+    )
+}
+
+/// A value of an imported row, checked against its column's kind.
+pub enum Value<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+}
+
+/// The values of an imported row in [`import_sql`]'s order.
+///
+/// # Errors
+/// A column missing, of the wrong type, or null where it may not be; a column the table does
+/// not have.
+pub fn import_values<'a>(spec: &TableSpec, row: &'a Row) -> super::Result<Vec<Value<'a>>> {
+    let bad = |why: String| StoreError::Backend(format!("{} row: {why}", spec.name));
+    if let Some(extra) = row
+        .keys()
+        .find(|k| !spec.columns.iter().any(|(c, _)| c == k))
+    {
+        return Err(bad(format!("no column `{extra}`")));
+    }
+    spec.columns
+        .iter()
+        .map(|(name, col)| {
+            let v = row.get(*name).unwrap_or(&serde_json::Value::Null);
+            match (col, v) {
+                (Col::Int | Col::OptInt, serde_json::Value::Number(n)) => n
+                    .as_i64()
+                    .map(|i| Value::Int(Some(i)))
+                    .ok_or_else(|| bad(format!("`{name}` is not a 64-bit integer"))),
+                (Col::OptInt, serde_json::Value::Null) => Ok(Value::Int(None)),
+                (Col::Text | Col::OptText, serde_json::Value::String(t)) => {
+                    Ok(Value::Text(Some(t.as_str())))
+                }
+                (Col::OptText, serde_json::Value::Null) => Ok(Value::Text(None)),
+                _ => Err(bad(format!("`{name}` is missing or of the wrong type"))),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

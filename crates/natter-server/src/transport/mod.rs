@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod tcp;
+pub mod tls;
 pub mod ws;
 
 use std::io;
@@ -194,6 +195,18 @@ impl axum::serve::Listener for Capped {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Capped::local_addr(self)
+    }
+}
+
+/// The client's address of an HTTP request (or WebSocket upgrade) on a [`Capped`] listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Capped>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Capped>) -> Self {
+        Self(*stream.remote_addr())
     }
 }
 

@@ -26,12 +26,12 @@ pub async fn serve<D: Dialect>(app: Arc<App>, mut listener: Capped, dialect: D, 
             () = app.shutdown.cancelled() => return,
             a = listener.next() => a,
         };
-        let (tcp, _addr, slot) = accepted;
+        let (tcp, addr, slot) = accepted;
         let (read, write) = tcp.into_split();
         let wire = LineWire::new(read, write, max_line);
         let (app, dialect) = (app.clone(), dialect.clone());
         app.tracker.clone().spawn(async move {
-            conn::serve(app, wire, dialect).await;
+            conn::serve(app, wire, dialect, addr).await;
             drop(slot);
         });
     }

@@ -5,15 +5,17 @@
 use crate::app::App;
 use crate::conn::{self, Close, Inbound, Wire};
 use crate::dialect::Dialect;
-use axum::extract::State;
+use crate::transport::ClientAddr;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Read buffer per connection, allocated for its whole life: small, because memory per idle
@@ -24,25 +26,34 @@ const READ_BUFFER: usize = 1024;
 /// written, so it costs an idle connection nothing.
 const WRITE_BUFFER: usize = 4 * 1024;
 
-/// `GET` that upgrades to a WebSocket connection speaking `dialect`.
-pub fn route<D: Dialect>(dialect: D) -> MethodRouter<Arc<App>> {
+/// `GET` that upgrades to a WebSocket connection speaking `dialect`; `name` labels its
+/// connections in the metrics.
+pub fn route<D: Dialect>(app: &App, name: &'static str, dialect: D) -> MethodRouter<Arc<App>> {
     let dialect = Arc::new(dialect);
+    let open = app.metrics.connections(name);
     get(
-        move |State(app): State<Arc<App>>, ws: WebSocketUpgrade| async move {
-            upgrade(app, ws, dialect)
-        },
+        move |State(app): State<Arc<App>>,
+              ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+              ws: WebSocketUpgrade| async move { upgrade(app, ws, dialect, peer, open) },
     )
 }
 
 /// `GET /`: a WebSocket upgrade there speaks `dialect` (clients that dial the server's root);
-/// any other `GET` is left for a web page (404 until one is served).
-pub fn route_at_root<D: Dialect>(dialect: D) -> MethodRouter<Arc<App>> {
+/// any other `GET` is left for a web page (404 until one is served). `name` labels its
+/// connections in the metrics.
+pub fn route_at_root<D: Dialect>(
+    app: &App,
+    name: &'static str,
+    dialect: D,
+) -> MethodRouter<Arc<App>> {
     let dialect = Arc::new(dialect);
+    let open = app.metrics.connections(name);
     get(
         move |State(app): State<Arc<App>>,
+              ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
               ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| async move {
             match ws {
-                Ok(ws) => upgrade(app, ws, dialect),
+                Ok(ws) => upgrade(app, ws, dialect, peer, open),
                 Err(_) => StatusCode::NOT_FOUND.into_response(),
             }
         },
@@ -53,6 +64,8 @@ fn upgrade<D: Dialect>(
     app: Arc<App>,
     ws: WebSocketUpgrade,
     dialect: Arc<D>,
+    peer: SocketAddr,
+    open: metrics::Gauge,
 ) -> axum::response::Response {
     // Frames up to four times the soft limit are read (and refused by the dialect); larger
     // ones close the connection.
@@ -63,13 +76,37 @@ fn upgrade<D: Dialect>(
         .max_frame_size(hard)
         .on_upgrade(move |socket| {
             let tracker = app.tracker.clone();
-            tracker.track_future(conn::serve(app, WsWire { socket }, dialect))
+            // The count goes down when the wire is dropped, with the connection. (Not in an
+            // async block around `serve`: that block would hold serve's arguments beside its
+            // future, doubling every connection's task.)
+            let wire = WsWire {
+                socket,
+                _open: Open::new(open),
+            };
+            tracker.track_future(conn::serve(app, wire, dialect, peer))
         })
 }
 
 /// A WebSocket connection as the connection loop drives it.
 pub struct WsWire {
     socket: WebSocket,
+    _open: Open,
+}
+
+/// One open connection in its dialect's `natter_connections` gauge, for as long as it lives.
+struct Open(metrics::Gauge);
+
+impl Open {
+    fn new(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 impl Wire for WsWire {

@@ -404,13 +404,13 @@ async fn a_stopped_nodes_accounts_go_offline_for_friends_elsewhere() {
 }
 
 /// A NATS server of this test's own, so it can be stopped and started again.
-struct OwnNats {
+pub(crate) struct OwnNats {
     child: Child,
     port: u16,
 }
 
 impl OwnNats {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -420,7 +420,7 @@ impl OwnNats {
         Self { child, port }
     }
 
-    async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
@@ -433,7 +433,7 @@ impl OwnNats {
         panic!("nats-server did not start on port {}", self.port);
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -445,7 +445,7 @@ impl Drop for OwnNats {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -9,7 +9,7 @@ use natter_server::store::{
     Account, Appended, Befriend, Category, ChatId, ChatKind, ChatState, Device, Friend, GroupEdit,
     GroupSummary, Identity, Index, Invitation, JoinMode, JoinRequest, MAX_UNREAD, NewAccount,
     NewMessage, NewsCounts, Ocid, Part, ProfileEdit, Range, ResetState, Revoke, Role, SearchBy,
-    SessionInfo, Store, StoreError, Unique, kind,
+    SessionInfo, Store, StoreError, Unique, kind, status,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -2059,6 +2059,273 @@ async fn news_counts(b: &Backend) {
     s.close().await;
 }
 
+/// What operators do: list, ban, statistics, invitation codes, account events, the readiness
+/// write.
+async fn operations(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=3 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let page = s.accounts(o(1), 10).await.expect("list");
+    assert_eq!(
+        page.iter().map(|a| a.ocid).collect::<Vec<_>>(),
+        [o(2), o(3)],
+        "after o(1), ascending"
+    );
+    assert_eq!(s.accounts(Ocid(0), 1).await.expect("list").len(), 1);
+
+    assert!(
+        s.set_account_status(o(2), status::BANNED)
+            .await
+            .expect("ban")
+    );
+    assert!(
+        !s.set_account_status(o(9), status::BANNED)
+            .await
+            .expect("no such")
+    );
+    let banned = s.account(o(2)).await.expect("read").expect("there");
+    assert_eq!(banned.status, status::BANNED);
+    s.create_session(o(3), &[3; 32], 10, 5_000)
+        .await
+        .expect("session");
+    s.create_session(o(3), &[4; 32], 20, 1_000)
+        .await
+        .expect("session");
+
+    let chat = s.private_chat(o(1), o(3), 1).await.expect("chat");
+    new_message(&*s, text(chat.id, o(1), "kept", None)).await;
+    s.request_friend(o(1), o(3), "", 1).await.expect("ask");
+    s.answer_friend_request(o(3), o(1), true, 2)
+        .await
+        .expect("accept");
+    s.create_group(o(1), "team", &[o(1), o(2), o(3)], 3)
+        .await
+        .expect("group");
+
+    let stats = s.statistics(2_000).await.expect("stats");
+    assert_eq!(
+        (
+            stats.accounts_active,
+            stats.accounts_banned,
+            stats.accounts_deleted
+        ),
+        (2, 1, 0)
+    );
+    assert_eq!(stats.sessions_live, 1, "one unrevoked, unexpired at 2000");
+    assert_eq!(
+        (stats.private_chats, stats.groups, stats.messages),
+        (1, 1, 1)
+    );
+    assert_eq!(stats.friendships, 1);
+    s.delete_account(o(3), 3_000).await.expect("delete");
+    let stats = s.statistics(2_000).await.expect("stats");
+    assert_eq!((stats.accounts_active, stats.accounts_deleted), (1, 1));
+
+    // Invitation codes: used once, within their time.
+    s.create_invite(b"code-1", 100, None).await.expect("invite");
+    s.create_invite(b"code-2", 100, Some(200))
+        .await
+        .expect("invite");
+    let invited = s
+        .create_account_invited(account(7), b"code-1", 150)
+        .await
+        .expect("invited");
+    let mut twice = account(8);
+    twice.uuid = "uuid-8".into();
+    assert!(matches!(
+        s.create_account_invited(twice.clone(), b"code-1", 160)
+            .await,
+        Err(StoreError::NoSuchInvite)
+    ));
+    assert!(
+        matches!(
+            s.create_account_invited(twice.clone(), b"code-2", 200)
+                .await,
+            Err(StoreError::NoSuchInvite)
+        ),
+        "expired at 200"
+    );
+    assert!(matches!(
+        s.create_account_invited(twice, b"nope", 1).await,
+        Err(StoreError::NoSuchInvite)
+    ));
+    assert!(
+        s.account_by(&Identity::Email("user8@example.com".into()))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "a refused invitation creates nothing"
+    );
+    let invites = s.invites().await.expect("invites");
+    assert_eq!(invites.len(), 2);
+    let used = invites
+        .iter()
+        .find(|i| i.code_hash == b"code-1")
+        .expect("code-1");
+    assert_eq!(
+        (used.used_by, used.used_at),
+        (Some(invited.ocid), Some(150))
+    );
+    assert_eq!(s.statistics(150).await.expect("stats").invites_unused, 1);
+
+    // Account events, in order, from where a poll starts.
+    let start = s.last_account_event().await.expect("last");
+    s.post_account_event(o(2), 1_000).await.expect("event");
+    s.post_account_event(o(1), 1_001).await.expect("event");
+    let events = s.account_events(start, 10).await.expect("events");
+    assert_eq!(events.iter().map(|e| e.1).collect::<Vec<_>>(), [o(2), o(1)]);
+    assert!(events[0].0 < events[1].0);
+    assert_eq!(s.last_account_event().await.expect("last"), events[1].0);
+    assert!(
+        s.account_events(events[1].0, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    s.check_write("node-a", 1).await.expect("check");
+    s.check_write("node-a", 2).await.expect("check again");
+    s.close().await;
+}
+
+/// A deployment exported and imported into a new store is the same, row for row (every
+/// column of every table the export holds), and goes on from where it was (ids, indexes).
+async fn export_import(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=4 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    s.set_account_status(o(3), status::BANNED)
+        .await
+        .expect("ban");
+    let p = s.private_chat(o(1), o(2), 5).await.expect("private");
+    let g = s
+        .create_group(o(1), "team", &[o(1), o(2), o(3)], 6)
+        .await
+        .expect("group");
+    new_message(&*s, text(p.id, o(1), "hello \"there\"\n", Some("c1"))).await;
+    new_message(&*s, text(g.id, o(2), "ünïcode", None)).await;
+    new_message(&*s, text(p.id, o(2), "back", None)).await;
+    s.request_friend(o(1), o(2), "hi", 7).await.expect("ask");
+    s.answer_friend_request(o(2), o(1), true, 8)
+        .await
+        .expect("accept");
+    s.set_remark(o(1), o(2), "best").await.expect("remark");
+    s.request_friend(o(3), o(1), "me too", 9)
+        .await
+        .expect("ask");
+    s.block(o(2), o(3), 10).await.expect("block");
+    s.request_join(g.id, o(4), "let me in", 11)
+        .await
+        .expect("join request");
+    s.keep_notice(o(2), r#"{"n":1}"#, 12).await.expect("notice");
+    s.delete_account(o(4), 13).await.expect("delete");
+    s.create_session(o(1), &[1; 32], 1, i64::MAX)
+        .await
+        .expect("session");
+
+    let mut first = Vec::new();
+    let counts = natter_server::transfer::export(&*s, &mut first)
+        .await
+        .expect("export");
+    assert_eq!(
+        [
+            counts.of("accounts"),
+            counts.of("chats"),
+            counts.of("members"),
+            counts.of("messages"),
+            counts.of("friends"),
+            counts.of("friend_requests"),
+            counts.of("blocks"),
+            counts.of("pending_notices"),
+        ],
+        [4, 2, 5, 3, 2, 1, 1, 1]
+    );
+    let text_of = String::from_utf8(first.clone()).expect("utf-8");
+    assert!(
+        text_of.starts_with("{\"t\":\"natter-export\",\"version\":1}\n"),
+        "{text_of}"
+    );
+    assert!(text_of.contains(r#""remark":"best""#), "{text_of}");
+
+    let target = match b {
+        Backend::Sqlite(_) => Backend::Sqlite(tempfile::tempdir().expect("temp dir")),
+        Backend::Postgres(_) => Backend::Postgres(TestDb::create().await.expect("a database")),
+    };
+    let t = target.open().await;
+    natter_server::transfer::import(&*t, &mut first.as_slice())
+        .await
+        .expect("import");
+    let mut second = Vec::new();
+    natter_server::transfer::export(&*t, &mut second)
+        .await
+        .expect("export again");
+    assert_eq!(
+        String::from_utf8(second).expect("utf-8"),
+        text_of,
+        "the same rows"
+    );
+    // Into a store that has accounts: refused.
+    assert!(
+        natter_server::transfer::import(&*t, &mut first.as_slice())
+            .await
+            .is_err()
+    );
+
+    // It goes on where it was.
+    let next = new_message(&*t, text(p.id, o(1), "after", None)).await;
+    assert_eq!(next.index, Index(3));
+    let before = s.messages(p.id, Range::Latest, 10).await.expect("history");
+    assert!(
+        before.iter().all(|m| m.id < next.id),
+        "message ids continue"
+    );
+    let new = t.create_account(account(5)).await.expect("a new account");
+    assert_eq!(new.ocid, o(5));
+    let group = t
+        .create_group(o(1), "new", &[o(1)], 10)
+        .await
+        .expect("a new group");
+    assert!(group.id > g.id, "chat ids continue");
+    t.keep_notice(o(2), r#"{"n":2}"#, 14)
+        .await
+        .expect("another notice");
+    assert_eq!(t.take_notices(o(2)).await.expect("notices").len(), 2);
+    assert_eq!(
+        t.account(o(3)).await.expect("read").expect("there").status,
+        status::BANNED
+    );
+    assert!(t.account(o(4)).await.expect("read").expect("there").deleted);
+    s.close().await;
+    t.close().await;
+}
+
+/// The export holds every column of its tables: a column added to the schema and not to
+/// `store::TABLES` fails here (SQLite's schema, which PostgreSQL's mirrors).
+#[tokio::test]
+async fn the_export_knows_every_column() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    SqliteStore::open(&path).await.expect("open").close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connect");
+    for table in natter_server::store::TABLES {
+        let sql = format!(
+            "SELECT name FROM pragma_table_info('{}') ORDER BY cid",
+            table.name
+        );
+        let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await
+            .expect("columns");
+        let known: Vec<String> = table.columns.iter().map(|(c, _)| (*c).to_owned()).collect();
+        assert_eq!(columns, known, "the columns of {}", table.name);
+    }
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -2112,4 +2379,6 @@ conformance!(
     read_state,
     notices,
     news_counts,
+    operations,
+    export_import,
 );

@@ -9,7 +9,6 @@
 use anyhow::{Context, bail, ensure};
 use natter_client::ourchat::v1::{self, Frame};
 use natter_client::{Target, http, ws};
-use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -77,21 +76,45 @@ impl Endpoint {
     /// The server's `GET /metrics`: resident memory and logged-in connections.
     ///
     /// # Errors
-    /// The request failed or the answer is not the expected JSON.
+    /// The request failed or the answer lacks the logged-in connections.
     pub async fn metrics(&self) -> anyhow::Result<Metrics> {
         let answer = http::get(self.ws.addr(), self.ws.host_port(), "/metrics").await?;
         ensure!(answer.status == 200, "GET /metrics: {}", answer.status_line);
-        serde_json::from_str(&answer.body).context("GET /metrics did not return the expected JSON")
+        Metrics::parse(&answer.body)
     }
 }
 
-/// What `GET /metrics` reports.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// What `GET /metrics` reports that the bench reads (two samples of the Prometheus text).
+#[derive(Debug, Clone, Copy)]
 pub struct Metrics {
     /// The server's resident set size (absent where the server cannot read it).
     pub rss_bytes: Option<u64>,
     /// Logged-in connections on that node.
     pub connections: u64,
+}
+
+impl Metrics {
+    /// `process_resident_memory_bytes` and `natter_logged_in_connections` from the text
+    /// exposition format.
+    ///
+    /// # Errors
+    /// No `natter_logged_in_connections` sample.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let sample = |name: &str| {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .find_map(|l| match l.split_once(' ') {
+                    Some((n, v)) if n == name => v.trim().parse::<f64>().ok(),
+                    _ => None,
+                })
+        };
+        let connections = sample("natter_logged_in_connections")
+            .context("GET /metrics has no natter_logged_in_connections sample")?;
+        Ok(Self {
+            rss_bytes: sample("process_resident_memory_bytes").map(|v| v as u64),
+            connections: connections as u64,
+        })
+    }
 }
 
 /// A logged-in account: its ocid and the session token of its password login.

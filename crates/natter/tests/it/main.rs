@@ -3,9 +3,13 @@
 //! clusters of nodes on PostgreSQL and NATS ([`cluster`]). [`common`] starts the binary and
 //! talks to it with natter-client.
 
+mod admin;
+mod backup;
 mod bench;
 mod cluster;
 mod common;
 mod process;
 #[path = "../../../natter-server/tests/it/common/services.rs"]
 mod services;
+mod startup;
+mod tls;

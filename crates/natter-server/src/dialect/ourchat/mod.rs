@@ -87,6 +87,18 @@ fn wire_error(e: &DomainError) -> WireError {
             C::InvalidToken,
             "the session token is unknown, expired or revoked".into(),
         ),
+        DomainError::AccountDisabled => (
+            C::AccountDisabled,
+            "this account is banned or deleted".into(),
+        ),
+        DomainError::RegistrationClosed => (
+            C::RegistrationClosed,
+            "this server takes no registrations".into(),
+        ),
+        DomainError::InvalidInvite => (
+            C::InvalidInvite,
+            "registration needs a valid, unused invitation code in field `invite`".into(),
+        ),
         DomainError::NoSuchAccount(o) => (C::NoSuchAccount, format!("no account with ocid {o}")),
         DomainError::NoSuchChat(c) => (C::NoSuchChat, format!("no chat with id {c}")),
         DomainError::NoSuchGroup(c) => (C::NoSuchChat, format!("no group with id {c}")),
@@ -212,7 +224,9 @@ fn text(frame: &[u8]) -> Result<&str, WireError> {
 fn auth_state<T>(result: &Result<T, DomainError>) -> u8 {
     match result {
         Ok(_) => 0,
-        Err(DomainError::BadCredentials | DomainError::InvalidToken) => 1,
+        Err(
+            DomainError::BadCredentials | DomainError::InvalidToken | DomainError::AccountDisabled,
+        ) => 1,
         Err(_) => 2,
     }
 }

@@ -98,11 +98,17 @@ impl Dialect for V0 {
                 password,
                 nick,
                 ext,
+                invite,
             } => {
                 c.state_mut().on |= ext;
                 // Boxed, as logins are: rare, and a large future to carry inline.
-                let result =
-                    Box::pin(c.domain().register_email(&mail, &password, nick.as_deref())).await;
+                let result = Box::pin(c.domain().register_email(
+                    &mail,
+                    &password,
+                    nick.as_deref(),
+                    invite.as_deref(),
+                ))
+                .await;
                 match register_state(&result) {
                     Ok(state) => out.push(reply(v0::register_reply(
                         t,

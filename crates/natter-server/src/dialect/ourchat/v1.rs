@@ -138,11 +138,18 @@ impl Dialect for V1 {
                 password,
                 name,
                 ext,
+                invite,
             } => {
                 c.state_mut().on |= ext;
                 let id = identity(by, &account).unwrap_or(Identity::Email(account));
                 // Boxed, as logins are: rare, and a large future to carry inline.
-                let result = Box::pin(c.domain().register(&id, &password, name.as_deref())).await;
+                let result = Box::pin(c.domain().register(
+                    &id,
+                    &password,
+                    name.as_deref(),
+                    invite.as_deref(),
+                ))
+                .await;
                 match register_state(&result) {
                     Ok(state) => out.push(reply(v1::register_reply(
                         t,

@@ -16,9 +16,9 @@ use super::rows::{
     WriterTask, backend,
 };
 use super::{
-    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Membership, Message,
-    NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, SessionRow, Store,
-    StoreError,
+    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Invite, Membership,
+    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, Row,
+    SessionRow, Statistics, Store, StoreError, TableSpec,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -30,6 +30,7 @@ pub struct PgStore {
     pool: PgPool,
     appends: mpsc::Sender<AppendJob>,
     writer: WriterTask,
+    metrics: writer::Observed,
 }
 
 impl PgStore {
@@ -39,23 +40,74 @@ impl PgStore {
     /// # Errors
     /// The database cannot be reached or a migration fails.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
+        let place = redacted(url);
+        // One connection first, so that a failure says why (refused, unknown host, bad
+        // password, TLS) rather than that the pool timed out.
+        let options: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL {place}: {e}")))?;
+        let first = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            <PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await;
+        match first {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {place}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {place}: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
-            .map_err(backend)?;
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL at {place}: {e}")))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let (tx, rx) = mpsc::channel(APPEND_QUEUE);
-        let writer = WriterTask::spawn(|stop| append_writer(pool.clone(), rx, stop));
+        let metrics = writer::Observed::default();
+        let observed = metrics.clone();
+        let writer = WriterTask::spawn(|stop| append_writer(pool.clone(), rx, stop, observed));
         Ok(Self {
             pool,
             appends: tx,
             writer,
+            metrics,
         })
+    }
+}
+
+/// How long the first connection to PostgreSQL may take at start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A PostgreSQL URL fit for logs and errors: the password replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((auth, host)) => (Some(auth), host),
+        None => (None, rest),
+    };
+    match auth {
+        Some(auth) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{auth}@{host}"),
+        },
+        None => format!("{scheme}://{host}"),
     }
 }
 
@@ -523,6 +575,235 @@ impl Store for PgStore {
             .map_err(backend)
     }
 
+    async fn accounts(&self, after: Ocid, limit: u32) -> Result<Vec<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ocid > $1 ORDER BY ocid LIMIT $2"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after.sql())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(rows::account)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn set_account_status(&self, ocid: Ocid, status: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE accounts SET status = $1 WHERE ocid = $2")
+            .bind(status)
+            .bind(ocid.sql())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn statistics(&self, now: i64) -> Result<Statistics> {
+        let row = sqlx::query(STATISTICS_SQL)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows::statistics(&row).map_err(backend)
+    }
+
+    async fn create_invite(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO invite_codes (code_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn invites(&self) -> Result<Vec<Invite>> {
+        let rows: Vec<(Vec<u8>, i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invite_codes
+             ORDER BY created_at DESC, code_hash",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(code_hash, created_at, expires_at, used_by, used_at)| Invite {
+                    code_hash,
+                    created_at,
+                    expires_at,
+                    used_by: used_by.map(|o| Ocid(o as u64)),
+                    used_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn create_account_invited(
+        &self,
+        new: NewAccount,
+        code_hash: &[u8],
+        now: i64,
+    ) -> Result<Account> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The invitation's row is locked: two registrations with one code cannot both use it.
+        let usable: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM invite_codes WHERE code_hash = $1 AND used_by IS NULL
+             AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if usable.is_none() {
+            return Err(StoreError::NoSuchInvite);
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO accounts (uuid, email, phone, username, nickname, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(&new.uuid)
+            .bind(&new.email)
+            .bind(&new.phone)
+            .bind(&new.username)
+            .bind(&new.nickname)
+            .bind(&new.password_hash)
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let account = rows::account(&row).map_err(backend)?;
+        sqlx::query("UPDATE invite_codes SET used_by = $1, used_at = $2 WHERE code_hash = $3")
+            .bind(account.ocid.sql())
+            .bind(now)
+            .bind(code_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(account)
+    }
+
+    async fn post_account_event(&self, ocid: Ocid, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("INSERT INTO account_events (ocid, at) VALUES ($1, $2)")
+            .bind(ocid.sql())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Polled within a second or so: a day's worth is plenty.
+        sqlx::query("DELETE FROM account_events WHERE at < $1")
+            .bind(now - EVENT_KEEP_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn account_events(&self, after: i64, limit: u32) -> Result<Vec<(i64, Ocid)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT id, ocid FROM account_events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, o)| (id, Ocid(o as u64)))
+            .collect())
+    }
+
+    async fn last_account_event(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0)::BIGINT FROM account_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn check_write(&self, node: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO node_checks (node, at) VALUES ($1, $2)
+             ON CONFLICT (node) DO UPDATE SET at = excluded.at",
+        )
+        .bind(node)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn export(&self, table: &TableSpec, after: (i64, i64), limit: u32) -> Result<Vec<Row>> {
+        let sql = sqlx::AssertSqlSafe(rows::export_sql(table, true));
+        let query = sqlx::query(sql).bind(after.0);
+        // `$2` appears only in the statements of two-column keys.
+        let query = match table.key.1 {
+            Some(_) => query.bind(after.1),
+            None => query,
+        };
+        let found = query
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        found
+            .iter()
+            .map(|r| rows::export_row(table, r))
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn import(&self, table: &TableSpec, imported: &[Row]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let sql = rows::import_sql(table, true);
+        for row in imported {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for value in rows::import_values(table, row)? {
+                query = match value {
+                    rows::Value::Int(v) => query.bind(v),
+                    rows::Value::Text(v) => query.bind(v),
+                };
+            }
+            query.execute(&mut *tx).await.map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn finish_import(&self) -> Result<()> {
+        for sql in [
+            "SELECT setval('accounts_ocid_seq', GREATEST((SELECT MAX(ocid) FROM accounts), 10000))",
+            "SELECT setval(pg_get_serial_sequence('chats', 'id'), GREATEST((SELECT MAX(id) FROM chats), 1), (SELECT MAX(id) FROM chats) IS NOT NULL)",
+            "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST((SELECT MAX(id) FROM messages), 1), (SELECT MAX(id) FROM messages) IS NOT NULL)",
+            "SELECT setval(pg_get_serial_sequence('pending_notices', 'id'), GREATEST((SELECT MAX(id) FROM pending_notices), 1), (SELECT MAX(id) FROM pending_notices) IS NOT NULL)",
+        ] {
+            sqlx::query(sql)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn observe(&self, metrics: crate::metrics::StoreMetrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
     async fn close(&self) {
         // Called after every session has ended: the writer commits what is queued and stops,
         // then the pool closes (for SQLite that checkpoints the WAL).
@@ -530,6 +811,21 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 }
+
+/// How long account events are kept (nodes poll them every fraction of a second).
+const EVENT_KEEP_MS: i64 = 24 * 3600 * 1000;
+
+/// Every count of [`Statistics`] in one query (`$1`: now, for session expiry).
+const STATISTICS_SQL: &str = "SELECT
+    (SELECT COUNT(*) FROM accounts WHERE status = 0 AND deleted_at IS NULL) AS accounts_active,
+    (SELECT COUNT(*) FROM accounts WHERE status = 1 AND deleted_at IS NULL) AS accounts_banned,
+    (SELECT COUNT(*) FROM accounts WHERE deleted_at IS NOT NULL) AS accounts_deleted,
+    (SELECT COUNT(*) FROM sessions WHERE NOT revoked AND expires_at > $1) AS sessions_live,
+    (SELECT COUNT(*) FROM chats WHERE kind = 0) AS private_chats,
+    (SELECT COUNT(*) FROM chats WHERE kind = 1 AND disbanded_at IS NULL) AS groups,
+    (SELECT COUNT(*) FROM messages) AS messages,
+    (SELECT COUNT(*) FROM friends) / 2 AS friendships,
+    (SELECT COUNT(*) FROM invite_codes WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > $1)) AS invites_unused";
 
 /// Lock two accounts' rows, lowest ocid first (so two transactions on one pair never deadlock).
 async fn lock_pair(tx: &mut PgConnection, a: i64, b: i64) -> Result<()> {

@@ -16,12 +16,16 @@ pub(super) const APPEND_QUEUE: usize = 4096;
 /// Attempts at a batch that fails with a transient error.
 const BATCH_ATTEMPTS: usize = 4;
 
+/// Where the writer reports, once a server has said.
+pub(super) type Observed = std::sync::Arc<std::sync::OnceLock<crate::metrics::StoreMetrics>>;
+
 /// The group-commit loop: as SQLite's, on a pooled connection (so a lost connection is
 /// replaced for the next batch).
 pub(super) async fn append_writer(
     pool: PgPool,
     mut rx: mpsc::Receiver<AppendJob>,
     stop: CancellationToken,
+    metrics: Observed,
 ) {
     let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -33,6 +37,7 @@ pub(super) async fn append_writer(
         if n == 0 {
             break;
         }
+        let started = std::time::Instant::now();
         let mut outcome = Err(sqlx::Error::PoolClosed);
         for attempt in 1..=BATCH_ATTEMPTS {
             outcome = match pool.acquire().await {
@@ -44,6 +49,18 @@ pub(super) async fn append_writer(
                     tracing::debug!(error = %e, attempt, "append batch retried");
                 }
                 _ => break,
+            }
+        }
+        if let Some(m) = metrics.get() {
+            m.commit_seconds.record(started.elapsed().as_secs_f64());
+            match &outcome {
+                Ok(results) => m.messages.increment(
+                    results
+                        .iter()
+                        .filter(|r| matches!(r, Ok(Appended::New(_))))
+                        .count() as u64,
+                ),
+                Err(_) => m.failed_commits.increment(1),
             }
         }
         rows::answer_batch(&mut batch, outcome);

@@ -7,15 +7,16 @@
 //! commit, `writer.rs`): each message's index is assigned in that transaction, and no caller
 //! hears back before the commit that made its message durable.
 
+pub mod backup;
 mod reads;
 mod social;
 mod writer;
 
 use super::rows::{self, ACCOUNT_COLUMNS, AsSql, CHAT_COLUMNS, MESSAGE_COLUMNS, backend};
 use super::{
-    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Membership, Message,
-    NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, SessionRow, Store,
-    StoreError,
+    Account, Befriend, Chat, ChatId, Device, Friend, FriendRequest, Index, Invite, Membership,
+    Message, NewAccount, NewMessage, Ocid, OnDurable, Range, Receipt, Result, Role, Row,
+    SessionRow, Statistics, Store, StoreError, TableSpec,
 };
 use async_trait::async_trait;
 use reads::{LiteRow, MEMBERSHIP_ONE_SQL, MEMBERSHIP_SQL, Readers, SESSION_SQL, decoded};
@@ -58,10 +59,21 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(backend)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        // Another process (a server starting, `natter admin`) may be applying the same
+        // migrations: SQLite has no migration lock, so the loser of that race tries again and
+        // finds them applied.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "migration failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(StoreError::Backend(format!("migration failed: {e}"))),
+            }
+        }
         Ok(Self {
             pool,
             readers: Readers::new(path),
@@ -533,6 +545,233 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
+    async fn accounts(&self, after: Ocid, limit: u32) -> Result<Vec<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ocid > ? ORDER BY ocid LIMIT ?"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(after.sql())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(rows::account)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn set_account_status(&self, ocid: Ocid, status: i64) -> Result<bool> {
+        let _turn = self.writes.lock().await;
+        let done = sqlx::query("UPDATE accounts SET status = ? WHERE ocid = ?")
+            .bind(status)
+            .bind(ocid.sql())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn statistics(&self, now: i64) -> Result<Statistics> {
+        let row = sqlx::query(STATISTICS_SQL)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows::statistics(&row).map_err(backend)
+    }
+
+    async fn create_invite(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        sqlx::query(
+            "INSERT INTO invite_codes (code_hash, created_at, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn invites(&self) -> Result<Vec<Invite>> {
+        let rows = sqlx::query(
+            "SELECT code_hash, created_at, expires_at, used_by, used_at FROM invite_codes
+             ORDER BY created_at DESC, code_hash",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                use sqlx::Row;
+                Ok(Invite {
+                    code_hash: r.try_get("code_hash")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    used_by: r
+                        .try_get::<Option<i64>, _>("used_by")?
+                        .map(|o| Ocid(o as u64)),
+                    used_at: r.try_get("used_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn create_account_invited(
+        &self,
+        new: NewAccount,
+        code_hash: &[u8],
+        now: i64,
+    ) -> Result<Account> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let usable: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM invite_codes WHERE code_hash = ? AND used_by IS NULL
+             AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if usable.is_none() {
+            return Err(StoreError::NoSuchInvite);
+        }
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
+             VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
+             RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(&new.uuid)
+            .bind(&new.email)
+            .bind(&new.phone)
+            .bind(&new.username)
+            .bind(&new.nickname)
+            .bind(&new.password_hash)
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let account = rows::account(&row).map_err(backend)?;
+        sqlx::query("UPDATE invite_codes SET used_by = ?, used_at = ? WHERE code_hash = ?")
+            .bind(account.ocid.sql())
+            .bind(now)
+            .bind(code_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(account)
+    }
+
+    async fn post_account_event(&self, ocid: Ocid, now: i64) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        sqlx::query("INSERT INTO account_events (ocid, at) VALUES (?, ?)")
+            .bind(ocid.sql())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Polled within a second or so: a day's worth is plenty.
+        sqlx::query("DELETE FROM account_events WHERE at < ?")
+            .bind(now - EVENT_KEEP_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn account_events(&self, after: i64, limit: u32) -> Result<Vec<(i64, Ocid)>> {
+        self.readers.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, ocid FROM account_events WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = st.query_map((after, i64::from(limit)), |r| {
+                Ok((r.get::<_, i64>(0)?, Ocid(r.get::<_, i64>(1)? as u64)))
+            })?;
+            rows.collect()
+        })
+    }
+
+    async fn last_account_event(&self) -> Result<i64> {
+        self.readers.with(|c| {
+            c.query_row("SELECT COALESCE(MAX(id), 0) FROM account_events", [], |r| {
+                r.get(0)
+            })
+        })
+    }
+
+    async fn check_write(&self, node: &str, now: i64) -> Result<()> {
+        let node = node.to_owned();
+        self.writer
+            .request(|reply| WriteJob::Check((node, now, reply)))
+            .await
+    }
+
+    async fn export(&self, table: &TableSpec, after: (i64, i64), limit: u32) -> Result<Vec<Row>> {
+        let sql = sqlx::AssertSqlSafe(rows::export_sql(table, false));
+        let found = sqlx::query(sql)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        found
+            .iter()
+            .map(|r| rows::export_row(table, r))
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn import(&self, table: &TableSpec, imported: &[Row]) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let sql = rows::import_sql(table, false);
+        for row in imported {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for value in rows::import_values(table, row)? {
+                query = match value {
+                    rows::Value::Int(v) => query.bind(v),
+                    rows::Value::Text(v) => query.bind(v),
+                };
+            }
+            query.execute(&mut *tx).await.map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn finish_import(&self) -> Result<()> {
+        // Ids come from MAX(...) + 1 and AUTOINCREMENT, which the inserts moved already.
+        Ok(())
+    }
+
+    fn observe(&self, metrics: crate::metrics::StoreMetrics) {
+        self.writer.observe(metrics);
+    }
+
     async fn close(&self) {
         // Called after every session has ended: the writer commits what is queued and stops,
         // then the pool closes (for SQLite that checkpoints the WAL).
@@ -540,6 +779,21 @@ impl Store for SqliteStore {
         self.pool.close().await;
     }
 }
+
+/// How long account events are kept (nodes poll them every fraction of a second).
+const EVENT_KEEP_MS: i64 = 24 * 3600 * 1000;
+
+/// Every count of [`Statistics`] in one query (`?1`: now, for session expiry).
+const STATISTICS_SQL: &str = "SELECT
+    (SELECT COUNT(*) FROM accounts WHERE status = 0 AND deleted_at IS NULL) AS accounts_active,
+    (SELECT COUNT(*) FROM accounts WHERE status = 1 AND deleted_at IS NULL) AS accounts_banned,
+    (SELECT COUNT(*) FROM accounts WHERE deleted_at IS NOT NULL) AS accounts_deleted,
+    (SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1) AS sessions_live,
+    (SELECT COUNT(*) FROM chats WHERE kind = 0) AS private_chats,
+    (SELECT COUNT(*) FROM chats WHERE kind = 1 AND disbanded_at IS NULL) AS groups,
+    (SELECT COUNT(*) FROM messages) AS messages,
+    (SELECT COUNT(*) FROM friends) / 2 AS friendships,
+    (SELECT COUNT(*) FROM invite_codes WHERE used_by IS NULL AND (expires_at IS NULL OR expires_at > ?1)) AS invites_unused";
 
 /// Record a friendship in both directions (idempotent).
 async fn befriend(tx: &mut sqlx::SqliteConnection, a: i64, b: i64, now: i64) -> Result<()> {

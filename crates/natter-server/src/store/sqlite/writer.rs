@@ -4,6 +4,7 @@
 
 use super::reads::{LiteRow, decoded, lite};
 use crate::ids::IdMap;
+use crate::metrics::StoreMetrics;
 use crate::store::rows::{self, AppendJob, AsSql, MESSAGE_COLUMNS};
 use crate::store::{Appended, ChatId, Device, Index, Message, MessageId, Ocid, Result, StoreError};
 use rusqlite::OptionalExtension;
@@ -29,11 +30,18 @@ pub(super) type MarkJob = (
     oneshot::Sender<Result<()>>,
 );
 
+/// A readiness check: this node's row of `node_checks`, written in the next transaction.
+pub(super) type CheckJob = (String, i64, oneshot::Sender<Result<()>>);
+
 /// The writer thread and its answering task, as the store sees them.
 pub(super) struct Writer {
     jobs: mpsc::Sender<WriteJob>,
     done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    metrics: Observed,
 }
+
+/// Where the writer reports, once a server has said (shared with its thread).
+type Observed = std::sync::Arc<std::sync::OnceLock<StoreMetrics>>;
 
 impl Writer {
     /// Open the writer's connection to `path` and start its thread.
@@ -48,10 +56,12 @@ impl Writer {
         // A thread of its own, named, so that its CPU time can be told apart (`top -H`,
         // `/proc/<pid>/task`): the store's share of a message's cost is measured on it.
         let (stopped, writer_stopped) = oneshot::channel::<()>();
+        let metrics = Observed::default();
+        let observed = metrics.clone();
         std::thread::Builder::new()
             .name(WRITER_THREAD.into())
             .spawn(move || {
-                write_loop(conn, rx, answers);
+                write_loop(conn, rx, answers, &observed);
                 let _ = stopped.send(());
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
@@ -62,7 +72,13 @@ impl Writer {
         Ok(Self {
             jobs,
             done: tokio::sync::Mutex::new(Some(done)),
+            metrics,
         })
+    }
+
+    /// Report commits to `metrics` from now on (once).
+    pub(super) fn observe(&self, metrics: StoreMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Queue a job built around a reply channel (waiting for room) and return the channel.
@@ -115,6 +131,7 @@ const WRITER_THREAD: &str = "natter-writer";
 pub(super) enum WriteJob {
     Append(AppendJob),
     Marks(MarkJob),
+    Check(CheckJob),
     /// Finish what is queued before this, then stop.
     Stop,
 }
@@ -126,9 +143,11 @@ fn write_loop(
     mut conn: rusqlite::Connection,
     mut rx: mpsc::Receiver<WriteJob>,
     answers: mpsc::Sender<Answer>,
+    metrics: &Observed,
 ) {
     let mut batch: Vec<AppendJob> = Vec::with_capacity(MAX_BATCH);
     let mut marks: Vec<MarkJob> = Vec::new();
+    let mut checks: Vec<CheckJob> = Vec::new();
     let mut stopping = false;
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
@@ -140,6 +159,7 @@ fn write_loop(
             match job {
                 WriteJob::Append(j) => batch.push(j),
                 WriteJob::Marks(m) => marks.push(m),
+                WriteJob::Check(c) => checks.push(c),
                 WriteJob::Stop => {
                     stopping = true;
                     break;
@@ -149,12 +169,24 @@ fn write_loop(
                 next = rx.try_recv().ok();
             }
         }
-        if batch.is_empty() && marks.is_empty() {
+        if batch.is_empty() && marks.is_empty() && checks.is_empty() {
             continue;
         }
         let started = std::time::Instant::now();
-        let outcome = write_batch(&mut conn, &mut batch, &marks);
+        let outcome = write_batch(&mut conn, &mut batch, &marks, &checks);
         let took = started.elapsed();
+        if let Some(m) = metrics.get() {
+            m.commit_seconds.record(took.as_secs_f64());
+            match &outcome {
+                Ok(results) => m.messages.increment(
+                    results
+                        .iter()
+                        .filter(|r| matches!(r, Ok(Appended::New(_))))
+                        .count() as u64,
+                ),
+                Err(_) => m.failed_commits.increment(1),
+            }
+        }
         if took >= SLOW_COMMIT {
             tracing::warn!(
                 ms = took.as_millis() as u64,
@@ -168,6 +200,9 @@ fn write_loop(
             .map(|_| ())
             .map_err(|e| StoreError::Backend(e.to_string()));
         for (_, _, _, reply) in marks.drain(..) {
+            let _ = reply.send(marked.clone());
+        }
+        for (_, _, reply) in checks.drain(..) {
             let _ = reply.send(marked.clone());
         }
         // Hooks and replies wake tasks: done on the runtime (cheap local wake-ups there), while
@@ -199,11 +234,13 @@ fn write_batch(
     conn: &mut rusqlite::Connection,
     batch: &mut [AppendJob],
     marks: &[MarkJob],
+    checks: &[CheckJob],
 ) -> rusqlite::Result<Vec<Result<Appended>>> {
     for probe in [false, true] {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if let Some(results) = append_batch(&tx, batch, probe)? {
             write_marks(&tx, marks)?;
+            write_checks(&tx, checks)?;
             tx.commit()?;
             return Ok(results);
         }
@@ -243,6 +280,21 @@ fn write_marks(tx: &rusqlite::Transaction<'_>, marks: &[MarkJob]) -> rusqlite::R
     )?;
     for ((dev, chat), index) in devices {
         device.execute((&dev.0[..], chat.sql(), index.sql()))?;
+    }
+    Ok(())
+}
+
+/// Each readiness check's row: a write that commits with the batch.
+fn write_checks(tx: &rusqlite::Transaction<'_>, checks: &[CheckJob]) -> rusqlite::Result<()> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let mut check = tx.prepare_cached(
+        "INSERT INTO node_checks (node, at) VALUES (?1, ?2)
+         ON CONFLICT (node) DO UPDATE SET at = excluded.at",
+    )?;
+    for (node, at, _) in checks {
+        check.execute((node, at))?;
     }
     Ok(())
 }

@@ -1,6 +1,11 @@
 //! The external services some tests need (PostgreSQL, NATS). A test that needs one runs when
-//! it is reachable, is skipped (with a note on stderr) when it is not, and FAILS when it is
-//! not and `CI=true`: CI machines always run them.
+//! it is reachable, is skipped when it is not, and FAILS when it is not and `CI=true`: CI
+//! machines always run them.
+//!
+//! Either way the run says so without `--nocapture`: the first check of each service writes
+//! one line (reachable or not, where), and every skipped test writes a line with its name.
+//! They are written to the process's standard error directly, which the test harness does not
+//! capture (it captures only `print!` and `eprint!`).
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -21,13 +26,43 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// A line on the real standard error, past the harness's capture (also for a test that skips
+/// part of itself).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The first time a service is checked in this process, say whether it answers.
+fn announce(service: &'static str, at: &str, reachable: bool) {
+    static SAID: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if said.contains(&service) {
+        return;
+    }
+    said.push(service);
+    if reachable {
+        say(&format!(
+            "services: {service} at {at} answers: the tests that need it run"
+        ));
+    } else {
+        say(&format!(
+            "services: {service} at {at} does not answer: the tests that need it are SKIPPED"
+        ));
+    }
+}
+
 /// `None` (skip) when the service is unreachable outside CI; a panic inside CI.
-fn unavailable<T>(service: &str, why: &dyn std::fmt::Display) -> Option<T> {
+fn unavailable<T>(service: &'static str, at: &str, why: &dyn std::fmt::Display) -> Option<T> {
     assert!(
         !in_ci(),
-        "{service} is required when CI=true but is unreachable: {why}"
+        "{service} is required when CI=true but is unreachable at {at}: {why}"
     );
-    eprintln!("skipped: {service} is unreachable ({why})");
+    announce(service, at, false);
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    say(&format!(
+        "SKIPPED {test}: {service} at {at} is unreachable ({why})"
+    ));
     None
 }
 
@@ -44,9 +79,10 @@ impl TestDb {
         let connect = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin));
         let mut conn = match connect.await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return unavailable("PostgreSQL", &e),
-            Err(e) => return unavailable("PostgreSQL", &e),
+            Ok(Err(e)) => return unavailable("PostgreSQL", &admin, &e),
+            Err(e) => return unavailable("PostgreSQL", &admin, &e),
         };
+        announce("PostgreSQL", &admin, true);
         let name = format!("natter_test_{:016x}", rand_u64());
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
@@ -98,9 +134,12 @@ pub async fn nats() -> Option<String> {
     )
     .await
     {
-        Ok(Ok(_)) => Some(url),
-        Ok(Err(e)) => unavailable("NATS", &e),
-        Err(e) => unavailable("NATS", &e),
+        Ok(Ok(_)) => {
+            announce("NATS", &url, true);
+            Some(url)
+        }
+        Ok(Err(e)) => unavailable("NATS", &url, &e),
+        Err(e) => unavailable("NATS", &url, &e),
     }
 }
 
