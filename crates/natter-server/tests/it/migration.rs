@@ -96,6 +96,13 @@ async fn a_data_dir_of_the_previous_release_is_upgraded_in_place() {
             171,
         )
         .await;
+    // The change is written into the group's history, and Alice is sent it too.
+    let m = alice.expect_code(0).await;
+    assert_eq!(
+        (m["type"].clone(), m["index"].clone()),
+        (json!(0), json!(4)),
+        "{m}"
+    );
     alice
         .request(&json!({"code": 168, "group_id": id, "ocid": c}), 169)
         .await;
