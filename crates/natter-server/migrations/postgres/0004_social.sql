@@ -62,7 +62,7 @@ CREATE TABLE invitations (
 CREATE INDEX invitations_by_account ON invitations (ocid);
 
 -- Notices for an account that must reach it even if it is offline when they happen (an answer
--- to its join or friend request, being removed from a group, a group disbanded): pushed at its
+-- to its request to join a group, being removed from a group, a group disbanded): pushed at its
 -- next login, then deleted. `body` is the notice as JSON.
 CREATE TABLE pending_notices (
     id         BIGSERIAL PRIMARY KEY,

@@ -237,6 +237,15 @@ impl Domain {
                 self.live_account(*m).await?;
             }
         }
+        // An account that blocks the owner is not put in its group (and the owner is not told,
+        // as an invitation it would not see).
+        let mut kept = Vec::with_capacity(all.len());
+        for m in all {
+            if m == owner || !self.blocks(m, owner).await? {
+                kept.push(m);
+            }
+        }
+        let all = kept;
         let chat = self
             .store
             .create_group(owner, name, &all, now_ms())

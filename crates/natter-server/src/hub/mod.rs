@@ -496,6 +496,15 @@ impl BusHandler for Hub {
         if let Notice::Friendship { a, b, change, .. } = signal.notice {
             self.befriended(a, b, change);
         }
+        // A notice may be dropped by a full outbox; a login that ended must still close its
+        // connections: they check their login against the store once their outbox drains.
+        if let (Notice::LoggedOut { .. }, Audience::Accounts(list)) =
+            (&signal.notice, &signal.audience)
+        {
+            for ocid in list {
+                self.recheck(*ocid);
+            }
+        }
     }
 
     /// Tell every logged-in connection to catch up from the store (after the bus may have

@@ -1958,3 +1958,27 @@ async fn a_full_group_keeps_the_request_or_invitation_it_cannot_accept() {
     expect_system(&mut alice.client, g, carol.ocid, "Carol joined").await;
     assert_eq!(info(&mut alice.client, g).await["member_count"], json!(2));
 }
+
+/// A group made with code 8 leaves out an account that blocks its creator.
+#[tokio::test]
+async fn a_new_group_leaves_out_whoever_blocks_its_creator() {
+    let server = TestServer::start().await;
+    let mut alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    let mut carol = user_v1(&server, "carol@example.com", "Carol", "pw-c").await;
+    carol
+        .client
+        .request(&json!({"code": 146, "ocid": alice.ocid}), 147)
+        .await;
+    let group = create_group_v1(&mut alice.client, &[bob.ocid, carol.ocid]).await;
+    let info = alice
+        .client
+        .request(&json!({"code": 150, "group_id": group}), 151)
+        .await;
+    assert_eq!(
+        info["group"]["members"],
+        json!([alice.ocid, bob.ocid]),
+        "{info}"
+    );
+    carol.client.expect_silence(200).await;
+}
