@@ -37,7 +37,7 @@ pub enum AdminCommand {
     /// Single-use invitation codes for `--registration invite`.
     #[command(subcommand)]
     Invites(InvitesCommand),
-    /// Groups: list.
+    /// Groups: list, disband.
     #[command(subcommand)]
     Groups(GroupsCommand),
     /// Counts of accounts, logins, chats, messages, friendships and invitations.
@@ -113,6 +113,10 @@ pub enum GroupsCommand {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+    /// End a group: announced in its history, and every member told at its next login (this
+    /// command runs apart from the server, so connected members hear of it when they log in
+    /// again). Within a minute (the server's cache of the group) nobody can post to it.
+    Disband { id: u64 },
 }
 
 /// The store the flags (or the config file) name, as a server would open it.
@@ -213,6 +217,16 @@ async fn command(d: &Domain, command: AdminCommand) -> anyhow::Result<()> {
                     g.name
                 );
             }
+            Ok(())
+        }
+        AdminCommand::Groups(GroupsCommand::Disband { id }) => {
+            d.admin_disband(ChatId(id)).await.map_err(|e| match e {
+                DomainError::NoSuchGroup(_) => {
+                    anyhow::anyhow!("no live group has id {id}")
+                }
+                e => internal(e),
+            })?;
+            println!("disbanded group {id}");
             Ok(())
         }
         AdminCommand::Stats => {

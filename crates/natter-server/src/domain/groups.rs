@@ -594,23 +594,58 @@ impl Domain {
         let chat = self.live_group(id).await?;
         need(&chat, me, Role::Owner)?;
         let who = self.name_of(me).await;
-        self.announce(
-            self.chat(id).await?,
-            me,
-            format!("{who} disbanded the group"),
-            json!({"event": "disbanded", "by": me}),
+        let text = format!("{who} disbanded the group");
+        self.end_group(&chat, me, text, json!({"event": "disbanded", "by": me}))
+            .await
+    }
+
+    /// End a group as the server's operator (`natter admin groups disband`): announced in the
+    /// group from its owner's account, as "disbanded by the operator"; every member is told.
+    ///
+    /// # Errors
+    /// `NoSuchGroup`, `Internal`.
+    pub async fn admin_disband(&self, id: ChatId) -> Result<(), DomainError> {
+        let chat = self.live_group(id).await?;
+        let owner = chat
+            .owner
+            .or_else(|| chat.members.first().copied())
+            .ok_or(DomainError::NoSuchGroup(id))?;
+        let text = "The group was disbanded by the server's operator".to_owned();
+        self.end_group(
+            &chat,
+            owner,
+            text,
+            json!({"event": "disbanded", "by": null}),
         )
-        .await?;
+        .await
+    }
+
+    /// Announce a group's end (from `actor`), disband it, and tell every member but `actor`.
+    async fn end_group(
+        &self,
+        chat: &Chat,
+        actor: Ocid,
+        text: String,
+        event: serde_json::Value,
+    ) -> Result<(), DomainError> {
+        let id = chat.id;
+        self.announce(self.chat(id).await?, actor, text, event)
+            .await?;
         self.store
             .disband(id, now_ms())
             .await
             .map_err(|e| internal("group disband failed", &e))?;
         self.changed(Some(id), None);
         tracing::info!(chat = %id, "group disbanded");
-        let others: Vec<Ocid> = chat.members.iter().copied().filter(|m| *m != me).collect();
+        let others: Vec<Ocid> = chat
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != actor)
+            .collect();
         let notice = Notice::Removed {
             chat: id,
-            by: me,
+            by: actor,
             disbanded: true,
         };
         self.tell(others, notice, true).await;

@@ -245,3 +245,56 @@ async fn admin_manages_accounts_of_a_running_server() {
     assert!(!ok && err.contains("no password"), "{err}");
     drop(server);
 }
+
+/// `natter admin groups list` and `disband` on a running server's group: the group is gone at
+/// once, and a member hears of it at its next login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_disbands_a_group_of_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server: Server = serve(dir.path(), &[], "natter");
+    let mut ann = connect(&server.addr).await;
+    let mut bob = connect(&server.addr).await;
+    for (ws, email) in [(&mut ann, "ann@example.com"), (&mut bob, "bob@example.com")] {
+        assert_eq!(register(ws, email, None).await["state"], 0);
+    }
+    login(&mut ann, "ann@example.com", "pw").await;
+    send(
+        &mut ann,
+        json!({"code": 8, "members": [10002], "name": "Old news"}),
+    )
+    .await;
+    let group = recv_code(&mut ann, 9).await["group_id"]
+        .as_u64()
+        .expect("group id");
+
+    let list = admin(dir.path(), &["groups", "list"], "");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&group.to_string()) && l.ends_with("Old news")),
+        "{list}"
+    );
+    let out = admin(dir.path(), &["groups", "disband", &group.to_string()], "");
+    assert!(out.contains(&format!("disbanded group {group}")), "{out}");
+    let (ok, _, err) = admin_status(dir.path(), &["groups", "disband", &group.to_string()], "");
+    assert!(!ok && err.contains("no live group"), "{err}");
+    assert!(!admin(dir.path(), &["groups", "list"], "").contains("Old news"));
+
+    send(&mut ann, json!({"code": 150, "group_id": group})).await;
+    let r = recv_code(&mut ann, 100).await;
+    assert_eq!(r["error"], "no_such_chat", "{r}");
+
+    // Bob logs in and is told (no longer a member, he is sent nothing of the group).
+    send(
+        &mut bob,
+        json!({"code": 6, "login_type": 0, "account": "bob@example.com", "password": "pw", "ext": 1}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut bob, 7).await["state"], 0);
+    let removed = recv_code(&mut bob, 183).await;
+    assert_eq!(
+        (removed["group_id"].as_u64(), removed["disbanded"].as_bool()),
+        (Some(group), Some(true)),
+        "{removed}"
+    );
+    recv_code(&mut bob, 106).await;
+}
