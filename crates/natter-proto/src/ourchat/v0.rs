@@ -390,6 +390,14 @@ pub fn unsupported(time: i64, reply: i64, details: &str) -> Value {
     envelope(reply, time, json!({"status": 1, "details": details}))
 }
 
+/// Code 17: the account is deleted (`status` 0), or why not (`status` 1 and `details`).
+pub fn unregister_reply(time: i64, refused: Option<&str>) -> Value {
+    match refused {
+        None => envelope(code::UNREGISTER_REPLY, time, json!({"status": 0})),
+        Some(why) => unsupported(time, code::UNREGISTER_REPLY, why),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

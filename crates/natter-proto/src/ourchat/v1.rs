@@ -758,6 +758,14 @@ pub fn unsupported(time: i64, reply: i64, details: &str) -> Value {
     json!({"code": reply, "time": time, "status": 1, "details": details})
 }
 
+/// Code 17: the account is deleted (`status` 0), or why not (`status` 1 and `details`).
+pub fn unregister_reply(time: i64, refused: Option<&str>) -> Value {
+    match refused {
+        None => json!({"code": code::UNREGISTER_REPLY, "time": time, "status": 0}),
+        Some(why) => unsupported(time, code::UNREGISTER_REPLY, why),
+    }
+}
+
 /// Code 103, encoded: the message is durable; its id and index (one per send, so written
 /// field by field).
 pub fn encode_ack(

@@ -543,11 +543,7 @@ impl Domain {
     ///
     /// # Errors
     /// `Internal`.
-    pub(super) async fn erase_account(
-        &self,
-        me: Ocid,
-        origin: Option<Origin>,
-    ) -> Result<(), DomainError> {
+    pub async fn erase_account(&self, me: Ocid, origin: Option<Origin>) -> Result<(), DomainError> {
         for g in self.my_groups(me).await? {
             if g.role == Some(Role::Owner) {
                 let group = self.group(me, g.id).await?.chat;

@@ -247,7 +247,6 @@ async fn the_2024_clients_at_the_root() {
     // What natter does not serve: a failing status in the reply those clients read.
     for (req, reply) in [
         (json!({"code": 14, "email": "new@example.com"}), 15),
-        (json!({"code": 16}), 17),
         (json!({"code": 19, "data": {"nickname": "x"}}), 20),
         (json!({"code": 21, "hash": "abc", "auto_clean": true}), 22),
     ] {
@@ -270,6 +269,10 @@ async fn the_2024_clients_at_the_root() {
         .await
         .expect("GET /");
     assert_eq!(answer.status, 404, "{}", answer.status_line);
+    // Unregister deletes the account, as OurChat does; the login ends with it.
+    let r = c.request(&json!({"code": 16}), 17).await;
+    assert_eq!(r["status"], json!(0), "{r}");
+    closed_after_frames(&mut c, 4001).await;
 }
 
 /// Seed 001's `/ws` also answers the probe and the requests OurChat assigned later, and
@@ -326,7 +329,24 @@ async fn the_seed_endpoint_answers_later_codes_too() {
         "{r}"
     );
     let r = c.request(&json!({"code": 16}), 17).await;
-    assert_eq!(r["status"], json!(1), "unregister is not served: {r}");
+    assert_eq!(r["status"], json!(0), "unregister deletes the account: {r}");
+    assert_eq!(c.wait_closed().await, Ended::Close(Some(4001)));
+    // Its email is free again, and its password no longer logs in.
+    let mut again = server.v1().await;
+    let r = again
+        .request(
+            &json!({"code": 6, "login_type": 0, "account": "a@example.com", "password": "pw"}),
+            7,
+        )
+        .await;
+    assert_eq!(r["state"], json!(1), "{r}");
+    let r = again
+        .request(
+            &json!({"code": 4, "email": "a@example.com", "password": "pw2", "name": "A2"}),
+            5,
+        )
+        .await;
+    assert_eq!(r["state"], json!(0), "{r}");
 }
 
 /// The draft's client registers with `email` and `nick` (its server read those, the draft
@@ -354,4 +374,10 @@ async fn the_draft_client_registers_with_email_and_nick() {
         )
         .await;
     assert_eq!(r["data"], json!({"nickname": "Drafty"}));
+    // The draft's unregister deletes the account; every login of it ends.
+    login_v0(&mut c, &json!("10001"), "pw").await;
+    let r = c.request(&json!({"code": 16, "data": {}}), 17).await;
+    assert_eq!(r["data"], json!({"status": 0}), "{r}");
+    closed_after_frames(&mut c, 4001).await;
+    closed_after_frames(&mut v1, 4001).await;
 }

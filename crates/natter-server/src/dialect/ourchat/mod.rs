@@ -44,8 +44,6 @@ fn decode_with<E>(
 
 /// Why a request OurChat assigned is not served.
 const UNSUPPORTED: &str = "not supported by this server";
-/// Why code 16 (unregister) is not served.
-const NO_UNREGISTER: &str = "deleting an account is not supported by this server";
 
 /// Per-connection state of both versions.
 #[derive(Debug, Default)]

@@ -2,8 +2,8 @@
 //! `natter_proto::ourchat::v0` and `docs/protocol/ourchat-v0.md`.
 
 use super::{
-    Ext, NO_UNREGISTER, UNSUPPORTED, auth_state, bytes, decode_with, now_s, range, refusal,
-    register_state, wire_error,
+    Ext, UNSUPPORTED, auth_state, bytes, decode_with, now_s, range, refusal, register_state,
+    wire_error,
 };
 use crate::conn::{Authenticated, Conn, Credentials, Missed, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
@@ -88,11 +88,14 @@ impl Dialect for V0 {
             Request::Unsupported { reply: answer } => {
                 out.push(reply(v0::unsupported(t, answer, UNSUPPORTED)));
             }
-            Request::Unregister => out.push(reply(v0::unsupported(
-                t,
-                code::UNREGISTER_REPLY,
-                NO_UNREGISTER,
-            ))),
+            // OurChat's unregister: the logged-in connection is the proof, as in OurChat. The
+            // account's logins end after this reply (their connections close with 4001).
+            Request::Unregister => {
+                let origin = Some(c.origin());
+                let deleted = Box::pin(c.domain().erase_account(me, origin)).await;
+                let why = deleted.err().map(|e| wire_error(&e).message);
+                out.push(reply(v0::unregister_reply(t, why.as_deref())));
+            }
             Request::Register {
                 mail,
                 password,

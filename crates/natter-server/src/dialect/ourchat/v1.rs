@@ -4,8 +4,7 @@
 
 use super::social::{invitation_value, join_request_value};
 use super::{
-    Ext, NO_UNREGISTER, UNSUPPORTED, auth_state, decode_with, now_s, range, refusal,
-    register_state, wire_error,
+    Ext, UNSUPPORTED, auth_state, decode_with, now_s, range, refusal, register_state, wire_error,
 };
 use crate::conn::{Authenticated, Conn, Credentials, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
@@ -127,11 +126,14 @@ impl Dialect for V1 {
             Request::Unsupported { reply: answer } => {
                 out.push(reply(v1::unsupported(t, answer, UNSUPPORTED)));
             }
-            Request::Unregister => out.push(reply(v1::unsupported(
-                t,
-                code::UNREGISTER_REPLY,
-                NO_UNREGISTER,
-            ))),
+            // OurChat's unregister: the logged-in connection is the proof, as in OurChat. The
+            // account's logins end after this reply (their connections close with 4001).
+            Request::Unregister => {
+                let origin = Some(c.origin());
+                let deleted = Box::pin(c.domain().erase_account(me, origin)).await;
+                let why = deleted.err().map(|e| wire_error(&e).message);
+                out.push(reply(v1::unregister_reply(t, why.as_deref())));
+            }
             Request::Register {
                 by,
                 account,

@@ -666,3 +666,19 @@ pub async fn befriend_v1(a: &mut User, b: &mut User) {
     expect_presence(&mut a.client, b.ocid, true).await;
     expect_presence(&mut b.client, a.ocid, true).await;
 }
+
+/// The connection must end with close `code` within 10 s; text frames before it (such as the
+/// system messages of a deleted account's groups) are passed over.
+pub async fn closed_after_frames(c: &mut Client, code: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.next_event_until(deadline).await {
+            Some(Event::Text(_) | Event::Ping | Event::Pong) => {}
+            Some(Event::Ended(end)) => {
+                assert_eq!(end, Ended::Close(Some(code)));
+                return;
+            }
+            other => panic!("expected the connection to close with {code}, got {other:?}"),
+        }
+    }
+}
