@@ -84,6 +84,8 @@ pub enum LoginsCommand {
     /// connections using them are closed.
     Revoke {
         ocid: u64,
+        /// Login ids are base64url, so one may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
@@ -402,6 +404,30 @@ fn internal(e: DomainError) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    #[test]
+    fn a_login_id_may_start_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["natter", "logins", "revoke", "10001", "-cAj-m0kN0YUsmjb"])
+            .expect("parses");
+        match cli.admin.command {
+            AdminCommand::Logins(LoginsCommand::Revoke { ocid, id, all }) => {
+                assert_eq!(
+                    (ocid, id.as_deref(), all),
+                    (10001, Some("-cAj-m0kN0YUsmjb"), false)
+                );
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
     #[test]
     fn times_are_utc() {
         assert_eq!(super::time(0), "1970-01-01 00:00:00");
