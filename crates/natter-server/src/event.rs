@@ -122,12 +122,10 @@ pub enum Notice {
         /// A private chat's two members (dialects name a private chat by the other one).
         pair: Option<(Ocid, Ocid)>,
     },
-    /// Logins of the receiving account ended: the one whose token hash is `device`, or (when
-    /// `device` is `None`) every one but `except`. Their connections close.
-    LoggedOut {
-        device: Option<[u8; 32]>,
-        except: Option<[u8; 32]>,
-    },
+    /// Logins of the receiving account ended (revoked, its password changed or reset, the
+    /// account deleted): its connections check their login against the store, and those whose
+    /// login ended close. For the hub, never shown to a client.
+    LoggedOut,
     /// What nodes cache of these chats, or of the private chat of this pair, is stale (its
     /// members or a block changed). For the nodes, never for connections.
     Forget {

@@ -30,7 +30,7 @@ pub struct Metrics {
     /// Connections that read every chat's tail from the store (after lag or a bus outage).
     pub resyncs: Counter,
     /// Connections closed because an operator banned, deleted or revoked.
-    pub closed_by_operator: Counter,
+    pub closed_logins: Counter,
     /// What the store reports (see [`StoreMetrics`]).
     pub store: StoreMetrics,
     logged_in: Gauge,
@@ -109,8 +109,8 @@ impl Metrics {
             "Times a connection read every chat's tail from the store (after lag or a bus outage).",
         );
         describe(
-            "natter_closed_by_operator_total",
-            "Connections closed because their account was banned or deleted or their login revoked.",
+            "natter_closed_logins_total",
+            "Connections closed because their login ended: the account banned or deleted, the login revoked, the password changed or reset.",
         );
         describe("natter_messages_stored_total", "Messages stored.");
         describe(
@@ -173,7 +173,7 @@ impl Metrics {
             resumes_rejected: login("token", "rejected"),
             rate_limited: counter("natter_rate_limited_total", &[]),
             resyncs: counter("natter_resyncs_total", &[]),
-            closed_by_operator: counter("natter_closed_by_operator_total", &[]),
+            closed_logins: counter("natter_closed_logins_total", &[]),
             store,
             logged_in: r
                 .register_gauge(&Key::from_name("natter_logged_in_connections"), &metadata()),

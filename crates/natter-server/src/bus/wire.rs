@@ -204,10 +204,7 @@ pub enum WireNotice {
         pair: Option<(u64, u64)>,
     },
     #[serde(rename = "logged_out")]
-    LoggedOut {
-        device: Option<[u8; 32]>,
-        except: Option<[u8; 32]>,
-    },
+    LoggedOut,
     #[serde(rename = "forget")]
     Forget {
         chat: Option<u64>,
@@ -290,10 +287,7 @@ impl From<&Notice> for WireNotice {
                 index: index.0,
                 pair: pair.map(|(a, b)| (a.0, b.0)),
             },
-            Notice::LoggedOut { device, except } => Self::LoggedOut {
-                device: *device,
-                except: *except,
-            },
+            Notice::LoggedOut => Self::LoggedOut,
             Notice::Forget { chat, pair } => Self::Forget {
                 chat: chat.map(|c| c.0),
                 pair: pair.map(|(a, b)| (a.0, b.0)),
@@ -367,7 +361,7 @@ impl From<WireNotice> for Notice {
                 index: Index(index),
                 pair: pair.map(|(a, b)| (Ocid(a), Ocid(b))),
             },
-            WireNotice::LoggedOut { device, except } => Self::LoggedOut { device, except },
+            WireNotice::LoggedOut => Self::LoggedOut,
             WireNotice::Forget { chat, pair } => Self::Forget {
                 chat: chat.map(ChatId),
                 pair: pair.map(|(a, b)| (Ocid(a), Ocid(b))),

@@ -24,7 +24,7 @@ pub use feed::Missed;
 use crate::app::App;
 use crate::dialect::{Dialect, Event, Refusal};
 use crate::domain::{Domain, DomainError, LoginKey, To};
-use crate::event::{Notice, Origin};
+use crate::event::Origin;
 use crate::hub::{ConnHandle, Push};
 use crate::store::Device;
 use budget::Budget;
@@ -322,12 +322,12 @@ impl<D: Dialect> Conn<D> {
             Ok(()) | Err(DomainError::Internal) => None,
             Err(DomainError::AccountDisabled) => {
                 tracing::info!(ocid = %login.ocid, client = %self.peer, "connection closed: account disabled");
-                self.app.metrics.closed_by_operator.increment(1);
+                self.app.metrics.closed_logins.increment(1);
                 Some(Close::DISABLED)
             }
             Err(_) => {
                 tracing::info!(ocid = %login.ocid, client = %self.peer, "connection closed: login revoked");
-                self.app.metrics.closed_by_operator.increment(1);
+                self.app.metrics.closed_logins.increment(1);
                 Some(Close::LOGGED_OUT)
             }
         }
@@ -358,18 +358,6 @@ impl<D: Dialect> Conn<D> {
 
     /// A pushed notice or presence change as this connection's frame, if its dialect shows it
     /// and the connection is logged in.
-    /// Whether this notice ends the login this connection uses.
-    fn ended_by(&self, notice: &Notice) -> bool {
-        let (Notice::LoggedOut { device, except }, Some(login)) = (notice, &self.login) else {
-            return false;
-        };
-        let mine = login.device.0;
-        match device {
-            Some(d) => *d == mine,
-            None => *except != Some(mine),
-        }
-    }
-
     fn event(&self, push: &Push) -> Option<Bytes> {
         let me = self.me()?;
         let event = match push {
@@ -440,22 +428,17 @@ pub async fn serve<W: Wire, D: Dialect>(
             Some(push) = outbox.recv() => {
                 let mut push = Some(push);
                 let mut n = 0;
-                let mut ended = false;
                 while let Some(item) = push.take() {
                     match &item {
                         Push::Deliver(out) => conn.deliver(out, &mut frames).await,
                         // Carried out by the lagging and recheck checks below.
                         Push::Resync | Push::Recheck => {}
-                        Push::Notice(s) if conn.ended_by(&s.notice) => ended = true,
                         other => frames.extend(conn.event(other)),
                     }
                     n += 1;
                     if n < DRAIN_MAX {
                         push = outbox.try_recv().ok();
                     }
-                }
-                if ended {
-                    break Some(Close::LOGGED_OUT);
                 }
                 // Boxed, as logins are: rare, and its future (a store read) would otherwise be
                 // carried by every idle connection's task.

@@ -160,12 +160,15 @@ impl Domain {
         if keep {
             let now = now_ms();
             let stored = crate::bus::keep_notice(&notice, now);
-            for ocid in &to {
-                if !self.presence.has_connection(*ocid)
-                    && let Err(e) = self.store.keep_notice(*ocid, &stored, now).await
-                {
-                    internal("notice not kept", &e);
-                }
+            let offline: Vec<Ocid> = to
+                .iter()
+                .copied()
+                .filter(|o| !self.presence.has_connection(*o))
+                .collect();
+            if !offline.is_empty()
+                && let Err(e) = self.store.keep_notice(&offline, &stored, now).await
+            {
+                internal("notice not kept", &e);
             }
         }
         self.signal(Audience::Accounts(to), None, notice);

@@ -328,7 +328,7 @@ impl Domain {
             .map_err(|e| internal("password update failed", &e))?;
         tracing::info!(ocid = %me, ended, "password changed");
         if ended > 0 {
-            self.end_logins(me, Some(device));
+            self.end_logins(me);
         }
         Ok(ended)
     }
@@ -455,7 +455,7 @@ impl Domain {
             .await
             .map_err(|e| internal("reset state update failed", &e))?;
         tracing::info!(ocid = %ocid, "password reset by security answer");
-        self.end_logins(ocid, None);
+        self.end_logins(ocid);
         Ok(())
     }
 
@@ -498,27 +498,14 @@ impl Domain {
             .revoke_session(&session.token_hash)
             .await
             .map_err(|e| internal("session revoke failed", &e))?;
-        self.signal(
-            Audience::Accounts(vec![me]),
-            None,
-            Notice::LoggedOut {
-                device: Some(session.token_hash),
-                except: None,
-            },
-        );
+        self.end_logins(me);
         Ok(())
     }
 
-    /// Close the connections of `me`'s ended logins (all but `except`).
-    fn end_logins(&self, me: Ocid, except: Option<&Device>) {
-        self.signal(
-            Audience::Accounts(vec![me]),
-            None,
-            Notice::LoggedOut {
-                device: None,
-                except: except.map(|d| d.0),
-            },
-        );
+    /// Close the connections of `me`'s ended logins (revoked in the store already), on every
+    /// node.
+    fn end_logins(&self, me: Ocid) {
+        self.signal(Audience::Accounts(vec![me]), None, Notice::LoggedOut);
     }
 
     /// Delete `me`'s account (its password confirms it). It leaves every group first: a group
@@ -596,7 +583,7 @@ impl Domain {
                 },
             );
         }
-        self.end_logins(me, None);
+        self.end_logins(me);
         tracing::info!(ocid = %me, "account deleted");
         Ok(())
     }

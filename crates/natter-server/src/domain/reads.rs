@@ -7,7 +7,7 @@ use super::error::internal;
 use super::{Domain, DomainError, To};
 use crate::event::{Audience, ChatInfo, Notice, Origin};
 use crate::store::{ChatKind, ChatState, FriendRequest, Invitation, JoinRequest};
-use natter_proto::{ChatId, Index, Ocid};
+use natter_proto::{Index, Ocid};
 use std::sync::Arc;
 
 /// One chat of an account's chat list.
@@ -53,13 +53,13 @@ impl Domain {
         to: To,
         index: Index,
         origin: Option<Origin>,
-    ) -> Result<(ChatId, Index), DomainError> {
+    ) -> Result<Index, DomainError> {
         let Some(chat) = self.resolve(me, to, false).await? else {
             // A private chat that does not exist yet has nothing to read.
             if let To::Account(peer) = to {
                 self.account(peer).await?;
             }
-            return Ok((ChatId(0), Index::ZERO));
+            return Ok(Index::ZERO);
         };
         let read = self
             .store
@@ -85,7 +85,7 @@ impl Domain {
                 },
             },
         );
-        Ok((chat.id, read))
+        Ok(read)
     }
 
     /// `me`'s chats, the most recently active first, each with its newest message and unread

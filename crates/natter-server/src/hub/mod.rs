@@ -479,6 +479,15 @@ impl BusHandler for Hub {
     /// Offer a notice to its audience's connections here, except the one it came from. A
     /// friendship change also changes whose presence the two accounts are told.
     fn notice(&self, signal: &Arc<Signal>) {
+        // An ended login closes its connections through the account's recheck: a flag that a
+        // full outbox cannot drop, read once the outbox drains (the login is checked against the
+        // store).
+        if let (Notice::LoggedOut, Audience::Accounts(list)) = (&signal.notice, &signal.audience) {
+            for ocid in list {
+                self.recheck(*ocid);
+            }
+            return;
+        }
         {
             let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
             let offer = |ocid: &Ocid| {
@@ -495,15 +504,6 @@ impl BusHandler for Hub {
         }
         if let Notice::Friendship { a, b, change, .. } = signal.notice {
             self.befriended(a, b, change);
-        }
-        // A notice may be dropped by a full outbox; a login that ended must still close its
-        // connections: they check their login against the store once their outbox drains.
-        if let (Notice::LoggedOut { .. }, Audience::Accounts(list)) =
-            (&signal.notice, &signal.audience)
-        {
-            for ocid in list {
-                self.recheck(*ocid);
-            }
         }
     }
 

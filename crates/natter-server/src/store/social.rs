@@ -304,8 +304,8 @@ pub trait ReadState: Send + Sync {
     async fn chat_states(&self, ocid: Ocid) -> Result<Vec<ChatState>>;
     /// How much waits for `ocid`.
     async fn news_counts(&self, ocid: Ocid) -> Result<NewsCounts>;
-    /// Keep a notice (as JSON) for `ocid` until its next login.
-    async fn keep_notice(&self, ocid: Ocid, body: &str, now: i64) -> Result<()>;
+    /// Keep a notice (as JSON) for each of `ocids` until its next login, in one transaction.
+    async fn keep_notice(&self, ocids: &[Ocid], body: &str, now: i64) -> Result<()>;
     /// Take (and delete) `ocid`'s kept notices, oldest first.
     async fn take_notices(&self, ocid: Ocid) -> Result<Vec<String>>;
 }

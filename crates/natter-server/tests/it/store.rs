@@ -1124,8 +1124,8 @@ async fn delete_account(b: &Backend) {
     s.request_join(g, o(5), "me too", 6).await.expect("request");
     s.invite(g, a, o(2), 7).await.expect("invite a");
     s.invite(g, o(4), a, 7).await.expect("invited by a");
-    s.keep_notice(a, "{}", 8).await.expect("notice");
-    s.keep_notice(o(2), r#"{"kept":true}"#, 8)
+    s.keep_notice(&[a], "{}", 8).await.expect("notice");
+    s.keep_notice(&[o(2)], r#"{"kept":true}"#, 8)
         .await
         .expect("notice");
     let p = s.private_chat(a, o(2), 9).await.expect("private");
@@ -1959,12 +1959,18 @@ async fn notices(b: &Backend) {
         s.create_account(account(n)).await.expect("account");
     }
     assert!(s.take_notices(o(1)).await.expect("none").is_empty());
-    s.keep_notice(o(1), r#"{"n":1}"#, 10).await.expect("keep");
-    s.keep_notice(o(2), r#"{"other":true}"#, 11)
+    s.keep_notice(&[o(1)], r#"{"n":1}"#, 10)
         .await
         .expect("keep");
-    s.keep_notice(o(1), r#"{"n":2}"#, 12).await.expect("keep");
-    s.keep_notice(o(1), r#"{"n":3}"#, 12).await.expect("keep");
+    s.keep_notice(&[o(2)], r#"{"other":true}"#, 11)
+        .await
+        .expect("keep");
+    s.keep_notice(&[o(1)], r#"{"n":2}"#, 12)
+        .await
+        .expect("keep");
+    s.keep_notice(&[o(1)], r#"{"n":3}"#, 12)
+        .await
+        .expect("keep");
     assert_eq!(
         s.take_notices(o(1)).await.expect("take"),
         [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#]
@@ -1977,8 +1983,16 @@ async fn notices(b: &Backend) {
         s.take_notices(o(2)).await.expect("take"),
         [r#"{"other":true}"#]
     );
-    s.keep_notice(o(1), r#"{"n":4}"#, 13).await.expect("keep");
+    s.keep_notice(&[o(1)], r#"{"n":4}"#, 13)
+        .await
+        .expect("keep");
     assert_eq!(s.take_notices(o(1)).await.expect("take"), [r#"{"n":4}"#]);
+    // One notice kept for several accounts at once.
+    s.keep_notice(&[o(1), o(2)], r#"{"n":5}"#, 14)
+        .await
+        .expect("keep for two");
+    assert_eq!(s.take_notices(o(2)).await.expect("take"), [r#"{"n":5}"#]);
+    assert_eq!(s.take_notices(o(1)).await.expect("take"), [r#"{"n":5}"#]);
     s.close().await;
 }
 
@@ -2024,7 +2038,7 @@ async fn news_counts(b: &Backend) {
         .expect("group")
         .id;
     s.invite(third, o(1), o(3), 3).await.expect("invite");
-    s.keep_notice(o(1), "{}", 4).await.expect("keep");
+    s.keep_notice(&[o(1)], "{}", 4).await.expect("keep");
 
     // Unread: three of o(2)'s in their private chat (one of o(1)'s own does not count), and
     // more than the cap in the group.
@@ -2219,7 +2233,9 @@ async fn export_import(b: &Backend) {
     s.request_join(g.id, o(4), "let me in", 11)
         .await
         .expect("join request");
-    s.keep_notice(o(2), r#"{"n":1}"#, 12).await.expect("notice");
+    s.keep_notice(&[o(2)], r#"{"n":1}"#, 12)
+        .await
+        .expect("notice");
     s.delete_account(o(4), 13).await.expect("delete");
     s.create_session(o(1), &[1; 32], 1, i64::MAX)
         .await
@@ -2288,7 +2304,7 @@ async fn export_import(b: &Backend) {
         .await
         .expect("a new group");
     assert!(group.id > g.id, "chat ids continue");
-    t.keep_notice(o(2), r#"{"n":2}"#, 14)
+    t.keep_notice(&[o(2)], r#"{"n":2}"#, 14)
         .await
         .expect("another notice");
     assert_eq!(t.take_notices(o(2)).await.expect("notices").len(), 2);

@@ -327,7 +327,12 @@ pub(super) fn decode(c: i64, f: &Fields<'_>) -> Option<Result<Social, WireError>
                 index: Index(f.id("index")?),
             },
             code::CHAT_LIST => Social::ChatList,
-            _ => unreachable!("only codes listed in `is_request` get here"),
+            c => {
+                return Err(WireError::new(
+                    ErrorCode::UnknownCode,
+                    format!("code {c} is not a request this server accepts"),
+                ));
+            }
         })
     };
     is_request(c).then(request)

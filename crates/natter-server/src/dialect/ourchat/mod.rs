@@ -211,6 +211,16 @@ fn refusal(why: Refusal) -> WireError {
     }
 }
 
+/// OurChat's unregister (code 16, both versions): delete the logged-in account, the connection
+/// being the proof, as in OurChat; `Some` reason when it failed. The account's logins end after
+/// the reply (their connections close with 4001).
+async fn unregister<D: crate::dialect::Dialect>(c: &mut crate::conn::Conn<D>) -> Option<String> {
+    let me = c.me()?;
+    let origin = Some(c.origin());
+    let deleted = Box::pin(c.domain().erase_account(me, origin)).await;
+    deleted.err().map(|e| wire_error(&e).message)
+}
+
 /// A frame's text: OurChat frames are JSON, which is UTF-8.
 fn text(frame: &[u8]) -> Result<&str, WireError> {
     std::str::from_utf8(frame)

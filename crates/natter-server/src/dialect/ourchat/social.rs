@@ -386,7 +386,7 @@ impl V1 {
                     Target::Private(p) => To::Account(p),
                     Target::Group(g) => To::Group(g),
                 };
-                let (_, read) = d.mark_read(me, to, index, origin).await?;
+                let read = d.mark_read(me, to, index, origin).await?;
                 let mut v = target_fields(target);
                 v["index"] = json!(read);
                 v
@@ -398,11 +398,6 @@ impl V1 {
                 json!({"chats": chats, "unread": unread})
             }
         })
-    }
-
-    /// Whether the request is the one a client may make before logging in.
-    pub(super) fn social_needs_login(request: &Social) -> bool {
-        !request.anonymous()
     }
 
     /// The frame for a kept or live group notice, if it is one (codes 180-183, 188).

@@ -3,7 +3,7 @@
 
 use super::{
     Ext, UNSUPPORTED, auth_state, bytes, decode_with, now_s, range, refusal, register_state,
-    wire_error,
+    unregister, wire_error,
 };
 use crate::conn::{Authenticated, Conn, Credentials, Missed, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
@@ -88,13 +88,9 @@ impl Dialect for V0 {
             Request::Unsupported { reply: answer } => {
                 out.push(reply(v0::unsupported(t, answer, UNSUPPORTED)));
             }
-            // OurChat's unregister: the logged-in connection is the proof, as in OurChat. The
-            // account's logins end after this reply (their connections close with 4001).
             Request::Unregister => {
-                let origin = Some(c.origin());
-                let deleted = Box::pin(c.domain().erase_account(me, origin)).await;
-                let why = deleted.err().map(|e| wire_error(&e).message);
-                out.push(reply(v0::unregister_reply(t, why.as_deref())));
+                let refused = unregister(c).await;
+                out.push(reply(v0::unregister_reply(t, refused.as_deref())));
             }
             Request::Register {
                 mail,

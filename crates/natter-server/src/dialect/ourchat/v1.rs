@@ -4,7 +4,8 @@
 
 use super::social::{invitation_value, join_request_value};
 use super::{
-    Ext, UNSUPPORTED, auth_state, decode_with, now_s, range, refusal, register_state, wire_error,
+    Ext, UNSUPPORTED, auth_state, decode_with, now_s, range, refusal, register_state, unregister,
+    wire_error,
 };
 use crate::conn::{Authenticated, Conn, Credentials, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
@@ -100,7 +101,7 @@ impl Dialect for V1 {
                 | Request::Heartbeat
                 | Request::ServerStatus
                 | Request::Unsupported { .. }
-        ) && !matches!(&env.request, Request::Social(s) if !Self::social_needs_login(s));
+        ) && !matches!(&env.request, Request::Social(s) if s.anonymous());
         let pipelined = matches!(env.request, Request::Text { .. });
         Ok(Decoded {
             request: env,
@@ -126,13 +127,9 @@ impl Dialect for V1 {
             Request::Unsupported { reply: answer } => {
                 out.push(reply(v1::unsupported(t, answer, UNSUPPORTED)));
             }
-            // OurChat's unregister: the logged-in connection is the proof, as in OurChat. The
-            // account's logins end after this reply (their connections close with 4001).
             Request::Unregister => {
-                let origin = Some(c.origin());
-                let deleted = Box::pin(c.domain().erase_account(me, origin)).await;
-                let why = deleted.err().map(|e| wire_error(&e).message);
-                out.push(reply(v1::unregister_reply(t, why.as_deref())));
+                let refused = unregister(c).await;
+                out.push(reply(v1::unregister_reply(t, refused.as_deref())));
             }
             Request::Register {
                 by,

@@ -734,14 +734,18 @@ impl ReadState for PgStore {
             .map_err(backend)
     }
 
-    async fn keep_notice(&self, ocid: Ocid, body: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO pending_notices (ocid, body, created_at) VALUES ($1, $2, $3)")
-            .bind(ocid.sql())
-            .bind(body)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+    async fn keep_notice(&self, ocids: &[Ocid], body: &str, now: i64) -> Result<()> {
+        let ocids: Vec<i64> = ocids.iter().map(|o| o.sql()).collect();
+        sqlx::query(
+            "INSERT INTO pending_notices (ocid, body, created_at)
+             SELECT o, $2, $3 FROM unnest($1::bigint[]) WITH ORDINALITY AS t(o, n) ORDER BY n",
+        )
+        .bind(&ocids)
+        .bind(body)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 

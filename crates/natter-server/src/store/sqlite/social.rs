@@ -832,16 +832,23 @@ impl ReadState for SqliteStore {
         })
     }
 
-    async fn keep_notice(&self, ocid: Ocid, body: &str, now: i64) -> Result<()> {
+    async fn keep_notice(&self, ocids: &[Ocid], body: &str, now: i64) -> Result<()> {
         let _turn = self.writes.lock().await;
-        sqlx::query("INSERT INTO pending_notices (ocid, body, created_at) VALUES (?, ?, ?)")
-            .bind(ocid.sql())
-            .bind(body)
-            .bind(now)
-            .execute(&self.pool)
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        Ok(())
+        for ocid in ocids {
+            sqlx::query("INSERT INTO pending_notices (ocid, body, created_at) VALUES (?, ?, ?)")
+                .bind(ocid.sql())
+                .bind(body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn take_notices(&self, ocid: Ocid) -> Result<Vec<String>> {
