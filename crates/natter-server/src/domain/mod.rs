@@ -15,6 +15,7 @@
 //!   logins, remarks, blocks, account deletion;
 //! - `groups.rs`: joining, requests, invitations, roles, removal, disbanding, finding groups;
 //! - `reads.rs`: read receipts, the chat list with unread counts, and what a login is told;
+//! - `files.rs`: uploads, files, who may read them, files in messages, avatars, the sweep;
 //! - `auth.rs`: password hashing and session tokens.
 
 mod accounts;
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod auth;
 mod chats;
 mod error;
+pub mod files;
 pub mod friends;
 pub mod groups;
 mod messages;
@@ -49,6 +51,7 @@ pub struct Limits {
     pub session_ttl: Duration,
     /// Who may register.
     pub registration: Registration,
+    pub files: files::FileLimits,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
             max_group_members: 10_000,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             registration: Registration::Open,
+            files: files::FileLimits::default(),
         }
     }
 }
@@ -132,6 +136,13 @@ pub struct Domain {
     chats: Mutex<IdMap<ChatId, Arc<ChatInfo>>>,
     pairs: Mutex<IdMap<(Ocid, Ocid), Arc<ChatInfo>>>,
     hasher: auth::Hasher,
+    /// File bytes (absent for operator commands, which never read them).
+    files: Option<files::FileStorage>,
+    /// The key that signs file links, read from the store once.
+    link_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// Taken while a blob is placed or removed, so that a sweep never removes the bytes a
+    /// finishing upload just found in place.
+    blob_turn: tokio::sync::Mutex<()>,
 }
 
 impl Domain {
@@ -151,7 +162,17 @@ impl Domain {
             hasher: auth::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),
+            files: None,
+            link_key: tokio::sync::OnceCell::new(),
+            blob_turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same domain with file storage.
+    #[must_use]
+    pub fn with_files(mut self, storage: files::FileStorage) -> Self {
+        self.files = Some(storage);
+        self
     }
 
     pub fn limits(&self) -> &Limits {

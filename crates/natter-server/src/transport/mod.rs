@@ -2,6 +2,7 @@
 //! that mounts every HTTP and WebSocket dialect, and the adapters that make a socket a
 //! [`crate::conn::Wire`]: `ws.rs` for WebSocket, `tcp.rs` for a stream of lines.
 
+pub mod files;
 pub mod http;
 pub mod tcp;
 pub mod tls;
