@@ -216,6 +216,35 @@ impl Domain {
         Ok(file)
     }
 
+    /// Store `bytes` as a finished file of `me` in one step, within the same size limit and
+    /// quota as an upload: for dialects that carry a file's bytes inside a request.
+    ///
+    /// # Errors
+    /// `FileTooLarge`, `OverQuota`, `Internal`.
+    pub async fn put_file(
+        &self,
+        me: Ocid,
+        name: &str,
+        mime: &str,
+        bytes: &[u8],
+    ) -> Result<File, DomainError> {
+        let upload = self
+            .create_upload(me, bytes.len() as u64, name, mime, "")
+            .await?;
+        let path = self.staging()?.path(&upload.id);
+        let written = async {
+            let mut file = tokio::fs::File::create(&path).await?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
+            file.sync_data().await
+        };
+        if let Err(e) = written.await {
+            let _ = self.store.delete_upload(&upload.id).await;
+            let _ = self.staging()?.remove(&upload.id).await;
+            return Err(internal("writing a file failed", &e));
+        }
+        self.finish_upload(&upload).await
+    }
+
     /// End `me`'s upload before it finished (tus termination).
     ///
     /// # Errors
