@@ -834,3 +834,62 @@ async fn abandoned_uploads_expire_and_unreferenced_files_are_swept() {
     assert_eq!(blobs.len(), 1, "{blobs:?}");
     assert!(blobs[0].ends_with(sha256_hex(&same)));
 }
+
+/// The directory of the tus-js-client script, with its packages installed (`npm ci` on first
+/// use; `.ci/run` installs them up front).
+fn tus_client_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tus-client");
+    if !dir.join("node_modules/tus-js-client").exists() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs (Node.js and npm are needed for the tus-js-client test)");
+        assert!(status.success(), "npm ci in {} failed", dir.display());
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmodified_tus_js_client_uploads_pauses_and_resumes() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let dir = tus_client_dir();
+    let data: Vec<u8> = (0..300_001u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &data).expect("write");
+    let endpoint = format!("http://{addr}/files/");
+    let token = alice.token.clone();
+    let path = file.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(dir.join("upload.mjs"))
+            .arg(&endpoint)
+            .arg(&token)
+            .arg(&path)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tus-js-client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = stdout.trim();
+    let path = url
+        .strip_prefix(&format!("http://{addr}"))
+        .unwrap_or_else(|| panic!("the upload's URL is on this server: {url}"));
+    let r = get(addr, path, &[("Authorization", &bearer(&alice.token))]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, data);
+    assert!(
+        r.header("content-disposition")
+            .is_some_and(|d| d.contains("from-tus-js.bin")),
+        "{:?}",
+        r.headers
+    );
+}
