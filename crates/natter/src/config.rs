@@ -460,6 +460,13 @@ mod tests {
         assert_eq!(s.server.max_connections, d.max_connections);
         assert_eq!(s.server.rate_burst, d.rate_burst);
         assert_eq!(s.server.limits.registration, d.limits.registration);
+        let (got, want) = (&s.server.limits.files, &d.limits.files);
+        assert_eq!(got.max_file_bytes, want.max_file_bytes);
+        assert_eq!(got.quota_bytes, want.quota_bytes);
+        assert_eq!(got.upload_ttl, want.upload_ttl);
+        assert_eq!(got.orphan_grace, want.orphan_grace);
+        assert_eq!(got.link_ttl, want.link_ttl);
+        assert_eq!(s.server.files_sweep, d.files_sweep);
         assert_eq!(
             file.store, None,
             "a setting without a default stays commented"

@@ -856,7 +856,9 @@ async fn an_unmodified_tus_js_client_uploads_pauses_and_resumes() {
     let addr = server.addr;
     let alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
     let dir = tus_client_dir();
-    let data: Vec<u8> = (0..300_001u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let data: Vec<u8> = (0..300_001u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), &data).expect("write");
     let endpoint = format!("http://{addr}/files/");
