@@ -7,9 +7,11 @@
 
 pub mod postgres;
 mod rows;
+mod service;
 mod social;
 pub mod sqlite;
 
+pub use service::{AccountRef, Services};
 pub use social::{
     ChatState, GroupEdit, GroupSummary, Groups, Identity, Invitation, JoinMode, JoinRequest,
     MAX_UNREAD, NewsCounts, ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy,
@@ -26,6 +28,8 @@ pub enum Unique {
     Phone,
     Username,
     Uuid,
+    /// Another account has this service token.
+    ServiceToken,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -301,7 +305,7 @@ impl std::future::Future for Receipt {
 }
 
 #[async_trait]
-pub trait Store: Profiles + Groups + ReadState + Send + Sync + 'static {
+pub trait Store: Profiles + Groups + ReadState + Services + Send + Sync + 'static {
     /// Create an account; the store allocates its ocid.
     async fn create_account(&self, new: NewAccount) -> Result<Account>;
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>>;

@@ -8,6 +8,7 @@
 //! deadlock on each other; a batch that still fails with a transient error (deadlock,
 //! serialization failure, a client id raced in from another node) is retried whole.
 
+mod service;
 mod social;
 mod writer;
 

@@ -9,6 +9,7 @@
 
 pub mod backup;
 mod reads;
+mod service;
 mod social;
 mod writer;
 
