@@ -50,6 +50,10 @@ pub enum Invalid {
     EmptyEdit,
     /// A message type a client may not send (the system type, or one past the list).
     MessageType,
+    /// Not a UUID.
+    Uuid,
+    /// A service token shorter than `min` or longer than `max` characters.
+    ServiceToken { min: usize, max: usize },
 }
 
 /// Which free text an `Invalid::TooLong` is about.
@@ -93,6 +97,12 @@ pub enum DomainError {
     UsernameTaken,
     #[error("phone number already registered")]
     PhoneTaken,
+    /// Another account has this UUID.
+    #[error("uuid already registered")]
+    UuidTaken,
+    /// Another account has this service token.
+    #[error("service token already taken")]
+    ServiceTokenTaken,
     #[error("wrong account or password")]
     BadCredentials,
     #[error("unknown, expired or revoked token")]

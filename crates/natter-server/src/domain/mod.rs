@@ -15,6 +15,7 @@
 //!   logins, remarks, blocks, account deletion;
 //! - `groups.rs`: joining, requests, invitations, roles, removal, disbanding, finding groups;
 //! - `reads.rs`: read receipts, the chat list with unread counts, and what a login is told;
+//! - `service.rs`: service tokens and UUIDs (the identity of the service-code dialect);
 //! - `auth.rs`: password hashing and session tokens.
 
 mod accounts;
@@ -27,6 +28,7 @@ pub mod groups;
 mod messages;
 pub mod profiles;
 pub mod reads;
+pub mod service;
 
 pub use accounts::{Login, key_for_log};
 pub use error::{DomainError, Invalid, TextField};
@@ -132,6 +134,8 @@ pub struct Domain {
     chats: Mutex<IdMap<ChatId, Arc<ChatInfo>>>,
     pairs: Mutex<IdMap<(Ocid, Ocid), Arc<ChatInfo>>>,
     hasher: auth::Hasher,
+    /// The key of service token hashes, read from the store on first use.
+    service_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl Domain {
@@ -151,6 +155,7 @@ impl Domain {
             hasher: auth::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),
+            service_key: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -131,6 +131,7 @@ pub(super) fn taken(u: Unique) -> DomainError {
         Unique::Username => DomainError::UsernameTaken,
         Unique::Phone => DomainError::PhoneTaken,
         Unique::Uuid => internal("account uuid collision", &"uuid"),
+        Unique::ServiceToken => DomainError::ServiceTokenTaken,
     }
 }
 

@@ -158,6 +158,9 @@ fn wire_error(e: &DomainError) -> WireError {
             "no security question is set for that account".into(),
         ),
         DomainError::NoSuchLogin => (C::NoSuchLogin, "no login has that id".into()),
+        // Only the service-code dialect registers by UUID and service token.
+        DomainError::UuidTaken => (C::InvalidField, "that uuid is already registered".into()),
+        DomainError::ServiceTokenTaken => (C::InvalidField, "that token is taken".into()),
         DomainError::Internal => (C::Internal, "the server failed; try again".into()),
     };
     WireError::new(code, message)
@@ -191,6 +194,10 @@ fn invalid_text(i: Invalid) -> String {
         Invalid::Question { max } => format!("field `question` must be 1 to {max} characters"),
         Invalid::EmptyEdit => "nothing to change: give at least one field".into(),
         Invalid::MessageType => "field `type` must be 1 to 7".into(),
+        Invalid::Uuid => "field `uuid` must be a UUID".into(),
+        Invalid::ServiceToken { min, max } => {
+            format!("field `token` must be {min} to {max} characters")
+        }
     }
 }
 
