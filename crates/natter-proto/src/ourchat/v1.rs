@@ -215,6 +215,8 @@ pub enum InfoField {
     Avatar,
     Time,
     Email,
+    /// The account's UUID (how the service-code dialect names accounts).
+    Uuid,
     /// A value natter does not know (later clients ask for more): answered as `null`.
     Unknown,
 }
@@ -229,6 +231,7 @@ impl InfoField {
             "avater" | "avatar" => Self::Avatar,
             "time" => Self::Time,
             "email" => Self::Email,
+            "uuid" => Self::Uuid,
             _ => Self::Unknown,
         }
     }
