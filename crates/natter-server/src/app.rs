@@ -64,6 +64,12 @@ pub struct Config {
     /// How often the store is asked whether an operator banned, deleted or revoked anything
     /// (live connections of that account then check their login again).
     pub account_poll: Duration,
+    /// The service-code dialect (`POST /svc`): the largest request body (larger ones are
+    /// answered 413), the most messages one code 3 or 9 reply holds, and the failed token
+    /// attempts each client address may make per minute (0: no limit).
+    pub svc_max_body_bytes: usize,
+    pub svc_max_count: u32,
+    pub svc_failures_per_min: u32,
     pub limits: Limits,
 }
 
@@ -90,6 +96,9 @@ impl Default for Config {
             max_connections: 100_000,
             tls: None,
             account_poll: Duration::from_millis(500),
+            svc_max_body_bytes: 64 * 1024,
+            svc_max_count: 100,
+            svc_failures_per_min: 10,
             limits: Limits::default(),
         }
     }
