@@ -14,7 +14,7 @@ use crate::conn::budget::Bucket;
 use crate::domain::groups::Joined;
 use crate::domain::service::MAX_SERVICE_TOKEN;
 use crate::domain::{Domain, DomainError, Invalid, To};
-use crate::store::{Account, Category, Message, Range, kind};
+use crate::store::{Account, Category, GroupEdit, JoinMode, Message, Range, kind};
 use crate::transport::ClientAddr;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -521,7 +521,15 @@ async fn create(
         }
     }
     let chat = if is_group {
-        domain.create_group(me.ocid, &ocids, name).await?
+        let chat = domain.create_group(me.ocid, &ocids, name).await?;
+        // The seed joins a group in one step (code 6) and has no way to answer a request: its
+        // groups are open. (Other dialects' groups keep their mode.)
+        let open = GroupEdit {
+            join_mode: Some(JoinMode::Open),
+            ..GroupEdit::default()
+        };
+        domain.update_group(me.ocid, chat.id, &open).await?;
+        chat
     } else {
         let mut others: Vec<Ocid> = ocids.into_iter().filter(|o| *o != me.ocid).collect();
         others.sort_unstable();
