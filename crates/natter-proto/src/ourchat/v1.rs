@@ -149,6 +149,9 @@ pub mod code {
     pub const CHAT_LIST: i64 = 186;
     pub const CHAT_LIST_REPLY: i64 = 187;
     pub const READ_PUSH: i64 = 188;
+    // The service-code dialect's credential.
+    pub const SET_SERVICE_TOKEN: i64 = 189;
+    pub const SET_SERVICE_TOKEN_REPLY: i64 = 190;
 }
 
 /// Which OurChat a connection speaks: seed 001 as written (`/ws`), or OurChat as its 2024

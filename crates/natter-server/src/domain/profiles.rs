@@ -280,7 +280,7 @@ impl Domain {
     }
 
     /// Check `me`'s password (for changes that need it again).
-    async fn check_password(&self, me: Ocid, password: &str) -> Result<(), DomainError> {
+    pub(super) async fn check_password(&self, me: Ocid, password: &str) -> Result<(), DomainError> {
         let account = self.account(me).await?;
         let ok = self
             .hasher

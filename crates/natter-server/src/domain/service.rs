@@ -173,6 +173,31 @@ impl Domain {
         }
     }
 
+    /// Give `me` (an account of any dialect, confirming with its password) the service token
+    /// `token`, replacing the one it had; returns the account, whose UUID then logs in with it.
+    ///
+    /// # Errors
+    /// `Invalid` (token), `BadCredentials` (wrong password), `ServiceTokenTaken`, `Internal`.
+    pub async fn set_service_token(
+        &self,
+        me: Ocid,
+        password: &str,
+        token: &str,
+    ) -> Result<Account, DomainError> {
+        check_token(token)?;
+        self.check_password(me, password).await?;
+        let hash = self.service_token_hash(token).await?;
+        match self.store.set_service_token(me, &hash, now_ms()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(Unique::ServiceToken)) => {
+                return Err(DomainError::ServiceTokenTaken);
+            }
+            Err(e) => return Err(internal("service token update failed", &e)),
+        }
+        tracing::info!(ocid = %me, "service token set");
+        self.account(me).await
+    }
+
     /// The account named by `uuid` if `token` is its service token.
     ///
     /// # Errors

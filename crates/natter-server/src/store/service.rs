@@ -31,6 +31,11 @@ pub trait Services: Send + Sync {
         token_hash: &str,
         invite: Option<&[u8]>,
     ) -> Result<Account>;
+    /// Give an account a service token (its keyed hash), replacing the one it had.
+    ///
+    /// # Errors
+    /// `Conflict(ServiceToken)` when another account has the token.
+    async fn set_service_token(&self, ocid: Ocid, token_hash: &str, now: i64) -> Result<()>;
     /// The account (deleted or not) with this UUID.
     async fn account_by_uuid(&self, uuid: &str) -> Result<Option<Account>>;
     /// The account whose service token has this hash.

@@ -158,9 +158,12 @@ fn wire_error(e: &DomainError) -> WireError {
             "no security question is set for that account".into(),
         ),
         DomainError::NoSuchLogin => (C::NoSuchLogin, "no login has that id".into()),
-        // Only the service-code dialect registers by UUID and service token.
+        // Only the service-code dialect registers by UUID.
         DomainError::UuidTaken => (C::InvalidField, "that uuid is already registered".into()),
-        DomainError::ServiceTokenTaken => (C::InvalidField, "that token is taken".into()),
+        DomainError::ServiceTokenTaken => (
+            C::ServiceTokenTaken,
+            "that token is another account's service token".into(),
+        ),
         DomainError::Internal => (C::Internal, "the server failed; try again".into()),
     };
     WireError::new(code, message)

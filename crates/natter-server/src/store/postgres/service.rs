@@ -85,6 +85,20 @@ impl Services for PgStore {
         Ok(account)
     }
 
+    async fn set_service_token(&self, ocid: Ocid, token_hash: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO service_tokens (ocid, hash, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (ocid) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
+        )
+        .bind(ocid.sql())
+        .bind(token_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn account_by_uuid(&self, uuid: &str) -> Result<Option<Account>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE uuid = $1"
