@@ -58,22 +58,6 @@ pub enum Request {
     },
 }
 
-impl Request {
-    /// The token a request presents (all but 1 and 2 are authenticated by it alone).
-    pub fn token(&self) -> &str {
-        match self {
-            Self::Login { token, .. }
-            | Self::Register { token, .. }
-            | Self::Messages { token, .. }
-            | Self::Chats { token }
-            | Self::Send { token, .. }
-            | Self::Join { token, .. }
-            | Self::Create { token, .. }
-            | Self::Receive { token, .. } => token,
-        }
-    }
-}
-
 /// Why a body is not a request: answered with a 4xx status and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BadRequest {

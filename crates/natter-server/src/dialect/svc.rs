@@ -12,7 +12,6 @@
 use crate::app::App;
 use crate::conn::budget::Bucket;
 use crate::domain::groups::Joined;
-use crate::domain::service::MAX_SERVICE_TOKEN;
 use crate::domain::{Domain, DomainError, Invalid, To};
 use crate::store::{Account, Category, GroupEdit, JoinMode, Message, Range, kind};
 use crate::transport::ClientAddr;
@@ -278,11 +277,6 @@ impl Svc {
         };
         if !self.may_try(ip) {
             return error(429, "too many failed token attempts; try again later");
-        }
-        if request.token().chars().count() > MAX_SERVICE_TOKEN {
-            // Longer than any token that can be registered: refused before it is hashed.
-            self.strike(ip);
-            return refusal(&DomainError::InvalidToken);
         }
         let reply = self.handle(&app.domain, request).await;
         match reply {
