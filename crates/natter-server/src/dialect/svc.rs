@@ -218,27 +218,13 @@ impl Svc {
             .allow()
     }
 
-    /// Whether `ip` may still fail a token attempt.
-    fn may_try(&self, ip: IpAddr) -> bool {
+    /// Reserve one failed token attempt of `ip`'s budget before a request's token is looked
+    /// at (so that requests in flight together cannot exceed it); `false` when it is spent.
+    /// The attempt is given back with [`Svc::refund`] when the token turns out good.
+    fn reserve(&self, ip: IpAddr) -> bool {
         let per_min = self.failures_per_min;
         if per_min == 0 {
             return true;
-        }
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(&ip) {
-            None => true,
-            Some(s) => {
-                *s = s.refilled(per_min);
-                s.left >= 1.0
-            }
-        }
-    }
-
-    /// Count a failed token attempt from `ip`.
-    fn strike(&self, ip: IpAddr) {
-        let per_min = self.failures_per_min;
-        if per_min == 0 {
-            return;
         }
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
@@ -252,8 +238,24 @@ impl Svc {
             at: Instant::now(),
         });
         *s = s.refilled(per_min);
-        s.left = (s.left - 1.0).max(0.0);
-        tracing::debug!(%ip, left = s.left, "service-code token attempt failed");
+        if s.left < 1.0 {
+            return false;
+        }
+        s.left -= 1.0;
+        true
+    }
+
+    /// Give back an attempt reserved for a request whose token was not a failed attempt.
+    fn refund(&self, ip: IpAddr) {
+        let per_min = self.failures_per_min;
+        if per_min == 0 {
+            return;
+        }
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = map.get_mut(&ip) {
+            *s = s.refilled(per_min);
+            s.left = (s.left + 1.0).min(f64::from(per_min));
+        }
     }
 
     async fn serve(&self, app: &App, ip: IpAddr, body: Body) -> Reply {
@@ -275,22 +277,27 @@ impl Svc {
                 return error(e.status(), e.message());
             }
         };
-        if !self.may_try(ip) {
+        if !self.reserve(ip) {
             return error(429, "too many failed token attempts; try again later");
         }
         let reply = self.handle(&app.domain, request).await;
         match reply {
-            Err(e @ (DomainError::InvalidToken | DomainError::BadCredentials)) => {
-                self.strike(ip);
+            // Learning that a token is taken is learning a token: counted like a failure.
+            Err(
+                e @ (DomainError::InvalidToken
+                | DomainError::BadCredentials
+                | DomainError::ServiceTokenTaken),
+            ) => {
+                tracing::debug!(%ip, "service-code token attempt failed");
                 refusal(&e)
             }
-            Err(e @ DomainError::ServiceTokenTaken) => {
-                // Learning that a token is taken is learning a token: counted like a failure.
-                self.strike(ip);
-                refusal(&e)
+            other => {
+                self.refund(ip);
+                match other {
+                    Ok(reply) => reply,
+                    Err(e) => refusal(&e),
+                }
             }
-            Err(e) => refusal(&e),
-            Ok(reply) => reply,
         }
     }
 

@@ -217,6 +217,16 @@ async fn registration_and_login_by_uuid_and_token() {
         "field `content.token` must be 8 to 128 characters"
     );
     assert_eq!(
+        status(
+            addr,
+            2,
+            json!({"id": uuid(4), "token": "t".repeat(129)}),
+            400
+        )
+        .await,
+        "field `content.token` must be 8 to 128 characters"
+    );
+    assert_eq!(
         status(addr, 2, json!({"id": uuid(4)}), 400).await,
         "field `content.token` is required"
     );
@@ -835,6 +845,26 @@ async fn failed_token_attempts_and_requests_are_limited_per_address() {
             "too many failed token attempts; try again later"
         );
     }
+
+    // Guesses sent together cannot outrun the budget: each holds an attempt until its token is
+    // checked.
+    let server = TestServer::start_with(|c| c.svc_failures_per_min = 3).await;
+    let addr = server.addr;
+    let guesses: Vec<_> = (0..12)
+        .map(|n| {
+            tokio::spawn(async move {
+                call(addr, 4, json!({"token": format!("guess-{n:04}")}))
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.expect("a guess"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [vec![401; 3], vec![429; 9]].concat());
 
     let server = TestServer::start_with(|c| {
         c.rate_per_sec = 1;
