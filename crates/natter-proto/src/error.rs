@@ -55,6 +55,8 @@ pub enum ErrorCode {
     UsernameTaken,
     /// The phone number is registered to another account.
     PhoneTaken,
+    /// The service token is another account's.
+    ServiceTokenTaken,
     /// The account's role in the group does not allow this.
     Forbidden,
     /// The account is already a member of the group.
@@ -89,7 +91,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         Self::BadJson,
         Self::UnknownCode,
         Self::MissingField,
@@ -113,6 +115,7 @@ impl ErrorCode {
         Self::NotFriends,
         Self::UsernameTaken,
         Self::PhoneTaken,
+        Self::ServiceTokenTaken,
         Self::Forbidden,
         Self::AlreadyMember,
         Self::NoSuchJoinRequest,
@@ -156,6 +159,7 @@ impl ErrorCode {
             Self::RateLimited => 4290,
             Self::UsernameTaken => 3001,
             Self::PhoneTaken => 3002,
+            Self::ServiceTokenTaken => 3005,
             Self::Forbidden => 4007,
             Self::AlreadyMember => 4008,
             Self::NoSuchJoinRequest => 4009,
@@ -200,6 +204,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::UsernameTaken => "username_taken",
             Self::PhoneTaken => "phone_taken",
+            Self::ServiceTokenTaken => "service_token_taken",
             Self::Forbidden => "forbidden",
             Self::AlreadyMember => "already_member",
             Self::NoSuchJoinRequest => "no_such_join_request",

@@ -120,6 +120,18 @@ pub struct ServeArgs {
     /// Seconds between sweeps for abandoned uploads and unreferenced files [default: 600].
     #[arg(long, env = "NATTER_FILES_SWEEP_SECS")]
     pub files_sweep_secs: Option<u64>,
+    /// Largest request body of the service-code dialect (`POST /svc`); larger ones are
+    /// answered 413 [default: 65536].
+    #[arg(long, env = "NATTER_SVC_MAX_BODY_BYTES")]
+    pub svc_max_body_bytes: Option<usize>,
+    /// Most messages in one service-code history reply (codes 3 and 9); a larger `count` is
+    /// capped [default: 100].
+    #[arg(long, env = "NATTER_SVC_MAX_COUNT")]
+    pub svc_max_count: Option<u32>,
+    /// Failed service-code token attempts each client address may make per minute before its
+    /// requests are answered 429; 0 for no limit [default: 10].
+    #[arg(long, env = "NATTER_SVC_FAILURES_PER_MIN")]
+    pub svc_failures_per_min: Option<u32>,
 }
 
 impl ServeArgs {
@@ -276,7 +288,10 @@ impl Settings {
                 upload_ttl_hours,
                 file_grace_hours,
                 file_link_secs,
-                files_sweep_secs
+                files_sweep_secs,
+                svc_max_body_bytes,
+                svc_max_count,
+                svc_failures_per_min
             );
         }
         let mut server = natter_server::Config::default();
@@ -384,6 +399,17 @@ impl Settings {
         if let Some(v) = args.files_sweep_secs {
             anyhow::ensure!(v >= 1, "files-sweep-secs must be at least 1");
             server.files_sweep = Duration::from_secs(v);
+        }
+        if let Some(v) = args.svc_max_body_bytes {
+            anyhow::ensure!(v >= 1024, "svc-max-body-bytes must be at least 1024");
+            server.svc_max_body_bytes = v;
+        }
+        if let Some(v) = args.svc_max_count {
+            anyhow::ensure!(v >= 1, "svc-max-count must be at least 1");
+            server.svc_max_count = v;
+        }
+        if let Some(v) = args.svc_failures_per_min {
+            server.svc_failures_per_min = v;
         }
         Ok(Self {
             listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),

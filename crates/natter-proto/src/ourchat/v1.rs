@@ -152,6 +152,9 @@ pub mod code {
     pub const CHAT_LIST: i64 = 186;
     pub const CHAT_LIST_REPLY: i64 = 187;
     pub const READ_PUSH: i64 = 188;
+    // The service-code dialect's credential.
+    pub const SET_SERVICE_TOKEN: i64 = 189;
+    pub const SET_SERVICE_TOKEN_REPLY: i64 = 190;
 }
 
 /// Which OurChat a connection speaks: seed 001 as written (`/ws`), or OurChat as its 2024
@@ -218,6 +221,8 @@ pub enum InfoField {
     Avatar,
     Time,
     Email,
+    /// The account's UUID (how the service-code dialect names accounts).
+    Uuid,
     /// A value natter does not know (later clients ask for more): answered as `null`.
     Unknown,
 }
@@ -232,6 +237,7 @@ impl InfoField {
             "avater" | "avatar" => Self::Avatar,
             "time" => Self::Time,
             "email" => Self::Email,
+            "uuid" => Self::Uuid,
             _ => Self::Unknown,
         }
     }

@@ -1,5 +1,5 @@
--- Files: uploads being received, finished files, the chats each file was sent in, and the
--- installation's own secrets (the key that signs file links). The bytes live in the blob store
+-- Files: uploads being received, finished files, and the chats each file was sent in (the key that
+-- signs file links is a row of `server_keys`, made with the service tokens' table). The bytes live in the blob store
 -- (see docs/protocol/files.md), named by their SHA-256: the same bytes are kept once.
 
 -- An upload in progress (tus); its bytes so far are in the staging area under its id.
@@ -39,9 +39,4 @@ CREATE TABLE file_refs (
     file_seq INTEGER NOT NULL REFERENCES files (seq),
     chat_id  INTEGER NOT NULL REFERENCES chats (id),
     PRIMARY KEY (file_seq, chat_id)
-);
-
-CREATE TABLE server_keys (
-    name   TEXT PRIMARY KEY,
-    secret BLOB NOT NULL
 );

@@ -52,6 +52,10 @@ pub enum Invalid {
     MessageType,
     /// A voice note needs a duration of 1 to `max` milliseconds; other files take none.
     VoiceDuration { max: u64 },
+    /// Not a UUID.
+    Uuid,
+    /// A service token shorter than `min` or longer than `max` characters.
+    ServiceToken { min: usize, max: usize },
 }
 
 /// Which free text an `Invalid::TooLong` is about.
@@ -95,6 +99,12 @@ pub enum DomainError {
     UsernameTaken,
     #[error("phone number already registered")]
     PhoneTaken,
+    /// Another account has this UUID.
+    #[error("uuid already registered")]
+    UuidTaken,
+    /// Another account has this service token.
+    #[error("service token already taken")]
+    ServiceTokenTaken,
     #[error("wrong account or password")]
     BadCredentials,
     #[error("unknown, expired or revoked token")]

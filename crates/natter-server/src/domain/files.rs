@@ -311,14 +311,9 @@ impl Domain {
 
     async fn link_key(&self) -> Result<&[u8], DomainError> {
         self.link_key
-            .get_or_try_init(|| async {
-                self.store
-                    .server_key("file-links")
-                    .await
-                    .map_err(|e| internal("file link key unavailable", &e))
-            })
+            .get_or_try_init(|| self.installation_key(crate::store::server_key::FILE_LINKS))
             .await
-            .map(Vec::as_slice)
+            .map(<[u8; 32]>::as_slice)
     }
 
     fn signature(key: &[u8], id: &str, expires_s: i64) -> String {

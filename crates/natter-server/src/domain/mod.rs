@@ -16,6 +16,7 @@
 //! - `groups.rs`: joining, requests, invitations, roles, removal, disbanding, finding groups;
 //! - `reads.rs`: read receipts, the chat list with unread counts, and what a login is told;
 //! - `files.rs`: uploads, files, who may read them, files in messages, avatars, the sweep;
+//! - `service.rs`: service tokens and UUIDs (the identity of the service-code dialect);
 //! - `auth.rs`: password hashing and session tokens.
 
 mod accounts;
@@ -29,6 +30,7 @@ pub mod groups;
 mod messages;
 pub mod profiles;
 pub mod reads;
+pub mod service;
 
 pub use accounts::{Login, key_for_log};
 pub use error::{DomainError, Invalid, TextField};
@@ -139,10 +141,12 @@ pub struct Domain {
     /// File bytes (absent for operator commands, which never read them).
     files: Option<files::FileStorage>,
     /// The key that signs file links, read from the store once.
-    link_key: tokio::sync::OnceCell<Vec<u8>>,
+    link_key: tokio::sync::OnceCell<[u8; 32]>,
     /// Taken while a blob is placed or removed, so that a sweep never removes the bytes a
     /// finishing upload just found in place.
     blob_turn: tokio::sync::Mutex<()>,
+    /// The key of service token hashes, read from the store on first use.
+    service_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl Domain {
@@ -165,6 +169,7 @@ impl Domain {
             files: None,
             link_key: tokio::sync::OnceCell::new(),
             blob_turn: tokio::sync::Mutex::new(()),
+            service_key: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -131,6 +131,7 @@ pub(super) fn taken(u: Unique) -> DomainError {
         Unique::Username => DomainError::UsernameTaken,
         Unique::Phone => DomainError::PhoneTaken,
         Unique::Uuid => internal("account uuid collision", &"uuid"),
+        Unique::ServiceToken => DomainError::ServiceTokenTaken,
     }
 }
 
@@ -282,7 +283,7 @@ impl Domain {
     }
 
     /// Check `me`'s password (for changes that need it again).
-    async fn check_password(&self, me: Ocid, password: &str) -> Result<(), DomainError> {
+    pub(super) async fn check_password(&self, me: Ocid, password: &str) -> Result<(), DomainError> {
         let account = self.account(me).await?;
         let ok = self
             .hasher

@@ -79,7 +79,4 @@ pub trait Files {
     /// Delete a file's record if it is still unreferenced. Returns whether it was deleted and
     /// whether its bytes are now unused (no other file has the same hash).
     async fn delete_file(&self, id: &str, before: i64) -> Result<(bool, bool)>;
-
-    /// A secret of this installation by name (made at first use, the same on every node).
-    async fn server_key(&self, name: &str) -> Result<Vec<u8>>;
 }

@@ -8,9 +8,11 @@
 pub mod files;
 pub mod postgres;
 mod rows;
+mod service;
 mod social;
 pub mod sqlite;
 
+pub use service::{AccountRef, Services, server_key};
 pub use social::{
     ChatState, GroupEdit, GroupSummary, Groups, Identity, Invitation, JoinMode, JoinRequest,
     MAX_UNREAD, NewsCounts, ProfileEdit, Profiles, ReadState, ResetState, Revoke, Role, SearchBy,
@@ -27,6 +29,8 @@ pub enum Unique {
     Phone,
     Username,
     Uuid,
+    /// Another account has this service token.
+    ServiceToken,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -309,7 +313,9 @@ impl std::future::Future for Receipt {
 }
 
 #[async_trait]
-pub trait Store: Profiles + Groups + ReadState + files::Files + Send + Sync + 'static {
+pub trait Store:
+    Profiles + Groups + ReadState + files::Files + Services + Send + Sync + 'static
+{
     /// Create an account; the store allocates its ocid.
     async fn create_account(&self, new: NewAccount) -> Result<Account>;
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>>;

@@ -210,6 +210,8 @@ pub fn backend(e: sqlx::Error) -> StoreError {
         // ("accounts_email_key"); both contain the column name.
         let m = db.constraint().unwrap_or_else(|| db.message());
         let field = [
+            // Before the others: its index's name holds no account column's name.
+            ("service_tokens", Unique::ServiceToken),
             ("email", Unique::Email),
             ("phone", Unique::Phone),
             ("username", Unique::Username),
@@ -469,7 +471,8 @@ pub struct TableSpec {
 use Col::{Int, OptInt, OptText, Text};
 
 /// Every table an export holds, in import order (rows before the rows that name them).
-/// Logins, delivery marks and the operator's own tables (invitation codes, account events,
+/// Service tokens go with their accounts, and the key of their hashes with them (without it
+/// they would match nothing). Logins, delivery marks and the operator's own tables (invitation codes, account events,
 /// node checks) are left out. A column added to one of these tables is added here too (the
 /// store conformance suite checks that nothing is missing).
 pub const TABLES: &[TableSpec] = &[
@@ -499,6 +502,18 @@ pub const TABLES: &[TableSpec] = &[
             ("reset_blocked_until", Int),
             ("deleted_at", OptInt),
         ],
+    },
+    TableSpec {
+        name: "server_keys",
+        line: "server_key",
+        key: ("id", None),
+        columns: &[("id", Int), ("value", Text)],
+    },
+    TableSpec {
+        name: "service_tokens",
+        line: "service_token",
+        key: ("ocid", None),
+        columns: &[("ocid", Int), ("hash", Text), ("created_at", Int)],
     },
     TableSpec {
         name: "chats",

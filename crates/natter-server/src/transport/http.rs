@@ -1,10 +1,12 @@
 //! The HTTP router: health and readiness checks, metrics, and every dialect served over HTTP.
 //! A dialect over WebSocket is mounted with one line:
-//! `.route(path, ws::route(&app, name, Dialect::new(app.hub.slot())))`.
+//! `.route(path, ws::route(&app, name, Dialect::new(app.hub.slot())))`; one served per
+//! request with its own handler's line, `.route(path, dialect::route(&app))`.
 
 use super::ws;
 use crate::app::App;
 use crate::dialect::ourchat::{V0, V1};
+use crate::dialect::svc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -25,6 +27,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/ws/v0",
             ws::route(&app, "ourchat_v0", V0::new(app.hub.slot())),
         )
+        .route("/svc", svc::route(&app))
         .route(
             "/",
             ws::route_at_root(&app, "ourchat_2024", V1::ourchat_2024(app.hub.slot())),

@@ -25,6 +25,7 @@ mod ourchat_clients;
 mod reads;
 mod restart;
 mod store;
+mod svc;
 mod tls;
 mod v0;
 mod v1;

@@ -2318,6 +2318,118 @@ async fn export_import(b: &Backend) {
     t.close().await;
 }
 
+/// Service tokens: an account made with one in a transaction that also checks its UUID, its
+/// token and an invitation; found by its token's hash; its UUID and nickname read in bulk; its
+/// token gone with a deletion; and one key for the hashes, the first one offered, on every
+/// node.
+async fn service_tokens(b: &Backend) {
+    let (s, t) = (b.open().await, b.open().await);
+    assert_eq!(s.server_key(1, "k1").await.expect("key"), "k1");
+    assert_eq!(
+        t.server_key(1, "k2").await.expect("key"),
+        "k1",
+        "the first key stays"
+    );
+    assert_eq!(t.server_key(2, "k3").await.expect("another key"), "k3");
+    let svc = |n: u32| NewAccount {
+        email: None,
+        password_hash: String::new(),
+        ..account(n)
+    };
+    let a = s
+        .create_service_account(svc(1), "h1", None)
+        .await
+        .expect("create");
+    assert_eq!(
+        (a.ocid, a.uuid.as_str(), a.email.as_deref()),
+        (o(1), "uuid-1", None)
+    );
+    assert!(matches!(
+        s.create_service_account(svc(1), "h2", None).await,
+        Err(StoreError::Conflict(Unique::Uuid))
+    ));
+    assert!(matches!(
+        t.create_service_account(svc(2), "h1", None).await,
+        Err(StoreError::Conflict(Unique::ServiceToken))
+    ));
+    // Nothing of a refused registration is left: the token is free for the next one.
+    assert_eq!(t.account_by_uuid("uuid-2").await.expect("read"), None);
+    s.create_invite(b"code", 1, None).await.expect("invite");
+    assert!(matches!(
+        s.create_service_account(svc(2), "h2", Some(b"other")).await,
+        Err(StoreError::NoSuchInvite)
+    ));
+    let c = s
+        .create_service_account(svc(2), "h2", Some(b"code"))
+        .await
+        .expect("with an invitation");
+    assert!(matches!(
+        s.create_service_account(svc(3), "h3", Some(b"code")).await,
+        Err(StoreError::NoSuchInvite)
+    ));
+    let plain = s.create_account(account(4)).await.expect("plain");
+    assert_eq!(
+        t.account_by_service_token("h2").await.expect("read"),
+        Some(c.clone())
+    );
+    assert_eq!(t.account_by_service_token("h9").await.expect("read"), None);
+    assert_eq!(
+        t.account_by_uuid("uuid-4").await.expect("read"),
+        Some(plain.clone())
+    );
+    assert_eq!(
+        t.service_token_hash(c.ocid).await.expect("read").as_deref(),
+        Some("h2")
+    );
+    assert_eq!(t.service_token_hash(plain.ocid).await.expect("read"), None);
+    let mut refs = t
+        .account_refs(&[a.ocid, plain.ocid, Ocid(99)])
+        .await
+        .expect("refs");
+    refs.sort_by_key(|r| r.ocid);
+    let seen: Vec<(Ocid, &str, &str)> = refs
+        .iter()
+        .map(|r| (r.ocid, r.uuid.as_str(), r.nickname.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (a.ocid, "uuid-1", "User 1"),
+            (plain.ocid, "uuid-4", "User 4")
+        ]
+    );
+    assert!(t.account_refs(&[]).await.expect("none").is_empty());
+    // Any account may be given one; another's is refused; a new one replaces the old.
+    assert!(matches!(
+        s.set_service_token(plain.ocid, "h1", 6).await,
+        Err(StoreError::Conflict(Unique::ServiceToken))
+    ));
+    s.set_service_token(plain.ocid, "h4", 6).await.expect("set");
+    assert_eq!(
+        t.account_by_service_token("h4").await.expect("read"),
+        Some(plain.clone())
+    );
+    t.set_service_token(plain.ocid, "h5", 7)
+        .await
+        .expect("replace");
+    assert_eq!(t.account_by_service_token("h4").await.expect("read"), None);
+    assert_eq!(
+        s.service_token_hash(plain.ocid)
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("h5")
+    );
+    s.set_service_token(plain.ocid, "h5", 8)
+        .await
+        .expect("the same again");
+    s.delete_account(a.ocid, 5).await.expect("delete");
+    assert_eq!(t.account_by_service_token("h1").await.expect("read"), None);
+    assert_eq!(t.service_token_hash(a.ocid).await.expect("read"), None);
+    s.close().await;
+    t.close().await;
+}
+
 /// The export holds every column of its tables: a column added to the schema and not to
 /// `store::TABLES` fails here (SQLite's schema, which PostgreSQL's mirrors).
 #[tokio::test]
@@ -2486,12 +2598,6 @@ async fn files(b: &Backend) {
         s.delete_file("u4", 1_000).await.expect("old avatar"),
         (true, false)
     );
-
-    // One secret per name, the same on every read.
-    let key = s.server_key("links").await.expect("key");
-    assert_eq!(key.len(), 32);
-    assert_eq!(s.server_key("links").await.expect("again"), key);
-    assert_ne!(s.server_key("other").await.expect("other"), key);
 }
 
 macro_rules! conformance {
@@ -2550,4 +2656,5 @@ conformance!(
     operations,
     export_import,
     files,
+    service_tokens,
 );

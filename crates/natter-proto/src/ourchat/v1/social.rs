@@ -1,5 +1,6 @@
 //! natter's v1 extension codes 124-188: profiles, search, account security and logins,
-//! remarks and blocks (124-149); groups (150-183); read state and the chat list (184-188).
+//! remarks and blocks (124-149); groups (150-183); read state and the chat list (184-188); the
+//! service token (189).
 //! Requests are even, their replies the next odd code; 180-183 and 188 are pushes. See
 //! `docs/protocol/ourchat-v1.md`.
 
@@ -150,6 +151,12 @@ pub enum Social {
         index: Index,
     },
     ChatList,
+    /// The token the service-code dialect logs in with (with the account's UUID), confirmed
+    /// with the password.
+    SetServiceToken {
+        token: String,
+        password: String,
+    },
 }
 
 impl Social {
@@ -327,6 +334,19 @@ pub(super) fn decode(c: i64, f: &Fields<'_>) -> Option<Result<Social, WireError>
                 index: Index(f.id("index")?),
             },
             code::CHAT_LIST => Social::ChatList,
+            code::SET_SERVICE_TOKEN => Social::SetServiceToken {
+                token: match f.get("token") {
+                    Some(Value::Number(n)) if n.as_u64().is_some() => n.to_string(),
+                    Some(Value::Number(_)) => {
+                        return Err(WireError::new(
+                            ErrorCode::InvalidField,
+                            "field `token` must be a string or a non-negative integer",
+                        ));
+                    }
+                    _ => f.str("token")?.to_owned(),
+                },
+                password: f.str("password")?.to_owned(),
+            },
             c => {
                 return Err(WireError::new(
                     ErrorCode::UnknownCode,
@@ -343,6 +363,7 @@ fn is_request(c: i64) -> bool {
     (code::SET_PROFILE..=code::FIND_GROUPS).contains(&c) && c % 2 == 0
         || c == code::MARK_READ
         || c == code::CHAT_LIST
+        || c == code::SET_SERVICE_TOKEN
 }
 
 /// `account` as code 6 takes it: a string, or an integer ocid.
@@ -419,7 +440,16 @@ mod tests {
         assert_eq!(e.code, ErrorCode::InvalidField);
         let e = social(r#"{"code":178,"query":"x","limit":51}"#).expect_err("limit");
         assert_eq!(e.code, ErrorCode::InvalidField);
-        for reply in [125, 151, 180, 183, 185, 188, 189] {
+        assert_eq!(
+            social(r#"{"code":189,"token":1145141919810,"password":"pw"}"#),
+            Ok(Social::SetServiceToken {
+                token: "1145141919810".into(),
+                password: "pw".into()
+            })
+        );
+        let e = social(r#"{"code":189,"token":-1,"password":"pw"}"#).expect_err("token");
+        assert_eq!(e.code, ErrorCode::InvalidField);
+        for reply in [125, 151, 180, 183, 185, 188, 190, 191] {
             let e = decode_frame(&format!(r#"{{"code":{reply}}}"#)).expect_err("not a request");
             assert_eq!(e.error.code, ErrorCode::UnknownCode, "{reply}");
         }

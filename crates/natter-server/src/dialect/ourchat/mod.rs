@@ -173,6 +173,12 @@ fn wire_error(e: &DomainError) -> WireError {
             C::OverQuota,
             format!("your files would exceed your quota of {quota} bytes"),
         ),
+        // Only the service-code dialect registers by UUID.
+        DomainError::UuidTaken => (C::InvalidField, "that uuid is already registered".into()),
+        DomainError::ServiceTokenTaken => (
+            C::ServiceTokenTaken,
+            "that token is another account's service token".into(),
+        ),
         DomainError::Internal => (C::Internal, "the server failed; try again".into()),
     };
     WireError::new(code, message)
@@ -209,6 +215,10 @@ fn invalid_text(i: Invalid) -> String {
         Invalid::VoiceDuration { max } => format!(
             "field `file.duration_ms` is required for a voice note (1 to {max}) and allowed only there"
         ),
+        Invalid::Uuid => "field `uuid` must be a UUID".into(),
+        Invalid::ServiceToken { min, max } => {
+            format!("field `token` must be {min} to {max} characters")
+        }
     }
 }
 

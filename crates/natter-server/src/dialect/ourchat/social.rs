@@ -1,5 +1,5 @@
-//! v1's extension codes 124-188 on the domain: profiles, search, account security, logins,
-//! remarks, blocks, groups and read state. Wire details: `natter_proto::ourchat::v1::social`.
+//! v1's extension codes 124-189 on the domain: profiles, search, account security, logins,
+//! remarks, blocks, groups, read state and the service token. Wire details: `natter_proto::ourchat::v1::social`.
 
 use super::v1::{V1, identity};
 use super::{now_s, wire_error};
@@ -143,7 +143,7 @@ fn clearable(c: Clearable) -> Option<Option<String>> {
 }
 
 impl V1 {
-    /// Answer one of codes 124-186. `rid` is the request's id.
+    /// Answer one of codes 124-189. `rid` is the request's id.
     pub(super) async fn social(
         &self,
         c: &mut Conn<Self>,
@@ -396,6 +396,10 @@ impl V1 {
                 let unread: u64 = entries.iter().map(|e| e.state.unread).sum();
                 let chats: Vec<Value> = entries.iter().map(|e| chat_value(e, me)).collect();
                 json!({"chats": chats, "unread": unread})
+            }
+            Social::SetServiceToken { token, password } => {
+                let a = d.set_service_token(me, &password, &token).await?;
+                json!({"ocid": a.ocid, "uuid": a.uuid})
             }
         })
     }

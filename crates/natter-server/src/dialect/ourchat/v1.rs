@@ -251,6 +251,7 @@ impl Dialect for V1 {
                             InfoField::Avatar => json!(a.avatar),
                             InfoField::Time => json!(a.created_at / 1000),
                             InfoField::Email if a.ocid == me => json!(a.email),
+                            InfoField::Uuid => json!(a.uuid),
                             InfoField::Email | InfoField::Unknown => Value::Null,
                         };
                         data.insert(name, v);

@@ -200,29 +200,4 @@ impl Files for PgStore {
         tx.commit().await.map_err(backend)?;
         Ok((true, others == 0))
     }
-
-    async fn server_key(&self, name: &str) -> Result<Vec<u8>> {
-        if let Some(key) = sqlx::query_scalar("SELECT secret FROM server_keys WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?
-        {
-            return Ok(key);
-        }
-        let fresh: [u8; 32] = rand::random();
-        sqlx::query(
-            "INSERT INTO server_keys (name, secret) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(name)
-        .bind(fresh.as_slice())
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        sqlx::query_scalar("SELECT secret FROM server_keys WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)
-    }
 }

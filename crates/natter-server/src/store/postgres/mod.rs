@@ -9,6 +9,7 @@
 //! serialization failure, a client id raced in from another node) is retried whole.
 
 mod files;
+mod service;
 mod social;
 mod writer;
 

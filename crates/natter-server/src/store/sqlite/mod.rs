@@ -10,6 +10,7 @@
 pub mod backup;
 mod files;
 mod reads;
+mod service;
 mod social;
 mod writer;
 

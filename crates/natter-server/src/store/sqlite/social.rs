@@ -322,6 +322,7 @@ impl Profiles for SqliteStore {
             "DELETE FROM join_requests WHERE ocid = ?1",
             "DELETE FROM invitations WHERE ocid = ?1 OR by_ocid = ?1",
             "DELETE FROM pending_notices WHERE ocid = ?1",
+            "DELETE FROM service_tokens WHERE ocid = ?1",
         ] {
             sqlx::query(sql)
                 .bind(o)

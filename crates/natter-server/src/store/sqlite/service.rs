@@ -1,0 +1,163 @@
+//! Service tokens and account UUIDs on SQLite. Writes go through the pool, taking their turn
+//! on the store's `writes` lock.
+
+use super::SqliteStore;
+use crate::store::rows::{self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AsSql, backend};
+use crate::store::{Account, AccountRef, NewAccount, Ocid, Result, Services, StoreError};
+use async_trait::async_trait;
+
+#[async_trait]
+impl Services for SqliteStore {
+    async fn server_key(&self, id: i64, candidate: &str) -> Result<String> {
+        let _turn = self.writes.lock().await;
+        sqlx::query(
+            "INSERT INTO server_keys (id, value) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        sqlx::query_scalar("SELECT value FROM server_keys WHERE id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn create_service_account(
+        &self,
+        new: NewAccount,
+        token_hash: &str,
+        invite: Option<&[u8]>,
+    ) -> Result<Account> {
+        let _turn = self.writes.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        if let Some(code_hash) = invite {
+            let usable: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM invite_codes WHERE code_hash = ? AND used_by IS NULL
+                 AND (expires_at IS NULL OR expires_at > ?)",
+            )
+            .bind(code_hash)
+            .bind(new.created_at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if usable.is_none() {
+                return Err(StoreError::NoSuchInvite);
+            }
+        }
+        // Under SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
+             VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
+             RETURNING {ACCOUNT_COLUMNS}"
+        ));
+        let row = sqlx::query(sql)
+            .bind(&new.uuid)
+            .bind(&new.email)
+            .bind(&new.phone)
+            .bind(&new.username)
+            .bind(&new.nickname)
+            .bind(&new.password_hash)
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let account = rows::account(&row).map_err(backend)?;
+        sqlx::query("INSERT INTO service_tokens (ocid, hash, created_at) VALUES (?, ?, ?)")
+            .bind(account.ocid.sql())
+            .bind(token_hash)
+            .bind(new.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if let Some(code_hash) = invite {
+            sqlx::query("UPDATE invite_codes SET used_by = ?, used_at = ? WHERE code_hash = ?")
+                .bind(account.ocid.sql())
+                .bind(new.created_at)
+                .bind(code_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(account)
+    }
+
+    async fn set_service_token(&self, ocid: Ocid, token_hash: &str, now: i64) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        sqlx::query(
+            "INSERT INTO service_tokens (ocid, hash, created_at) VALUES (?, ?, ?)
+             ON CONFLICT (ocid) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
+        )
+        .bind(ocid.sql())
+        .bind(token_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn account_by_uuid(&self, uuid: &str) -> Result<Option<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE uuid = ?"
+        ));
+        let row = sqlx::query(sql)
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(rows::account).transpose().map_err(backend)
+    }
+
+    async fn account_by_service_token(&self, token_hash: &str) -> Result<Option<Account>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS_A} FROM service_tokens t
+             JOIN accounts a ON a.ocid = t.ocid WHERE t.hash = ?"
+        ));
+        let row = sqlx::query(sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(rows::account).transpose().map_err(backend)
+    }
+
+    async fn service_token_hash(&self, ocid: Ocid) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT hash FROM service_tokens WHERE ocid = ?")
+            .bind(ocid.sql())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn account_refs(&self, ocids: &[Ocid]) -> Result<Vec<AccountRef>> {
+        if ocids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(&ocids.iter().map(|o| o.0).collect::<Vec<u64>>())
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT ocid, uuid, nickname FROM accounts
+             WHERE ocid IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(o, uuid, nickname)| AccountRef {
+                ocid: Ocid(o as u64),
+                uuid,
+                nickname,
+            })
+            .collect())
+    }
+}
