@@ -15,7 +15,8 @@
 //!   logins, remarks, blocks, account deletion;
 //! - `groups.rs`: joining, requests, invitations, roles, removal, disbanding, finding groups;
 //! - `reads.rs`: read receipts, the chat list with unread counts, and what a login is told;
-//! - `auth.rs`: password hashing and session tokens.
+//! - `auth.rs`: password hashing and session tokens;
+//! - `guard.rs`: limits on guessing secrets (per account and per client address).
 
 mod accounts;
 pub mod admin;
@@ -24,6 +25,7 @@ mod chats;
 mod error;
 pub mod friends;
 pub mod groups;
+pub mod guard;
 mod messages;
 pub mod profiles;
 pub mod reads;
@@ -49,6 +51,9 @@ pub struct Limits {
     pub session_ttl: Duration,
     /// Who may register.
     pub registration: Registration,
+    /// Failed attempts at passwords, session tokens and security answers allowed per
+    /// account and per client address, and the back-off after them.
+    pub guessing: guard::GuessLimits,
 }
 
 impl Default for Limits {
@@ -58,6 +63,7 @@ impl Default for Limits {
             max_group_members: 10_000,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             registration: Registration::Open,
+            guessing: guard::GuessLimits::default(),
         }
     }
 }
@@ -132,6 +138,32 @@ pub struct Domain {
     chats: Mutex<IdMap<ChatId, Arc<ChatInfo>>>,
     pairs: Mutex<IdMap<(Ocid, Ocid), Arc<ChatInfo>>>,
     hasher: auth::Hasher,
+    guards: Guards,
+}
+
+/// Failed attempts at each kind of secret, counted apart.
+struct Guards {
+    password: guard::Guard,
+    token: guard::Guard,
+    answer: guard::Guard,
+}
+
+impl Guards {
+    fn new(limits: guard::GuessLimits) -> Self {
+        Self {
+            password: guard::Guard::new(limits),
+            token: guard::Guard::new(limits),
+            answer: guard::Guard::new(limits),
+        }
+    }
+}
+
+impl From<guard::Locked> for DomainError {
+    fn from(l: guard::Locked) -> Self {
+        Self::TooManyAttempts {
+            retry_after_s: l.retry_after_s(),
+        }
+    }
 }
 
 impl Domain {
@@ -145,12 +177,13 @@ impl Domain {
             store,
             bus,
             presence,
-            limits,
             chats: Mutex::new(IdMap::default()),
             pairs: Mutex::new(IdMap::default()),
             hasher: auth::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),
+            guards: Guards::new(limits.guessing),
+            limits,
         }
     }
 

@@ -153,6 +153,10 @@ fn wire_error(e: &DomainError) -> WireError {
             C::TooManyAttempts,
             format!("too many wrong answers; try again in {retry_after_s} seconds"),
         ),
+        DomainError::TooManyAttempts { retry_after_s } => (
+            C::TooManyAttempts,
+            format!("too many failed attempts; try again in {retry_after_s} seconds"),
+        ),
         DomainError::NoSecurityQuestion => (
             C::NoSecurityQuestion,
             "no security question is set for that account".into(),

@@ -1,0 +1,354 @@
+//! Limits on guessing secrets: failed attempts at a password, a session token, a security
+//! answer (or any other secret a dialect checks, such as a service token) are counted per
+//! account and per client address, with a back-off that grows with every failure.
+//!
+//! An attempt is counted *before* its secret is checked and forgiven once it proves right, so
+//! attempts sent together (pipelined, or over many connections) cannot outrun the limit. The
+//! counts live in this node's memory, keyed by account and address, not by connection: they
+//! survive reconnecting (not a restart; each node of a cluster counts its own).
+//!
+//! How to use it for a new secret: keep one [`Guard`] for it (beside the others in the
+//! domain), and around each check
+//!
+//! ```ignore
+//! let attempt = guard.attempt(&[Subject::account(ocid), Subject::address(client)])?;
+//! if secret_is_right { attempt.succeeded(); }  // dropped unsucceeded, it counts as a failure
+//! ```
+//!
+//! This module knows no wire and no store.
+
+use natter_proto::Ocid;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How many failures a subject has for free, and how the lock after them grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Failures before the first lock (the failure that reaches this count sets it).
+    pub free: u32,
+    /// The first lock; each further failure doubles it, up to `max_lock`.
+    pub first_lock: Duration,
+    pub max_lock: Duration,
+    /// A subject without a failure for this long starts again from zero.
+    pub forget: Duration,
+}
+
+/// The limits on guessing, for each kind of subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessLimits {
+    /// Per account (or per name that is no account: unknown accounts are limited alike, so
+    /// that the limit does not tell which accounts exist).
+    pub account: Policy,
+    /// Per client address (an IPv4 address or an IPv6 /64): more free failures, as many
+    /// people may share one address.
+    pub address: Policy,
+}
+
+impl Default for GuessLimits {
+    fn default() -> Self {
+        let lock = |free| Policy {
+            free,
+            first_lock: Duration::from_secs(1),
+            max_lock: Duration::from_secs(15 * 60),
+            forget: Duration::from_secs(24 * 3600),
+        };
+        Self {
+            account: lock(5),
+            address: lock(20),
+        }
+    }
+}
+
+/// Who an attempt is counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// An account (its failures are forgiven by its next success).
+    Account(Ocid),
+    /// A name that leads to no account (an email, a username, a phone number), normalised.
+    Name(String),
+    /// A client address: an IPv4 address, or the /64 network of an IPv6 address.
+    Address(AddressKey),
+}
+
+/// A client address as the guard counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressKey {
+    V4(u32),
+    V6(u64),
+}
+
+impl Subject {
+    pub fn account(ocid: Ocid) -> Self {
+        Self::Account(ocid)
+    }
+
+    /// The client at `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn address(ip: IpAddr) -> Self {
+        Self::Address(match ip {
+            IpAddr::V4(v4) => AddressKey::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddressKey::V4(u32::from(v4)),
+                None => AddressKey::V6((u128::from(v6) >> 64) as u64),
+            },
+        })
+    }
+}
+
+/// Attempts are refused until the lock ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub retry_after: Duration,
+}
+
+impl Locked {
+    /// Whole seconds to wait (at least one).
+    pub fn retry_after_s(&self) -> u64 {
+        self.retry_after.as_millis().div_ceil(1000).max(1) as u64
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
+}
+
+/// Counts of failed attempts at one kind of secret.
+pub struct Guard {
+    limits: GuessLimits,
+    entries: Mutex<HashMap<Subject, Entry>>,
+    max_entries: usize,
+}
+
+/// Subjects tracked before the guard forgets the least dangerous ones (each is ~100 bytes).
+const MAX_ENTRIES: usize = 200_000;
+
+impl Guard {
+    pub fn new(limits: GuessLimits) -> Self {
+        Self {
+            limits,
+            entries: Mutex::new(HashMap::new()),
+            max_entries: MAX_ENTRIES,
+        }
+    }
+
+    fn policy(&self, subject: &Subject) -> &Policy {
+        match subject {
+            Subject::Account(_) | Subject::Name(_) => &self.limits.account,
+            Subject::Address(_) => &self.limits.address,
+        }
+    }
+
+    /// Count one attempt by each of `subjects`, before its secret is checked.
+    ///
+    /// # Errors
+    /// A subject is locked: nothing is counted, and the secret must not be checked.
+    pub fn attempt(&self, subjects: &[Subject]) -> Result<Attempt<'_>, Locked> {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Refused if any subject is locked (the longest lock is the answer).
+        let mut wait = None::<Duration>;
+        for subject in subjects {
+            let Some(e) = entries.get(subject) else {
+                continue;
+            };
+            if let Some(until) = e.locked_until.filter(|u| *u > now)
+                && now.duration_since(e.last) < self.policy(subject).forget
+            {
+                let left = until - now;
+                wait = Some(wait.map_or(left, |w| w.max(left)));
+            }
+        }
+        if let Some(retry_after) = wait {
+            return Err(Locked { retry_after });
+        }
+        if entries.len() + subjects.len() > self.max_entries {
+            self.prune(&mut entries, now);
+        }
+        let mut before = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            let policy = *self.policy(subject);
+            let e = entries.entry(subject.clone()).or_insert(Entry {
+                failures: 0,
+                last: now,
+                locked_until: None,
+            });
+            if now.duration_since(e.last) >= policy.forget {
+                *e = Entry {
+                    failures: 0,
+                    last: now,
+                    locked_until: None,
+                };
+            }
+            before.push((subject.clone(), *e));
+            e.failures = e.failures.saturating_add(1);
+            e.last = now;
+            if e.failures >= policy.free {
+                e.locked_until = Some(now + lock_for(&policy, e.failures));
+            }
+        }
+        Ok(Attempt {
+            guard: self,
+            before,
+        })
+    }
+
+    /// Make room: forget subjects quiet for their whole `forget` period, then, if still full,
+    /// the ones that are not locked.
+    fn prune(&self, entries: &mut HashMap<Subject, Entry>, now: Instant) {
+        entries.retain(|s, e| now.duration_since(e.last) < self.policy(s).forget);
+        if entries.len() >= self.max_entries * 9 / 10 {
+            entries.retain(|_, e| e.locked_until.is_some_and(|u| u > now));
+        }
+        if entries.len() >= self.max_entries * 9 / 10 {
+            tracing::warn!(
+                subjects = entries.len(),
+                "guessing limits: too many locked subjects; forgetting them all"
+            );
+            entries.clear();
+        }
+    }
+
+    /// Failures counted against `subject` now (for tests and diagnostics).
+    pub fn failures(&self, subject: &Subject) -> u32 {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(subject).map_or(0, |e| e.failures)
+    }
+}
+
+/// The lock after `failures` failures under `policy`.
+fn lock_for(policy: &Policy, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(policy.free).min(30);
+    policy
+        .first_lock
+        .saturating_mul(1 << doublings)
+        .min(policy.max_lock)
+}
+
+/// One counted attempt: a failure unless [`Attempt::succeeded`] is called.
+#[must_use = "an attempt counts as a failure unless it is marked as succeeded"]
+pub struct Attempt<'a> {
+    guard: &'a Guard,
+    /// Each subject's entry before this attempt was counted.
+    before: Vec<(Subject, Entry)>,
+}
+
+impl Attempt<'_> {
+    /// The secret was right: the attempt is forgiven, and an account's earlier failures too.
+    pub fn succeeded(mut self) {
+        let mut entries = self.guard.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for (subject, before) in self.before.drain(..) {
+            match subject {
+                Subject::Account(_) => {
+                    entries.remove(&subject);
+                }
+                _ => {
+                    if let Some(e) = entries.get_mut(&subject) {
+                        e.failures = e.failures.saturating_sub(1);
+                        e.locked_until = before.locked_until;
+                        if e.failures == 0 {
+                            entries.remove(&subject);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(free: u32) -> GuessLimits {
+        let p = Policy {
+            free,
+            first_lock: Duration::from_secs(60),
+            max_lock: Duration::from_secs(3600),
+            forget: Duration::from_secs(24 * 3600),
+        };
+        GuessLimits {
+            account: p,
+            address: Policy { free: 10, ..p },
+        }
+    }
+
+    #[test]
+    fn failures_lock_with_a_growing_back_off_and_success_forgives() {
+        assert_eq!(lock_for(&limits(3).account, 3), Duration::from_secs(60));
+        assert_eq!(lock_for(&limits(3).account, 4), Duration::from_secs(120));
+        assert_eq!(lock_for(&limits(3).account, 5), Duration::from_secs(240));
+        assert_eq!(lock_for(&limits(3).account, 40), Duration::from_secs(3600));
+
+        let guard = Guard::new(limits(3));
+        let me = [Subject::account(Ocid(1))];
+        // Two free failures, and a right answer forgives them.
+        drop(guard.attempt(&me).expect("free"));
+        drop(guard.attempt(&me).expect("free"));
+        guard.attempt(&me).expect("free").succeeded();
+        assert_eq!(guard.failures(&me[0]), 0);
+        // The third failure in a row locks.
+        for _ in 0..3 {
+            drop(guard.attempt(&me).expect("free"));
+        }
+        let locked = guard.attempt(&me).map(|_| ()).expect_err("locked");
+        assert!(locked.retry_after > Duration::from_secs(50), "{locked:?}");
+        assert_eq!(locked.retry_after_s(), 60);
+        // A refused attempt is not counted.
+        assert_eq!(guard.failures(&me[0]), 3);
+        // Another account is not locked by it.
+        guard
+            .attempt(&[Subject::account(Ocid(2))])
+            .expect("other")
+            .succeeded();
+    }
+
+    #[test]
+    fn an_address_is_locked_across_accounts_and_not_forgiven_by_one_success() {
+        let guard = Guard::new(limits(100));
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        for n in 0..9 {
+            drop(
+                guard
+                    .attempt(&[Subject::account(Ocid(n)), Subject::address(ip)])
+                    .expect("free"),
+            );
+        }
+        // A success (the attacker's own account) forgives only its own attempt.
+        guard
+            .attempt(&[Subject::account(Ocid(99)), Subject::address(ip)])
+            .expect("free")
+            .succeeded();
+        assert_eq!(guard.failures(&Subject::address(ip)), 9);
+        drop(
+            guard
+                .attempt(&[Subject::account(Ocid(50)), Subject::address(ip)])
+                .expect("the tenth"),
+        );
+        assert!(
+            guard
+                .attempt(&[Subject::account(Ocid(51)), Subject::address(ip)])
+                .is_err()
+        );
+        // The /64 of an IPv6 client is one address.
+        let a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8::2".parse().expect("ip");
+        assert_eq!(Subject::address(a), Subject::address(b));
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_least_dangerous_first() {
+        let mut guard = Guard::new(limits(2));
+        guard.max_entries = 10;
+        let locked = Subject::account(Ocid(0));
+        drop(guard.attempt(std::slice::from_ref(&locked)).expect("free"));
+        drop(guard.attempt(std::slice::from_ref(&locked)).expect("free"));
+        for n in 1..30 {
+            drop(guard.attempt(&[Subject::account(Ocid(n))]).expect("free"));
+        }
+        assert!(guard.attempt(std::slice::from_ref(&locked)).is_err());
+    }
+}
