@@ -453,16 +453,23 @@ pub async fn serve<W: Wire, D: Dialect>(
             inbound = wire.recv(), if conn.sends_in_flight() < config.max_pending_sends => {
                 heard = true;
                 match inbound {
-                    Inbound::Frame(_) | Inbound::Binary if !conn.allow_frame() => {
+                    Inbound::Frame(frame) if !conn.allow_frame() => {
                         conn.rate_limited();
-                        frames.push(dialect.refuse_frame(Refusal::RateLimited));
+                        frames.push(dialect.refuse_frame(Some(&frame), Refusal::RateLimited));
+                    }
+                    Inbound::Binary if !conn.allow_frame() => {
+                        conn.rate_limited();
+                        frames.push(dialect.refuse_frame(None, Refusal::RateLimited));
                     }
                     Inbound::Frame(frame) if frame.len() > config.max_frame_bytes => {
                         let max = config.max_frame_bytes;
-                        frames.push(dialect.refuse_frame(Refusal::FrameTooLarge { max }));
+                        let why = Refusal::FrameTooLarge { max };
+                        frames.push(dialect.refuse_frame(Some(&frame), why));
                     }
                     Inbound::Frame(frame) => conn.request(&dialect, &frame, &mut frames).await,
-                    Inbound::Binary => frames.push(dialect.refuse_frame(Refusal::BinaryFrame)),
+                    Inbound::Binary => {
+                        frames.push(dialect.refuse_frame(None, Refusal::BinaryFrame));
+                    }
                     Inbound::Alive => {}
                     Inbound::Oversize => break Some(Close::TOO_LARGE),
                     Inbound::Broken(why) => break Some(why),

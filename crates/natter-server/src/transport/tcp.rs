@@ -279,7 +279,7 @@ mod tests {
             Bytes::from(format!("refused|{why:?}"))
         }
 
-        fn refuse_frame(&self, why: crate::dialect::Refusal) -> Bytes {
+        fn refuse_frame(&self, _frame: Option<&[u8]>, why: crate::dialect::Refusal) -> Bytes {
             Bytes::from(format!("refused|{why:?}"))
         }
 

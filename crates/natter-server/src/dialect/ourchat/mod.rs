@@ -225,6 +225,15 @@ async fn unregister<D: crate::dialect::Dialect>(c: &mut crate::conn::Conn<D>) ->
     deleted.err().map(|e| wire_error(&e).message)
 }
 
+/// The code and request id of a frame refused before it was decoded, to name it in the
+/// refusal.
+fn undecoded_head(frame: Option<&[u8]>) -> (Option<i64>, Option<Value>) {
+    let head = frame
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .map(natter_proto::json::fields::head_of);
+    head.map_or((None, None), |h| (h.code, h.request_id))
+}
+
 /// A frame's text: OurChat frames are JSON, which is UTF-8.
 fn text(frame: &[u8]) -> Result<&str, WireError> {
     std::str::from_utf8(frame)

@@ -325,8 +325,9 @@ impl Dialect for V1 {
         self.error(Some(env.code), env.request_id.as_ref(), &refusal(why))
     }
 
-    fn refuse_frame(&self, why: Refusal) -> Bytes {
-        self.error(None, None, &refusal(why))
+    fn refuse_frame(&self, frame: Option<&[u8]>, why: Refusal) -> Bytes {
+        let (code, request_id) = super::undecoded_head(frame);
+        self.error(code, request_id.as_ref(), &refusal(why))
     }
 
     fn message(&self, view: &MessageView<'_>) -> Bytes {
