@@ -17,6 +17,7 @@ mod devices;
 mod dialects;
 mod friends;
 mod groups;
+mod hardening;
 mod migration;
 mod offline;
 mod operations;
