@@ -115,3 +115,88 @@ async fn serves_stops_on_sigterm_and_keeps_everything_across_restart() {
 
     assert!(terminate(&mut server).success());
 }
+
+/// SIGTERM ends the process within the shutdown deadline although a client holds a partial
+/// HTTP request open, another is silent and another has sent half a body (their own deadlines
+/// set far away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_within_the_deadline_whatever_clients_hold_open() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = serve(
+        dir.path(),
+        &[
+            "--request-head-timeout-secs",
+            "600",
+            "--login-timeout-secs",
+            "600",
+            "--shutdown-timeout-secs",
+            "2",
+        ],
+        "natter",
+    );
+    let mut partial = tokio::net::TcpStream::connect(&server.addr)
+        .await
+        .expect("connect");
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: nat")
+        .await
+        .expect("write");
+    let _silent = tokio::net::TcpStream::connect(&server.addr)
+        .await
+        .expect("connect");
+    let mut body = tokio::net::TcpStream::connect(&server.addr)
+        .await
+        .expect("connect");
+    body.write_all(b"POST /healthz HTTP/1.1\r\nHost: n\r\nContent-Length: 100\r\n\r\nab")
+        .await
+        .expect("write");
+    let _ws = connect(&server.addr).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // `terminate` fails the test unless the process exits within 10 s.
+    let status = terminate(&mut server);
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+}
+
+/// Passwords and tokens never reach the log, even with every library's tracing asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_or_token_reaches_the_log_at_trace() {
+    const PASSWORD: &str = "Sup3r-S3cret-Passw0rd";
+    const GUESS: &str = "Wr0ng-S3cret-Guess";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = serve(dir.path(), &["--log-level", "trace,sqlx=info"], "natter");
+    let mut a = connect(&server.addr).await;
+    send(
+        &mut a,
+        json!({"code": 4, "time": 0, "email": "a@example.com", "password": PASSWORD, "name": "a"}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut a, 5).await["state"], 0);
+    send(
+        &mut a,
+        json!({"code": 6, "login_type": 0, "account": "a@example.com", "password": GUESS}),
+    )
+    .await;
+    assert_eq!(recv_code(&mut a, 7).await["state"], 1);
+    send(
+        &mut a,
+        json!({"code": 6, "login_type": 0, "account": "a@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let login = recv_code(&mut a, 7).await;
+    let token = login["token"].as_str().expect("token").to_owned();
+    let mut b = connect(&server.addr).await;
+    send(&mut b, json!({"code": 101, "token": token})).await;
+    assert_eq!(recv_code(&mut b, 102).await["state"], 0);
+    assert!(terminate(&mut server).success());
+    // The reader thread has the last lines once the pipe is closed.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server.log.lock().expect("log").join("\n");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "the log is verbose: {log}"
+    );
+    for secret in [PASSWORD, GUESS, token.as_str()] {
+        assert!(!log.contains(secret), "`{secret}` is in the log");
+    }
+}
