@@ -96,7 +96,8 @@ pub async fn run(
         "http",
         transport::HTTP_REFUSAL,
     )
-    .per_address(app.config.max_connections_per_address);
+    .per_address(app.config.max_connections_per_address)
+    .shared(app.config.limits.shared_addresses.clone());
     let router = transport::http::router(app.clone());
     let began = match certs {
         None => transport::http::serve(&app, http, router).await,

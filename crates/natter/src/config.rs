@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// IPv6 /64); more are refused at once; 0 for no cap but --max-connections [default: 1000].
     #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
+    /// Addresses or networks that stand for many clients, comma-separated: a reverse proxy or a
+    /// load generator. They are not capped per address (connections, failed logins), only per
+    /// account and by --max-connections; empty for none [default: 127.0.0.0/8,::1].
+    #[arg(long, env = "NATTER_SHARED_ADDRESSES")]
+    pub shared_addresses: Option<String>,
     /// Seconds a client has to send a whole HTTP request head (a WebSocket upgrade included)
     /// after connecting or after its previous request; then it is closed [default: 10].
     #[arg(long, env = "NATTER_REQUEST_HEAD_TIMEOUT_SECS")]
@@ -285,6 +290,7 @@ impl Settings {
                 max_group_members,
                 max_connections,
                 max_connections_per_address,
+                shared_addresses,
                 request_head_timeout_secs,
                 login_timeout_secs,
                 line_timeout_secs,
@@ -385,12 +391,12 @@ impl Settings {
             guessing.address.max_lock = d;
         }
         if let Some(v) = args.metrics_allow {
-            server.metrics_access.allow = v
-                .split(',')
-                .filter(|n| !n.trim().is_empty())
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .map_err(|e: String| anyhow::anyhow!("metrics-allow: {e}"))?;
+            server.metrics_access.allow =
+                networks(&v).map_err(|e| anyhow::anyhow!("metrics-allow: {e}"))?;
+        }
+        if let Some(v) = args.shared_addresses {
+            server.limits.shared_addresses =
+                networks(&v).map_err(|e| anyhow::anyhow!("shared-addresses: {e}"))?;
         }
         if let Some(v) = args.metrics_token {
             anyhow::ensure!(
@@ -436,6 +442,14 @@ impl Settings {
             server,
         })
     }
+}
+
+/// Comma-separated addresses and networks (`10.0.0.0/8,192.0.2.7,::1`).
+fn networks(list: &str) -> Result<Vec<natter_server::transport::Network>, String> {
+    list.split(',')
+        .filter(|n| !n.trim().is_empty())
+        .map(str::parse)
+        .collect()
 }
 
 #[cfg(test)]
@@ -514,6 +528,7 @@ mod tests {
         assert_eq!(s.server.shutdown_timeout, d.shutdown_timeout);
         assert_eq!(s.server.limits.guessing, d.limits.guessing);
         assert_eq!(s.server.metrics_access, d.metrics_access);
+        assert_eq!(s.server.limits.shared_addresses, d.limits.shared_addresses);
         assert_eq!(
             file.store, None,
             "a setting without a default stays commented"

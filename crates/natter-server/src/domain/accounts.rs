@@ -169,7 +169,7 @@ impl Domain {
         };
         let found = found.map_err(|e| internal("account lookup failed", &e))?;
         let mut subjects = vec![found.as_ref().map_or(name, |a| Subject::account(a.ocid))];
-        subjects.extend(client.map(Subject::address));
+        subjects.extend(self.address_subject(client));
         let attempt = self.guards.password.attempt(&subjects).inspect_err(|l| {
             tracing::info!(key = %logged, retry_after_s = l.retry_after_s(), "login refused: too many failed attempts");
         })?;
@@ -233,10 +233,10 @@ impl Domain {
         token: &str,
         client: Option<IpAddr>,
     ) -> Result<Login, DomainError> {
-        let Some(ip) = client else {
+        let Some(address) = self.address_subject(client) else {
             return self.session_login(token).await;
         };
-        let attempt = self.guards.token.attempt(&[Subject::address(ip)])?;
+        let attempt = self.guards.token.attempt(&[address])?;
         let login = self.session_login(token).await;
         if !matches!(login, Err(DomainError::InvalidToken)) {
             attempt.succeeded();

@@ -54,6 +54,10 @@ pub struct Limits {
     /// Failed attempts at passwords, session tokens and security answers allowed per
     /// account and per client address, and the back-off after them.
     pub guessing: guard::GuessLimits,
+    /// Addresses that stand for many clients (a reverse proxy or a load generator on them):
+    /// they are not limited per address (connections, guessing), only per account and by the
+    /// node's caps. Loopback by default.
+    pub shared_addresses: Vec<guard::Network>,
 }
 
 impl Default for Limits {
@@ -64,6 +68,7 @@ impl Default for Limits {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             registration: Registration::Open,
             guessing: guard::GuessLimits::default(),
+            shared_addresses: guard::Network::loopback(),
         }
     }
 }
@@ -155,6 +160,16 @@ impl Guards {
             token: guard::Guard::new(limits),
             answer: guard::Guard::new(limits),
         }
+    }
+}
+
+impl Domain {
+    /// The client at `client` as a subject of the guessing limits, unless it is unknown or a
+    /// shared address.
+    fn address_subject(&self, client: Option<std::net::IpAddr>) -> Option<guard::Subject> {
+        client
+            .filter(|ip| !guard::Network::any_contains(&self.limits.shared_addresses, *ip))
+            .map(guard::Subject::address)
     }
 }
 

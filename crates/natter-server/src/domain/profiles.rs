@@ -426,7 +426,7 @@ impl Domain {
             Some(a) => Subject::account(a.ocid),
             None => Subject::Name(super::accounts::identity_name(who)),
         }];
-        subjects.extend(client.map(Subject::address));
+        subjects.extend(self.address_subject(client));
         let attempt = self.guards.answer.attempt(&subjects)?;
         let answer = normal_answer(answer).map_err(|_| DomainError::BadCredentials)?;
         let account = found.ok_or(DomainError::BadCredentials)?;

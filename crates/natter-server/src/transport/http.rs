@@ -7,7 +7,7 @@
 //! bounded shutdown: each connection may finish the request in hand within the shutdown
 //! deadline, then it is dropped, whatever the client does.
 
-use super::{ClientAddr, ws};
+use super::{ClientAddr, Network, ws};
 use crate::app::App;
 use crate::dialect::ourchat::{V0, V1};
 use axum::Router;
@@ -144,10 +144,7 @@ pub struct MetricsAccess {
 impl Default for MetricsAccess {
     fn default() -> Self {
         Self {
-            allow: vec![
-                Network::new(IpAddr::from([127, 0, 0, 0]), 8),
-                Network::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
-            ],
+            allow: Network::loopback(),
             token: None,
         }
     }
@@ -157,11 +154,7 @@ impl MetricsAccess {
     /// Whether a request from `client` with these headers may read the metrics: `Err` with
     /// the status that refuses it.
     fn check(&self, client: IpAddr, headers: &HeaderMap) -> Result<(), StatusCode> {
-        let client = match client {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
-            v4 => v4,
-        };
-        if !self.allow.iter().any(|n| n.contains(client)) {
+        if !Network::any_contains(&self.allow, client) {
             return Err(StatusCode::FORBIDDEN);
         }
         let Some(token) = &self.token else {
@@ -183,70 +176,6 @@ impl MetricsAccess {
 /// Equal bytes, compared in a time that does not depend on where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`; a bare address is
-/// the one host).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Network {
-    /// `addr/prefix`, the prefix capped at the address's length.
-    pub fn new(addr: IpAddr, prefix: u8) -> Self {
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        Self {
-            addr,
-            prefix: prefix.min(max),
-        }
-    }
-
-    /// Whether `ip` is in this network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::str::FromStr for Network {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let bad = || format!("`{s}` is not an IP address or network (such as 10.0.0.0/8)");
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-        };
-        Ok(Self::new(addr, prefix))
-    }
-}
-
-impl std::fmt::Display for Network {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
 }
 
 /// `GET /metrics`: every metric in the Prometheus text exposition format (see
@@ -274,23 +203,6 @@ async fn metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn networks_parse_and_contain() {
-        let n: Network = "10.1.0.0/16".parse().expect("network");
-        assert!(n.contains("10.1.200.3".parse().expect("ip")));
-        assert!(!n.contains("10.2.0.1".parse().expect("ip")));
-        assert!(!n.contains("::1".parse().expect("ip")));
-        let host: Network = "192.0.2.7".parse().expect("host");
-        assert!(host.contains("192.0.2.7".parse().expect("ip")));
-        assert!(!host.contains("192.0.2.8".parse().expect("ip")));
-        let all: Network = "0.0.0.0/0".parse().expect("all");
-        assert!(all.contains("203.0.113.9".parse().expect("ip")));
-        let v6: Network = "2001:db8::/32".parse().expect("v6");
-        assert!(v6.contains("2001:db8:1::1".parse().expect("ip")));
-        assert!("10.0.0.0/33".parse::<Network>().is_err());
-        assert!("nonsense".parse::<Network>().is_err());
-    }
 
     #[test]
     fn metrics_access_wants_an_allowed_address_and_the_token_when_one_is_set() {

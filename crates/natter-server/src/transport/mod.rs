@@ -36,6 +36,8 @@ pub struct Capped {
     slots: Arc<Semaphore>,
     max: usize,
     per_address: usize,
+    /// Addresses that stand for many clients (a reverse proxy): not capped per address.
+    shared: Vec<Network>,
     addresses: Arc<Mutex<HashMap<AddressKey, usize>>>,
     name: &'static str,
     refusal: &'static [u8],
@@ -103,6 +105,7 @@ impl Capped {
             slots: Arc::new(Semaphore::new(max)),
             max,
             per_address: 0,
+            shared: Vec::new(),
             addresses: Arc::default(),
             name,
             refusal,
@@ -117,6 +120,14 @@ impl Capped {
     #[must_use]
     pub fn per_address(mut self, n: usize) -> Self {
         self.per_address = n;
+        self
+    }
+
+    /// Connections from these networks (a reverse proxy, a load generator) are held to the
+    /// listener's cap only.
+    #[must_use]
+    pub fn shared(mut self, networks: Vec<Network>) -> Self {
+        self.shared = networks;
         self
     }
 
@@ -164,7 +175,7 @@ impl Capped {
         &self,
         ip: IpAddr,
     ) -> Option<Option<(AddressKey, Arc<Mutex<HashMap<AddressKey, usize>>>)>> {
-        if self.per_address == 0 {
+        if self.per_address == 0 || Network::any_contains(&self.shared, ip) {
             return Some(None);
         }
         let key = AddressKey::from(ip);
@@ -282,6 +293,8 @@ impl axum::serve::Listener for Capped {
     }
 }
 
+pub use crate::domain::guard::Network;
+
 /// The client's address of an HTTP request (or WebSocket upgrade), as the HTTP server puts it
 /// in each request's `ConnectInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +379,27 @@ mod tests {
             .await
             .expect("a freed slot of the address is taken again");
         assert_eq!(again.ip().to_string(), "127.0.0.2");
+
+        // A shared address is held to the listener's cap only.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr2 = listener.local_addr().expect("address");
+        let mut shared = Capped::new(listener, 100, "test", b"full\n")
+            .per_address(1)
+            .shared(vec!["127.0.0.0/30".parse().expect("network")]);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(SocketAddr::new(IpAddr::from([127, 0, 0, 2]), 0))
+                .expect("bind source");
+            held.push(socket.connect(addr2).await.expect("connect"));
+            held.push(
+                tokio::time::timeout(Duration::from_secs(5), shared.next())
+                    .await
+                    .expect("a shared address is not capped")
+                    .0,
+            );
+        }
     }
 
     #[test]

@@ -63,6 +63,8 @@ async fn silent_and_slowloris_connections_do_not_keep_others_out() {
         c.request_head_timeout = Duration::from_secs(6);
         c.login_timeout = Duration::from_secs(6);
         c.max_connections_per_address = PER_ADDRESS;
+        // Loopback is shared (not capped per address) unless told otherwise.
+        c.limits.shared_addresses = Vec::new();
     })
     .await;
     let addr = server.addr;
@@ -286,6 +288,7 @@ async fn one_address_guessing_many_accounts_or_tokens_is_locked() {
         c.limits.guessing.account.free = 1000;
         c.limits.guessing.address.free = 5;
         c.limits.guessing.address.first_lock = Duration::from_secs(60);
+        c.limits.shared_addresses = Vec::new();
     })
     .await;
     let alice = user_v1(&server, "alice@example.com", "Alice", "right").await;
@@ -309,6 +312,31 @@ async fn one_address_guessing_many_accounts_or_tokens_is_locked() {
     assert_error(&r, "too_many_attempts", 4291, json!(101));
 }
 
+/// A shared address (loopback by default: a reverse proxy or a load generator on this host)
+/// is not limited per address; its accounts still are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_address_is_limited_per_account_only() {
+    let server = TestServer::start_with(|c| {
+        c.limits.guessing.account.free = 3;
+        c.limits.guessing.address.free = 2;
+        c.limits.guessing.address.first_lock = Duration::from_secs(60);
+    })
+    .await;
+    let mut c = server.v1().await;
+    for i in 0..6 {
+        let r = try_login(&mut c, &format!("user{i}@example.com"), "guess", "g").await;
+        assert_eq!(r["state"], 1, "{r}");
+    }
+    user_v1(&server, "alice@example.com", "Alice", "pw").await;
+    for _ in 0..3 {
+        let r = try_login(&mut c, "alice@example.com", "guess", "g").await;
+        assert_eq!(r["state"], 1, "{r}");
+    }
+    assert!(too_many(
+        &try_login(&mut c, "alice@example.com", "pw", "g").await
+    ));
+}
+
 /// Wrong security answers are limited per address as well as per account: one address trying
 /// answers for many accounts is refused once it is over its allowance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,6 +344,7 @@ async fn wrong_security_answers_are_limited_per_address() {
     let server = TestServer::start_with(|c| {
         c.limits.guessing.address.free = 3;
         c.limits.guessing.address.first_lock = Duration::from_secs(60);
+        c.limits.shared_addresses = Vec::new();
     })
     .await;
     let mut users = Vec::new();
