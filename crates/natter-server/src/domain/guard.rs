@@ -154,11 +154,25 @@ pub enum Subject {
     Address(AddressKey),
 }
 
-/// A client address as the guard counts it.
+/// What counts as one client address (for the guessing limits and the connection cap): an
+/// IPv4 address, or the /64 network of an IPv6 address (one host is commonly given a whole
+/// /64). An IPv4-mapped IPv6 address is its IPv4 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddressKey {
     V4(u32),
     V6(u64),
+}
+
+impl From<IpAddr> for AddressKey {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::V4(u32::from(v4)),
+                None => Self::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
 }
 
 impl Subject {
@@ -168,13 +182,7 @@ impl Subject {
 
     /// The client at `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address).
     pub fn address(ip: IpAddr) -> Self {
-        Self::Address(match ip {
-            IpAddr::V4(v4) => AddressKey::V4(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => AddressKey::V4(u32::from(v4)),
-                None => AddressKey::V6((u128::from(v6) >> 64) as u64),
-            },
-        })
+        Self::Address(AddressKey::from(ip))
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Capped {
     per_address: usize,
     /// Addresses that stand for many clients (a reverse proxy): not capped per address.
     shared: Vec<Network>,
-    addresses: Arc<Mutex<HashMap<AddressKey, usize>>>,
+    addresses: Counts,
     name: &'static str,
     refusal: &'static [u8],
     backoff: Duration,
@@ -50,12 +50,12 @@ pub struct Capped {
 /// until it is dropped.
 pub struct Slot {
     _node: OwnedSemaphorePermit,
-    address: Option<(AddressKey, Arc<Mutex<HashMap<AddressKey, usize>>>)>,
+    address: Option<AddressHold>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some((key, counts)) = self.address.take() {
+        if let Some(AddressHold { key, counts }) = self.address.take() {
             let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = counts.get_mut(&key) {
                 *n -= 1;
@@ -67,27 +67,7 @@ impl Drop for Slot {
     }
 }
 
-/// What counts as one client address for the per-address cap: an IPv4 address, or the /64
-/// network of an IPv6 address (one host is commonly given a whole /64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AddressKey {
-    V4(u32),
-    V6(u64),
-}
-
-impl From<IpAddr> for AddressKey {
-    fn from(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self::V4(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::V4(u32::from(v4)),
-                None => Self::V6((u128::from(v6) >> 64) as u64),
-            },
-        }
-    }
-}
-
-/// The answer to an HTTP connection over the cap.
+/// The answer to an HTTP connection over a cap.
 pub const HTTP_REFUSAL: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
@@ -171,10 +151,7 @@ impl Capped {
 
     /// A place for one more connection from `ip` under the per-address cap: `Some(None)` when
     /// there is no such cap, `None` when the address is at it.
-    fn address_slot(
-        &self,
-        ip: IpAddr,
-    ) -> Option<Option<(AddressKey, Arc<Mutex<HashMap<AddressKey, usize>>>)>> {
+    fn address_slot(&self, ip: IpAddr) -> Option<Option<AddressHold>> {
         if self.per_address == 0 || Network::any_contains(&self.shared, ip) {
             return Some(None);
         }
@@ -185,7 +162,10 @@ impl Capped {
             return None;
         }
         *n += 1;
-        Some(Some((key, self.addresses.clone())))
+        Some(Some(AddressHold {
+            key,
+            counts: self.addresses.clone(),
+        }))
     }
 
     fn refuse(&mut self, tcp: &TcpStream, addr: SocketAddr, cap: &'static str) {
@@ -293,7 +273,16 @@ impl axum::serve::Listener for Capped {
     }
 }
 
-pub use crate::domain::guard::Network;
+pub use crate::domain::guard::{AddressKey, Network};
+
+/// Connections held per client address.
+type Counts = Arc<Mutex<HashMap<AddressKey, usize>>>;
+
+/// One connection's place under its address's cap.
+struct AddressHold {
+    key: AddressKey,
+    counts: Counts,
+}
 
 /// The client's address of an HTTP request (or WebSocket upgrade), as the HTTP server puts it
 /// in each request's `ConnectInfo`.
