@@ -73,7 +73,7 @@ pub enum ErrorCode {
     NoSecurityQuestion,
     /// No live login of the account has that id.
     NoSuchLogin,
-    /// Too many wrong answers; wait before trying again.
+    /// Too many failed attempts at a password, token or answer; wait before trying again.
     TooManyAttempts,
     /// The server failed; the request may be retried.
     Internal,

@@ -237,7 +237,10 @@ impl Guard {
     /// # Errors
     /// A subject is locked: nothing is counted, and the secret must not be checked.
     pub fn attempt(&self, subjects: &[Subject]) -> Result<Attempt<'_>, Locked> {
-        let now = Instant::now();
+        self.attempt_at(subjects, Instant::now())
+    }
+
+    fn attempt_at(&self, subjects: &[Subject], now: Instant) -> Result<Attempt<'_>, Locked> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         // Refused if any subject is locked (the longest lock is the answer).
         let mut wait = None::<Duration>;
@@ -444,6 +447,50 @@ mod tests {
         let a: IpAddr = "2001:db8::1".parse().expect("ip");
         let b: IpAddr = "2001:db8::2".parse().expect("ip");
         assert_eq!(Subject::address(a), Subject::address(b));
+    }
+
+    /// Attempts an attacker who retries the moment a lock ends gets in `hours` hours.
+    fn attempts_in(policy_free: u32, address: bool, hours: u64) -> u32 {
+        let guard = Guard::new(GuessLimits {
+            account: Policy {
+                free: policy_free,
+                ..GuessLimits::default().account
+            },
+            address: Policy {
+                free: policy_free,
+                ..GuessLimits::default().address
+            },
+        });
+        let subject = if address {
+            Subject::address("192.0.2.1".parse().expect("ip"))
+        } else {
+            Subject::account(Ocid(1))
+        };
+        let start = Instant::now();
+        let mut now = start;
+        let mut made = 0;
+        while now < start + Duration::from_secs(hours * 3600) {
+            match guard.attempt_at(std::slice::from_ref(&subject), now) {
+                Ok(attempt) => {
+                    drop(attempt);
+                    made += 1;
+                }
+                Err(locked) => now += locked.retry_after,
+            }
+        }
+        made
+    }
+
+    /// The figures docs/security.md gives, with the default limits: per account 17 attempts in
+    /// the first hour and 4 an hour after that; per address 32, then 4 an hour.
+    #[test]
+    fn attempts_an_attacker_gets_per_hour_with_the_defaults() {
+        let d = GuessLimits::default();
+        assert_eq!(attempts_in(d.account.free, false, 1), 17);
+        assert_eq!(attempts_in(d.account.free, false, 2) - 17, 4);
+        assert_eq!(attempts_in(d.account.free, false, 24), 17 + 23 * 4);
+        assert_eq!(attempts_in(d.address.free, true, 1), 32);
+        assert_eq!(attempts_in(d.address.free, true, 24), 32 + 23 * 4);
     }
 
     #[test]
