@@ -524,6 +524,7 @@ pub async fn serve<W: Wire, D: Dialect>(
                     last_ping = Instant::now();
                     // A peer that does not read cannot hold the connection past shutdown.
                     let alive = tokio::select! {
+                        biased;
                         r = wire.keepalive() => r.is_ok(),
                         () = &mut cancelled => false,
                     };
@@ -535,6 +536,7 @@ pub async fn serve<W: Wire, D: Dialect>(
         }
         if !frames.is_empty() {
             let sent = tokio::select! {
+                biased;
                 r = wire.send(&mut frames) => r.is_ok(),
                 () = &mut cancelled => false,
             };

@@ -4,7 +4,7 @@
 use super::error::internal;
 use super::guard::Subject;
 use super::profiles::{MAX_NICKNAME, normal_identity, taken};
-use super::{Domain, DomainError, Invalid, LoginKey, Registration, auth, now_ms};
+use super::{Domain, DomainError, Invalid, LoginKey, Registration, Secret, auth, now_ms};
 use crate::store::{Account, Device, Identity, NewAccount, StoreError, status};
 use natter_proto::Ocid;
 use std::net::IpAddr;
@@ -168,11 +168,8 @@ impl Domain {
             },
         };
         let found = found.map_err(|e| internal("account lookup failed", &e))?;
-        let mut subjects = vec![found.as_ref().map_or(name, |a| Subject::account(a.ocid))];
-        subjects.extend(self.address_subject(client));
-        let attempt = self.guards.password.attempt(&subjects).inspect_err(|l| {
-            tracing::info!(key = %logged, retry_after_s = l.retry_after_s(), "login refused: too many failed attempts");
-        })?;
+        let subject = found.as_ref().map_or(name, |a| Subject::account(a.ocid));
+        let attempt = self.attempt(Secret::Password, Some(subject), client)?;
         // An unknown account is checked against no hash, which costs as much as a real one.
         let hash = found
             .as_ref()
@@ -233,10 +230,7 @@ impl Domain {
         token: &str,
         client: Option<IpAddr>,
     ) -> Result<Login, DomainError> {
-        let Some(address) = self.address_subject(client) else {
-            return self.session_login(token).await;
-        };
-        let attempt = self.guards.token.attempt(&[address])?;
+        let attempt = self.attempt(Secret::Token, None, client)?;
         let login = self.session_login(token).await;
         if !matches!(login, Err(DomainError::InvalidToken)) {
             attempt.succeeded();

@@ -7,11 +7,11 @@
 //! counts live in this node's memory, keyed by account and address, not by connection: they
 //! survive reconnecting (not a restart; each node of a cluster counts its own).
 //!
-//! How to use it for a new secret: keep one [`Guard`] for it (beside the others in the
-//! domain), and around each check
+//! How a dialect uses it (through `Domain::attempt`, which picks the guard for the kind of
+//! secret and leaves shared addresses out):
 //!
-//! ```ignore
-//! let attempt = guard.attempt(&[Subject::account(ocid), Subject::address(client)])?;
+//! ```text
+//! let attempt = domain.attempt(Secret::Service, Some(Subject::account(ocid)), Some(ip))?;
 //! if secret_is_right { attempt.succeeded(); }  // dropped unsucceeded, it counts as a failure
 //! ```
 //!

@@ -151,6 +151,7 @@ struct Guards {
     password: guard::Guard,
     token: guard::Guard,
     answer: guard::Guard,
+    service: guard::Guard,
 }
 
 impl Guards {
@@ -159,11 +160,58 @@ impl Guards {
             password: guard::Guard::new(limits),
             token: guard::Guard::new(limits),
             answer: guard::Guard::new(limits),
+            service: guard::Guard::new(limits),
         }
     }
 }
 
+/// A kind of secret whose failed attempts are counted (apart from the other kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// An account's password (logins, and the current password before a change).
+    Password,
+    /// A session token (resumes).
+    Token,
+    /// A security answer (password resets).
+    Answer,
+    /// A token a dialect issues for its own requests (such as a service code's token).
+    Service,
+}
+
 impl Domain {
+    /// Count one attempt at a `secret` of `subject` (an account, or a name that may be one;
+    /// `None` when the secret names no account until it is checked) by the client at `client`,
+    /// before the secret is checked. Call [`guard::Attempt::succeeded`] when it proves right;
+    /// dropped otherwise, the attempt counts as a failure. A shared address (a proxy) is not
+    /// counted per address.
+    ///
+    /// ```text
+    /// let attempt = domain.attempt(Secret::Service, Some(Subject::account(ocid)), Some(ip))?;
+    /// if token_is_right { attempt.succeeded(); } else { return Err(...) }
+    /// ```
+    ///
+    /// # Errors
+    /// `TooManyAttempts` (with the seconds to wait) while the account or the address is
+    /// locked; the secret must then not be checked.
+    pub fn attempt(
+        &self,
+        secret: Secret,
+        subject: Option<guard::Subject>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<guard::Attempt<'_>, DomainError> {
+        let guard = match secret {
+            Secret::Password => &self.guards.password,
+            Secret::Token => &self.guards.token,
+            Secret::Answer => &self.guards.answer,
+            Secret::Service => &self.guards.service,
+        };
+        let subjects: Vec<guard::Subject> = subject
+            .into_iter()
+            .chain(self.address_subject(client))
+            .collect();
+        Ok(guard.attempt(&subjects)?)
+    }
+
     /// The client at `client` as a subject of the guessing limits, unless it is unknown or a
     /// shared address.
     fn address_subject(&self, client: Option<std::net::IpAddr>) -> Option<guard::Subject> {

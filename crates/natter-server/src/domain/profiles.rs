@@ -4,7 +4,7 @@
 
 use super::error::internal;
 use super::guard::Subject;
-use super::{Domain, DomainError, Invalid, MAX_AVATAR, TextField, auth, now_ms};
+use super::{Domain, DomainError, Invalid, MAX_AVATAR, Secret, TextField, auth, now_ms};
 use crate::event::{Audience, FriendChange, Notice, Origin};
 use crate::store::{
     Account, Device, Identity, ProfileEdit, Revoke, Role, SearchBy, StoreError, Unique,
@@ -285,7 +285,7 @@ impl Domain {
     /// against the account as failed logins do.
     async fn check_password(&self, me: Ocid, password: &str) -> Result<(), DomainError> {
         let account = self.account(me).await?;
-        let attempt = self.guards.password.attempt(&[Subject::account(me)])?;
+        let attempt = self.attempt(Secret::Password, Some(Subject::account(me)), None)?;
         let ok = self
             .hasher
             .verify(password.to_owned(), account.password_hash)
@@ -422,12 +422,11 @@ impl Domain {
         // A bad new password is refused before the answer counts as an attempt.
         check_password(new_password)?;
         let found = self.account_by(who).await?;
-        let mut subjects = vec![match &found {
+        let subject = match &found {
             Some(a) => Subject::account(a.ocid),
             None => Subject::Name(super::accounts::identity_name(who)),
-        }];
-        subjects.extend(self.address_subject(client));
-        let attempt = self.guards.answer.attempt(&subjects)?;
+        };
+        let attempt = self.attempt(Secret::Answer, Some(subject), client)?;
         let answer = normal_answer(answer).map_err(|_| DomainError::BadCredentials)?;
         let account = found.ok_or(DomainError::BadCredentials)?;
         let ocid = account.ocid;
