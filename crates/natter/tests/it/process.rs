@@ -164,7 +164,7 @@ async fn no_password_or_token_reaches_the_log_at_trace() {
     const PASSWORD: &str = "Sup3r-S3cret-Passw0rd";
     const GUESS: &str = "Wr0ng-S3cret-Guess";
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = serve(dir.path(), &["--log-level", "trace,sqlx=info"], "natter");
+    let mut server = serve(dir.path(), &["--log-level", "trace,natter=trace"], "natter");
     let mut a = connect(&server.addr).await;
     send(
         &mut a,
