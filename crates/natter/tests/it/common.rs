@@ -29,7 +29,17 @@ impl Drop for Server {
 /// "listening" line. Its log is echoed to the test's output, each line prefixed with `label`
 /// (shown when a test fails).
 pub fn serve(data_dir: &Path, extra: &[&str], label: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+    serve_with(
+        Command::new(env!("CARGO_BIN_EXE_natter")),
+        data_dir,
+        extra,
+        label,
+    )
+}
+
+/// As [`serve`], with `natter` started by `command` (such as `prlimit ... natter`).
+pub fn serve_with(mut command: Command, data_dir: &Path, extra: &[&str], label: &str) -> Server {
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(if extra.contains(&"--log-level") {
             &[][..]

@@ -1,6 +1,6 @@
 //! The real `natter` binary: health check, graceful SIGTERM, restart on the same data dir.
 
-use crate::common::{Server, Ws, connect, recv_code, send, serve};
+use crate::common::{Server, Ws, connect, recv_code, send, serve, serve_with};
 use natter_client::ws::{Ended, Event};
 use serde_json::json;
 use std::process::Command;
@@ -199,4 +199,65 @@ async fn no_password_or_token_reaches_the_log_at_trace() {
     for secret in [PASSWORD, GUESS, token.as_str()] {
         assert!(!log.contains(secret), "`{secret}` is in the log");
     }
+}
+
+/// Out of file descriptors (silent connections fill them), the server pauses accepting with a
+/// growing back-off, logged, instead of spinning or failing, and serves again as the head
+/// deadline frees descriptors, though the silent clients stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_server_pauses_accepting_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut prlimit = Command::new("prlimit");
+    prlimit.args(["--nofile=96:96", env!("CARGO_BIN_EXE_natter")]);
+    let mut server = serve_with(
+        prlimit,
+        dir.path(),
+        &["--request-head-timeout-secs", "2"],
+        "natter",
+    );
+    let logged = |server: &Server, text: &str| {
+        server
+            .log
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains(text))
+    };
+    // More silent connections than the server has descriptors.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(&server.addr).await {
+            held.push(tcp);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !logged(&server, "cannot accept connections; pausing") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no accept error was logged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Without any client leaving, the silent connections it holds reach their head deadline
+    // and are closed; it accepts again and answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let addr = server.addr.parse().expect("a socket address");
+        let get = natter_client::http::get_raw(addr, "natter", "/healthz");
+        if let Ok(Ok(health)) = tokio::time::timeout(Duration::from_secs(2), get).await
+            && health.starts_with("HTTP/1.1 200")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not serve again"
+        );
+        assert!(
+            server.child.try_wait().expect("wait").is_none(),
+            "it exited"
+        );
+    }
+    drop(held);
+    assert!(terminate(&mut server).success());
 }
