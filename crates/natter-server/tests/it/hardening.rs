@@ -443,3 +443,22 @@ async fn shutdown_is_bounded_whatever_clients_do() {
         "the partial request's connection is closed"
     );
 }
+
+/// After login, heartbeats keep a connection alive past the idle timeout; silence then closes
+/// it (1001 "idle timeout").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_logged_in_connection_and_silence_ends_it() {
+    let server = TestServer::start_with(|c| {
+        c.idle_timeout = Duration::from_secs(3);
+        // No server pings (their pongs would count as heard).
+        c.ping_interval = Duration::from_secs(600);
+    })
+    .await;
+    let mut alice = user_v1(&server, "alice@example.com", "Alice", "pw").await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        alice.client.request(&json!({"code": 107}), 108).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    closed_after_frames(&mut alice.client, 1001).await;
+}
