@@ -160,11 +160,11 @@ impl Domain {
             LoginKey::Ocid(o) => (self.store.account(o).await, Subject::account(o)),
             LoginKey::Identity(id) => match normal_identity(&id) {
                 Ok(id) => {
-                    let name = Subject::Name(identity_name(&id));
+                    let name = Subject::name(&identity_name(&id));
                     (self.store.account_by(&id).await, name)
                 }
                 // No account has a malformed identity.
-                Err(_) => (Ok(None), Subject::Name(identity_name(&id))),
+                Err(_) => (Ok(None), Subject::name(&identity_name(&id))),
             },
         };
         let found = found.map_err(|e| internal("account lookup failed", &e))?;

@@ -148,8 +148,9 @@ impl Default for GuessLimits {
 pub enum Subject {
     /// An account (its failures are forgiven by its next success).
     Account(Ocid),
-    /// A name that leads to no account (an email, a username, a phone number), normalised.
-    Name(String),
+    /// A name that leads to no account (an email, a username, a phone number), normalised,
+    /// kept as a 128-bit hash (so that names sent to fill the table cost 16 bytes each).
+    Name([u8; 16]),
     /// A client address: an IPv4 address, or the /64 network of an IPv6 address.
     Address(AddressKey),
 }
@@ -178,6 +179,13 @@ impl From<IpAddr> for AddressKey {
 impl Subject {
     pub fn account(ocid: Ocid) -> Self {
         Self::Account(ocid)
+    }
+
+    /// A name that may not be an account's (normalised by the caller).
+    pub fn name(name: &str) -> Self {
+        use blake2::Digest;
+        let digest = blake2::Blake2b::<blake2::digest::consts::U16>::digest(name.as_bytes());
+        Self::Name(digest.into())
     }
 
     /// The client at `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address).

@@ -424,7 +424,7 @@ impl Domain {
         let found = self.account_by(who).await?;
         let subject = match &found {
             Some(a) => Subject::account(a.ocid),
-            None => Subject::Name(super::accounts::identity_name(who)),
+            None => Subject::name(&super::accounts::identity_name(who)),
         };
         let attempt = self.attempt(Secret::Answer, Some(subject), client)?;
         let answer = normal_answer(answer).map_err(|_| DomainError::BadCredentials)?;
