@@ -75,13 +75,21 @@ pub enum ErrorCode {
     NoSuchLogin,
     /// Too many failed attempts at a password, token or answer; wait before trying again.
     TooManyAttempts,
+    /// No file or upload with that id, or none the caller may read.
+    NoSuchFile,
+    /// The file does not suit what it is sent as (an image message needs a picture).
+    WrongFileKind,
+    /// The file is larger than the configured limit.
+    FileTooLarge,
+    /// The account's files would exceed its quota.
+    OverQuota,
     /// The server failed; the request may be retried.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 38] = [
         Self::BadJson,
         Self::UnknownCode,
         Self::MissingField,
@@ -115,6 +123,10 @@ impl ErrorCode {
         Self::NoSecurityQuestion,
         Self::NoSuchLogin,
         Self::TooManyAttempts,
+        Self::NoSuchFile,
+        Self::WrongFileKind,
+        Self::FileTooLarge,
+        Self::OverQuota,
         Self::Internal,
     ];
 
@@ -154,6 +166,10 @@ impl ErrorCode {
             Self::NoSecurityQuestion => 4014,
             Self::NoSuchLogin => 4015,
             Self::TooManyAttempts => 4291,
+            Self::NoSuchFile => 4016,
+            Self::WrongFileKind => 4017,
+            Self::FileTooLarge => 4130,
+            Self::OverQuota => 4131,
             Self::Internal => 5000,
         }
     }
@@ -194,6 +210,10 @@ impl ErrorCode {
             Self::NoSecurityQuestion => "no_security_question",
             Self::NoSuchLogin => "no_such_login",
             Self::TooManyAttempts => "too_many_attempts",
+            Self::NoSuchFile => "no_such_file",
+            Self::WrongFileKind => "wrong_file_kind",
+            Self::FileTooLarge => "file_too_large",
+            Self::OverQuota => "over_quota",
             Self::Internal => "internal",
         }
     }

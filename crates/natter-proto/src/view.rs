@@ -28,8 +28,50 @@ pub struct MessageView<'a> {
     pub private_to: Option<Ocid>,
     /// The message type (see [`kind`]).
     pub kind: u8,
-    /// The message's text: its text parts joined.
+    /// The message's text: its text parts joined (a file's caption, possibly empty).
     pub text: &'a str,
+    /// The file the message carries, if any.
+    pub file: Option<FileView<'a>>,
+}
+
+/// What a file in a message is (the content category of its part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Image,
+    Voice,
+    File,
+    Emoji,
+}
+
+impl FileKind {
+    /// The kind of a part's category (seed 003's 1 image, 2 voice, 3 file; natter's 4 emoji).
+    pub const fn of(category: u8) -> Option<Self> {
+        Some(match category {
+            1 => Self::Image,
+            2 => Self::Voice,
+            3 => Self::File,
+            4 => Self::Emoji,
+            _ => return None,
+        })
+    }
+
+    /// Its name in a file's JSON (`kind`) and in text renderings.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Voice => "voice",
+            Self::File => "file",
+            Self::Emoji => "emoji",
+        }
+    }
+}
+
+/// A file in a message: its kind and its JSON object as the server wrote it (`id`, `kind`,
+/// `name`, `size`, `mime`, and `width`/`height` or `duration_ms` where they apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileView<'a> {
+    pub kind: FileKind,
+    pub json: &'a str,
 }
 
 impl MessageView<'_> {

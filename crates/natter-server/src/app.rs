@@ -80,6 +80,11 @@ pub struct Config {
     /// How often the store is asked whether an operator banned, deleted or revoked anything
     /// (live connections of that account then check their login again).
     pub account_poll: Duration,
+    /// Where file bytes are kept (`<data_dir>/files` when unset); the nodes of a cluster
+    /// share it.
+    pub files_dir: Option<PathBuf>,
+    /// How often abandoned uploads and unreferenced files are looked for.
+    pub files_sweep: Duration,
     pub limits: Limits,
 }
 
@@ -112,6 +117,8 @@ impl Default for Config {
             metrics_access: crate::transport::http::MetricsAccess::default(),
             tls: None,
             account_poll: Duration::from_millis(500),
+            files_dir: None,
+            files_sweep: Duration::from_secs(600),
             limits: Limits::default(),
         }
     }
@@ -213,7 +220,10 @@ impl App {
             }
         };
         hub.attach(&bus);
-        let domain = Arc::new(Domain::new(store, bus, hub.clone(), config.limits.clone()));
+        let domain = Arc::new(
+            Domain::new(store, bus, hub.clone(), config.limits.clone())
+                .with_files(file_storage(&config)?),
+        );
         if let Some(link) = link {
             link.start(Node {
                 handler: hub.clone(),
@@ -233,6 +243,7 @@ impl App {
         });
         tokio::spawn(watch_accounts(app.clone()));
         tokio::spawn(metrics_upkeep(app.clone()));
+        tokio::spawn(sweep_files(app.clone()));
         Ok(app)
     }
 
@@ -366,6 +377,38 @@ impl crate::bus::Presence for Nobody {
 }
 
 /// Fold histogram samples into their buckets every few seconds until shutdown.
+/// The file storage `config` names: a directory of blobs and staged uploads.
+fn file_storage(config: &Config) -> Result<crate::domain::files::FileStorage, ServeError> {
+    let root = config
+        .files_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("files"));
+    let named = |e: std::io::Error| {
+        ServeError::Io(std::io::Error::new(
+            e.kind(),
+            format!("file storage {}: {e}", root.display()),
+        ))
+    };
+    Ok(crate::domain::files::FileStorage {
+        blobs: Arc::new(crate::files::DirBlobs::open(&root).map_err(named)?),
+        staging: crate::files::Staging::open(&root).map_err(named)?,
+    })
+}
+
+/// Remove abandoned uploads and unreferenced files every `files_sweep`, until shutdown.
+async fn sweep_files(app: Arc<App>) {
+    let mut tick = tokio::time::interval(app.config.files_sweep);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Failures are logged by the domain; the next round tries again.
+        let _ = app.domain.sweep_files().await;
+    }
+}
+
 async fn metrics_upkeep(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {

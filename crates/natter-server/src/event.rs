@@ -56,7 +56,7 @@ pub struct Delivery {
 
 /// The neutral view every dialect encodes a stored message from; `text` is the message's
 /// text (see [`Message::text`]), borrowed by the caller.
-pub fn view<'a>(m: &Message, chat: &ChatInfo, text: &'a str) -> MessageView<'a> {
+pub fn view<'a>(m: &'a Message, chat: &ChatInfo, text: &'a str) -> MessageView<'a> {
     MessageView {
         id: m.id,
         chat: m.chat,
@@ -66,6 +66,14 @@ pub fn view<'a>(m: &Message, chat: &ChatInfo, text: &'a str) -> MessageView<'a> 
         private_to: chat.peer_of(m.sender),
         kind: m.kind,
         text,
+        file: m.parts.iter().find_map(|p| {
+            natter_proto::view::FileKind::of(p.category.0).map(|kind| {
+                natter_proto::view::FileView {
+                    kind,
+                    json: &p.content,
+                }
+            })
+        }),
     }
 }
 

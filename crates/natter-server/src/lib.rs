@@ -11,6 +11,7 @@ pub mod conn;
 pub mod dialect;
 pub mod domain;
 pub mod event;
+pub mod files;
 pub mod hub;
 pub mod ids;
 pub mod metrics;

@@ -142,6 +142,27 @@ pub struct ServeArgs {
     /// `invite` (with a code from `natter admin invites create`) [default: open].
     #[arg(long, env = "NATTER_REGISTRATION")]
     pub registration: Option<String>,
+    /// Where uploaded files are kept; a cluster's nodes share it [default: <data-dir>/files].
+    #[arg(long, env = "NATTER_FILES_DIR")]
+    pub files_dir: Option<PathBuf>,
+    /// Largest file in MiB [default: 256].
+    #[arg(long, env = "NATTER_MAX_FILE_MB")]
+    pub max_file_mb: Option<u64>,
+    /// MiB of files and uploads one account may hold [default: 4096].
+    #[arg(long, env = "NATTER_FILE_QUOTA_MB")]
+    pub file_quota_mb: Option<u64>,
+    /// Hours an upload lives without receiving a byte [default: 24].
+    #[arg(long, env = "NATTER_UPLOAD_TTL_HOURS")]
+    pub upload_ttl_hours: Option<u64>,
+    /// Hours a file no message or avatar refers to is kept [default: 24].
+    #[arg(long, env = "NATTER_FILE_GRACE_HOURS")]
+    pub file_grace_hours: Option<u64>,
+    /// Seconds a signed file link works [default: 3600].
+    #[arg(long, env = "NATTER_FILE_LINK_SECS")]
+    pub file_link_secs: Option<u64>,
+    /// Seconds between sweeps for abandoned uploads and unreferenced files [default: 600].
+    #[arg(long, env = "NATTER_FILES_SWEEP_SECS")]
+    pub files_sweep_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -302,7 +323,14 @@ impl Settings {
                 metrics_token,
                 registration,
                 tls_cert,
-                tls_key
+                tls_key,
+                files_dir,
+                max_file_mb,
+                file_quota_mb,
+                upload_ttl_hours,
+                file_grace_hours,
+                file_link_secs,
+                files_sweep_secs
             );
         }
         let mut server = natter_server::Config::default();
@@ -435,6 +463,31 @@ impl Settings {
         if let Some(v) = args.registration {
             server.limits.registration = v.parse().map_err(anyhow::Error::msg)?;
         }
+        server.files_dir = args.files_dir;
+        const MIB: u64 = 1024 * 1024;
+        let files = &mut server.limits.files;
+        if let Some(v) = args.max_file_mb {
+            anyhow::ensure!(v >= 1, "max-file-mb must be at least 1");
+            files.max_file_bytes = v.saturating_mul(MIB);
+        }
+        if let Some(v) = args.file_quota_mb {
+            files.quota_bytes = v.saturating_mul(MIB);
+        }
+        if let Some(v) = args.upload_ttl_hours {
+            anyhow::ensure!(v >= 1, "upload-ttl-hours must be at least 1");
+            files.upload_ttl = Duration::from_secs(v * 3600);
+        }
+        if let Some(v) = args.file_grace_hours {
+            files.orphan_grace = Duration::from_secs(v * 3600);
+        }
+        if let Some(v) = args.file_link_secs {
+            anyhow::ensure!(v >= 10, "file-link-secs must be at least 10");
+            files.link_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = args.files_sweep_secs {
+            anyhow::ensure!(v >= 1, "files-sweep-secs must be at least 1");
+            server.files_sweep = Duration::from_secs(v);
+        }
         Ok(Self {
             listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),
             log_level: args.log_level.unwrap_or_else(|| "info".into()),
@@ -518,6 +571,13 @@ mod tests {
         assert_eq!(s.server.max_connections, d.max_connections);
         assert_eq!(s.server.rate_burst, d.rate_burst);
         assert_eq!(s.server.limits.registration, d.limits.registration);
+        let (got, want) = (&s.server.limits.files, &d.limits.files);
+        assert_eq!(got.max_file_bytes, want.max_file_bytes);
+        assert_eq!(got.quota_bytes, want.quota_bytes);
+        assert_eq!(got.upload_ttl, want.upload_ttl);
+        assert_eq!(got.orphan_grace, want.orphan_grace);
+        assert_eq!(got.link_ttl, want.link_ttl);
+        assert_eq!(s.server.files_sweep, d.files_sweep);
         assert_eq!(
             s.server.max_connections_per_address,
             d.max_connections_per_address

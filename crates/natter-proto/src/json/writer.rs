@@ -31,6 +31,12 @@ impl Writer {
         self
     }
 
+    /// A JSON value the caller vouches for (text the server itself wrote), copied as it is.
+    pub fn raw(&mut self, json: &str) -> &mut Self {
+        self.out.push_str(json);
+        self
+    }
+
     /// An integer.
     pub fn int(&mut self, value: impl itoa::Integer) -> &mut Self {
         self.out.push_str(itoa::Buffer::new().format(value));

@@ -271,9 +271,21 @@ fn decode_body(code: i64, data: &Map<String, Value>) -> Result<Request, WireErro
 struct TextData<'a> {
     cid: ChatId,
     sender_id: String,
-    msg: &'a str,
+    msg: std::borrow::Cow<'a, str>,
     mid: MessageId,
     index: Index,
+    /// A file the message carries (natter's; v0 clients show `msg`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<Value>,
+}
+
+/// The text a v0 client shows for a message: a file's kind in brackets before its caption.
+fn shown_text<'a>(m: &MessageView<'a>) -> std::borrow::Cow<'a, str> {
+    match m.file {
+        None => std::borrow::Cow::Borrowed(m.text),
+        Some(f) if m.text.is_empty() => format!("[{}]", f.kind.name()).into(),
+        Some(f) => format!("[{}] {}", f.kind.name(), m.text).into(),
+    }
 }
 
 #[derive(Serialize)]
@@ -290,9 +302,10 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
         data: TextData {
             cid: m.chat,
             sender_id: m.sender.to_string(),
-            msg: m.text,
+            msg: shown_text(m),
             mid: m.id,
             index: m.index,
+            file: m.file.and_then(|f| serde_json::from_str(f.json).ok()),
         },
     }
 }
@@ -427,12 +440,25 @@ mod tests {
             private_to: Some(Ocid(10002)),
             kind: crate::view::kind::NORMAL,
             text: "a\"b",
+            file: None,
         };
         let v = undelivered(vec![encode_text(&m)]);
         let inner = v["data"]["msg"][0].as_str().expect("a string");
         let parsed: Value = serde_json::from_str(inner).expect("inner JSON");
         assert_eq!(parsed["data"]["sender_id"], "10001");
         assert_eq!(parsed["data"]["msg"], "a\"b");
+        // A file shows as its kind before the caption, and travels whole beside it.
+        let file = crate::view::FileView {
+            kind: crate::view::FileKind::Voice,
+            json: r#"{"duration_ms":1500,"id":"v","kind":"voice"}"#,
+        };
+        let voice: Value = serde_json::from_str(&encode_text(&MessageView {
+            file: Some(file),
+            ..m
+        }))
+        .expect("json");
+        assert_eq!(voice["data"]["msg"], "[voice] a\"b");
+        assert_eq!(voice["data"]["file"]["duration_ms"], 1500);
     }
 
     #[test]

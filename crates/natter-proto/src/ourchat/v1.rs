@@ -15,7 +15,7 @@ pub use super::finish;
 use super::{MAX_HISTORY, MAX_SINCE, Page};
 use crate::json::fields::{self, Fields, Head};
 use crate::json::scan::Scanner;
-use crate::view::MessageView;
+use crate::view::{FileKind, MessageView};
 use crate::{ChatId, ErrorCode, Index, MessageId, Ocid, WireError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -24,8 +24,11 @@ use std::borrow::Cow;
 pub mod code {
     // The seed's.
     pub const TEXT: i64 = 0;
-    /// Reserved by the seed for emoji, images and files; not yet served.
-    pub const RESERVED: [i64; 3] = [1, 2, 3];
+    /// The seed's codes for emoji (and GIFs), images and files; natter sends voice notes as
+    /// files with a `duration_ms`.
+    pub const EMOJI: i64 = 1;
+    pub const IMAGE: i64 = 2;
+    pub const FILE: i64 = 3;
     pub const REGISTER: i64 = 4;
     pub const REGISTER_REPLY: i64 = 5;
     pub const LOGIN: i64 = 6;
@@ -244,6 +247,17 @@ pub enum Request {
         client_id: Option<String>,
         /// Extension: the message type (1 normal if absent; 2-7 as seed 003 lists them).
         kind: Option<u8>,
+    },
+    /// Codes 1 (emoji), 2 (image) and 3 (file, or a voice note with `file.duration_ms`): a
+    /// message carrying an uploaded file, with an optional caption in `msg`.
+    File {
+        to: Target,
+        /// The uploaded file's id.
+        file: String,
+        kind: FileKind,
+        duration_ms: Option<u64>,
+        msg: String,
+        client_id: Option<String>,
     },
     Register {
         /// Which identity `account` is: the seed's `email`, or natter's `username` or `phone`
@@ -586,11 +600,24 @@ fn decode_body(code: i64, map: &Map<String, Value>) -> Result<Request, WireError
             reply: code::UPLOAD_REPLY,
         },
         c if let Some(request) = social::decode(c, &f) => Request::Social(request?),
-        c if code::RESERVED.contains(&c) => {
-            return Err(WireError::new(
-                ErrorCode::UnknownCode,
-                format!("code {c} is reserved by the protocol and not served yet"),
-            ));
+        code::EMOJI | code::IMAGE | code::FILE => {
+            let sender = f.object("sender")?;
+            let file = f.object("file")?;
+            let duration_ms = file.opt_id("duration_ms")?;
+            let kind = match code {
+                code::EMOJI => FileKind::Emoji,
+                code::IMAGE => FileKind::Image,
+                _ if duration_ms.is_some() => FileKind::Voice,
+                _ => FileKind::File,
+            };
+            Request::File {
+                to: target(&sender)?,
+                file: file.str("id")?.to_owned(),
+                kind,
+                duration_ms,
+                msg: f.opt_str("msg")?.unwrap_or_default().to_owned(),
+                client_id: f.opt_str("client_id")?.map(str::to_owned),
+            }
         }
         c => {
             return Err(WireError::new(
@@ -625,6 +652,19 @@ struct TextFrame<'a> {
     /// Extension: the message type, when it is not 1 (normal).
     #[serde(rename = "type", skip_serializing_if = "is_normal")]
     kind: u8,
+    /// The file of a code 1, 2 or 3 message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<Value>,
+}
+
+/// The code a message travels under: 0 text, 1 emoji, 2 image, 3 file or voice note.
+pub fn message_code(m: &MessageView<'_>) -> i64 {
+    match m.file.map(|f| f.kind) {
+        None => code::TEXT,
+        Some(FileKind::Emoji) => code::EMOJI,
+        Some(FileKind::Image) => code::IMAGE,
+        Some(FileKind::File | FileKind::Voice) => code::FILE,
+    }
 }
 
 fn is_normal(kind: &u8) -> bool {
@@ -644,7 +684,7 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
         None => (Some(m.chat), None),
     };
     TextFrame {
-        code: code::TEXT,
+        code: message_code(m),
         time: m.time_s(),
         cid: m.id,
         sender: Sender {
@@ -655,6 +695,7 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
         msg: m.text,
         index: m.index,
         kind: m.kind,
+        file: m.file.and_then(|f| serde_json::from_str(f.json).ok()),
     }
 }
 
@@ -662,8 +703,11 @@ fn text_frame<'a>(m: &MessageView<'a>) -> TextFrame<'a> {
 /// the bytes `serde_json` writes for [`text_value`] (made [`flavoured`]), without its per-key
 /// escaping.
 pub fn encode_text(m: &MessageView<'_>, flavour: Flavour) -> String {
-    let mut w = crate::json::Writer::new(160 + m.text.len());
-    w.lit(r#"{"code":0,"time":"#)
+    let file_len = m.file.map_or(0, |f| f.json.len() + 8);
+    let mut w = crate::json::Writer::new(160 + m.text.len() + file_len);
+    w.lit(r#"{"code":"#)
+        .int(message_code(m) as u64)
+        .lit(r#","time":"#)
         .int(m.time_s())
         .lit(r#","cid":"#)
         .int(m.id.0);
@@ -689,6 +733,10 @@ pub fn encode_text(m: &MessageView<'_>, flavour: Flavour) -> String {
         .int(m.index.0);
     if m.kind != crate::view::kind::NORMAL {
         w.lit(r#","type":"#).int(u64::from(m.kind));
+    }
+    if let Some(file) = m.file {
+        // The server's own JSON object, written whole.
+        w.lit(r#","file":"#).raw(file.json);
     }
     w.lit("}").finish()
 }
@@ -969,7 +1017,16 @@ mod tests {
 
     #[test]
     fn hand_written_encoders_match_serde_json() {
-        for text in ["hi", "say \"x\"\n", "ünï"] {
+        let image = crate::view::FileView {
+            kind: FileKind::Image,
+            json: r#"{"height":2,"id":"f","kind":"image","mime":"image/png","name":"a \"b\".png","size":9,"width":3}"#,
+        };
+        for (text, file) in [
+            ("hi", None),
+            ("say \"x\"\n", None),
+            ("ünï", None),
+            ("", Some(image)),
+        ] {
             for private_to in [Some(7), None] {
                 let m = MessageView {
                     id: MessageId(11),
@@ -980,6 +1037,7 @@ mod tests {
                     private_to: private_to.map(Ocid),
                     kind: crate::view::kind::NORMAL,
                     text,
+                    file,
                 };
                 let reference = serde_json::to_string(&text_frame(&m)).expect("json");
                 assert_eq!(encode_text(&m, Flavour::Seed), reference);
@@ -1209,6 +1267,7 @@ mod tests {
             private_to: None,
             kind: crate::view::kind::NORMAL,
             text: "yo",
+            file: None,
         };
         assert_eq!(
             encode_text(&m, Flavour::Seed),

@@ -39,6 +39,39 @@ impl<D: Dialect> Conn<D> {
             }
             None => Err(crate::domain::DomainError::Internal),
         };
+        self.enqueue(queued, ack, out).await;
+    }
+
+    /// [`Conn::send`] for a message that carries a file (and an optional caption).
+    pub async fn send_file(
+        &mut self,
+        to: To,
+        attachment: &crate::domain::files::Attachment,
+        caption: String,
+        client_id: Option<String>,
+        ack: D::Ack,
+        out: &mut Vec<Bytes>,
+    ) {
+        let queued = match self.me() {
+            Some(me) => {
+                let origin = Some(self.origin());
+                self.app
+                    .domain
+                    .queue_file(me, to, attachment, caption, client_id, origin)
+                    .await
+            }
+            None => Err(crate::domain::DomainError::Internal),
+        };
+        self.enqueue(queued, ack, out).await;
+    }
+
+    /// Keep a queued send for its ack, or ack a refused one (after those before it).
+    async fn enqueue(
+        &mut self,
+        queued: Result<crate::domain::PendingSend, crate::domain::DomainError>,
+        ack: D::Ack,
+        out: &mut Vec<Bytes>,
+    ) {
         match queued {
             Ok(pending) => self.sends.push_back(Queued { pending, ack }),
             Err(e) => {

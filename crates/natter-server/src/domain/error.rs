@@ -50,6 +50,8 @@ pub enum Invalid {
     EmptyEdit,
     /// A message type a client may not send (the system type, or one past the list).
     MessageType,
+    /// A voice note needs a duration of 1 to `max` milliseconds; other files take none.
+    VoiceDuration { max: u64 },
 }
 
 /// Which free text an `Invalid::TooLong` is about.
@@ -158,6 +160,18 @@ pub enum DomainError {
     /// The client message id was used before for a message to another chat.
     #[error("client id reused for another chat")]
     DuplicateClientId,
+    /// No file or upload with that id, or none the caller may read (the two are not told
+    /// apart).
+    #[error("no such file")]
+    NoSuchFile,
+    /// The file does not suit what it is sent as (`need` says what would).
+    #[error("the file is not {need}")]
+    WrongFileKind { need: &'static str },
+    #[error("file over {max} bytes")]
+    FileTooLarge { max: u64 },
+    /// The account's files and uploads would exceed its quota.
+    #[error("over the quota of {quota} bytes")]
+    OverQuota { quota: u64 },
     #[error("internal failure")]
     Internal,
 }

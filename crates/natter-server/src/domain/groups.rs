@@ -199,6 +199,9 @@ impl Domain {
         let edit = checked_edit(edit)?;
         let before = self.live_group(id).await?;
         need(&before, me, Role::Admin)?;
+        if let Some(avatar) = &edit.avatar {
+            self.check_avatar(me, avatar).await?;
+        }
         self.store
             .update_group(id, &edit)
             .await

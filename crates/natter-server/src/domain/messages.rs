@@ -77,19 +77,7 @@ impl Domain {
         if text.len() > max {
             return Err(DomainError::TextTooLong { max });
         }
-        if client_id
-            .as_ref()
-            .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID)
-        {
-            return Err(Invalid::ClientId { max: MAX_CLIENT_ID }.into());
-        }
-        let chat = self
-            .resolve(me, to, true)
-            .await?
-            .ok_or_else(|| internal("private chat missing after create", &"none"))?;
-        if chat.blocked {
-            return Err(self.block_refusal(me, &chat).await);
-        }
+        let chat = self.checked_send(me, to, client_id.as_deref()).await?;
         let new = NewMessage {
             chat: chat.id,
             sender: me,
@@ -103,6 +91,27 @@ impl Domain {
         };
         let receipt = self.queue_message(chat.clone(), new, origin).await?;
         Ok(PendingSend { chat, receipt })
+    }
+
+    /// The chat a message of `me` goes to, checked: a well-formed client id, membership, no
+    /// block in a private chat (which is made on first use).
+    pub(super) async fn checked_send(
+        &self,
+        me: Ocid,
+        to: To,
+        client_id: Option<&str>,
+    ) -> Result<Arc<ChatInfo>, DomainError> {
+        if client_id.is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_ID) {
+            return Err(Invalid::ClientId { max: MAX_CLIENT_ID }.into());
+        }
+        let chat = self
+            .resolve(me, to, true)
+            .await?
+            .ok_or_else(|| internal("private chat missing after create", &"none"))?;
+        if chat.blocked {
+            return Err(self.block_refusal(me, &chat).await);
+        }
+        Ok(chat)
     }
 
     /// Why a private chat with a block refuses `me`'s message.

@@ -15,6 +15,7 @@
 //!   logins, remarks, blocks, account deletion;
 //! - `groups.rs`: joining, requests, invitations, roles, removal, disbanding, finding groups;
 //! - `reads.rs`: read receipts, the chat list with unread counts, and what a login is told;
+//! - `files.rs`: uploads, files, who may read them, files in messages, avatars, the sweep;
 //! - `auth.rs`: password hashing and session tokens;
 //! - `guard.rs`: limits on guessing secrets (per account and per client address).
 
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod auth;
 mod chats;
 mod error;
+pub mod files;
 pub mod friends;
 pub mod groups;
 pub mod guard;
@@ -58,6 +60,7 @@ pub struct Limits {
     /// they are not limited per address (connections, guessing), only per account and by the
     /// node's caps. Loopback by default.
     pub shared_addresses: Vec<guard::Network>,
+    pub files: files::FileLimits,
 }
 
 impl Default for Limits {
@@ -69,6 +72,7 @@ impl Default for Limits {
             registration: Registration::Open,
             guessing: guard::GuessLimits::default(),
             shared_addresses: guard::Network::loopback(),
+            files: files::FileLimits::default(),
         }
     }
 }
@@ -144,6 +148,13 @@ pub struct Domain {
     pairs: Mutex<IdMap<(Ocid, Ocid), Arc<ChatInfo>>>,
     hasher: auth::Hasher,
     guards: Guards,
+    /// File bytes (absent for operator commands, which never read them).
+    files: Option<files::FileStorage>,
+    /// The key that signs file links, read from the store once.
+    link_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// Taken while a blob is placed or removed, so that a sweep never removes the bytes a
+    /// finishing upload just found in place.
+    blob_turn: tokio::sync::Mutex<()>,
 }
 
 /// Failed attempts at each kind of secret, counted apart.
@@ -247,7 +258,17 @@ impl Domain {
             ),
             guards: Guards::new(limits.guessing),
             limits,
+            files: None,
+            link_key: tokio::sync::OnceCell::new(),
+            blob_turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same domain with file storage.
+    #[must_use]
+    pub fn with_files(mut self, storage: files::FileStorage) -> Self {
+        self.files = Some(storage);
+        self
     }
 
     pub fn limits(&self) -> &Limits {

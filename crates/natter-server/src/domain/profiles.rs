@@ -214,6 +214,9 @@ impl Domain {
         edit: &ProfileEdit,
     ) -> Result<Account, DomainError> {
         let edit = checked_profile(edit)?;
+        if let Some(avatar) = &edit.avatar {
+            self.check_avatar(me, avatar).await?;
+        }
         match self.store.update_profile(me, &edit, now_ms()).await {
             Ok(a) => Ok(a),
             Err(StoreError::Conflict(u)) => Err(taken(u)),

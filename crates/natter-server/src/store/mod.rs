@@ -5,6 +5,7 @@
 //! leaks through the trait: uniqueness violations arrive as `StoreError::Conflict`, message
 //! indexes are assigned inside the store's own transaction. Nothing here knows a dialect.
 
+pub mod files;
 pub mod postgres;
 mod rows;
 mod social;
@@ -156,6 +157,13 @@ pub struct Category(pub u8);
 
 impl Category {
     pub const TEXT: Self = Self(0);
+    /// The parts below carry a file: their content is the file's JSON (see
+    /// `docs/protocol/files.md`, "Files in messages").
+    pub const IMAGE: Self = Self(1);
+    pub const VOICE: Self = Self(2);
+    pub const FILE: Self = Self(3);
+    /// natter's own: an emoji or sticker image (seed 001's code 1), shown without a frame.
+    pub const EMOJI: Self = Self(4);
     /// natter's own: the JSON of a system message's event (who joined, left, was removed...),
     /// for programs; the message's text says the same for people.
     pub const EVENT: Self = Self(100);
@@ -301,7 +309,7 @@ impl std::future::Future for Receipt {
 }
 
 #[async_trait]
-pub trait Store: Profiles + Groups + ReadState + Send + Sync + 'static {
+pub trait Store: Profiles + Groups + ReadState + files::Files + Send + Sync + 'static {
     /// Create an account; the store allocates its ocid.
     async fn create_account(&self, new: NewAccount) -> Result<Account>;
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>>;

@@ -570,6 +570,30 @@ pub const TABLES: &[TableSpec] = &[
             ("created_at", Int),
         ],
     },
+    TableSpec {
+        name: "files",
+        line: "file",
+        key: ("seq", None),
+        columns: &[
+            ("seq", Int),
+            ("id", Text),
+            ("owner", Int),
+            ("name", Text),
+            ("size", Int),
+            ("mime", Text),
+            ("sha256", Text),
+            ("width", OptInt),
+            ("height", OptInt),
+            ("public", Int),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "file_refs",
+        line: "file_ref",
+        key: ("file_seq", Some("chat_id")),
+        columns: &[("file_seq", Int), ("chat_id", Int)],
+    },
 ];
 
 /// One exported row: its columns by name.

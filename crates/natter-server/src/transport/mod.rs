@@ -3,6 +3,7 @@
 //! and the adapters that make a socket a [`crate::conn::Wire`]: `ws.rs` for WebSocket, `tcp.rs`
 //! for a stream of lines.
 
+pub mod files;
 pub mod http;
 pub mod tcp;
 pub mod tls;

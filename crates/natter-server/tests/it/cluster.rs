@@ -552,3 +552,64 @@ async fn presence_goes_offline_in_a_bus_outage_and_comes_back_with_it() {
     alice.client.expect_silence(500).await;
     bus.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_uploaded_through_one_node_are_resumed_and_served_by_the_other() {
+    use crate::files::{bearer, create, get, patch, png, send_file};
+    let shared = tempfile::tempdir().expect("a shared files directory");
+    let files_dir = shared.path().to_path_buf();
+    let Some((_db, nodes)) = cluster_with(2, None, move |c| {
+        c.files_dir = Some(files_dir.clone());
+    })
+    .await
+    else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut alice = user_v1(a, "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(b, "bob@example.com", "Bob", "pw-b").await;
+
+    // Begun on one node, resumed on the other.
+    let image = png(320, 200, 5_000);
+    let path = create(a.addr, &alice.token, image.len(), "photo.png", "image/png").await;
+    assert_eq!(
+        patch(a.addr, &alice.token, &path, 0, &image[..2_000])
+            .await
+            .status,
+        204
+    );
+    let auth = bearer(&alice.token);
+    let head = crate::common::http::request(
+        b.addr,
+        "HEAD",
+        &path,
+        &[("Tus-Resumable", "1.0.0"), ("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(head.header("upload-offset"), Some("2000"), "{head:?}");
+    let r = patch(b.addr, &alice.token, &path, 2_000, &image[2_000..]).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let id = path.trim_start_matches("/files/").to_owned();
+
+    // Sent through node A, delivered and served on node B.
+    let ack = send_file(
+        &mut alice.client,
+        json!({"private_id": bob.ocid}),
+        2,
+        json!({"id": id}),
+        "",
+    )
+    .await;
+    assert_eq!(ack["code"], json!(103), "{ack}");
+    let got = bob.client.expect_code(2).await;
+    assert_eq!(got["file"]["width"], json!(320), "{got}");
+    let r = get(b.addr, &path, &[("Authorization", &bearer(&bob.token))]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, image);
+    // A link signed by one node is honoured by the other.
+    let r = get(a.addr, &format!("{path}/link"), &[("Authorization", &auth)]).await;
+    let url = r.json()["url"].as_str().expect("url").to_owned();
+    let r = get(b.addr, &url, &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -15,6 +15,7 @@ mod cluster;
 mod concurrency;
 mod devices;
 mod dialects;
+mod files;
 mod friends;
 mod groups;
 mod hardening;

@@ -3,6 +3,7 @@
 //! after). "Two nodes" are two store instances opened on the same database.
 
 use crate::common::services::TestDb;
+use natter_server::store::files::{File, Unreferenced, Upload};
 use natter_server::store::postgres::PgStore;
 use natter_server::store::sqlite::SqliteStore;
 use natter_server::store::{
@@ -2342,6 +2343,157 @@ async fn the_export_knows_every_column() {
     }
 }
 
+fn upload(id: &str, owner: Ocid, length: u64, expires_at: i64) -> Upload {
+    Upload {
+        id: id.to_owned(),
+        owner,
+        name: format!("{id}.bin"),
+        mime: "application/octet-stream".to_owned(),
+        length,
+        metadata: "filename YS5iaW4=".to_owned(),
+        created_at: 100,
+        expires_at,
+    }
+}
+
+fn finished(u: &Upload, sha256: &str, created_at: i64) -> File {
+    File {
+        id: u.id.clone(),
+        owner: u.owner,
+        name: u.name.clone(),
+        size: u.length,
+        mime: "image/png".to_owned(),
+        sha256: sha256.to_owned(),
+        width: Some(3),
+        height: Some(2),
+        public: false,
+        created_at,
+    }
+}
+
+/// Uploads within a quota, finishing into files, who may read them, and what the sweep finds.
+async fn files(b: &Backend) {
+    let s = b.open().await;
+    for n in 1..=3 {
+        s.create_account(account(n)).await.expect("account");
+    }
+    let (a, c, d) = (o(1), o(2), o(3));
+    let sha_x = "a".repeat(64);
+    // The quota counts announced lengths of uploads and sizes of files.
+    assert!(
+        s.create_upload(&upload("u1", a, 600, 1_000), 1_000)
+            .await
+            .expect("u1")
+    );
+    assert!(
+        !s.create_upload(&upload("u2", a, 500, 1_000), 1_000)
+            .await
+            .expect("u2")
+    );
+    assert!(
+        s.create_upload(&upload("u3", c, 500, 1_000), 1_000)
+            .await
+            .expect("u3")
+    );
+    assert_eq!(s.bytes_used(a).await.expect("used"), 600);
+    assert_eq!(
+        s.upload("u1").await.expect("read"),
+        Some(upload("u1", a, 600, 1_000))
+    );
+    assert_eq!(s.upload("nope").await.expect("read"), None);
+    s.touch_upload("u1", 5_000).await.expect("touch");
+    assert_eq!(s.expired_uploads(2_000, 10).await.expect("expired"), ["u3"]);
+    assert!(s.delete_upload("u3").await.expect("delete"));
+    assert!(!s.delete_upload("u3").await.expect("again"));
+
+    // Finishing turns the upload into a file with the same id.
+    let u1 = upload("u1", a, 600, 5_000);
+    s.finish_upload(&finished(&u1, &sha_x, 200))
+        .await
+        .expect("finish");
+    assert_eq!(s.upload("u1").await.expect("gone"), None);
+    let file = s.file("u1").await.expect("file").expect("there");
+    assert_eq!(file, finished(&u1, &sha_x, 200));
+    assert_eq!(s.bytes_used(a).await.expect("used"), 600);
+
+    // Sent in a chat: its members may read it, others not.
+    let chat = s.private_chat(a, c, 300).await.expect("chat");
+    assert!(!s.file_shared_with("u1", c).await.expect("before"));
+    s.share_file("u1", chat.id).await.expect("share");
+    s.share_file("u1", chat.id).await.expect("share twice");
+    assert!(s.file_shared_with("u1", c).await.expect("member"));
+    assert!(!s.file_shared_with("u1", d).await.expect("stranger"));
+
+    // Two more files with the same bytes, one as an avatar, one referenced by nothing.
+    let u4 = upload("u4", d, 10, 9_000);
+    let u5 = upload("u5", d, 10, 9_000);
+    for u in [&u4, &u5] {
+        assert!(s.create_upload(u, 1_000).await.expect("upload"));
+        s.finish_upload(&finished(u, &sha_x, 400))
+            .await
+            .expect("finish");
+    }
+    s.update_profile(
+        d,
+        &ProfileEdit {
+            avatar: Some("/files/u4".to_owned()),
+            ..ProfileEdit::default()
+        },
+        500,
+    )
+    .await
+    .expect("avatar");
+    s.publish_file("u4").await.expect("publish");
+    assert!(s.file("u4").await.expect("file").expect("there").public);
+    // Only u5 is unreferenced, and only once the grace has passed.
+    assert!(
+        s.unreferenced_files(400, 10)
+            .await
+            .expect("none yet")
+            .is_empty()
+    );
+    let orphans = s.unreferenced_files(1_000, 10).await.expect("orphans");
+    assert_eq!(
+        orphans,
+        [Unreferenced {
+            id: "u5".into(),
+            sha256: sha_x.clone()
+        }]
+    );
+    assert_eq!(
+        s.delete_file("u1", 1_000).await.expect("referenced"),
+        (false, false)
+    );
+    // Other files keep the bytes.
+    assert_eq!(
+        s.delete_file("u5", 1_000).await.expect("orphan"),
+        (true, false)
+    );
+    assert_eq!(s.file("u5").await.expect("read"), None);
+    // When the avatar changes, its file is unreferenced too; the last file of its content
+    // that goes leaves its bytes unused.
+    s.update_profile(
+        d,
+        &ProfileEdit {
+            avatar: Some(String::new()),
+            ..ProfileEdit::default()
+        },
+        600,
+    )
+    .await
+    .expect("no avatar");
+    assert_eq!(
+        s.delete_file("u4", 1_000).await.expect("old avatar"),
+        (true, false)
+    );
+
+    // One secret per name, the same on every read.
+    let key = s.server_key("links").await.expect("key");
+    assert_eq!(key.len(), 32);
+    assert_eq!(s.server_key("links").await.expect("again"), key);
+    assert_ne!(s.server_key("other").await.expect("other"), key);
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -2397,4 +2549,5 @@ conformance!(
     news_counts,
     operations,
     export_import,
+    files,
 );

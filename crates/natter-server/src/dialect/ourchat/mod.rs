@@ -162,6 +162,21 @@ fn wire_error(e: &DomainError) -> WireError {
             "no security question is set for that account".into(),
         ),
         DomainError::NoSuchLogin => (C::NoSuchLogin, "no login has that id".into()),
+        DomainError::NoSuchFile => (
+            C::NoSuchFile,
+            "no file with that id, or none you may read".into(),
+        ),
+        DomainError::WrongFileKind { need } => {
+            (C::WrongFileKind, format!("the file must be {need}"))
+        }
+        DomainError::FileTooLarge { max } => (
+            C::FileTooLarge,
+            format!("a file may be at most {max} bytes"),
+        ),
+        DomainError::OverQuota { quota } => (
+            C::OverQuota,
+            format!("your files would exceed your quota of {quota} bytes"),
+        ),
         DomainError::Internal => (C::Internal, "the server failed; try again".into()),
     };
     WireError::new(code, message)
@@ -195,6 +210,9 @@ fn invalid_text(i: Invalid) -> String {
         Invalid::Question { max } => format!("field `question` must be 1 to {max} characters"),
         Invalid::EmptyEdit => "nothing to change: give at least one field".into(),
         Invalid::MessageType => "field `type` must be 1 to 7".into(),
+        Invalid::VoiceDuration { max } => format!(
+            "field `file.duration_ms` is required for a voice note (1 to {max}) and allowed only there"
+        ),
     }
 }
 

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::conn::{Authenticated, Conn, Credentials, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
+use crate::domain::files::Attachment;
 use crate::domain::{DomainError, LoginKey, Sent, To};
 use crate::event::{FriendChange, Notice, view};
 use crate::hub::Slot;
@@ -102,7 +103,7 @@ impl Dialect for V1 {
                 | Request::ServerStatus
                 | Request::Unsupported { .. }
         ) && !matches!(&env.request, Request::Social(s) if s.anonymous());
-        let pipelined = matches!(env.request, Request::Text { .. });
+        let pipelined = matches!(env.request, Request::Text { .. } | Request::File { .. });
         Ok(Decoded {
             request: env,
             needs_login,
@@ -212,6 +213,28 @@ impl Dialect for V1 {
                 };
                 let kind = kind.unwrap_or(crate::store::kind::NORMAL);
                 c.send(to(target), kind, msg, client_id, ack, out).await;
+            }
+            Request::File {
+                to: target,
+                file,
+                kind,
+                duration_ms,
+                msg,
+                client_id,
+            } => {
+                let ack = Ack {
+                    target,
+                    code: env.code,
+                    request_id: env.request_id.clone(),
+                    silent: !c.state().on,
+                };
+                let attachment = Attachment {
+                    file,
+                    kind,
+                    duration_ms,
+                };
+                c.send_file(to(target), &attachment, msg, client_id, ack, out)
+                    .await;
             }
             Request::Social(request) => {
                 Box::pin(self.social(c, env.code, rid, request, out)).await;

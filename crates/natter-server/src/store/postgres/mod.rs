@@ -8,6 +8,7 @@
 //! deadlock on each other; a batch that still fails with a transient error (deadlock,
 //! serialization failure, a client id raced in from another node) is retried whole.
 
+mod files;
 mod social;
 mod writer;
 
@@ -791,6 +792,7 @@ impl Store for PgStore {
             "SELECT setval(pg_get_serial_sequence('chats', 'id'), GREATEST((SELECT MAX(id) FROM chats), 1), (SELECT MAX(id) FROM chats) IS NOT NULL)",
             "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST((SELECT MAX(id) FROM messages), 1), (SELECT MAX(id) FROM messages) IS NOT NULL)",
             "SELECT setval(pg_get_serial_sequence('pending_notices', 'id'), GREATEST((SELECT MAX(id) FROM pending_notices), 1), (SELECT MAX(id) FROM pending_notices) IS NOT NULL)",
+            "SELECT setval(pg_get_serial_sequence('files', 'seq'), GREATEST((SELECT MAX(seq) FROM files), 1), (SELECT MAX(seq) FROM files) IS NOT NULL)",
         ] {
             sqlx::query(sql)
                 .execute(&self.pool)

@@ -8,6 +8,7 @@
 //! hears back before the commit that made its message durable.
 
 pub mod backup;
+mod files;
 mod reads;
 mod social;
 mod writer;

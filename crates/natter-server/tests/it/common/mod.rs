@@ -6,6 +6,7 @@
 //! passes or says exactly which frame was wrong. Helpers are strict where the library is
 //! lenient: a reply must be the very next frame.
 
+pub mod http;
 pub mod services;
 
 use natter_client::ourchat::{v0, v1};
@@ -375,7 +376,8 @@ pub async fn read_sync_all(c: &mut Client) -> Sync {
     loop {
         let f = c.recv().await;
         match f["code"].as_i64() {
-            Some(0) => {
+            // A message: text (0), emoji (1), image (2), file or voice note (3).
+            Some(0..=3) => {
                 assert!(news.is_empty(), "a missed message after the news: {f}");
                 missed.push(f);
             }
@@ -397,7 +399,7 @@ pub async fn read_sync_all(c: &mut Client) -> Sync {
                     done: f,
                 };
             }
-            _ => panic!("expected code 0, 119, 180-183 or 106 during the login sync, got {f}"),
+            _ => panic!("expected code 0-3, 119, 180-183 or 106 during the login sync, got {f}"),
         }
     }
 }
