@@ -58,6 +58,9 @@ pub struct Config {
     /// How long a client has to send a whole HTTP request head (a WebSocket upgrade included)
     /// after connecting, or after its previous request on the same connection.
     pub request_head_timeout: Duration,
+    /// Longest pause within a request body (an upload): a body that stops coming for this long
+    /// is cut, and what arrived is kept.
+    pub body_idle_timeout: Duration,
     /// How long a connection may stay without a login (from its start or a logout).
     pub login_timeout: Duration,
     /// How long a line of a line dialect may take from its first byte to its newline.
@@ -108,6 +111,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             request_head_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
             login_timeout: Duration::from_secs(30),
             line_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),

@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// after connecting or after its previous request; then it is closed [default: 10].
     #[arg(long, env = "NATTER_REQUEST_HEAD_TIMEOUT_SECS")]
     pub request_head_timeout_secs: Option<u64>,
+    /// Seconds a request body (an upload) may pause; a body that stops for longer is cut,
+    /// keeping what arrived [default: 30].
+    #[arg(long, env = "NATTER_BODY_IDLE_TIMEOUT_SECS")]
+    pub body_idle_timeout_secs: Option<u64>,
     /// Seconds a connection may stay without logging in (from its start or a logout)
     /// [default: 30].
     #[arg(long, env = "NATTER_LOGIN_TIMEOUT_SECS")]
@@ -313,6 +317,7 @@ impl Settings {
                 max_connections_per_address,
                 shared_addresses,
                 request_head_timeout_secs,
+                body_idle_timeout_secs,
                 login_timeout_secs,
                 line_timeout_secs,
                 shutdown_timeout_secs,
@@ -395,6 +400,9 @@ impl Settings {
         };
         if let Some(d) = secs(args.request_head_timeout_secs, "request-head-timeout-secs")? {
             server.request_head_timeout = d;
+        }
+        if let Some(d) = secs(args.body_idle_timeout_secs, "body-idle-timeout-secs")? {
+            server.body_idle_timeout = d;
         }
         if let Some(d) = secs(args.login_timeout_secs, "login-timeout-secs")? {
             server.login_timeout = d;
@@ -584,6 +592,7 @@ mod tests {
         );
         assert_eq!(s.server.request_head_timeout, d.request_head_timeout);
         assert_eq!(s.server.login_timeout, d.login_timeout);
+        assert_eq!(s.server.body_idle_timeout, d.body_idle_timeout);
         assert_eq!(s.server.line_timeout, d.line_timeout);
         assert_eq!(s.server.shutdown_timeout, d.shutdown_timeout);
         assert_eq!(s.server.limits.guessing, d.limits.guessing);

@@ -462,3 +462,44 @@ async fn heartbeats_keep_a_logged_in_connection_and_silence_ends_it() {
     }
     closed_after_frames(&mut alice.client, 1001).await;
 }
+
+/// An upload whose body stops coming is cut after the body's idle deadline, though the client
+/// keeps its connection open; what arrived is kept, and the upload resumes from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_body_is_cut_and_its_bytes_kept() {
+    let server = TestServer::start_with(|c| c.body_idle_timeout = Duration::from_secs(2)).await;
+    let alice = user_v1(&server, "alice@example.com", "Alice", "pw").await;
+    let path = crate::files::create(
+        server.addr,
+        &alice.token,
+        1000,
+        "a.bin",
+        "application/octet-stream",
+    )
+    .await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: natter\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nAuthorization: Bearer {}\r\n\
+         Upload-Offset: 0\r\nContent-Length: 1000\r\n\r\n",
+        alice.token
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp.write_all(&[7u8; 300]).await.expect("part");
+    let answer = until_closed(&mut tcp, Duration::from_secs(20))
+        .await
+        .expect("the stalled request is ended while the client holds on");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("incomplete_body"), "{answer}");
+    let auth = format!("Bearer {}", alice.token);
+    let r = crate::common::http::request(
+        server.addr,
+        "HEAD",
+        &path,
+        &[("Tus-Resumable", "1.0.0"), ("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.header("upload-offset"), Some("300"), "{r:?}");
+}
