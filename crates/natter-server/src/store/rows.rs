@@ -92,6 +92,45 @@ pub fn account<R: StoreRow>(row: &R) -> Result<Account, sqlx::Error> {
     })
 }
 
+/// The columns [`upload`] reads.
+pub const UPLOAD_COLUMNS: &str = "id, owner, name, mime, length, metadata, created_at, expires_at";
+/// The columns [`file`] reads.
+pub const FILE_COLUMNS: &str =
+    "id, owner, name, size, mime, sha256, width, height, public, created_at";
+
+/// Files nothing refers to: no chat, no account avatar, no group avatar (`f` is the file).
+pub const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM file_refs r WHERE r.file_seq = f.seq)
+     AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.avatar = '/files/' || f.id)
+     AND NOT EXISTS (SELECT 1 FROM chats c WHERE c.avatar = '/files/' || f.id)";
+
+pub fn upload<R: StoreRow>(row: &R) -> Result<super::files::Upload, sqlx::Error> {
+    Ok(super::files::Upload {
+        id: row.text("id")?,
+        owner: Ocid(row.int("owner")? as u64),
+        name: row.text("name")?,
+        mime: row.text("mime")?,
+        length: row.int("length")? as u64,
+        metadata: row.text("metadata")?,
+        created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+    })
+}
+
+pub fn file<R: StoreRow>(row: &R) -> Result<super::files::File, sqlx::Error> {
+    Ok(super::files::File {
+        id: row.text("id")?,
+        owner: Ocid(row.int("owner")? as u64),
+        name: row.text("name")?,
+        size: row.int("size")? as u64,
+        mime: row.text("mime")?,
+        sha256: row.text("sha256")?,
+        width: row.opt_int("width")?.map(|w| w as u32),
+        height: row.opt_int("height")?.map(|h| h as u32),
+        public: row.int("public")? != 0,
+        created_at: row.int("created_at")?,
+    })
+}
+
 pub fn message<R: StoreRow>(row: &R) -> Result<Message, sqlx::Error> {
     let stored: Vec<StoredPart> =
         serde_json::from_str(&row.text("parts")?).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;

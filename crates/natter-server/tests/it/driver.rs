@@ -21,6 +21,8 @@ pub trait Dialect: Sized {
     const NAME: &'static str;
     /// Codes that only the server sends: a client sending one gets `unknown_code`.
     const SERVER_CODES: &'static [i64];
+    /// Codes the dialect reserves without serving them (answered `unknown_code`, "reserved").
+    const RESERVED_CODES: &'static [i64];
 
     /// A new, anonymous connection.
     async fn connect(server: &TestServer) -> Self;
@@ -128,6 +130,8 @@ pub struct V1 {
 
 impl Dialect for V1 {
     const NAME: &'static str = "v1";
+    // Codes 1-3 carry files.
+    const RESERVED_CODES: &'static [i64] = &[];
     const SERVER_CODES: &'static [i64] = &[
         5, 7, 9, 11, 13, 15, 17, 18, 20, 22, 23, 100, 102, 103, 105, 106, 108, 110, 112, 114, 116,
         118, 119, 120, 122, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145, 147, 149,
@@ -266,6 +270,7 @@ impl V0 {
 
 impl Dialect for V0 {
     const NAME: &'static str = "v0";
+    const RESERVED_CODES: &'static [i64] = &[1, 2, 3];
     const SERVER_CODES: &'static [i64] = &[
         5, 7, 8, 9, 10, 11, 13, 15, 17, 18, 20, 22, 100, 102, 103, 105, 106, 108, 110,
     ];

@@ -63,6 +63,18 @@ pub struct Ack {
     silent: bool,
 }
 
+impl Ack {
+    /// The ack of a send to `target` by request `code`, silent unless `c` opted in.
+    fn new(c: &Conn<V1>, target: Target, code: i64, request_id: &Option<Value>) -> Self {
+        Self {
+            target,
+            code,
+            request_id: request_id.clone(),
+            silent: !c.state().on,
+        }
+    }
+}
+
 /// The identity a login (or a reset) names; `None` for an ocid that is not a number.
 pub(super) fn identity(by: LoginBy, account: &str) -> Option<Identity> {
     Some(match by {
@@ -205,12 +217,7 @@ impl Dialect for V1 {
                 client_id,
                 kind,
             } => {
-                let ack = Ack {
-                    target,
-                    code: env.code,
-                    request_id: env.request_id.clone(),
-                    silent: !c.state().on,
-                };
+                let ack = Ack::new(c, target, env.code, &env.request_id);
                 let kind = kind.unwrap_or(crate::store::kind::NORMAL);
                 c.send(to(target), kind, msg, client_id, ack, out).await;
             }
@@ -222,12 +229,7 @@ impl Dialect for V1 {
                 msg,
                 client_id,
             } => {
-                let ack = Ack {
-                    target,
-                    code: env.code,
-                    request_id: env.request_id.clone(),
-                    silent: !c.state().on,
-                };
+                let ack = Ack::new(c, target, env.code, &env.request_id);
                 let attachment = Attachment {
                     file,
                     kind,

@@ -3,47 +3,9 @@
 
 use super::SqliteStore;
 use crate::store::files::{File, Files, Unreferenced, Upload};
-use crate::store::rows::{AsSql, backend};
+use crate::store::rows::{self, AsSql, FILE_COLUMNS, UNREFERENCED, UPLOAD_COLUMNS, backend};
 use crate::store::{ChatId, Ocid, Result};
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-const UPLOAD_COLUMNS: &str = "id, owner, name, mime, length, metadata, created_at, expires_at";
-const FILE_COLUMNS: &str = "id, owner, name, size, mime, sha256, width, height, public, created_at";
-
-fn upload(row: &SqliteRow) -> Result<Upload, sqlx::Error> {
-    Ok(Upload {
-        id: row.try_get("id")?,
-        owner: Ocid(row.try_get::<i64, _>("owner")? as u64),
-        name: row.try_get("name")?,
-        mime: row.try_get("mime")?,
-        length: row.try_get::<i64, _>("length")? as u64,
-        metadata: row.try_get("metadata")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-    })
-}
-
-fn file(row: &SqliteRow) -> Result<File, sqlx::Error> {
-    Ok(File {
-        id: row.try_get("id")?,
-        owner: Ocid(row.try_get::<i64, _>("owner")? as u64),
-        name: row.try_get("name")?,
-        size: row.try_get::<i64, _>("size")? as u64,
-        mime: row.try_get("mime")?,
-        sha256: row.try_get("sha256")?,
-        width: row.try_get::<Option<i64>, _>("width")?.map(|w| w as u32),
-        height: row.try_get::<Option<i64>, _>("height")?.map(|h| h as u32),
-        public: row.try_get::<i64, _>("public")? != 0,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-/// Rows of no chat, no account avatar, no group avatar: the sweep's candidates.
-const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM file_refs r WHERE r.file_seq = f.seq)
-     AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.avatar = '/files/' || f.id)
-     AND NOT EXISTS (SELECT 1 FROM chats c WHERE c.avatar = '/files/' || f.id)";
 
 #[async_trait]
 impl Files for SqliteStore {
@@ -77,7 +39,7 @@ impl Files for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
-            .map(|r| upload(&r))
+            .map(|r| rows::upload(&r))
             .transpose()
             .map_err(backend)
     }
@@ -165,7 +127,7 @@ impl Files for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?
-            .map(|r| file(&r))
+            .map(|r| rows::file(&r))
             .transpose()
             .map_err(backend)
     }
