@@ -75,7 +75,7 @@ pub enum ErrorCode {
     NoSecurityQuestion,
     /// No live login of the account has that id.
     NoSuchLogin,
-    /// Too many wrong answers; wait before trying again.
+    /// Too many failed attempts at a password, token or answer; wait before trying again.
     TooManyAttempts,
     /// No file or upload with that id, or none the caller may read.
     NoSuchFile,

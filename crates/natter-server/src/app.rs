@@ -51,13 +51,32 @@ pub struct Config {
     /// unlimited) and the burst allowed.
     pub rate_per_sec: u32,
     pub rate_burst: u32,
-    /// How often the server pings, and how long a silent connection lives.
+    /// How often the server pings, and how long a silent connection lives (any frame, a
+    /// heartbeat or a pong keeps it).
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
+    /// How long a client has to send a whole HTTP request head (a WebSocket upgrade included)
+    /// after connecting, or after its previous request on the same connection.
+    pub request_head_timeout: Duration,
+    /// Longest pause within a request body (an upload): a body that stops coming for this long
+    /// is cut, and what arrived is kept.
+    pub body_idle_timeout: Duration,
+    /// How long a connection may stay without a login (from its start or a logout).
+    pub login_timeout: Duration,
+    /// How long a line of a line dialect may take from its first byte to its newline.
+    pub line_timeout: Duration,
+    /// How long shutdown waits for connections to finish the request in hand before it drops
+    /// them.
+    pub shutdown_timeout: Duration,
     /// Interval at which delivered indexes are written to the store.
     pub mark_interval: Duration,
     /// Connections each listener holds at once; more are refused at once.
     pub max_connections: usize,
+    /// Connections each listener holds at once from one client address (an IPv4 address or an
+    /// IPv6 /64); more are refused at once. 0: no cap but `max_connections`.
+    pub max_connections_per_address: usize,
+    /// Who may read `GET /metrics`.
+    pub metrics_access: crate::transport::http::MetricsAccess,
     /// TLS on the HTTP/WebSocket listener: the certificate chain and key (PEM), reloaded on
     /// SIGHUP.
     pub tls: Option<crate::transport::tls::TlsFiles>,
@@ -97,8 +116,15 @@ impl Default for Config {
             rate_burst: 2000,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
+            request_head_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(30),
+            line_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
             mark_interval: Duration::from_secs(1),
             max_connections: 100_000,
+            max_connections_per_address: 1000,
+            metrics_access: crate::transport::http::MetricsAccess::default(),
             tls: None,
             account_poll: Duration::from_millis(500),
             files_dir: None,

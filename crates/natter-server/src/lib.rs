@@ -52,7 +52,8 @@ impl From<TcpListener> for Listeners {
 }
 
 /// Serve until `shutdown` is cancelled, then stop accepting, let every connection finish the
-/// request it is handling and close, and flush the store.
+/// request it is handling and close (within `Config::shutdown_timeout`, whatever the clients
+/// do), and flush the store.
 ///
 /// # Errors
 /// The store cannot be opened, or a listener fails.
@@ -95,32 +96,36 @@ pub async fn run(
         app.config.max_connections,
         "http",
         transport::HTTP_REFUSAL,
-    );
-    let router = transport::http::router(app.clone())
-        .into_make_service_with_connect_info::<transport::ClientAddr>();
-    let served = match certs {
-        None => {
-            axum::serve(http, router)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .await
-        }
+    )
+    .per_address(app.config.max_connections_per_address)
+    .shared(app.config.limits.shared_addresses.clone());
+    let router = transport::http::router(app.clone());
+    let began = match certs {
+        None => transport::http::serve(&app, http, router).await,
         Some(certs) => {
             tokio::spawn(transport::tls::reload_on_hangup(
                 certs.clone(),
                 shutdown.clone(),
             ));
             let tls = transport::tls::TlsListener::new(http, certs, shutdown.clone());
-            axum::serve(tls, router)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .await
+            transport::http::serve(&app, tls, router).await
         }
     };
     // Upgraded WebSocket connections (and line connections) are tracked apart from HTTP
-    // requests.
+    // requests; they end on their own at shutdown, each within a bounded farewell. Whatever is
+    // left at the deadline is dropped with the process.
     app.tracker.close();
-    app.tracker.wait().await;
+    let deadline = began + app.config.shutdown_timeout;
+    if tokio::time::timeout_at(deadline, app.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = app.tracker.len(),
+            "connections still open at the shutdown deadline (--shutdown-timeout-secs); left behind"
+        );
+    }
     app.domain.close().await;
     tracing::info!("natter stopped");
-    served?;
     Ok(())
 }

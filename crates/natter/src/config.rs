@@ -88,6 +88,53 @@ pub struct ServeArgs {
     /// Connections each listener holds at once; more are refused at once [default: 100000].
     #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Connections each listener holds at once from one client address (an IPv4 address or an
+    /// IPv6 /64); more are refused at once; 0 for no cap but --max-connections [default: 1000].
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Addresses or networks that stand for many clients, comma-separated: a reverse proxy or a
+    /// load generator. They are not capped per address (connections, failed logins), only per
+    /// account and by --max-connections; empty for none [default: 127.0.0.0/8,::1].
+    #[arg(long, env = "NATTER_SHARED_ADDRESSES")]
+    pub shared_addresses: Option<String>,
+    /// Seconds a client has to send a whole HTTP request head (a WebSocket upgrade included)
+    /// after connecting or after its previous request; then it is closed [default: 10].
+    #[arg(long, env = "NATTER_REQUEST_HEAD_TIMEOUT_SECS")]
+    pub request_head_timeout_secs: Option<u64>,
+    /// Seconds a request body (an upload) may pause; a body that stops for longer is cut,
+    /// keeping what arrived [default: 30].
+    #[arg(long, env = "NATTER_BODY_IDLE_TIMEOUT_SECS")]
+    pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay without logging in (from its start or a logout)
+    /// [default: 30].
+    #[arg(long, env = "NATTER_LOGIN_TIMEOUT_SECS")]
+    pub login_timeout_secs: Option<u64>,
+    /// Seconds a line of a line dialect may take from its first byte to its newline
+    /// [default: 30].
+    #[arg(long, env = "NATTER_LINE_TIMEOUT_SECS")]
+    pub line_timeout_secs: Option<u64>,
+    /// Seconds shutdown waits for connections to finish what they are doing before it drops
+    /// them [default: 10].
+    #[arg(long, env = "NATTER_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+    /// Failed password, token or security-answer attempts an account is allowed before it is
+    /// locked (1 s, doubling with each further failure) [default: 5].
+    #[arg(long, env = "NATTER_GUESS_FREE_PER_ACCOUNT")]
+    pub guess_free_per_account: Option<u32>,
+    /// The same per client address (an IPv4 address or an IPv6 /64) [default: 20].
+    #[arg(long, env = "NATTER_GUESS_FREE_PER_ADDRESS")]
+    pub guess_free_per_address: Option<u32>,
+    /// Longest lock after failed attempts, in seconds [default: 900].
+    #[arg(long, env = "NATTER_GUESS_MAX_LOCK_SECS")]
+    pub guess_max_lock_secs: Option<u64>,
+    /// Who may read /metrics: addresses or networks, comma-separated (`0.0.0.0/0,::/0` for
+    /// anyone) [default: 127.0.0.0/8,::1].
+    #[arg(long, env = "NATTER_METRICS_ALLOW")]
+    pub metrics_allow: Option<String>,
+    /// A token /metrics then also requires, as `Authorization: Bearer <token>` (set it in the
+    /// environment or the file rather than on the command line).
+    #[arg(long, env = "NATTER_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
     /// TLS for HTTP and WebSocket: the certificate chain (PEM); with `--tls-key`. Reloaded on
     /// SIGHUP.
     #[arg(long, env = "NATTER_TLS_CERT", requires = "tls_key")]
@@ -279,6 +326,18 @@ impl Settings {
                 session_ttl_days,
                 max_group_members,
                 max_connections,
+                max_connections_per_address,
+                shared_addresses,
+                request_head_timeout_secs,
+                body_idle_timeout_secs,
+                login_timeout_secs,
+                line_timeout_secs,
+                shutdown_timeout_secs,
+                guess_free_per_account,
+                guess_free_per_address,
+                guess_max_lock_secs,
+                metrics_allow,
+                metrics_token,
                 registration,
                 tls_cert,
                 tls_key,
@@ -344,6 +403,58 @@ impl Settings {
         if let Some(v) = args.max_connections {
             anyhow::ensure!(v >= 1, "max-connections must be at least 1");
             server.max_connections = v;
+        }
+        if let Some(v) = args.max_connections_per_address {
+            server.max_connections_per_address = v;
+        }
+        let secs = |v: Option<u64>, name: &str| -> anyhow::Result<Option<Duration>> {
+            match v {
+                Some(0) => anyhow::bail!("{name} must be at least 1"),
+                v => Ok(v.map(Duration::from_secs)),
+            }
+        };
+        if let Some(d) = secs(args.request_head_timeout_secs, "request-head-timeout-secs")? {
+            server.request_head_timeout = d;
+        }
+        if let Some(d) = secs(args.body_idle_timeout_secs, "body-idle-timeout-secs")? {
+            server.body_idle_timeout = d;
+        }
+        if let Some(d) = secs(args.login_timeout_secs, "login-timeout-secs")? {
+            server.login_timeout = d;
+        }
+        if let Some(d) = secs(args.line_timeout_secs, "line-timeout-secs")? {
+            server.line_timeout = d;
+        }
+        if let Some(d) = secs(args.shutdown_timeout_secs, "shutdown-timeout-secs")? {
+            server.shutdown_timeout = d;
+        }
+        let guessing = &mut server.limits.guessing;
+        if let Some(v) = args.guess_free_per_account {
+            anyhow::ensure!(v >= 1, "guess-free-per-account must be at least 1");
+            guessing.account.free = v;
+        }
+        if let Some(v) = args.guess_free_per_address {
+            anyhow::ensure!(v >= 1, "guess-free-per-address must be at least 1");
+            guessing.address.free = v;
+        }
+        if let Some(d) = secs(args.guess_max_lock_secs, "guess-max-lock-secs")? {
+            guessing.account.max_lock = d;
+            guessing.address.max_lock = d;
+        }
+        if let Some(v) = args.metrics_allow {
+            server.metrics_access.allow =
+                networks(&v).map_err(|e| anyhow::anyhow!("metrics-allow: {e}"))?;
+        }
+        if let Some(v) = args.shared_addresses {
+            server.limits.shared_addresses =
+                networks(&v).map_err(|e| anyhow::anyhow!("shared-addresses: {e}"))?;
+        }
+        if let Some(v) = args.metrics_token {
+            anyhow::ensure!(
+                v.len() >= 16,
+                "metrics-token must be at least 16 characters"
+            );
+            server.metrics_access.token = Some(v);
         }
         if let Some(v) = args.rate_per_sec {
             server.rate_per_sec = v;
@@ -420,6 +531,14 @@ impl Settings {
     }
 }
 
+/// Comma-separated addresses and networks (`10.0.0.0/8,192.0.2.7,::1`).
+fn networks(list: &str) -> Result<Vec<natter_server::transport::Network>, String> {
+    list.split(',')
+        .filter(|n| !n.trim().is_empty())
+        .map(str::parse)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +612,18 @@ mod tests {
         assert_eq!(got.orphan_grace, want.orphan_grace);
         assert_eq!(got.link_ttl, want.link_ttl);
         assert_eq!(s.server.files_sweep, d.files_sweep);
+        assert_eq!(
+            s.server.max_connections_per_address,
+            d.max_connections_per_address
+        );
+        assert_eq!(s.server.request_head_timeout, d.request_head_timeout);
+        assert_eq!(s.server.login_timeout, d.login_timeout);
+        assert_eq!(s.server.body_idle_timeout, d.body_idle_timeout);
+        assert_eq!(s.server.line_timeout, d.line_timeout);
+        assert_eq!(s.server.shutdown_timeout, d.shutdown_timeout);
+        assert_eq!(s.server.limits.guessing, d.limits.guessing);
+        assert_eq!(s.server.metrics_access, d.metrics_access);
+        assert_eq!(s.server.limits.shared_addresses, d.limits.shared_addresses);
         assert_eq!(
             file.store, None,
             "a setting without a default stays commented"

@@ -24,11 +24,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod tests {
     #[test]
     fn log_levels_mean_what_they_say() {
-        use super::log_filter;
+        use super::{QUIET, log_filter};
         assert_eq!(log_filter("info").expect("info"), "info");
         assert_eq!(
             log_filter("verbose").expect("verbose"),
-            "info,natter=debug,natter_server=debug"
+            format!("info,natter=debug,natter_server=debug,{QUIET}")
         );
         assert_eq!(
             log_filter("DEBUG").expect("debug"),
@@ -36,8 +36,14 @@ mod tests {
         );
         assert_eq!(
             log_filter("natter_server=trace").expect("directive"),
-            "natter_server=trace"
+            format!("natter_server=trace,{QUIET}")
         );
+        // The WebSocket library's frame tracing stays off, whatever is asked.
+        assert_eq!(
+            log_filter("trace,tungstenite=trace").expect("directive"),
+            format!("trace,{QUIET}")
+        );
+        assert_eq!(log_filter("off").expect("off"), "off");
         let e = log_filter("loud").expect_err("not a level");
         assert!(e.to_string().contains("unknown log level `loud`"), "{e}");
     }
@@ -209,17 +215,31 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Libraries whose debug and trace lines carry what clients send (the WebSocket library
+/// prints every frame, passwords and tokens included): held at `info` whatever the level.
+const QUIET: &str = "tungstenite=info,tokio_tungstenite=info";
+
 /// The filter a `--log-level` names. A level word means that level for natter's own lines,
 /// with libraries at `info` at most (their debug lines are a query or a frame each): `error`,
 /// `warn`, `info`, `debug` (also `verbose`), `trace`, `off`. Anything with `=` or `,` is a
-/// `RUST_LOG`-style filter, taken as it is (`natter_server=debug,sqlx=warn`).
+/// `RUST_LOG`-style filter, taken as it is (`natter_server=debug,sqlx=warn`). Either way the
+/// libraries that would log secrets ([`QUIET`]) never log below `info`.
 ///
 /// # Errors
 /// A bare word that is no level (it would silently be read as a module name).
 fn log_filter(level: &str) -> anyhow::Result<String> {
     let level = level.trim();
     if level.contains('=') || level.contains(',') {
-        return Ok(level.to_owned());
+        let kept: Vec<&str> = level
+            .split(',')
+            .map(str::trim)
+            .filter(|d| {
+                !d.is_empty()
+                    && !d.starts_with("tungstenite")
+                    && !d.starts_with("tokio_tungstenite")
+            })
+            .collect();
+        return Ok(format!("{},{QUIET}", kept.join(",")));
     }
     let ours = match level.to_ascii_lowercase().as_str() {
         "off" => return Ok("off".into()),
@@ -233,7 +253,7 @@ fn log_filter(level: &str) -> anyhow::Result<String> {
              or a filter such as `natter_server=debug,info`)"
         ),
     };
-    Ok(format!("info,natter={ours},natter_server={ours}"))
+    Ok(format!("info,natter={ours},natter_server={ours},{QUIET}"))
 }
 
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {

@@ -188,6 +188,31 @@ pub struct Head {
     pub request_id: Option<Value>,
 }
 
+/// The head of a frame that is not decoded (one refused before decoding, such as over the rate
+/// limit): its `code` and a valid `request_id`, the rest skipped without being built. Nothing
+/// for a frame that is not a JSON object.
+pub fn head_of(text: &str) -> Head {
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        #[serde(default)]
+        code: Option<Value>,
+        #[serde(default)]
+        request_id: Option<Value>,
+    }
+    match serde_json::from_str::<Raw>(text) {
+        Ok(raw) => Head {
+            code: raw.code.as_ref().and_then(Value::as_i64),
+            request_id: raw
+                .request_id
+                .filter(|id| !id.is_null() && valid_request_id(id)),
+        },
+        Err(_) => Head {
+            code: None,
+            request_id: None,
+        },
+    }
+}
+
 /// Whether a (non-null) `request_id` is acceptable: an integer, or a string of at most
 /// `MAX_REQUEST_ID_LEN` characters.
 pub fn valid_request_id(id: &Value) -> bool {
@@ -254,4 +279,22 @@ pub fn parse_object(text: &str) -> Result<(Map<String, Value>, Head), (Head, Wir
         ));
     }
     Ok((map, head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_head_of_an_undecoded_frame_is_its_code_and_valid_request_id() {
+        let head = head_of(r#"{"msg": {"deep": [1, 2]}, "code": 0, "request_id": "r-1"}"#);
+        assert_eq!(head.code, Some(0));
+        assert_eq!(head.request_id, Some(json!("r-1")));
+        let head = head_of(r#"{"code": 6, "request_id": {"not": "an id"}}"#);
+        assert_eq!(head.code, Some(6));
+        assert_eq!(head.request_id, None);
+        let head = head_of("not json");
+        assert_eq!((head.code, head.request_id), (None, None));
+    }
 }

@@ -36,10 +36,14 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Outbox items handled per turn before the loop looks at the socket again.
 const DRAIN_MAX: usize = 256;
+/// Longest the last words of a closing connection (the acks of its sends in flight, its
+/// farewell and the close) may take: a peer that does not read cannot hold the task, or
+/// shutdown, longer than this.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a wire reads.
 #[derive(Debug)]
@@ -52,6 +56,9 @@ pub enum Inbound {
     Alive,
     /// A frame over the wire's hard limit: the connection is closed.
     Oversize,
+    /// The peer broke the wire's rules (invalid UTF-8 in a WebSocket text frame, a protocol
+    /// violation, a line not finished in time): the connection is closed for this reason.
+    Broken(Close),
     /// The peer closed the connection, or it broke.
     Closed,
 }
@@ -76,6 +83,26 @@ impl Close {
     pub const TOO_LARGE: Self = Self {
         code: 1009,
         reason: "frame too large",
+    };
+    /// A WebSocket text frame that is not UTF-8.
+    pub const INVALID_UTF8: Self = Self {
+        code: 1007,
+        reason: "invalid UTF-8",
+    };
+    /// A frame that breaks the WebSocket protocol.
+    pub const PROTOCOL: Self = Self {
+        code: 1002,
+        reason: "protocol violation",
+    };
+    /// No login within `--login-timeout-secs` of connecting (or of logging out).
+    pub const LOGIN_TIMEOUT: Self = Self {
+        code: 1008,
+        reason: "login timeout",
+    };
+    /// A line not finished within `--line-timeout-secs` of its first byte.
+    pub const TOO_SLOW: Self = Self {
+        code: 1008,
+        reason: "request too slow",
     };
     /// The login this connection used ended (revoked, or its password changed).
     pub const LOGGED_OUT: Self = Self {
@@ -151,7 +178,7 @@ pub struct Conn<D: Dialect> {
     app: Arc<App>,
     dialect: Arc<D>,
     handle: Arc<ConnHandle>,
-    /// The client's address, for the log.
+    /// The client's address, for the log and the limits on guessing.
     peer: SocketAddr,
     /// Refusing frames over the rate limit (logged once per run of refusals).
     refusing: bool,
@@ -189,6 +216,12 @@ impl<D: Dialect> Conn<D> {
 
     pub fn state_mut(&mut self) -> &mut D::State {
         &mut self.state
+    }
+
+    /// The client's address (its attempts at passwords, tokens and answers are limited per
+    /// address as well as per account).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// The logged-in account, if any.
@@ -239,7 +272,11 @@ impl<D: Dialect> Conn<D> {
         let (login, fresh, since) = match credentials {
             Credentials::Password(key, password) => {
                 let account = crate::domain::key_for_log(&key);
-                let login = self.app.domain.login(key, &password).await;
+                let login = self
+                    .app
+                    .domain
+                    .login_from(key, &password, Some(self.peer.ip()))
+                    .await;
                 match &login {
                     Ok(_) => m.logins_ok.increment(1),
                     Err(DomainError::Internal) => m.logins_failed.increment(1),
@@ -251,7 +288,11 @@ impl<D: Dialect> Conn<D> {
                 (login?, true, Since::Chats(Vec::new()))
             }
             Credentials::Token(token, since) => {
-                let login = self.app.domain.resume(&token).await;
+                let login = self
+                    .app
+                    .domain
+                    .resume_from(&token, Some(self.peer.ip()))
+                    .await;
                 match &login {
                     Ok(_) => m.resumes_ok.increment(1),
                     Err(DomainError::Internal) => m.logins_failed.increment(1),
@@ -395,6 +436,8 @@ pub async fn serve<W: Wire, D: Dialect>(
     let mut last_seen = Instant::now();
     let mut heard = false;
     let mut last_ping = Instant::now();
+    // Since when the connection has not been logged in (from its start, or a logout).
+    let mut anonymous_since = Some(Instant::now());
     // Made once, not per turn of the loop (each would register with the token anew).
     let cancelled = app.shutdown.cancelled();
     tokio::pin!(cancelled);
@@ -410,18 +453,26 @@ pub async fn serve<W: Wire, D: Dialect>(
             inbound = wire.recv(), if conn.sends_in_flight() < config.max_pending_sends => {
                 heard = true;
                 match inbound {
-                    Inbound::Frame(_) | Inbound::Binary if !conn.allow_frame() => {
+                    Inbound::Frame(frame) if !conn.allow_frame() => {
                         conn.rate_limited();
-                        frames.push(dialect.refuse_frame(Refusal::RateLimited));
+                        frames.push(dialect.refuse_frame(Some(&frame), Refusal::RateLimited));
+                    }
+                    Inbound::Binary if !conn.allow_frame() => {
+                        conn.rate_limited();
+                        frames.push(dialect.refuse_frame(None, Refusal::RateLimited));
                     }
                     Inbound::Frame(frame) if frame.len() > config.max_frame_bytes => {
                         let max = config.max_frame_bytes;
-                        frames.push(dialect.refuse_frame(Refusal::FrameTooLarge { max }));
+                        let why = Refusal::FrameTooLarge { max };
+                        frames.push(dialect.refuse_frame(Some(&frame), why));
                     }
                     Inbound::Frame(frame) => conn.request(&dialect, &frame, &mut frames).await,
-                    Inbound::Binary => frames.push(dialect.refuse_frame(Refusal::BinaryFrame)),
+                    Inbound::Binary => {
+                        frames.push(dialect.refuse_frame(None, Refusal::BinaryFrame));
+                    }
                     Inbound::Alive => {}
                     Inbound::Oversize => break Some(Close::TOO_LARGE),
+                    Inbound::Broken(why) => break Some(why),
                     Inbound::Closed => break None,
                 }
             }
@@ -460,32 +511,61 @@ pub async fn serve<W: Wire, D: Dialect>(
                 } else if last_seen.elapsed() > config.idle_timeout {
                     break Some(Close::IDLE);
                 }
+                match (conn.me(), anonymous_since) {
+                    (Some(_), _) => anonymous_since = None,
+                    (None, None) => anonymous_since = Some(Instant::now()),
+                    (None, Some(since)) if since.elapsed() > config.login_timeout => {
+                        break Some(Close::LOGIN_TIMEOUT);
+                    }
+                    (None, Some(_)) => {}
+                }
                 conn.flush_marks().await;
                 if last_ping.elapsed() >= config.ping_interval {
                     last_ping = Instant::now();
-                    if wire.keepalive().await.is_err() {
+                    // A peer that does not read cannot hold the connection past shutdown.
+                    let alive = tokio::select! {
+                        biased;
+                        r = wire.keepalive() => r.is_ok(),
+                        () = &mut cancelled => false,
+                    };
+                    if !alive {
                         break None;
                     }
                 }
             }
         }
         if !frames.is_empty() {
-            if wire.send(&mut frames).await.is_err() {
+            let sent = tokio::select! {
+                biased;
+                r = wire.send(&mut frames) => r.is_ok(),
+                () = &mut cancelled => false,
+            };
+            if !sent {
                 break None;
             }
             conn.written();
         }
     };
-    if let Some(why) = close {
-        // The socket is still open: ack the sends the store is finishing, and say goodbye.
-        conn.drain_sends(&mut frames).await;
-        frames.extend(dialect.farewell(why));
-    }
-    if !frames.is_empty() && wire.send(&mut frames).await.is_ok() {
-        conn.written();
-    }
-    if let Some(why) = close {
-        wire.close(why).await;
+    // Bounded: a peer that does not read, or a store that does not answer, cannot keep the
+    // connection (and shutdown) waiting.
+    let last_words = async {
+        if let Some(why) = close {
+            // The socket is still open: ack the sends the store is finishing, and say goodbye.
+            conn.drain_sends(&mut frames).await;
+            frames.extend(dialect.farewell(why));
+        }
+        if !frames.is_empty() && wire.send(&mut frames).await.is_ok() {
+            conn.written();
+        }
+        if let Some(why) = close {
+            wire.close(why).await;
+        }
+    };
+    if tokio::time::timeout(FAREWELL_TIMEOUT, last_words)
+        .await
+        .is_err()
+    {
+        tracing::debug!(client = %peer, "connection dropped: its last words were not taken in time");
     }
     tracing::debug!(
         client = %peer,

@@ -101,8 +101,9 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// The reply refusing `request` for `why` (the login gate).
     fn refuse(&self, request: &Self::Request, why: Refusal) -> Bytes;
 
-    /// The reply refusing a frame that was not decoded (budget, size, binary).
-    fn refuse_frame(&self, why: Refusal) -> Bytes;
+    /// The reply refusing a frame that was not decoded (budget, size, binary); `frame` is the
+    /// refused text frame, if it was one, so that the reply can name its request (its id).
+    fn refuse_frame(&self, frame: Option<&[u8]>, why: Refusal) -> Bytes;
 
     /// A stored message as delivered to this dialect's connections (the same bytes for every
     /// receiver: it is encoded once per message).

@@ -156,8 +156,20 @@ fn invalid_text(i: Invalid) -> String {
     }
 }
 
+/// What a part that is not text names: the id of the file it carries (its content is the
+/// file's JSON), or its content as it is when that is not a file's JSON.
+fn file_id(content: &str) -> &str {
+    let id = content
+        .strip_prefix('{')
+        .and_then(|_| content.split_once(r#""id":""#))
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(id, _)| id);
+    id.unwrap_or(content)
+}
+
 /// A stored message's `content`: its parts in order, separated by a space; text as it is,
-/// an image, voice or file part as `[image <ref>]`, `[voice <ref>]`, `[file <ref>]`, a part of
+/// an image, voice, file or emoji part as `[image <file id>]`, `[voice <id>]`, `[file <id>]`,
+/// `[emoji <id>]`, a part of
 /// another category as `[attachment <ref>]`, and a system message's event part (for programs;
 /// its text says the same) left out.
 pub fn content(m: &Message) -> String {
@@ -166,10 +178,7 @@ pub fn content(m: &Message) -> String {
         let tag = match part.category {
             Category::TEXT => None,
             Category::EVENT => continue,
-            Category(1) => Some("image"),
-            Category(2) => Some("voice"),
-            Category(3) => Some("file"),
-            Category(_) => Some("attachment"),
+            Category(c) => Some(natter_proto::view::FileKind::of(c).map_or("attachment", |k| k.name())),
         };
         if !out.is_empty() {
             out.push(' ');
@@ -179,9 +188,10 @@ pub fn content(m: &Message) -> String {
             Some(tag) => {
                 out.push('[');
                 out.push_str(tag);
-                if !part.content.is_empty() {
+                let reference = file_id(&part.content);
+                if !reference.is_empty() {
                     out.push(' ');
-                    out.push_str(&part.content);
+                    out.push_str(reference);
                 }
                 out.push(']');
             }
@@ -576,6 +586,10 @@ mod tests {
             ])),
             "see [image f/12] [file] [attachment x]"
         );
+        // A file part as the server writes it: its id.
+        let voice = r#"{"duration_ms":900,"id":"abc","kind":"voice","mime":"audio/ogg","name":"n","size":3}"#;
+        assert_eq!(content(&m(vec![part(2, voice), part(0, "hey")])), "[voice abc] hey");
+        assert_eq!(content(&m(vec![part(4, r#"{"id":"e1","kind":"emoji"}"#)])), "[emoji e1]");
         assert_eq!(
             content(&m(vec![part(0, "Ann joined"), part(100, "{}")])),
             "Ann joined"

@@ -2,10 +2,12 @@
 //! new device), token resume, logout, and looking an account up.
 
 use super::error::internal;
+use super::guard::Subject;
 use super::profiles::{MAX_NICKNAME, normal_identity, taken};
-use super::{Domain, DomainError, Invalid, LoginKey, Registration, auth, now_ms};
+use super::{Domain, DomainError, Invalid, LoginKey, Registration, Secret, auth, now_ms};
 use crate::store::{Account, Device, Identity, NewAccount, StoreError, status};
 use natter_proto::Ocid;
+use std::net::IpAddr;
 
 /// A login: the account, the session token that proves it, and the device that token is.
 #[derive(Debug, Clone)]
@@ -135,31 +137,58 @@ impl Domain {
     /// Check a password login and open a session: a new device of the account.
     ///
     /// # Errors
-    /// `BadCredentials` for an unknown account or a wrong password; `Internal`.
+    /// As [`Domain::login_from`].
     pub async fn login(&self, key: LoginKey, password: &str) -> Result<Login, DomainError> {
+        self.login_from(key, password, None).await
+    }
+
+    /// Check a password login from the client at `client` (when known) and open a session: a
+    /// new device of the account. Failures are limited per account and per client address
+    /// (see `guard.rs`); an unknown account costs the same time as a known one.
+    ///
+    /// # Errors
+    /// `BadCredentials` for an unknown account or a wrong password; `TooManyAttempts`;
+    /// `Internal`.
+    pub async fn login_from(
+        &self,
+        key: LoginKey,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Login, DomainError> {
         let logged = key_for_log(&key);
-        let found = match key {
-            LoginKey::Ocid(o) => self.store.account(o).await,
+        let (found, name) = match key {
+            LoginKey::Ocid(o) => (self.store.account(o).await, Subject::account(o)),
             LoginKey::Identity(id) => match normal_identity(&id) {
-                Ok(id) => self.store.account_by(&id).await,
+                Ok(id) => {
+                    let name = Subject::name(&identity_name(&id));
+                    (self.store.account_by(&id).await, name)
+                }
                 // No account has a malformed identity.
-                Err(_) => Ok(None),
+                Err(_) => (Ok(None), Subject::name(&identity_name(&id))),
             },
-        }
-        .map_err(|e| internal("account lookup failed", &e))?;
+        };
+        let found = found.map_err(|e| internal("account lookup failed", &e))?;
+        let subject = found.as_ref().map_or(name, |a| Subject::account(a.ocid));
+        let attempt = self.attempt(Secret::Password, Some(subject), client)?;
+        // An unknown account is checked against no hash, which costs as much as a real one.
+        let hash = found
+            .as_ref()
+            .map(|a| a.password_hash.clone())
+            .unwrap_or_default();
+        let matches = self
+            .hasher
+            .verify(password.to_owned(), hash)
+            .await
+            .map_err(|e| internal("password check failed", &e))?;
         let Some(account) = found else {
             tracing::debug!(key = %logged, reason = "no such account", "login refused");
             return Err(DomainError::BadCredentials);
         };
-        let matches = self
-            .hasher
-            .verify(password.to_owned(), account.password_hash.clone())
-            .await
-            .map_err(|e| internal("password check failed", &e))?;
         if !matches {
             tracing::debug!(ocid = %account.ocid, reason = "wrong password", "login refused");
             return Err(DomainError::BadCredentials);
         }
+        attempt.succeeded();
         // Told only to whoever knows the password.
         if account.status != status::ACTIVE {
             tracing::debug!(ocid = %account.ocid, reason = "account disabled", "login refused");
@@ -184,8 +213,32 @@ impl Domain {
     /// The login behind a live session token.
     ///
     /// # Errors
-    /// `InvalidToken` when unknown, expired or revoked; `Internal`.
+    /// As [`Domain::resume_from`].
     pub async fn resume(&self, token: &str) -> Result<Login, DomainError> {
+        self.resume_from(token, None).await
+    }
+
+    /// The login behind a live session token presented by the client at `client` (when
+    /// known). Failures are limited per client address: a token names no account until it is
+    /// right (and, 256 random bits, cannot be guessed; the limit stops scans).
+    ///
+    /// # Errors
+    /// `InvalidToken` when unknown, expired or revoked; `AccountDisabled`;
+    /// `TooManyAttempts`; `Internal`.
+    pub async fn resume_from(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Login, DomainError> {
+        let attempt = self.attempt(Secret::Token, None, client)?;
+        let login = self.session_login(token).await;
+        if !matches!(login, Err(DomainError::InvalidToken)) {
+            attempt.succeeded();
+        }
+        login
+    }
+
+    async fn session_login(&self, token: &str) -> Result<Login, DomainError> {
         let device = Device(auth::token_hash(token));
         let (row, account) = self
             .store
@@ -212,7 +265,7 @@ impl Domain {
     /// # Errors
     /// `InvalidToken`; `AccountDisabled`; `Internal`.
     pub async fn standing(&self, token: &str) -> Result<(), DomainError> {
-        self.resume(token).await.map(|_| ())
+        self.session_login(token).await.map(|_| ())
     }
 
     /// Revoke a session token (logout).
@@ -248,6 +301,15 @@ impl Domain {
             .await
             .map_err(|e| internal("account lookup failed", &e))?
             .ok_or(DomainError::NoSuchAccount(ocid))
+    }
+}
+
+/// An identity as the guessing limits name an account that may not exist.
+pub(super) fn identity_name(id: &Identity) -> String {
+    match id {
+        Identity::Email(e) => format!("email:{}", e.trim().to_lowercase()),
+        Identity::Username(u) => format!("username:{}", u.trim().to_lowercase()),
+        Identity::Phone(p) => format!("phone:{}", p.trim()),
     }
 }
 

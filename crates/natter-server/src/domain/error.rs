@@ -158,6 +158,11 @@ pub enum DomainError {
     /// Too many wrong security answers: answers are refused for `retry_after_s` seconds.
     #[error("too many wrong answers; try again in {retry_after_s} s")]
     ResetLocked { retry_after_s: u64 },
+    /// Too many failed attempts at a password, token or answer by this account or from this
+    /// address: attempts are refused for `retry_after_s` seconds (the wait grows with each
+    /// further failure).
+    #[error("too many failed attempts; try again in {retry_after_s} s")]
+    TooManyAttempts { retry_after_s: u64 },
     #[error("no security question is set")]
     NoSecurityQuestion,
     #[error("no such login")]

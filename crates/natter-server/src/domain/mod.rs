@@ -17,7 +17,8 @@
 //! - `reads.rs`: read receipts, the chat list with unread counts, and what a login is told;
 //! - `files.rs`: uploads, files, who may read them, files in messages, avatars, the sweep;
 //! - `service.rs`: service tokens and UUIDs (the identity of the service-code dialect);
-//! - `auth.rs`: password hashing and session tokens.
+//! - `auth.rs`: password hashing and session tokens;
+//! - `guard.rs`: limits on guessing secrets (per account and per client address).
 
 mod accounts;
 pub mod admin;
@@ -27,6 +28,7 @@ mod error;
 pub mod files;
 pub mod friends;
 pub mod groups;
+pub mod guard;
 mod messages;
 pub mod profiles;
 pub mod reads;
@@ -53,6 +55,13 @@ pub struct Limits {
     pub session_ttl: Duration,
     /// Who may register.
     pub registration: Registration,
+    /// Failed attempts at passwords, session tokens and security answers allowed per
+    /// account and per client address, and the back-off after them.
+    pub guessing: guard::GuessLimits,
+    /// Addresses that stand for many clients (a reverse proxy or a load generator on them):
+    /// they are not limited per address (connections, guessing), only per account and by the
+    /// node's caps. Loopback by default.
+    pub shared_addresses: Vec<guard::Network>,
     pub files: files::FileLimits,
 }
 
@@ -63,6 +72,8 @@ impl Default for Limits {
             max_group_members: 10_000,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             registration: Registration::Open,
+            guessing: guard::GuessLimits::default(),
+            shared_addresses: guard::Network::loopback(),
             files: files::FileLimits::default(),
         }
     }
@@ -138,6 +149,7 @@ pub struct Domain {
     chats: Mutex<IdMap<ChatId, Arc<ChatInfo>>>,
     pairs: Mutex<IdMap<(Ocid, Ocid), Arc<ChatInfo>>>,
     hasher: auth::Hasher,
+    guards: Guards,
     /// File bytes (absent for operator commands, which never read them).
     files: Option<files::FileStorage>,
     /// The key that signs file links, read from the store once.
@@ -147,6 +159,89 @@ pub struct Domain {
     blob_turn: tokio::sync::Mutex<()>,
     /// The key of service token hashes, read from the store on first use.
     service_key: tokio::sync::OnceCell<[u8; 32]>,
+}
+
+/// Failed attempts at each kind of secret, counted apart.
+struct Guards {
+    password: guard::Guard,
+    token: guard::Guard,
+    answer: guard::Guard,
+    service: guard::Guard,
+}
+
+impl Guards {
+    fn new(limits: guard::GuessLimits) -> Self {
+        Self {
+            password: guard::Guard::new(limits),
+            token: guard::Guard::new(limits),
+            answer: guard::Guard::new(limits),
+            service: guard::Guard::new(limits),
+        }
+    }
+}
+
+/// A kind of secret whose failed attempts are counted (apart from the other kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// An account's password (logins, and the current password before a change).
+    Password,
+    /// A session token (resumes).
+    Token,
+    /// A security answer (password resets).
+    Answer,
+    /// A token a dialect issues for its own requests (such as a service code's token).
+    Service,
+}
+
+impl Domain {
+    /// Count one attempt at a `secret` of `subject` (an account, or a name that may be one;
+    /// `None` when the secret names no account until it is checked) by the client at `client`,
+    /// before the secret is checked. Call [`guard::Attempt::succeeded`] when it proves right;
+    /// dropped otherwise, the attempt counts as a failure. A shared address (a proxy) is not
+    /// counted per address.
+    ///
+    /// ```text
+    /// let attempt = domain.attempt(Secret::Service, Some(Subject::account(ocid)), Some(ip))?;
+    /// if token_is_right { attempt.succeeded(); } else { return Err(...) }
+    /// ```
+    ///
+    /// # Errors
+    /// `TooManyAttempts` (with the seconds to wait) while the account or the address is
+    /// locked; the secret must then not be checked.
+    pub fn attempt(
+        &self,
+        secret: Secret,
+        subject: Option<guard::Subject>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<guard::Attempt<'_>, DomainError> {
+        let guard = match secret {
+            Secret::Password => &self.guards.password,
+            Secret::Token => &self.guards.token,
+            Secret::Answer => &self.guards.answer,
+            Secret::Service => &self.guards.service,
+        };
+        let subjects: Vec<guard::Subject> = subject
+            .into_iter()
+            .chain(self.address_subject(client))
+            .collect();
+        Ok(guard.attempt(&subjects)?)
+    }
+
+    /// The client at `client` as a subject of the guessing limits, unless it is unknown or a
+    /// shared address.
+    fn address_subject(&self, client: Option<std::net::IpAddr>) -> Option<guard::Subject> {
+        client
+            .filter(|ip| !guard::Network::any_contains(&self.limits.shared_addresses, *ip))
+            .map(guard::Subject::address)
+    }
+}
+
+impl From<guard::Locked> for DomainError {
+    fn from(l: guard::Locked) -> Self {
+        Self::TooManyAttempts {
+            retry_after_s: l.retry_after_s(),
+        }
+    }
 }
 
 impl Domain {
@@ -160,12 +255,13 @@ impl Domain {
             store,
             bus,
             presence,
-            limits,
             chats: Mutex::new(IdMap::default()),
             pairs: Mutex::new(IdMap::default()),
             hasher: auth::Hasher::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),
+            guards: Guards::new(limits.guessing),
+            limits,
             files: None,
             link_key: tokio::sync::OnceCell::new(),
             blob_turn: tokio::sync::Mutex::new(()),

@@ -3,12 +3,14 @@
 //! remarks it gives friends, the accounts it blocks, and its deletion.
 
 use super::error::internal;
-use super::{Domain, DomainError, Invalid, MAX_AVATAR, TextField, auth, now_ms};
+use super::guard::Subject;
+use super::{Domain, DomainError, Invalid, MAX_AVATAR, Secret, TextField, auth, now_ms};
 use crate::event::{Audience, FriendChange, Notice, Origin};
 use crate::store::{
     Account, Device, Identity, ProfileEdit, Revoke, Role, SearchBy, StoreError, Unique,
 };
 use natter_proto::Ocid;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Longest email address, in bytes.
@@ -283,14 +285,18 @@ impl Domain {
     }
 
     /// Check `me`'s password (for changes that need it again).
+    /// Check the password of the logged-in `me` (before a change it guards); failures count
+    /// against the account as failed logins do.
     pub(super) async fn check_password(&self, me: Ocid, password: &str) -> Result<(), DomainError> {
         let account = self.account(me).await?;
+        let attempt = self.attempt(Secret::Password, Some(Subject::account(me)), None)?;
         let ok = self
             .hasher
             .verify(password.to_owned(), account.password_hash)
             .await
             .map_err(|e| internal("password check failed", &e))?;
         if ok {
+            attempt.succeeded();
             Ok(())
         } else {
             Err(DomainError::BadCredentials)
@@ -400,13 +406,33 @@ impl Domain {
         answer: &str,
         new_password: &str,
     ) -> Result<(), DomainError> {
+        self.reset_password_from(who, answer, new_password, None)
+            .await
+    }
+
+    /// [`Domain::reset_password`] asked by the client at `client` (when known): wrong answers
+    /// are also limited per account and per address with a growing back-off (see `guard.rs`),
+    /// beside the account's stored lock.
+    ///
+    /// # Errors
+    /// As [`Domain::reset_password`], and `TooManyAttempts`.
+    pub async fn reset_password_from(
+        &self,
+        who: &Identity,
+        answer: &str,
+        new_password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(), DomainError> {
         // A bad new password is refused before the answer counts as an attempt.
         check_password(new_password)?;
+        let found = self.account_by(who).await?;
+        let subject = match &found {
+            Some(a) => Subject::account(a.ocid),
+            None => Subject::name(&super::accounts::identity_name(who)),
+        };
+        let attempt = self.attempt(Secret::Answer, Some(subject), client)?;
         let answer = normal_answer(answer).map_err(|_| DomainError::BadCredentials)?;
-        let account = self
-            .account_by(who)
-            .await?
-            .ok_or(DomainError::BadCredentials)?;
+        let account = found.ok_or(DomainError::BadCredentials)?;
         let ocid = account.ocid;
         let state = self
             .store
@@ -458,6 +484,7 @@ impl Domain {
             .set_reset_failures(ocid, 0, 0)
             .await
             .map_err(|e| internal("reset state update failed", &e))?;
+        attempt.succeeded();
         tracing::info!(ocid = %ocid, "password reset by security answer");
         self.end_logins(ocid);
         Ok(())

@@ -426,7 +426,22 @@ async fn receive(
     let mut hasher = checksum.map(|_| Sha256::new());
     let mut stream = body.into_data_stream();
     let mut outcome: Result<(), Refused> = Ok(());
-    while let Some(chunk) = stream.next().await {
+    loop {
+        // A body that stops coming is cut as a dropped connection is: what arrived is kept,
+        // and the client resumes from `HEAD`.
+        let next = tokio::time::timeout(app.config.body_idle_timeout, stream.next()).await;
+        let Ok(next) = next else {
+            outcome = Err(Refused::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "incomplete_body",
+                format!(
+                    "the request body stalled for {} s",
+                    app.config.body_idle_timeout.as_secs()
+                ),
+            ));
+            break;
+        };
+        let Some(chunk) = next else { break };
         let chunk = match chunk {
             Ok(c) => c,
             Err(_) => {

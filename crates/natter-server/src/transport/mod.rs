@@ -1,6 +1,7 @@
-//! Transports: the listeners (a connection cap and accept back-off on each), the HTTP router
-//! that mounts every HTTP and WebSocket dialect, and the adapters that make a socket a
-//! [`crate::conn::Wire`]: `ws.rs` for WebSocket, `tcp.rs` for a stream of lines.
+//! Transports: the listeners (a connection cap per node and per client address, and accept
+//! back-off on each), the HTTP server and router that mount every HTTP and WebSocket dialect,
+//! and the adapters that make a socket a [`crate::conn::Wire`]: `ws.rs` for WebSocket, `tcp.rs`
+//! for a stream of lines.
 
 pub mod files;
 pub mod http;
@@ -8,10 +9,11 @@ pub mod tcp;
 pub mod tls;
 pub mod ws;
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -25,15 +27,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// At most one "connection refused at the cap" log line per this period.
 const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// A listener that holds at most `max` connections at once: a connection beyond the cap is
-/// accepted and closed at once (after `refusal`, a few bytes written if the socket takes them
-/// without waiting), so that clients learn it now rather than after a timeout. Accept errors
-/// that are not about one connection (no file descriptors left) pause accepting with a
-/// back-off instead of spinning.
+/// A listener that holds at most `max` connections at once, and at most `per_address` from one
+/// client address: a connection beyond either cap is accepted and closed at once (after
+/// `refusal`, a few bytes written if the socket takes them without waiting), so that clients
+/// learn it now rather than after a timeout. Accept errors that are not about one connection
+/// (no file descriptors left) pause accepting with a back-off instead of spinning.
 pub struct Capped {
     listener: TcpListener,
     slots: Arc<Semaphore>,
     max: usize,
+    per_address: usize,
+    /// Addresses that stand for many clients (a reverse proxy): not capped per address.
+    shared: Vec<Network>,
+    addresses: Counts,
     name: &'static str,
     refusal: &'static [u8],
     backoff: Duration,
@@ -41,7 +47,28 @@ pub struct Capped {
     refusal_logged: Option<Instant>,
 }
 
-/// The answer to an HTTP connection over the cap.
+/// The connection slot an accepted connection holds, under the node's cap and its address's,
+/// until it is dropped.
+pub struct Slot {
+    _node: OwnedSemaphorePermit,
+    address: Option<AddressHold>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(AddressHold { key, counts }) = self.address.take() {
+            let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = counts.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// The answer to an HTTP connection over a cap.
 pub const HTTP_REFUSAL: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
@@ -58,6 +85,9 @@ impl Capped {
             listener,
             slots: Arc::new(Semaphore::new(max)),
             max,
+            per_address: 0,
+            shared: Vec::new(),
+            addresses: Arc::default(),
             name,
             refusal,
             backoff: Duration::ZERO,
@@ -66,18 +96,42 @@ impl Capped {
         }
     }
 
-    /// The next connection within the cap, with `TCP_NODELAY` set, and the slot it holds until
-    /// it is dropped.
-    pub async fn next(&mut self) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    /// At most `n` connections at once from one client address (an IPv4 address or an IPv6
+    /// /64); 0: no cap but the listener's.
+    #[must_use]
+    pub fn per_address(mut self, n: usize) -> Self {
+        self.per_address = n;
+        self
+    }
+
+    /// Connections from these networks (a reverse proxy, a load generator) are held to the
+    /// listener's cap only.
+    #[must_use]
+    pub fn shared(mut self, networks: Vec<Network>) -> Self {
+        self.shared = networks;
+        self
+    }
+
+    /// The next connection within the caps, with `TCP_NODELAY` set, and the slot it holds
+    /// until it is dropped.
+    pub async fn next(&mut self) -> (TcpStream, SocketAddr, Slot) {
         loop {
             match self.listener.accept().await {
                 Ok((tcp, addr)) => {
                     self.backoff = Duration::ZERO;
-                    let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-                        self.refuse(&tcp, addr);
+                    let Ok(node) = self.slots.clone().try_acquire_owned() else {
+                        self.refuse(&tcp, addr, "--max-connections");
+                        continue;
+                    };
+                    let Some(address) = self.address_slot(addr.ip()) else {
+                        self.refuse(&tcp, addr, "--max-connections-per-address");
                         continue;
                     };
                     without_nagle(&tcp);
+                    let slot = Slot {
+                        _node: node,
+                        address,
+                    };
                     return (tcp, addr, slot);
                 }
                 // The peer gave up before it was accepted: nothing to wait for.
@@ -96,7 +150,26 @@ impl Capped {
         }
     }
 
-    fn refuse(&mut self, tcp: &TcpStream, addr: SocketAddr) {
+    /// A place for one more connection from `ip` under the per-address cap: `Some(None)` when
+    /// there is no such cap, `None` when the address is at it.
+    fn address_slot(&self, ip: IpAddr) -> Option<Option<AddressHold>> {
+        if self.per_address == 0 || Network::any_contains(&self.shared, ip) {
+            return Some(None);
+        }
+        let key = AddressKey::from(ip);
+        let mut counts = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(key).or_insert(0);
+        if *n >= self.per_address {
+            return None;
+        }
+        *n += 1;
+        Some(Some(AddressHold {
+            key,
+            counts: self.addresses.clone(),
+        }))
+    }
+
+    fn refuse(&mut self, tcp: &TcpStream, addr: SocketAddr, cap: &'static str) {
         // Best effort: whatever the socket buffer takes now; the connection closes when
         // `tcp` is dropped.
         let _ = tcp.try_write(self.refusal);
@@ -109,9 +182,11 @@ impl Capped {
             tracing::warn!(
                 listener = self.name,
                 max = self.max,
+                per_address = self.per_address,
                 refused = self.refused,
                 client = %addr,
-                "connection refused: the listener is at its connection cap (--max-connections)"
+                cap,
+                "connection refused: at a connection cap"
             );
         }
     }
@@ -139,10 +214,10 @@ fn without_nagle(tcp: &TcpStream) {
     }
 }
 
-/// An accepted connection holding its slot under the cap until it is dropped.
+/// An accepted connection holding its slot under the caps until it is dropped.
 pub struct CappedStream {
     tcp: TcpStream,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl AsyncRead for CappedStream {
@@ -199,17 +274,21 @@ impl axum::serve::Listener for Capped {
     }
 }
 
-/// The client's address of an HTTP request (or WebSocket upgrade) on a [`Capped`] listener.
+pub use crate::domain::guard::{AddressKey, Network};
+
+/// Connections held per client address.
+type Counts = Arc<Mutex<HashMap<AddressKey, usize>>>;
+
+/// One connection's place under its address's cap.
+struct AddressHold {
+    key: AddressKey,
+    counts: Counts,
+}
+
+/// The client's address of an HTTP request (or WebSocket upgrade), as the HTTP server puts it
+/// in each request's `ConnectInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Capped>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Capped>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -249,5 +328,75 @@ mod tests {
             .await
             .expect("accepted once a slot is free")
             .expect("task");
+    }
+
+    /// Connections from one address beyond its cap are refused at once; other addresses are
+    /// still served, and the address's slots come back as its connections end.
+    #[tokio::test]
+    async fn one_address_cannot_take_more_than_its_share() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let mut capped = Capped::new(listener, 100, "test", b"full\n").per_address(2);
+        let from = |ip: &str| {
+            let ip: IpAddr = ip.parse().expect("ip");
+            async move {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.bind(SocketAddr::new(ip, 0)).expect("bind source");
+                socket.connect(addr).await.expect("connect")
+            }
+        };
+        let _a = from("127.0.0.2").await;
+        let _b = from("127.0.0.2").await;
+        let (_, first, slot) = capped.next().await;
+        let (_, _, _slot2) = capped.next().await;
+        assert_eq!(first.ip().to_string(), "127.0.0.2");
+        let mut c = from("127.0.0.2").await;
+        let _d = from("127.0.0.3").await;
+        // The third from 127.0.0.2 is refused; the one from 127.0.0.3 is taken.
+        let (_, other, _slot3) = tokio::time::timeout(Duration::from_secs(5), capped.next())
+            .await
+            .expect("another address is served");
+        assert_eq!(other.ip().to_string(), "127.0.0.3");
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got))
+            .await
+            .expect("the refused connection is closed at once")
+            .expect("read");
+        assert_eq!(got, b"full\n");
+        drop(slot);
+        let _e = from("127.0.0.2").await;
+        let (_, again, _) = tokio::time::timeout(Duration::from_secs(5), capped.next())
+            .await
+            .expect("a freed slot of the address is taken again");
+        assert_eq!(again.ip().to_string(), "127.0.0.2");
+
+        // A shared address is held to the listener's cap only.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr2 = listener.local_addr().expect("address");
+        let mut shared = Capped::new(listener, 100, "test", b"full\n")
+            .per_address(1)
+            .shared(vec!["127.0.0.0/30".parse().expect("network")]);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(SocketAddr::new(IpAddr::from([127, 0, 0, 2]), 0))
+                .expect("bind source");
+            held.push(socket.connect(addr2).await.expect("connect"));
+            held.push(
+                tokio::time::timeout(Duration::from_secs(5), shared.next())
+                    .await
+                    .expect("a shared address is not capped")
+                    .0,
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_network() {
+        let key = |s: &str| AddressKey::from(s.parse::<IpAddr>().expect("ip"));
+        assert_eq!(key("2001:db8::1"), key("2001:db8::ffff:1"));
+        assert_ne!(key("2001:db8::1"), key("2001:db8:0:1::1"));
+        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
     }
 }

@@ -1,9 +1,10 @@
 //! A raw TCP stream of `\n`-terminated lines as a [`Wire`], and the accept loop that serves a
 //! line dialect on its own listener.
 //!
-//! A line is a frame (without its `\n`, and without a `\r` before it). Lines are bounded: a
-//! peer that sends more than the limit without a newline is closed, with memory bounded by the
-//! limit. Frames written are each followed by `\n`.
+//! A line is a frame (without its `\n`, and without a `\r` before it). Lines are bounded in
+//! size and time: a peer that sends more than the limit without a newline is closed, with
+//! memory bounded by the limit, and so is one that does not finish a line within the line
+//! deadline of its first byte. Frames written are each followed by `\n`.
 
 use super::Capped;
 use crate::app::App;
@@ -12,7 +13,9 @@ use crate::dialect::Dialect;
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// Bytes read from the socket at a time (the buffer grows only for longer lines).
 const READ_CHUNK: usize = 1024;
@@ -20,6 +23,7 @@ const READ_CHUNK: usize = 1024;
 /// Serve `dialect` on every connection `listener` accepts, until the server shuts down; each
 /// connection's task is tracked, so shutdown waits for it.
 pub async fn serve<D: Dialect>(app: Arc<App>, mut listener: Capped, dialect: D, max_line: usize) {
+    let line_timeout = app.config.line_timeout;
     let dialect = Arc::new(dialect);
     loop {
         let accepted = tokio::select! {
@@ -28,7 +32,7 @@ pub async fn serve<D: Dialect>(app: Arc<App>, mut listener: Capped, dialect: D, 
         };
         let (tcp, addr, slot) = accepted;
         let (read, write) = tcp.into_split();
-        let wire = LineWire::new(read, write, max_line);
+        let wire = LineWire::new(read, write, max_line).line_timeout(line_timeout);
         let (app, dialect) = (app.clone(), dialect.clone());
         app.tracker.clone().spawn(async move {
             conn::serve(app, wire, dialect, addr).await;
@@ -46,8 +50,14 @@ pub struct LineWire<R, W> {
     /// How much of `buf` is known to hold no newline.
     searched: usize,
     max_line: usize,
+    /// When the line in `buf` must be finished (`None` while `buf` is empty).
+    deadline: Option<Instant>,
+    line_timeout: Duration,
     out: Vec<u8>,
 }
+
+/// A line's deadline unless told otherwise.
+const LINE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl<R, W> LineWire<R, W> {
     /// Lines of at most `max_line` bytes (not counting the newline).
@@ -58,8 +68,17 @@ impl<R, W> LineWire<R, W> {
             buf: BytesMut::new(),
             searched: 0,
             max_line: max_line.max(1),
+            deadline: None,
+            line_timeout: LINE_TIMEOUT,
             out: Vec::new(),
         }
+    }
+
+    /// A line must be finished within `timeout` of its first byte.
+    #[must_use]
+    pub fn line_timeout(mut self, timeout: Duration) -> Self {
+        self.line_timeout = timeout;
+        self
     }
 
     /// The next whole line in the buffer, if there is one.
@@ -67,6 +86,8 @@ impl<R, W> LineWire<R, W> {
         let at = self.buf[self.searched..].iter().position(|b| *b == b'\n')?;
         let mut line = self.buf.split_to(self.searched + at + 1);
         self.searched = 0;
+        // What follows the line (if anything) is the start of the next one.
+        self.deadline = (!self.buf.is_empty()).then(|| Instant::now() + self.line_timeout);
         line.truncate(line.len() - 1);
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
@@ -92,9 +113,21 @@ where
             }
             self.buf.reserve(READ_CHUNK);
             // Cancel-safe: bytes read are in `buf`, whatever happens to this future.
-            match self.read.read_buf(&mut self.buf).await {
+            let read = match self.deadline {
+                None => self.read.read_buf(&mut self.buf).await,
+                Some(at) => {
+                    match tokio::time::timeout_at(at, self.read.read_buf(&mut self.buf)).await {
+                        Ok(read) => read,
+                        Err(_) => return Inbound::Broken(Close::TOO_SLOW),
+                    }
+                }
+            };
+            match read {
                 Ok(0) | Err(_) => return Inbound::Closed,
                 Ok(_) => {}
+            }
+            if self.deadline.is_none() && !self.buf.is_empty() {
+                self.deadline = Some(Instant::now() + self.line_timeout);
             }
         }
     }
@@ -168,6 +201,50 @@ mod tests {
         assert!(matches!(wire.recv().await, Inbound::Closed));
     }
 
+    /// A line begun must be finished within the line deadline, however steadily its bytes
+    /// come; a peer that sends nothing at all is left to the login and idle deadlines.
+    #[tokio::test]
+    async fn a_line_dribbled_past_its_deadline_closes_the_wire() {
+        let (client, server) = duplex(1024);
+        let (server_read, server_write) = tokio::io::split(server);
+        let (_client_read, mut client_write) = tokio::io::split(client);
+        let mut wire =
+            LineWire::new(server_read, server_write, 512).line_timeout(Duration::from_secs(2));
+        // Silence is not a slow line.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3), wire.recv())
+                .await
+                .is_err()
+        );
+        // A line finished within its deadline is a line.
+        let in_time = async {
+            client_write.write_all(b"on").await.expect("write");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client_write.write_all(b"e\ntw").await.expect("write");
+        };
+        let (got, ()) = tokio::join!(wire.recv(), in_time);
+        assert!(matches!(got, Inbound::Frame(b) if b == "one"));
+        // The next line began with the last read: a byte every 100 ms does not keep it open.
+        let started = std::time::Instant::now();
+        let dribble = async {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if client_write.write_all(b"o").await.is_err() {
+                    break;
+                }
+            }
+        };
+        let got = tokio::select! {
+            got = wire.recv() => got,
+            () = dribble => panic!("a dribbled line was read for 10 s"),
+        };
+        assert!(
+            matches!(got, Inbound::Broken(why) if why == Close::TOO_SLOW),
+            "{got:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(9));
+    }
+
     /// A line dialect of the smallest kind: each line is answered with itself, a line
     /// starting with `private` needs a login, `bad` cannot be decoded.
     struct Echo {
@@ -202,7 +279,7 @@ mod tests {
             Bytes::from(format!("refused|{why:?}"))
         }
 
-        fn refuse_frame(&self, why: crate::dialect::Refusal) -> Bytes {
+        fn refuse_frame(&self, _frame: Option<&[u8]>, why: crate::dialect::Refusal) -> Bytes {
             Bytes::from(format!("refused|{why:?}"))
         }
 

@@ -2,7 +2,7 @@
 //! demand (SIGHUP) without touching the connections already open, and handshakes done off the
 //! accept loop, so a slow or silent client never holds up the others.
 
-use super::{Capped, CappedStream, ClientAddr};
+use super::{Capped, CappedStream};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -160,14 +160,6 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         Ok(self.local)
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
     }
 }
 

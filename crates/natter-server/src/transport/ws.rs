@@ -109,6 +109,26 @@ impl Drop for Open {
     }
 }
 
+/// What a failed read means for the connection: a frame too large, invalid UTF-8 (1007) or a
+/// protocol violation (1002) are answered with a close; anything else (the socket broke) just
+/// ends it.
+fn read_error(e: &axum::Error) -> Inbound {
+    use tokio_tungstenite::tungstenite::Error as E;
+    let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<E>());
+    match inner {
+        Some(E::Capacity(_)) => Inbound::Oversize,
+        Some(E::Utf8(_)) => Inbound::Broken(Close::INVALID_UTF8),
+        Some(E::Protocol(p)) if !is_reset(p) => Inbound::Broken(Close::PROTOCOL),
+        _ => Inbound::Closed,
+    }
+}
+
+/// A peer that went away without the closing handshake: nothing to tell it.
+fn is_reset(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    matches!(p, P::ResetWithoutClosingHandshake | P::ReceivedAfterClosing)
+}
+
 impl Wire for WsWire {
     async fn recv(&mut self) -> Inbound {
         match self.socket.recv().await {
@@ -118,12 +138,7 @@ impl Wire for WsWire {
             Some(Ok(Message::Close(_))) | None => Inbound::Closed,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket read failed");
-                let text = e.to_string();
-                if text.contains("too long") || text.contains("Space limit") {
-                    Inbound::Oversize
-                } else {
-                    Inbound::Closed
-                }
+                read_error(&e)
             }
         }
     }

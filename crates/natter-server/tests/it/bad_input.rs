@@ -422,16 +422,16 @@ async fn oversized_frames<D: Dialect>() {
     let r = c.expect_code(108).await;
     assert_eq!(r["request_id"], json!("big"));
 
-    // One byte more: frame_too_large, request null, nothing echoed; still usable.
+    // One byte more: frame_too_large, naming the request; still usable.
     c.send_raw(&pad(LIMIT + 1)).await;
     let r = c.expect_code(100).await;
-    assert_error(&r, "frame_too_large", 1004, Value::Null);
-    assert!(r.get("request_id").is_none(), "{r}");
+    assert_error(&r, "frame_too_large", 1004, json!(107));
+    assert_eq!(r["request_id"], json!("big"), "{r}");
     still_usable(c).await;
     // Exactly 4x the limit: still only frame_too_large.
     c.send_raw(&pad(4 * LIMIT)).await;
     let r = c.expect_code(100).await;
-    assert_error(&r, "frame_too_large", 1004, Value::Null);
+    assert_error(&r, "frame_too_large", 1004, json!(107));
     still_usable(c).await;
 
     // Over 4x the limit: the server closes the connection (1009), or the stream ends.
@@ -465,8 +465,11 @@ async fn an_accounts_connections_share_one_budget() {
             .await;
     }
     // ...so the second one is limited too,
-    let r = second.request(&json!({"code": 107}), 100).await;
-    assert_error(&r, "rate_limited", 4290, Value::Null);
+    let r = second
+        .request(&json!({"code": 107, "request_id": "over"}), 100)
+        .await;
+    assert_error(&r, "rate_limited", 4290, json!(107));
+    assert_eq!(r["request_id"], "over", "a refusal names its request: {r}");
     // while another account, and an anonymous connection, are not.
     let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
     bob.client.request(&json!({"code": 107}), 108).await;
@@ -489,19 +492,14 @@ async fn rate_limit<D: Dialect>() {
     }
     c.flush().await;
     let (mut ok, mut limited) = (0, 0);
-    for _ in 0..20 {
+    for i in 0..20 {
         let f = c.recv().await;
+        // Every reply, a refusal too, names its request.
+        assert_eq!(f["request_id"], json!(i), "{f}");
         match f["code"].as_i64() {
-            Some(108) => {
-                assert!(f["request_id"].is_i64(), "{f}");
-                ok += 1;
-            }
+            Some(108) => ok += 1,
             Some(100) => {
-                assert_error(&f, "rate_limited", 4290, Value::Null);
-                assert!(
-                    f.get("request_id").is_none(),
-                    "a dropped frame is not read: {f}"
-                );
+                assert_error(&f, "rate_limited", 4290, json!(107));
                 limited += 1;
             }
             _ => panic!("unexpected {f}"),
@@ -699,7 +697,7 @@ async fn v1_bad_text_requests_store_nothing() {
         &a.client.expect_code(100).await,
         "frame_too_large",
         1004,
-        Value::Null,
+        json!(0),
     );
     a.client
         .send_binary(

@@ -18,6 +18,7 @@ mod dialects;
 mod files;
 mod friends;
 mod groups;
+mod hardening;
 mod migration;
 mod offline;
 mod operations;

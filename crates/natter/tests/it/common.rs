@@ -14,6 +14,8 @@ pub struct Server {
     pub child: Child,
     /// `host:port` it listens on.
     pub addr: String,
+    /// Every line it has logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -27,8 +29,23 @@ impl Drop for Server {
 /// "listening" line. Its log is echoed to the test's output, each line prefixed with `label`
 /// (shown when a test fails).
 pub fn serve(data_dir: &Path, extra: &[&str], label: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
+    serve_with(
+        Command::new(env!("CARGO_BIN_EXE_natter")),
+        data_dir,
+        extra,
+        label,
+    )
+}
+
+/// As [`serve`], with `natter` started by `command` (such as `prlimit ... natter`).
+pub fn serve_with(mut command: Command, data_dir: &Path, extra: &[&str], label: &str) -> Server {
+    let mut child = command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(if extra.contains(&"--log-level") {
+            &[][..]
+        } else {
+            &["--log-level", "info"][..]
+        })
         .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
@@ -40,6 +57,8 @@ pub fn serve(data_dir: &Path, extra: &[&str], label: &str) -> Server {
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     let label = label.to_owned();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = log.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines() {
@@ -49,13 +68,14 @@ pub fn serve(data_dir: &Path, extra: &[&str], label: &str) -> Server {
                 sent = true;
             }
             eprintln!("[{label}] {line}");
+            kept.lock().unwrap_or_else(|p| p.into_inner()).push(line);
         }
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("natter printed no 'listening' line")
         .expect("the listening line names the address");
-    Server { child, addr }
+    Server { child, addr, log }
 }
 
 /// The `addr=` field of the "natter listening" log line.

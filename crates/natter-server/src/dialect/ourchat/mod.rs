@@ -153,6 +153,10 @@ fn wire_error(e: &DomainError) -> WireError {
             C::TooManyAttempts,
             format!("too many wrong answers; try again in {retry_after_s} seconds"),
         ),
+        DomainError::TooManyAttempts { retry_after_s } => (
+            C::TooManyAttempts,
+            format!("too many failed attempts; try again in {retry_after_s} seconds"),
+        ),
         DomainError::NoSecurityQuestion => (
             C::NoSecurityQuestion,
             "no security question is set for that account".into(),
@@ -247,6 +251,15 @@ async fn unregister<D: crate::dialect::Dialect>(c: &mut crate::conn::Conn<D>) ->
     let origin = Some(c.origin());
     let deleted = Box::pin(c.domain().erase_account(me, origin)).await;
     deleted.err().map(|e| wire_error(&e).message)
+}
+
+/// The code and request id of a frame refused before it was decoded, to name it in the
+/// refusal.
+fn undecoded_head(frame: Option<&[u8]>) -> (Option<i64>, Option<Value>) {
+    let head = frame
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .map(natter_proto::json::fields::head_of);
+    head.map_or((None, None), |h| (h.code, h.request_id))
 }
 
 /// A frame's text: OurChat frames are JSON, which is UTF-8.

@@ -240,7 +240,8 @@ impl V1 {
                 answer,
                 password,
             } => {
-                d.reset_password(&who(by, &account)?, &answer, &password)
+                let client = Some(c.peer().ip());
+                d.reset_password_from(&who(by, &account)?, &answer, &password, client)
                     .await?;
                 json!({})
             }

@@ -130,12 +130,22 @@ impl Dialect for V0 {
                     }
                     None => Err(DomainError::BadCredentials),
                 };
-                answer_auth(code::LOGIN_REPLY, result, rid, out);
+                match result {
+                    Err(e @ DomainError::TooManyAttempts { .. }) => {
+                        out.push(fail(&wire_error(&e)));
+                    }
+                    result => answer_auth(code::LOGIN_REPLY, result, rid, out),
+                }
             }
             Request::Resume { token, since } => {
                 let credentials = Credentials::Token(token, Since::Chats(since));
                 let result = c.authenticate(credentials).await;
-                answer_auth(code::RESUME_REPLY, result, rid, out);
+                match result {
+                    Err(e @ DomainError::TooManyAttempts { .. }) => {
+                        out.push(fail(&wire_error(&e)));
+                    }
+                    result => answer_auth(code::RESUME_REPLY, result, rid, out),
+                }
             }
             Request::Logout => match c.logout().await {
                 Ok(()) => out.push(reply(v0::simple(code::LOGOUT_REPLY, t))),
@@ -196,8 +206,9 @@ impl Dialect for V0 {
         error(Some(env.code), env.request_id.as_ref(), &refusal(why))
     }
 
-    fn refuse_frame(&self, why: Refusal) -> Bytes {
-        error(None, None, &refusal(why))
+    fn refuse_frame(&self, frame: Option<&[u8]>, why: Refusal) -> Bytes {
+        let (code, request_id) = super::undecoded_head(frame);
+        error(code, request_id.as_ref(), &refusal(why))
     }
 
     fn message(&self, view: &MessageView<'_>) -> Bytes {

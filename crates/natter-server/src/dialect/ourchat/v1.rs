@@ -186,16 +186,26 @@ impl Dialect for V1 {
                     Some(key) => c.authenticate(Credentials::Password(key, password)).await,
                     None => Err(DomainError::BadCredentials),
                 };
-                self.answer_auth(c, code::LOGIN_REPLY, result, rid, out)
-                    .await;
+                match result {
+                    Err(e @ DomainError::TooManyAttempts { .. }) => out.push(fail(&e)),
+                    result => {
+                        self.answer_auth(c, code::LOGIN_REPLY, result, rid, out)
+                            .await;
+                    }
+                }
             }
             Request::Resume { token, since } => {
                 let since = since.into_iter().map(|(t, i)| (to(t), i)).collect();
                 let result = c
                     .authenticate(Credentials::Token(token, Since::Targets(since)))
                     .await;
-                self.answer_auth(c, code::RESUME_REPLY, result, rid, out)
-                    .await;
+                match result {
+                    Err(e @ DomainError::TooManyAttempts { .. }) => out.push(fail(&e)),
+                    result => {
+                        self.answer_auth(c, code::RESUME_REPLY, result, rid, out)
+                            .await;
+                    }
+                }
             }
             Request::Logout => match c.logout().await {
                 Ok(()) => out.push(reply(v1::simple(code::LOGOUT_REPLY, t))),
@@ -341,8 +351,9 @@ impl Dialect for V1 {
         self.error(Some(env.code), env.request_id.as_ref(), &refusal(why))
     }
 
-    fn refuse_frame(&self, why: Refusal) -> Bytes {
-        self.error(None, None, &refusal(why))
+    fn refuse_frame(&self, frame: Option<&[u8]>, why: Refusal) -> Bytes {
+        let (code, request_id) = super::undecoded_head(frame);
+        self.error(code, request_id.as_ref(), &refusal(why))
     }
 
     fn message(&self, view: &MessageView<'_>) -> Bytes {
