@@ -1146,3 +1146,24 @@ async fn an_ourchat_account_logs_in_here_with_a_token_it_sets() {
     status(addr, 4, json!({"token": "vera-token"}), 401).await;
     ok(addr, 4, json!({"token": "12345678901"})).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_is_answered_408() {
+    let server =
+        TestServer::start_with(|c| c.body_idle_timeout = std::time::Duration::from_millis(300))
+            .await;
+    let mut s = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let head = "POST /svc HTTP/1.1\r\nHost: natter\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\nConnection: close\r\n\r\n{\"service_code\":";
+    s.write_all(head.as_bytes()).await.expect("write");
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        crate::common::http::read_reply(&mut s, false),
+    )
+    .await
+    .expect("an answer, not a held connection");
+    assert_eq!(reply.status, 408, "{reply:?}");
+    assert_eq!(reply.json()["state_code"], json!(408));
+}
