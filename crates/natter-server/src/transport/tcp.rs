@@ -41,6 +41,30 @@ pub async fn serve<D: Dialect>(app: Arc<App>, mut listener: Capped, dialect: D, 
     }
 }
 
+/// [`serve`] on a TLS listener: each connection's handshake is done (off the accept loop)
+/// before its lines are read.
+pub async fn serve_tls<D: Dialect>(
+    app: Arc<App>,
+    mut listener: super::tls::TlsListener,
+    dialect: D,
+    max_line: usize,
+) {
+    use axum::serve::Listener;
+    let dialect = Arc::new(dialect);
+    loop {
+        let (tls, addr) = tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (read, write) = tokio::io::split(tls);
+        let wire = LineWire::new(read, write, max_line);
+        let (app, dialect) = (app.clone(), dialect.clone());
+        app.tracker
+            .clone()
+            .spawn(async move { conn::serve(app, wire, dialect, addr).await });
+    }
+}
+
 /// Lines in, lines out.
 pub struct LineWire<R, W> {
     read: R,

@@ -19,6 +19,8 @@ fn spawn(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (Child, mpsc::Rece
         .arg(dir)
         .args(args)
         .env_remove("NATTER_CONFIG")
+        // The pipe port on a free port too (its default is fixed, and tests run side by side).
+        .env("NATTER_PIPE_LISTEN", "127.0.0.1:0")
         .env_remove("NATTER_LOG_LEVEL")
         .env_remove("RUST_LOG")
         .envs(envs.iter().copied())
@@ -71,6 +73,8 @@ fn fails_to_start(args: &[&str]) -> String {
         .arg("serve")
         .args(args)
         .env_remove("NATTER_CONFIG")
+        // The pipe port on a free port too (its default is fixed, and tests run side by side).
+        .env("NATTER_PIPE_LISTEN", "127.0.0.1:0")
         .env_remove("NATTER_STORE")
         .stdin(Stdio::null())
         .output()
