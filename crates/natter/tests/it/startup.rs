@@ -261,6 +261,19 @@ fn start_up_errors_name_the_path_address_and_cause() {
         err.contains(&format!("cannot listen on {addr}")) && err.contains("in use"),
         "{err}"
     );
+    // The pipe port is taken: the error names it and its flag.
+    let err = fails_to_start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--pipe-listen",
+        &addr,
+        "--data-dir",
+        &data.display().to_string(),
+    ]);
+    assert!(
+        err.contains(&format!("cannot listen on {addr} (--pipe-listen)")) && err.contains("in use"),
+        "{err}"
+    );
 }
 
 #[test]
