@@ -76,8 +76,22 @@ pub struct FilePart {
 /// A `message|...` line read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
+    /// The message; a private chat is named by its sender (see [`Pushed::to`]).
     pub message: Message,
+    /// The receiver (private) or the group.
+    pub to: u64,
     pub file: Option<FilePart>,
+}
+
+impl Pushed {
+    /// The message as account `me` names its chat: a private chat by the other account.
+    pub fn seen_by(&self, me: u64) -> Message {
+        let mut m = self.message.clone();
+        if matches!(m.chat, Chat::Private(_)) && m.sender == me {
+            m.chat = Chat::Private(self.to);
+        }
+        m
+    }
 }
 
 /// Read a `message|type|id|time|data|sender|to|message_id|index[|file...]` line.
@@ -111,7 +125,11 @@ pub fn message(fields: &[String]) -> Option<Pushed> {
         }),
         _ => return None,
     };
-    Some(Pushed { message, file })
+    Some(Pushed {
+        message,
+        to: n(6)?,
+        file,
+    })
 }
 
 /// A line connection over any byte stream.
@@ -199,6 +217,25 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         split(&line).ok_or(Error::Unexpected(line))
     }
 
+    /// Close the connection: stop writing, then read (and drop) what the server still sends
+    /// until it closes its side, within `wait`.
+    ///
+    /// # Errors
+    /// The connection broke.
+    pub async fn close(mut self, wait: Duration) -> Result<()> {
+        self.write.shutdown().await?;
+        let drain = async {
+            while self.recv_line().await?.is_some() {}
+            Ok::<_, Error>(())
+        };
+        match tokio::time::timeout(wait, drain).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Unexpected(
+                "the server kept the connection open".into(),
+            )),
+        }
+    }
+
     /// [`Conn::recv`] within `wait`; `None` when nothing came.
     ///
     /// # Errors
@@ -270,11 +307,11 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
         Ok((Self { conn, uid, token }, count))
     }
 
-    /// Send a text to an account (`group` false) or a group; returns the message id.
+    /// Send a text to an account (`group` false) or a group; returns the message id and index.
     ///
     /// # Errors
     /// The server refused, or the connection failed.
-    pub async fn send_message(&mut self, group: bool, to: u64, text: &str) -> Result<u64> {
+    pub async fn send_message(&mut self, group: bool, to: u64, text: &str) -> Result<(u64, u64)> {
         let (uid, to) = (self.uid.to_string(), to.to_string());
         let kind = if group { "1" } else { "0" };
         let token = self.token.clone();
@@ -283,10 +320,11 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
             .await?;
         let reply = self.conn.recv().await?;
         match reply.first().map(String::as_str) {
-            Some("send_message_succ") => reply
-                .get(2)
-                .and_then(|id| id.parse().ok())
-                .ok_or_else(|| Error::Unexpected(reply.join("|"))),
+            Some("send_message_succ") => {
+                let n = |i: usize| reply.get(i).and_then(|v| v.parse().ok());
+                n(2).zip(n(3))
+                    .ok_or_else(|| Error::Unexpected(reply.join("|")))
+            }
             _ => Err(Error::Refused {
                 what: "send_message",
                 frame: reply.join("|"),

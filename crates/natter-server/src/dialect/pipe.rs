@@ -827,6 +827,7 @@ impl Dialect for Pipe {
                 LineBuf::new("send_message_succ")
                     .field("发送成功！")
                     .num(sent.id.0)
+                    .num(sent.index.0)
                     .finish(),
             ),
             (Ack::File { id, size, file }, Ok(sent)) => line(
@@ -836,6 +837,7 @@ impl Dialect for Pipe {
                     .num(size)
                     .field(&file)
                     .num(sent.id.0)
+                    .num(sent.index.0)
                     .finish(),
             ),
             (Ack::Message, Err(e)) => fail(pipe::command::SEND_MESSAGE, reason_of(e)),

@@ -839,11 +839,12 @@ async fn files_in_chunks_and_their_errors() {
             &["0", &a, &b, "0", "t1", &b64(two), &at, "", "0"],
         )
         .await;
-    assert_eq!(r.len(), 6, "{r:?}");
+    assert_eq!(r.len(), 7, "{r:?}");
     assert_eq!(
         r[..4],
         ["send_file_succ", "发送成功！", "t1", &img.len().to_string()]
     );
+    assert_eq!(r[6], "1", "the first message of the chat");
     let file_id = r[4].clone();
     let m = bob.message().await;
     let f = m.file.expect("a file");
@@ -965,7 +966,7 @@ async fn several_devices_of_one_account() {
     assert_eq!(b1.recv_message().await.expect("b1").message.id, id);
     assert_eq!(b2.recv_message().await.expect("b2").message.id, id);
     // One device's message reaches the other device and the peer, not itself.
-    let id = b1
+    let (id, _) = b1
         .send_message(false, alice.uid, "from b1")
         .await
         .expect("sent");
@@ -1155,7 +1156,7 @@ async fn pipe_and_v1_chat_privately_in_a_group_and_with_files() {
     // And the other way: v1 offline, pipe sends; v1 gets it at login.
     v.client.close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let id = p
+    let (id, _) = p
         .send_message(false, 10001, "for later")
         .await
         .expect("sent");
