@@ -83,6 +83,7 @@ pub async fn run(
             None => tokio::spawn(transport::tcp::serve(
                 app.clone(),
                 capped,
+                "pipe",
                 dialect,
                 max_line,
             )),
@@ -91,6 +92,7 @@ pub async fn run(
                 tokio::spawn(transport::tcp::serve_tls(
                     app.clone(),
                     tls,
+                    "pipe",
                     dialect,
                     max_line,
                 ))

@@ -1234,3 +1234,43 @@ async fn the_pipe_port_speaks_tls_with_the_servers_certificate() {
         "{got:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_cap_and_the_connection_gauge_apply_to_the_pipe_port() {
+    let server = TestServer::start_with(|c| c.max_connections = 2).await;
+    let metric = async || {
+        let r = natter_client::http::get(server.addr, "natter", "/metrics")
+            .await
+            .expect("GET /metrics");
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"natter_connections{dialect="pipe"} "#))
+            .map(str::to_owned)
+    };
+    let mut first = P::new(&server, "alice").await;
+    let mut second = connect(&server).await;
+    exchange(&mut second, "x", &[], &["error", "unknown_command"]).await;
+    assert_eq!(metric().await.as_deref(), Some("2"));
+    // A third is refused at once, and closed.
+    let mut third = connect(&server).await;
+    assert_eq!(
+        third.recv_line().await.expect("read").as_deref(),
+        Some("error|busy")
+    );
+    assert_eq!(third.recv_line().await.expect("read"), None);
+    // The first two are untouched; one leaving makes room.
+    let (a, at) = (first.id.clone(), first.token.clone());
+    assert_eq!(
+        first.ask("get_user_friend", &[&a, &at]).await,
+        ["friendinfo", "0"]
+    );
+    second.close(WAIT).await.expect("closed");
+    let mut tries = 0;
+    while metric().await.as_deref() != Some("1") {
+        tries += 1;
+        assert!(tries < 50, "the gauge did not come down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = connect(&server).await;
+    exchange(&mut again, "x", &[], &["error", "unknown_command"]).await;
+}
