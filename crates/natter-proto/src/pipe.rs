@@ -2,14 +2,8 @@
 //!
 //! # Format
 //! A line is `command|field|field...`, ended by `\n` (a `\r` before it is dropped). Inside a
-//! field, four characters are written escaped, so that any text fits in a field:
-//!
-//! | in the text | on the wire |
-//! |---|---|
-//! | `\` | `\\` |
-//! | `|` | `\|` |
-//! | newline (LF) | `\n` |
-//! | carriage return (CR) | `\r` |
+//! field, four characters are written escaped, so that any text fits in a field: a backslash as
+//! `\\`, a bar as `\|`, a line feed as `\n` and a carriage return as `\r`.
 //!
 //! A backslash followed by anything else, or ending a line, makes the line unreadable. Fields
 //! are taken as written: `a|b|` has a last, empty field (the seed ends some lines with a `|`,
