@@ -1274,3 +1274,99 @@ async fn the_listener_cap_and_the_connection_gauge_apply_to_the_pipe_port() {
     let mut again = connect(&server).await;
     exchange(&mut again, "x", &[], &["error", "unknown_command"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_registration_locked_resets_blocks_quotas_and_bans() {
+    let closed = TestServer::start_with(|c| {
+        c.limits.registration = natter_server::domain::Registration::Closed;
+    })
+    .await;
+    let mut c = connect(&closed).await;
+    exchange(
+        &mut c,
+        "register",
+        &["alice", "pw", "A", "1", "", "", "", "0"],
+        &["register_error", "registration_closed"],
+    )
+    .await;
+
+    let server = TestServer::start_with(|c| c.limits.files.quota_bytes = 16).await;
+    let mut alice = P::new(&server, "alice").await;
+    let (a, at) = (alice.id.clone(), alice.token.clone());
+    // Five wrong answers lock the reset, even for the right answer.
+    let mut c = connect(&server).await;
+    for _ in 0..4 {
+        exchange(
+            &mut c,
+            "forget_passwd",
+            &["alice", "1", "red", "new-pw"],
+            &["up_pass_error", "wrong_answer"],
+        )
+        .await;
+    }
+    for answer in ["red", "blue"] {
+        exchange(
+            &mut c,
+            "forget_passwd",
+            &["alice", "1", answer, "new-pw"],
+            &["up_pass_error", "reset_locked"],
+        )
+        .await;
+    }
+    // Over the file quota.
+    let mut v = user_v1(&server, "vera@example.com", "Vera", "pw-v").await;
+    let vid = v.ocid.to_string();
+    assert_eq!(
+        alice
+            .ask(
+                "send_file",
+                &["1", &a, &vid, "0", "q", &b64(&[1u8; 17]), &at]
+            )
+            .await,
+        ["send_file_error", "over_quota"]
+    );
+    // A v1 account that blocks the pipe account refuses its messages.
+    let r = v
+        .client
+        .request(&json!({"code": 146, "ocid": alice.uid}), 147)
+        .await;
+    assert_eq!(r["block"], json!(true), "{r}");
+    assert_eq!(
+        alice
+            .ask("send_message", &["0", &a, &vid, "0", "hi", &at])
+            .await,
+        ["send_message_error", "blocked"]
+    );
+    // A ban closes the pipe connection and refuses its logins.
+    let domain = natter_server::app::operator_domain(&server.config)
+        .await
+        .expect("an operator's view of the store");
+    domain
+        .set_banned(natter_proto::Ocid(alice.uid), true)
+        .await
+        .expect("banned");
+    domain.close().await;
+    let farewell = alice
+        .conn
+        .recv_within(Duration::from_secs(10))
+        .await
+        .expect("readable");
+    assert_eq!(
+        farewell,
+        Some(vec!["error".to_owned(), "account_disabled".to_owned()])
+    );
+    exchange(
+        &mut c,
+        "login",
+        &["alice", &md5ish("alice")],
+        &["login_error", "account_disabled"],
+    )
+    .await;
+    exchange(
+        &mut c,
+        "get_user_friend",
+        &[&a, &at],
+        &["get_user_friend_error", "account_disabled"],
+    )
+    .await;
+}
