@@ -212,6 +212,7 @@ pub mod reason {
     pub const ACCOUNT_DISABLED: &str = "account_disabled";
     pub const NO_SECURITY_QUESTION: &str = "no_security_question";
     pub const RESET_LOCKED: &str = "reset_locked";
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
     pub const NO_SUCH_ACCOUNT: &str = "no_such_account";
     pub const NO_SUCH_GROUP: &str = "no_such_group";
     pub const NOT_A_MEMBER: &str = "not_a_member";
@@ -230,6 +231,8 @@ pub mod reason {
     pub const OFFLINE: &str = "offline";
     pub const INTERNAL: &str = "internal";
     pub const IDLE_TIMEOUT: &str = "idle_timeout";
+    pub const LOGIN_TIMEOUT: &str = "login_timeout";
+    pub const TOO_SLOW: &str = "too_slow";
     pub const SHUTTING_DOWN: &str = "shutting_down";
     pub const LOGIN_ENDED: &str = "login_ended";
 }

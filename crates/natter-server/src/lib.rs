@@ -76,7 +76,9 @@ pub async fn run(
     if let Some(pipe) = listeners.pipe {
         tracing::info!(addr = %pipe.local_addr()?, tls = certs.is_some(), "pipe dialect listening");
         let capped =
-            transport::Capped::new(pipe, app.config.max_connections, "pipe", b"error|busy\n");
+            transport::Capped::new(pipe, app.config.max_connections, "pipe", b"error|busy\n")
+                .per_address(app.config.max_connections_per_address)
+                .shared(app.config.limits.shared_addresses.clone());
         let dialect = dialect::pipe::Pipe::new(app.hub.slot());
         let max_line = app.config.max_frame_bytes;
         match &certs {

@@ -103,12 +103,15 @@ fn reason_of(e: &DomainError) -> &'static str {
         E::NotFriends(_) => reason::NOT_FRIENDS,
         E::Blocking(_) | E::NotAccepted(_) => reason::BLOCKED,
         E::ResetLocked { .. } => reason::RESET_LOCKED,
+        E::TooManyAttempts { .. } => reason::TOO_MANY_ATTEMPTS,
         E::NoSecurityQuestion => reason::NO_SECURITY_QUESTION,
         E::FileTooLarge { .. } => reason::FILE_TOO_LARGE,
         E::OverQuota { .. } => reason::OVER_QUOTA,
         E::WrongFileKind { .. } => reason::NOT_AN_IMAGE,
         E::EmailTaken
         | E::PhoneTaken
+        | E::UuidTaken
+        | E::ServiceTokenTaken
         | E::NoSuchLogin
         | E::DuplicateClientId
         | E::NoSuchFile
@@ -295,10 +298,12 @@ impl Pipe {
             };
         }
         // Another token: it must be a live login of the named account.
-        let owner = match c.domain().resume(token).await {
+        let client = Some(c.peer().ip());
+        let owner = match c.domain().resume_from(token, client).await {
             Ok(login) => login.account.ocid,
             Err(DomainError::Internal) => return Err(reason::INTERNAL),
             Err(DomainError::AccountDisabled) => return Err(reason::ACCOUNT_DISABLED),
+            Err(DomainError::TooManyAttempts { .. }) => return Err(reason::TOO_MANY_ATTEMPTS),
             Err(_) => return Err(reason::BAD_TOKEN),
         };
         if uid.is_some_and(|uid| uid != owner.0) {
@@ -592,7 +597,10 @@ impl Dialect for Pipe {
                 // answer (and is not an attempt).
                 let reset = match c.domain().security_question(&who).await {
                     Ok(q) if q.trim() == question.trim() => {
-                        c.domain().reset_password(&who, &answer, &password).await
+                        let client = Some(c.peer().ip());
+                        c.domain()
+                            .reset_password_from(&who, &answer, &password, client)
+                            .await
                     }
                     Ok(_) => Err(DomainError::BadCredentials),
                     Err(e) => Err(e),
@@ -798,7 +806,7 @@ impl Dialect for Pipe {
         fail(pipe::reply_name(request), refusal(why))
     }
 
-    fn refuse_frame(&self, why: Refusal) -> Bytes {
+    fn refuse_frame(&self, _frame: Option<&[u8]>, why: Refusal) -> Bytes {
         line(format!("error|{}", refusal(why)))
     }
 
@@ -888,6 +896,8 @@ impl Dialect for Pipe {
         let why = match why {
             Close::IDLE => reason::IDLE_TIMEOUT,
             Close::TOO_LARGE => reason::LINE_TOO_LONG,
+            Close::LOGIN_TIMEOUT => reason::LOGIN_TIMEOUT,
+            Close::TOO_SLOW => reason::TOO_SLOW,
             Close::LOGGED_OUT => reason::LOGIN_ENDED,
             Close::DISABLED => reason::ACCOUNT_DISABLED,
             _ => reason::SHUTTING_DOWN,
