@@ -189,6 +189,8 @@ pub mod command {
     pub const GET_UNREAD_MESSAGE: &str = "get_unread_message";
     /// The peer-to-peer file offer, relayed to its target.
     pub const FILE: &str = "file";
+    /// natter's extension: a file's bytes by its id.
+    pub const GET_FILE: &str = "get_file";
 }
 
 /// The error reason words of the pipe dialect, short and stable (see `docs/protocol/pipe.md`).
@@ -227,6 +229,7 @@ pub mod reason {
     pub const FILE_TOO_LARGE: &str = "file_too_large";
     pub const OVER_QUOTA: &str = "over_quota";
     pub const NOT_AN_IMAGE: &str = "not_an_image";
+    pub const NO_SUCH_FILE: &str = "no_such_file";
     pub const BAD_CHUNK: &str = "bad_chunk";
     pub const OFFLINE: &str = "offline";
     pub const INTERNAL: &str = "internal";
@@ -333,6 +336,12 @@ pub enum Request {
     GetUnreadFriendRequest,
     GetUnreadGroupRequest,
     GetUnreadMessage,
+    /// natter's extension: a file's bytes by its id (one a pushed line came without).
+    GetFile {
+        uid: u64,
+        file: String,
+        token: String,
+    },
     /// The peer-to-peer offer `file|sender|ip|port|name|size|`, then the target and token.
     FileOffer {
         uid: u64,
@@ -409,6 +418,7 @@ pub fn reply_name(request: &Request) -> &'static str {
         Request::GetUnreadFriendRequest => c::GET_UNREAD_FRIEND_REQUEST,
         Request::GetUnreadGroupRequest => c::GET_UNREAD_GROUP_REQUEST,
         Request::GetUnreadMessage => c::GET_UNREAD_MESSAGE,
+        Request::GetFile { .. } => c::GET_FILE,
         Request::FileOffer { .. } => c::FILE,
     }
 }
@@ -436,6 +446,7 @@ fn known(command: &str) -> Option<&'static str> {
         c::GET_UNREAD_FRIEND_REQUEST => c::GET_UNREAD_FRIEND_REQUEST,
         c::GET_UNREAD_GROUP_REQUEST => c::GET_UNREAD_GROUP_REQUEST,
         c::GET_UNREAD_MESSAGE => c::GET_UNREAD_MESSAGE,
+        c::GET_FILE => c::GET_FILE,
         c::FILE => c::FILE,
         _ => return None,
     })
@@ -641,6 +652,14 @@ fn decode_fields(line: &Line) -> Result<Request, &'static str> {
         c::GET_UNREAD_MESSAGE => {
             n(0)?;
             Request::GetUnreadMessage
+        }
+        c::GET_FILE => {
+            let f = n(3)?;
+            Request::GetFile {
+                uid: id(&f[0])?,
+                file: s(&f[1]),
+                token: s(&f[2]),
+            }
         }
         c::FILE => {
             // The offer as the seed writes it (ending with `|`), then the target and token.

@@ -10,7 +10,9 @@
 //!
 //! Files: `send_file` carries base64 bytes, in chunks tied by their id; the whole file is
 //! stored as a file (other dialects reach it by its id) and sent as a message. A pushed file
-//! message carries the bytes too, up to [`MAX_PIPE_FILE`].
+//! message carries the bytes too, up to [`MAX_PUSHED_FILE`] (and [`UNREAD_FILE_BUDGET`] for all
+//! the files of one `get_unread_message`); beyond that, `get_file` fetches a file's bytes by its
+//! id, up to [`MAX_PIPE_FILE`].
 
 use crate::conn::{Authenticated, Close, Conn, Credentials, Missed, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
@@ -26,10 +28,16 @@ use natter_proto::pipe::{self, LineBuf, Request, reason};
 use natter_proto::{ChatId, MessageView, Ocid};
 use tokio::io::AsyncReadExt;
 
-/// Largest file a pipe client sends (all chunks of one id together), and largest file whose
-/// bytes a pushed file message carries: a larger one is pushed with its details and an empty
-/// bytes field (other dialects fetch it by its id).
+/// Largest file a pipe client sends (all chunks of one id together, held in memory until the
+/// last) and fetches with `get_file`.
 pub const MAX_PIPE_FILE: u64 = 4 * 1024 * 1024;
+/// Largest file whose bytes a pushed message line carries: a larger one is pushed with its
+/// details and an empty bytes field (`get_file` fetches it). Kept small because a connection
+/// may be handed many deliveries in one turn, each read and encoded for it.
+pub const MAX_PUSHED_FILE: u64 = 1024 * 1024;
+/// Most file bytes one `get_unread_message` carries in its lines; later files come without
+/// their bytes.
+pub const UNREAD_FILE_BUDGET: u64 = 8 * 1024 * 1024;
 
 /// The pipe dialect; `slot` is where its line for a delivered message is cached.
 pub struct Pipe {
@@ -114,8 +122,8 @@ fn reason_of(e: &DomainError) -> &'static str {
         | E::ServiceTokenTaken
         | E::NoSuchLogin
         | E::DuplicateClientId
-        | E::NoSuchFile
         | E::Internal => reason::INTERNAL,
+        E::NoSuchFile => reason::NO_SUCH_FILE,
     }
 }
 
@@ -201,28 +209,46 @@ fn file_line(
     )
 }
 
-/// A message as a pipe line, with its file's bytes read for `me` when it carries one.
-async fn message_with_file(domain: &Domain, me: Ocid, view: &MessageView<'_>) -> Bytes {
+/// A message as a pipe line, with its file's bytes read for `me` when it carries one of at
+/// most [`MAX_PUSHED_FILE`] bytes and `budget` (which the file's size is taken from) allows.
+async fn message_with_file(
+    domain: &Domain,
+    me: Ocid,
+    view: &MessageView<'_>,
+    budget: &mut u64,
+) -> Bytes {
     let Some(file) = view.file else {
         return line(message_line(view).finish());
     };
     let Some(info) = file_info(file.json) else {
         return line(message_line(view).finish());
     };
-    let bytes = if info.size <= MAX_PIPE_FILE {
-        read_file(domain, me, &info).await
+    let bytes = if info.size <= MAX_PUSHED_FILE && info.size <= *budget {
+        *budget -= info.size;
+        read_file(domain, me, &info.id).await.ok().map(|(_, b)| b)
     } else {
         None
     };
     file_line(view, file.kind, &info, bytes.as_deref())
 }
 
-async fn read_file(domain: &Domain, me: Ocid, info: &FileInfo) -> Option<Vec<u8>> {
-    let file = domain.readable_file(Some(me), &info.id).await.ok()?;
-    let mut reader = domain.file_bytes(&file, 0, MAX_PIPE_FILE).await.ok()?;
-    let mut bytes = Vec::with_capacity(file.size.min(MAX_PIPE_FILE) as usize);
-    reader.read_to_end(&mut bytes).await.ok()?;
-    Some(bytes)
+/// File `id` as `me` may read it, with its bytes (at most [`MAX_PIPE_FILE`]).
+async fn read_file(
+    domain: &Domain,
+    me: Ocid,
+    id: &str,
+) -> Result<(crate::store::files::File, Vec<u8>), DomainError> {
+    let file = domain.readable_file(Some(me), id).await?;
+    if file.size > MAX_PIPE_FILE {
+        return Err(DomainError::FileTooLarge { max: MAX_PIPE_FILE });
+    }
+    let mut reader = domain.file_bytes(&file, 0, MAX_PIPE_FILE).await?;
+    let mut bytes = Vec::with_capacity(file.size as usize);
+    reader.read_to_end(&mut bytes).await.map_err(|e| {
+        tracing::error!(error = %e, "file bytes unreadable");
+        DomainError::Internal
+    })?;
+    Ok((file, bytes))
 }
 
 /// Whether a request carries a token (and so can log a connection in).
@@ -240,6 +266,7 @@ fn token_of(request: &Request) -> Option<&str> {
         | Request::JoinGroup { token, .. }
         | Request::HandGroupRequest { token, .. }
         | Request::SendMessage { token, .. }
+        | Request::GetFile { token, .. }
         | Request::FileOffer { token, .. } => token,
         Request::SendFile(f) => &f.token,
         Request::Register { .. }
@@ -266,6 +293,7 @@ fn actor_of(request: &Request) -> Option<u64> {
         | Request::CreateGroup { uid, .. }
         | Request::JoinGroup { uid, .. }
         | Request::SendMessage { uid, .. }
+        | Request::GetFile { uid, .. }
         | Request::FileOffer { uid, .. } => *uid,
         Request::SendFile(f) => f.uid,
         _ => return None,
@@ -766,12 +794,26 @@ impl Dialect for Pipe {
             },
             Request::GetUnreadMessage => {
                 let unread = std::mem::take(&mut c.state_mut().unread);
+                let mut budget = UNREAD_FILE_BUDGET;
                 for (m, chat) in &unread {
                     let text = m.text();
-                    out.push(message_with_file(c.domain(), me, &view(m, chat, &text)).await);
+                    let v = view(m, chat, &text);
+                    out.push(message_with_file(c.domain(), me, &v, &mut budget).await);
                 }
                 c.release_held();
             }
+            Request::GetFile { file, .. } => match read_file(c.domain(), me, &file).await {
+                Ok((f, bytes)) => out.push(line(
+                    LineBuf::new("get_file_succ")
+                        .field(&f.id)
+                        .field(&f.name)
+                        .num(f.size)
+                        .field(&f.mime)
+                        .raw(&BASE64.encode(&bytes))
+                        .finish(),
+                )),
+                Err(e) => out.push(fail(name, reason_of(&e))),
+            },
             Request::FileOffer {
                 host,
                 port,
@@ -826,7 +868,7 @@ impl Dialect for Pipe {
         me: Ocid,
         view: &MessageView<'_>,
     ) -> Option<Bytes> {
-        Some(message_with_file(domain, me, view).await)
+        Some(message_with_file(domain, me, view, &mut { MAX_PUSHED_FILE }).await)
     }
 
     fn ack(&self, ack: Ack, result: Result<&Sent, &DomainError>) -> Option<Bytes> {

@@ -344,6 +344,7 @@ async fn tokens_are_checked_on_every_command() {
             ),
             ("update_profile", vec![uid, token, "n", "1", "s", "", ""]),
             ("file", vec![uid, "h", "1", "n", "1", "10001", token]),
+            ("get_file", vec![uid, "x", token]),
         ] {
             let r = alice.ask(command, &fields).await;
             let name = format!("{command}_error");
@@ -929,6 +930,85 @@ async fn files_in_chunks_and_their_errors() {
             .await,
         ["send_file_error", "file_too_large"]
     );
+    // Over the push limit: the line comes without the bytes, and get_file fetches them.
+    let mb = vec![9u8; 1024 * 1024 + 1];
+    let r = alice
+        .ask(
+            "send_file",
+            &["1", &a, &b, "0", "t5", &b64(&mb), &at, "mb.bin"],
+        )
+        .await;
+    assert_eq!(r[0], "send_file_succ", "{r:?}");
+    let id = r[4].clone();
+    let f = bob.message().await.file.expect("a file");
+    assert_eq!(
+        (f.size, f.base64.as_str(), f.id.as_str()),
+        (mb.len() as u64, "", id.as_str())
+    );
+    let (bt, carol) = (bob.token.clone(), P::new(&server, "carol").await);
+    let r = bob.ask("get_file", &[&b, &id, &bt]).await;
+    assert_eq!(
+        r[..5],
+        [
+            "get_file_succ",
+            &id,
+            "mb.bin",
+            &mb.len().to_string(),
+            "application/octet-stream"
+        ]
+    );
+    assert_eq!(STANDARD.decode(&r[5]).expect("base64"), mb);
+    let mut carol = carol;
+    let (c, ct) = (carol.id.clone(), carol.token.clone());
+    assert_eq!(
+        carol.ask("get_file", &[&c, &id, &ct]).await,
+        ["get_file_error", "no_such_file"],
+        "a file of a chat one is not in"
+    );
+    assert_eq!(
+        carol.ask("get_file", &[&c, "nope", &ct]).await,
+        ["get_file_error", "no_such_file"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_files_carry_their_bytes_within_a_budget() {
+    let server = TestServer::start_with(|c| c.max_frame_bytes = 2 * 1024 * 1024).await;
+    let mut alice = P::new(&server, "alice").await;
+    let bob = P::new(&server, "bob").await;
+    let (a, at, b) = (alice.id.clone(), alice.token.clone(), bob.id.clone());
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mb = vec![3u8; 1024 * 1024];
+    for i in 0..9 {
+        let r = alice
+            .ask(
+                "send_file",
+                &["1", &a, &b, "0", &format!("f{i}"), &b64(&mb), &at],
+            )
+            .await;
+        assert_eq!(r[0], "send_file_succ", "{r:?}");
+    }
+    let (mut bob, count) = pipe::Client::login(connect(&server).await, "bob", &md5ish("bob"))
+        .await
+        .expect("login");
+    assert_eq!(count, 9);
+    let got = bob.unread(count).await.expect("unread");
+    let carried: Vec<bool> = got
+        .iter()
+        .map(|m| !m.file.as_ref().expect("a file").base64.is_empty())
+        .collect();
+    assert_eq!(
+        carried,
+        [true, true, true, true, true, true, true, true, false]
+    );
+    let last = got[8].file.clone().expect("a file");
+    bob.conn
+        .send("get_file", &[&b, &last.id, &bob.token.clone()])
+        .await
+        .expect("send");
+    let r = next(&mut bob.conn).await;
+    assert_eq!(STANDARD.decode(&r[5]).expect("base64"), mb);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1166,6 +1246,16 @@ async fn pipe_and_v1_chat_privately_in_a_group_and_with_files() {
         "over the push limit: no bytes"
     );
     assert_eq!(f.id, big_id);
+    let (pid, pt) = (p.uid.to_string(), p.token.clone());
+    p.conn
+        .send("get_file", &[&pid, &big_id, &pt])
+        .await
+        .expect("send");
+    assert_eq!(
+        next(&mut p.conn).await,
+        ["get_file_error", "file_too_large"],
+        "over the pipe's file limit: HTTP only"
+    );
     assert_eq!(got[1].message.text, "while away");
     // And the other way: v1 offline, pipe sends; v1 gets it at login.
     v.client.close().await;
