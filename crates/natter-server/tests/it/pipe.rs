@@ -62,15 +62,15 @@ async fn silence(c: &mut Conn<TcpStream>) {
 }
 
 /// A pipe account, registered and logged in on its own connection.
-struct P {
+pub(crate) struct P {
     conn: Conn<TcpStream>,
-    uid: u64,
-    id: String,
-    token: String,
+    pub(crate) uid: u64,
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
 impl P {
-    async fn new(server: &TestServer, username: &str) -> Self {
+    pub(crate) async fn new(server: &TestServer, username: &str) -> Self {
         let mut conn = connect(server).await;
         let uid = pipe::register(&mut conn, username, &md5ish(username), username)
             .await
@@ -89,7 +89,12 @@ impl P {
     }
 
     /// Send a line and read the reply.
-    async fn ask(&mut self, command: &str, fields: &[&str]) -> Fields {
+    /// The next line.
+    pub(crate) async fn next_line(&mut self) -> Fields {
+        next(&mut self.conn).await
+    }
+
+    pub(crate) async fn ask(&mut self, command: &str, fields: &[&str]) -> Fields {
         self.conn.send(command, fields).await.expect("send");
         next(&mut self.conn).await
     }
@@ -99,7 +104,7 @@ impl P {
     }
 
     /// A text to an account or group; the message id.
-    async fn say(&mut self, group: bool, to: u64, text: &str) -> u64 {
+    pub(crate) async fn say(&mut self, group: bool, to: u64, text: &str) -> u64 {
         let (id, token) = (self.id.clone(), self.token.clone());
         let kind = if group { "1" } else { "0" };
         let to = to.to_string();
@@ -111,7 +116,7 @@ impl P {
     }
 
     /// The next line, which must be a message.
-    async fn message(&mut self) -> pipe::Pushed {
+    pub(crate) async fn message(&mut self) -> pipe::Pushed {
         let f = next(&mut self.conn).await;
         pipe::message(&f).unwrap_or_else(|| panic!("not a message line: {f:?}"))
     }
