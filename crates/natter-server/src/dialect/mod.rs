@@ -13,6 +13,7 @@
 //! mounts it (see `docs/architecture.md`, "Adding a dialect").
 
 pub mod ourchat;
+pub mod rest;
 pub mod svc;
 
 use crate::conn::{Close, Conn};

@@ -178,7 +178,9 @@ pub fn content(m: &Message) -> String {
         let tag = match part.category {
             Category::TEXT => None,
             Category::EVENT => continue,
-            Category(c) => Some(natter_proto::view::FileKind::of(c).map_or("attachment", |k| k.name())),
+            Category(c) => {
+                Some(natter_proto::view::FileKind::of(c).map_or("attachment", |k| k.name()))
+            }
         };
         if !out.is_empty() {
             out.push(' ');
@@ -588,8 +590,14 @@ mod tests {
         );
         // A file part as the server writes it: its id.
         let voice = r#"{"duration_ms":900,"id":"abc","kind":"voice","mime":"audio/ogg","name":"n","size":3}"#;
-        assert_eq!(content(&m(vec![part(2, voice), part(0, "hey")])), "[voice abc] hey");
-        assert_eq!(content(&m(vec![part(4, r#"{"id":"e1","kind":"emoji"}"#)])), "[emoji e1]");
+        assert_eq!(
+            content(&m(vec![part(2, voice), part(0, "hey")])),
+            "[voice abc] hey"
+        );
+        assert_eq!(
+            content(&m(vec![part(4, r#"{"id":"e1","kind":"emoji"}"#)])),
+            "[emoji e1]"
+        );
         assert_eq!(
             content(&m(vec![part(0, "Ann joined"), part(100, "{}")])),
             "Ann joined"

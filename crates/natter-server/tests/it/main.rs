@@ -24,6 +24,7 @@ mod offline;
 mod operations;
 mod ourchat_clients;
 mod reads;
+mod rest;
 mod restart;
 mod store;
 mod svc;

@@ -1,0 +1,758 @@
+//! The REST + push dialect (seed 003) over the wire: raw HTTP/1.1 requests to `/api/...` with
+//! the session cookie, every envelope and status code checked, and the push channel at
+//! `GET /api/push` driven as a raw WebSocket with the cookie: start, heartbeats, deliveries,
+//! acknowledgements and redelivery of what was not acknowledged, and conversations with
+//! OurChat v1 clients both ways.
+
+use crate::common::http::{self, Reply};
+use crate::common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// One exchange: the HTTP status, the `Set-Cookie` header and the envelope.
+struct Answer {
+    http: u16,
+    cookie: Option<String>,
+    body: Value,
+}
+
+impl Answer {
+    fn status(&self) -> i64 {
+        self.body["status"].as_i64().expect("a numeric status")
+    }
+}
+
+/// `method path` with the session `cookie` (the token) and a JSON `body`; the envelope is
+/// checked for its four fields and its date.
+async fn api(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let cookie = cookie.map(|t| format!("sessionid={t}"));
+    let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
+    if let Some(c) = &cookie {
+        headers.push(("Cookie", c));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let r: Reply = http::request(addr, method, path, &headers, body.as_bytes()).await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "{method} {path}"
+    );
+    let v = r.json();
+    let keys: Vec<&str> = v
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), 4, "the envelope has four fields: {v}");
+    for k in ["status", "result", "message", "date"] {
+        assert!(v.get(k).is_some(), "the envelope has `{k}`: {v}");
+    }
+    assert_date(&v["date"]);
+    Answer {
+        http: r.status,
+        cookie: r.header("set-cookie").map(str::to_owned),
+        body: v,
+    }
+}
+
+/// A `YYYY-MM-DDTHH:MM:SS` date within a minute of now (UTC).
+fn assert_date(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("a date string: {v}"));
+    assert_eq!(s.len(), 19, "{s}");
+    let b = s.as_bytes();
+    assert!(
+        b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':',
+        "{s}"
+    );
+    let now = natter_proto::rest::date(natter_server::domain::now_ms());
+    assert_eq!(
+        &s[..15],
+        &now[..15],
+        "the date is now (to the ten minutes): {s} vs {now}"
+    );
+}
+
+async fn post(addr: SocketAddr, path: &str, cookie: Option<&str>, body: Value) -> Answer {
+    api(addr, "POST", path, cookie, Some(body)).await
+}
+
+async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Answer {
+    api(addr, "GET", path, cookie, None).await
+}
+
+/// A refusal with this HTTP status and seed status code.
+fn refused(a: &Answer, http: u16, status: i64) {
+    assert_eq!((a.http, a.status()), (http, status), "{}", a.body);
+    assert_eq!(
+        a.body["result"],
+        json!([]),
+        "a refusal has no result: {}",
+        a.body
+    );
+}
+
+/// Register `phone`; its id.
+async fn register(addr: SocketAddr, phone: &str, pw: &str) -> u64 {
+    let a = post(
+        addr,
+        "/api/register",
+        None,
+        json!({"phone": phone, "password": pw}),
+    )
+    .await;
+    assert_eq!((a.http, a.status()), (200, 1), "{}", a.body);
+    a.body["result"]["user"]["id"]
+        .as_str()
+        .expect("an id")
+        .parse()
+        .expect("numeric")
+}
+
+/// Log `phone` in; the session token from its cookie.
+async fn login(addr: SocketAddr, phone: &str, pw: &str) -> String {
+    let a = post(
+        addr,
+        "/api/login",
+        None,
+        json!({"phone": phone, "password": pw}),
+    )
+    .await;
+    assert_eq!((a.http, a.status()), (200, 1), "{}", a.body);
+    let cookie = a.cookie.expect("login sets the cookie");
+    let token = cookie
+        .strip_prefix("sessionid=")
+        .and_then(|c| c.split(';').next())
+        .expect("a sessionid cookie");
+    token.to_owned()
+}
+
+/// A registered, logged-in account: its id and session token.
+async fn account(addr: SocketAddr, phone: &str) -> (u64, String) {
+    let id = register(addr, phone, "pw-of-rest").await;
+    (id, login(addr, phone, "pw-of-rest").await)
+}
+
+#[tokio::test]
+async fn register_login_session_and_logout() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    // The phone may come as a number, as the seed's login example sends it.
+    let a = post(
+        addr,
+        "/api/register",
+        None,
+        json!({"phone": 18870742138u64, "password": "lkkzbl"}),
+    )
+    .await;
+    assert_eq!(
+        (a.http, a.status(), a.body["message"].as_str()),
+        (200, 1, Some("registered"))
+    );
+    let user = &a.body["result"]["user"];
+    let id = user["id"].as_str().expect("id").to_owned();
+    assert!(id.parse::<u64>().expect("numeric") >= 10001);
+    assert_eq!(user["phone"], json!("18870742138"));
+    assert_eq!(user["username"], json!(""));
+    assert_eq!(user["isFriend"], json!(false));
+    assert_eq!(user["friends"], json!(0));
+    assert_eq!(user["sex"], json!(0));
+    assert_eq!(a.body["result"]["isBind"], json!(true));
+    assert_eq!(a.body["result"]["account"], json!("18870742138"));
+    assert!(a.cookie.is_none(), "registering does not log in");
+
+    // Wrong password, unknown phone: 10000 alike.
+    let bad = post(
+        addr,
+        "/api/login",
+        None,
+        json!({"phone": "18870742138", "password": "x"}),
+    )
+    .await;
+    refused(&bad, 401, 10000);
+    assert!(bad.cookie.is_none());
+    let unknown = post(
+        addr,
+        "/api/login/",
+        None,
+        json!({"phone": "19999999999", "password": "x"}),
+    )
+    .await;
+    refused(&unknown, 401, 10000);
+
+    let ok = post(
+        addr,
+        "/api/login",
+        None,
+        json!({"phone": "18870742138", "password": "lkkzbl"}),
+    )
+    .await;
+    assert_eq!((ok.http, ok.status()), (200, 1), "{}", ok.body);
+    assert_eq!(ok.body["result"]["user"]["id"], json!(id));
+    let cookie = ok.cookie.expect("a cookie");
+    assert!(cookie.starts_with("sessionid="), "{cookie}");
+    for attribute in [
+        "; HttpOnly",
+        "; SameSite=Lax",
+        "; Path=/",
+        "; Max-Age=2592000",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure without TLS: {cookie}"
+    );
+    let token = cookie["sessionid=".len()..]
+        .split(';')
+        .next()
+        .expect("value")
+        .to_owned();
+    assert_eq!(token.len(), 43, "the cookie is a natter login token");
+
+    let me = get(addr, "/api/user", Some(&token)).await;
+    assert_eq!((me.http, me.status()), (200, 1));
+    assert_eq!(me.body["result"]["user"]["id"], json!(id));
+    assert_eq!(
+        get(addr, "/api/user/", Some(&token)).await.status(),
+        1,
+        "a trailing slash is the same route"
+    );
+    refused(&get(addr, "/api/user", None).await, 401, 0);
+    refused(&get(addr, "/api/user", Some("not-a-token")).await, 401, 0);
+
+    // A login on a live session is a repeated login.
+    let again = post(
+        addr,
+        "/api/login",
+        Some(&token),
+        json!({"phone": "18870742138", "password": "lkkzbl"}),
+    )
+    .await;
+    refused(&again, 409, 11000);
+
+    let out = post(addr, "/api/logout", Some(&token), json!({})).await;
+    assert_eq!((out.http, out.status()), (200, 1));
+    let cleared = out.cookie.expect("logout clears the cookie");
+    assert!(
+        cleared.starts_with("sessionid=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    refused(&get(addr, "/api/user", Some(&token)).await, 401, 0);
+    refused(
+        &post(addr, "/api/logout", Some(&token), json!({})).await,
+        401,
+        0,
+    );
+    // Logged out, logging in again is no repeat.
+    let back = post(
+        addr,
+        "/api/login",
+        Some(&token),
+        json!({"phone": "18870742138", "password": "lkkzbl"}),
+    )
+    .await;
+    assert_eq!(back.status(), 1, "{}", back.body);
+}
+
+#[tokio::test]
+async fn registration_and_login_fields_get_their_status_codes() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let reg = |body: Value| post(addr, "/api/register", None, body);
+    refused(&reg(json!({"password": "pw"})).await, 400, 6003);
+    refused(
+        &reg(json!({"phone": "", "password": "pw"})).await,
+        400,
+        6003,
+    );
+    refused(&reg(json!({"phone": "13800000001"})).await, 400, 6000);
+    refused(
+        &reg(json!({"phone": "13800000001", "password": ""})).await,
+        400,
+        6000,
+    );
+    refused(
+        &reg(json!({"phone": "138-abc-0001", "password": "pw"})).await,
+        400,
+        8000,
+    );
+    refused(
+        &reg(json!({"phone": ["1"], "password": "pw"})).await,
+        400,
+        8000,
+    );
+    refused(
+        &reg(json!({"phone": "12345", "password": "pw"})).await,
+        400,
+        8001,
+    );
+    refused(
+        &reg(json!({"phone": "1234567890123456", "password": "pw"})).await,
+        400,
+        8001,
+    );
+    refused(
+        &reg(json!({"phone": "13800000001", "password": 12345})).await,
+        400,
+        8002,
+    );
+    refused(
+        &reg(json!({"phone": "13800000001", "password": "p".repeat(1025)})).await,
+        400,
+        8003,
+    );
+    let not_json = http::request(addr, "POST", "/api/register", &[], b"{").await;
+    assert_eq!(
+        (not_json.status, &not_json.json()["status"]),
+        (400, &json!(0))
+    );
+    register(addr, "13800000001", "pw").await;
+    refused(
+        &reg(json!({"phone": "138 0000 0001", "password": "pw"})).await,
+        409,
+        7001,
+    );
+    let login = |body: Value| post(addr, "/api/login", None, body);
+    refused(&login(json!({"password": "pw"})).await, 400, 6003);
+    refused(&login(json!({"phone": "13800000001"})).await, 400, 6000);
+    refused(
+        &login(json!({"phone": "13800000001", "password": false})).await,
+        400,
+        8002,
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited() {
+    let server = TestServer::start_with(|c| {
+        c.limits.guessing.account.free = 2;
+        c.limits.guessing.account.first_lock = Duration::from_secs(30);
+    })
+    .await;
+    let addr = server.addr;
+    register(addr, "13800000002", "right").await;
+    let body = json!({"phone": "13800000002", "password": "wrong"});
+    for _ in 0..2 {
+        refused(
+            &post(addr, "/api/login", None, body.clone()).await,
+            401,
+            10000,
+        );
+    }
+    let r = http::request(addr, "POST", "/api/login", &[], body.to_string().as_bytes()).await;
+    assert_eq!((r.status, &r.json()["status"]), (429, &json!(0)));
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    // Locked: even the right password waits.
+    let right = post(
+        addr,
+        "/api/login",
+        None,
+        json!({"phone": "13800000002", "password": "right"}),
+    )
+    .await;
+    refused(&right, 429, 0);
+}
+
+#[tokio::test]
+async fn profiles_are_completed_and_shown_to_others() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, ann_t) = account(addr, "13800000011").await;
+    let (bob, bob_t) = account(addr, "13800000012").await;
+    let edit = |body: Value| post(addr, "/api/user", Some(&ann_t), body);
+    refused(&edit(json!({"username": ""})).await, 400, 6001);
+    refused(&edit(json!({"avatar": " "})).await, 400, 6002);
+    refused(&edit(json!({"username": "ab"})).await, 400, 8004);
+    refused(&edit(json!({"username": "a".repeat(33)})).await, 400, 8004);
+    refused(&edit(json!({"username": "9lives"})).await, 400, 9000);
+    refused(&edit(json!({"username": "Ann!"})).await, 400, 9000);
+    refused(&edit(json!({"sex": 7})).await, 400, 0);
+    refused(&edit(json!({})).await, 400, 0);
+    refused(
+        &edit(json!({"userId": bob.to_string(), "desc": "x"})).await,
+        403,
+        0,
+    );
+    let done =
+        edit(json!({"userId": ann.to_string(), "username": "ann", "desc": "hello", "sex": 2}))
+            .await;
+    assert_eq!((done.http, done.status()), (200, 1), "{}", done.body);
+    let user = &done.body["result"]["user"];
+    assert_eq!(
+        (&user["username"], &user["desc"], &user["sex"]),
+        (&json!("ann"), &json!("hello"), &json!(2))
+    );
+    // Taken by another.
+    let taken = post(addr, "/api/user/", Some(&bob_t), json!({"username": "ANN"})).await;
+    refused(&taken, 409, 7000);
+
+    // Bob sees Ann: no phone (not friends), not a friend, no alias.
+    let seen = get(addr, &format!("/api/user/{ann}"), Some(&bob_t)).await;
+    assert_eq!((seen.http, seen.status()), (200, 1));
+    let u = &seen.body["result"]["user"];
+    assert_eq!(u["id"], json!(ann.to_string()));
+    assert_eq!(u["username"], json!("ann"));
+    assert_eq!(u["phone"], json!(""));
+    assert_eq!(u["isFriend"], json!(false));
+    assert_eq!(u["alias"], json!(""));
+    assert_eq!(seen.body["result"]["account"], json!(""));
+    assert_eq!(seen.body["result"]["isBind"], json!(true));
+    refused(&get(addr, "/api/user/99999", Some(&bob_t)).await, 404, 6004);
+    refused(
+        &get(addr, "/api/user/nobody", Some(&bob_t)).await,
+        404,
+        6004,
+    );
+    refused(&get(addr, &format!("/api/user/{ann}"), None).await, 401, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The push channel.
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Open `GET /api/push` with the session cookie.
+async fn push(addr: SocketAddr, token: &str) -> Ws {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!("ws://{addr}/api/push")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Cookie",
+        format!("sessionid={token}").parse().expect("header"),
+    );
+    let (ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("upgrade");
+    ws
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// The next text packet (pings skipped).
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(RECV_TIMEOUT, ws.next())
+            .await
+            .expect("a packet in time")
+            .expect("the channel is open")
+            .expect("a frame");
+        match m {
+            Message::Text(t) => return serde_json::from_str(&t).expect("a JSON packet"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Nothing but pings for `ms`.
+async fn silence(ws: &mut Ws, ms: u64) {
+    let until = tokio::time::Instant::now() + Duration::from_millis(ms);
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            Ok(other) => panic!("expected silence, got {other:?}"),
+        }
+    }
+}
+
+/// Send `start` (or `restart`); the push id the reply carries.
+async fn start(ws: &mut Ws, word: &str) -> String {
+    send(ws, json!({"status": 1, "pushId": "", "message": word})).await;
+    let r = recv(ws).await;
+    assert_eq!(
+        (&r["status"], &r["message"]),
+        (&json!(1), &json!(word)),
+        "{r}"
+    );
+    let id = r["pushId"].as_str().expect("a push id").to_owned();
+    assert_eq!(id.len(), 16, "the push id names the login: {id}");
+    id
+}
+
+/// The message items of the next packet, which must be a message packet.
+async fn items(ws: &mut Ws, push_id: &str) -> Vec<Value> {
+    let p = recv(ws).await;
+    assert_eq!(
+        (&p["status"], &p["pushId"]),
+        (&json!(1), &json!(push_id)),
+        "{p}"
+    );
+    p["message"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a message packet: {p}"))
+        .clone()
+}
+
+/// The text of a message item with a single text part.
+fn text(item: &Value) -> &str {
+    assert_eq!(item["info"][0]["category"], json!(0), "{item}");
+    item["info"][0]["content"].as_str().expect("content")
+}
+
+#[tokio::test]
+async fn push_needs_the_cookie_and_start() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (_, token) = account(addr, "13800000021").await;
+    // No cookie, a bad cookie, or no upgrade: refused with the envelope.
+    refused(&get(addr, "/api/push", None).await, 401, 0);
+    refused(&get(addr, "/api/push", Some("nope")).await, 401, 0);
+    refused(&get(addr, "/api/push", Some(&token)).await, 400, 0);
+
+    let mut ws = push(addr, &token).await;
+    // A heartbeat is answered before start too; a message is not.
+    send(&mut ws, json!({"status": 1, "pushId": "", "message": ""})).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"status": 1, "pushId": push_id_of(&token), "message": ""})
+    );
+    send(&mut ws, json!({"status": 1, "pushId": "", "message": [{"toId": "10001", "info": [{"category": 0, "content": "hi"}]}]})).await;
+    let r = recv(&mut ws).await;
+    assert_eq!(
+        (&r["status"], &r["message"]),
+        (&json!(0), &json!("send \"start\" first"))
+    );
+    // Packets it cannot read.
+    send(&mut ws, json!({"status": 1, "pushId": "", "message": "ok"})).await;
+    assert_eq!(recv(&mut ws).await["status"], json!(0));
+    ws.send(Message::text("not json")).await.expect("send");
+    assert_eq!(recv(&mut ws).await["status"], json!(0));
+    let id = start(&mut ws, "start").await;
+    assert_eq!(id, push_id_of(&token));
+    send(&mut ws, json!({"status": 1, "pushId": id, "message": ""})).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"status": 1, "pushId": id, "message": ""})
+    );
+    silence(&mut ws, 200).await;
+}
+
+/// The push id of a login: the first 12 bytes of its token's hash, base64url.
+fn push_id_of(token: &str) -> String {
+    natter_server::domain::profiles::login_id(&natter_server::domain::auth::token_hash(token))
+}
+
+#[tokio::test]
+async fn push_and_ourchat_v1_chat_both_ways() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, token) = account(addr, "13800000031").await;
+    let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-of-bob").await;
+    let mut ws = push(addr, &token).await;
+    let id = start(&mut ws, "start").await;
+
+    // v1 -> push.
+    let ack = send_v1(&mut bob.client, json!({"private_id": ann}), "hello ann").await;
+    let got = items(&mut ws, &id).await;
+    assert_eq!(got.len(), 1);
+    let item = &got[0];
+    let chat = item["chatId"].as_str().expect("chat id").to_owned();
+    assert_eq!(item["fromId"], json!(bob.ocid.to_string()));
+    assert_eq!(item["toId"], json!(ann.to_string()));
+    assert_eq!(item["type"], json!(1));
+    assert_eq!(text(item), "hello ann");
+    assert_eq!(item["index"], ack["index"]);
+    assert_eq!(
+        item["createTime"].as_str().map(str::len),
+        Some(23),
+        "{item}"
+    );
+
+    // push -> v1, the first time by toId with an empty chatId.
+    send(
+        &mut ws,
+        json!({"status": 1, "pushId": id, "message": [
+        {"chatId": "", "fromId": ann.to_string(), "toId": bob.ocid.to_string(), "type": 1,
+         "info": [{"category": 0, "content": "hi bob"}], "createTime": ""}]}),
+    )
+    .await;
+    let confirm = recv(&mut ws).await;
+    assert_eq!(
+        (&confirm["status"], &confirm["pushId"]),
+        (&json!(1), &json!(id)),
+        "{confirm}"
+    );
+    let c = &confirm["message"];
+    assert_eq!(
+        (&c["fromId"], &c["toId"], &c["chatId"], &c["content"]),
+        (
+            &json!(ann.to_string()),
+            &json!(bob.ocid.to_string()),
+            &json!(chat),
+            &json!("ok")
+        )
+    );
+    assert_eq!(c["index"], json!(2));
+    let f = bob.client.expect_code(0).await;
+    assert_eq!(
+        (&f["msg"], int(&f["sender"]["ocid"])),
+        (&json!("hi bob"), ann),
+        "{f}"
+    );
+
+    // Then by chatId, two in one packet: two confirmations, in order.
+    send(
+        &mut ws,
+        json!({"status": 1, "pushId": id, "message": [
+        {"chatId": chat, "info": [{"category": 0, "content": "one"}]},
+        {"chatId": chat, "info": [{"category": 0, "content": "two"}]}]}),
+    )
+    .await;
+    for (n, words) in [(3, "one"), (4, "two")] {
+        let confirm = recv(&mut ws).await;
+        assert_eq!(confirm["message"]["index"], json!(n), "{confirm}");
+        assert_eq!(bob.client.expect_code(0).await["msg"], json!(words));
+    }
+    // A refused message is confirmed with the reason and its status.
+    send(
+        &mut ws,
+        json!({"status": 1, "pushId": id, "message": [
+        {"chatId": "", "toId": ann.to_string(), "info": [{"category": 0, "content": "me"}]}]}),
+    )
+    .await;
+    let no = recv(&mut ws).await;
+    assert_eq!(no["status"], json!(0), "{no}");
+    assert_eq!(no["message"]["content"], json!("that is your own account"));
+    // Its own messages are not pushed back to it.
+    silence(&mut ws, 300).await;
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_come_again_and_acknowledged_ones_never() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, token) = account(addr, "13800000041").await;
+    let mut bob = user_v1(&server, "bob2@example.com", "Bob", "pw-of-bob").await;
+    send_v1(&mut bob.client, json!({"private_id": ann}), "first").await;
+    send_v1(&mut bob.client, json!({"private_id": ann}), "second").await;
+
+    // Offline catch-up after start, in one packet, oldest first.
+    let mut ws = push(addr, &token).await;
+    let id = start(&mut ws, "start").await;
+    let got = items(&mut ws, &id).await;
+    let texts: Vec<&str> = got.iter().map(text).collect();
+    assert_eq!(texts, ["first", "second"]);
+    let chat = got[0]["chatId"].clone();
+    // Not acknowledged: a reconnect gets both again.
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ws = push(addr, &token).await;
+    start(&mut ws, "start").await;
+    assert_eq!(
+        items(&mut ws, &id)
+            .await
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+    // So does a restart on the same channel.
+    start(&mut ws, "restart").await;
+    assert_eq!(items(&mut ws, &id).await.len(), 2);
+    // Acknowledge the first only (by its index), then a live one arrives.
+    send(&mut ws, json!({"status": 1, "pushId": id, "message": {"fromId": bob.ocid.to_string(), "toId": ann.to_string(), "chatId": chat, "content": "ok", "index": 1}})).await;
+    send_v1(&mut bob.client, json!({"private_id": ann}), "third").await;
+    assert_eq!(
+        items(&mut ws, &id)
+            .await
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>(),
+        ["third"]
+    );
+    start(&mut ws, "restart").await;
+    assert_eq!(
+        items(&mut ws, &id)
+            .await
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>(),
+        ["second", "third"]
+    );
+    // Acknowledge the chat: none of them ever again.
+    send(&mut ws, json!({"status": 1, "pushId": id, "message": {"fromId": bob.ocid.to_string(), "toId": ann.to_string(), "chatId": chat, "content": "ok"}})).await;
+    // The acknowledgement gets no answer.
+    silence(&mut ws, 200).await;
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ws = push(addr, &token).await;
+    start(&mut ws, "start").await;
+    silence(&mut ws, 300).await;
+    // And across a restart of the server (the marks are in the store).
+    drop(ws);
+    let mut server = server;
+    server.restart().await;
+    let mut ws = push(server.addr, &token).await;
+    start(&mut ws, "start").await;
+    silence(&mut ws, 300).await;
+}
+
+#[tokio::test]
+async fn a_message_is_sent_without_the_push_channel() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, token) = account(addr, "13800000051").await;
+    let mut bob = user_v1(&server, "bob3@example.com", "Bob", "pw-of-bob").await;
+    let body = json!({"toId": bob.ocid.to_string(), "chatId": "", "type": 1,
+                      "info": [{"category": 0, "content": "by post"}], "clientId": "c-1"});
+    let a = post(addr, "/api/message", Some(&token), body.clone()).await;
+    assert_eq!((a.http, a.status()), (200, 1), "{}", a.body);
+    let r = &a.body["result"];
+    assert_eq!(
+        (&r["fromId"], &r["toId"], &r["content"], &r["index"]),
+        (
+            &json!(ann.to_string()),
+            &json!(bob.ocid.to_string()),
+            &json!("ok"),
+            &json!(1)
+        )
+    );
+    let f = bob.client.expect_code(0).await;
+    assert_eq!(f["msg"], json!("by post"));
+    // The same clientId again is the same message, not a second one.
+    let again = post(addr, "/api/message/", Some(&token), body).await;
+    assert_eq!(again.body["result"]["msgId"], r["msgId"]);
+    bob.client.expect_silence(200).await;
+    // Refusals.
+    refused(&post(addr, "/api/message", None, json!({})).await, 401, 0);
+    refused(
+        &post(addr, "/api/message", Some(&token), json!({"info": []})).await,
+        400,
+        0,
+    );
+    let nobody = json!({"toId": "99999", "info": [{"category": 0, "content": "x"}]});
+    refused(
+        &post(addr, "/api/message", Some(&token), nobody).await,
+        404,
+        6004,
+    );
+    let two_files = json!({"toId": bob.ocid.to_string(), "info": [
+        {"category": 1, "content": "/files/a"}, {"category": 3, "content": "/files/b"}]});
+    refused(
+        &post(addr, "/api/message", Some(&token), two_files).await,
+        400,
+        8005,
+    );
+    let system =
+        json!({"toId": bob.ocid.to_string(), "type": 0, "info": [{"category": 0, "content": "x"}]});
+    refused(
+        &post(addr, "/api/message", Some(&token), system).await,
+        400,
+        0,
+    );
+}
