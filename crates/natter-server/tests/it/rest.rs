@@ -756,3 +756,230 @@ async fn a_message_is_sent_without_the_push_channel() {
         0,
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Friends, search and groups.
+
+#[tokio::test]
+async fn friends_are_asked_pushed_accepted_by_asking_back_and_listed_by_field() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, ann_t) = account(addr, "13800000061").await;
+    let (bob, bob_t) = account(addr, "13800000062").await;
+    let (carl, carl_t) = account(addr, "13800000063").await;
+    post(addr, "/api/user", Some(&bob_t), json!({"username": "zed"})).await;
+    post(addr, "/api/user", Some(&carl_t), json!({"username": "abe"})).await;
+    let mut ws = push(addr, &ann_t).await;
+    let id = start(&mut ws, "start").await;
+
+    // Bob asks: Ann is pushed a request message (type 2) with the note.
+    let asked = get(
+        addr,
+        &format!("/api/friends/{ann}?request=hi%20ann"),
+        Some(&bob_t),
+    )
+    .await;
+    assert_eq!(
+        (asked.http, asked.status(), &asked.body["message"]),
+        (200, 1, &json!("requested"))
+    );
+    assert_eq!(asked.body["result"]["user"]["id"], json!(ann.to_string()));
+    assert_eq!(asked.body["result"]["user"]["isFriend"], json!(false));
+    let pushed = items(&mut ws, &id).await;
+    assert_eq!(pushed.len(), 1);
+    let r = &pushed[0];
+    assert_eq!(
+        (&r["type"], &r["fromId"], &r["toId"], &r["chatId"]),
+        (
+            &json!(2),
+            &json!(bob.to_string()),
+            &json!(ann.to_string()),
+            &json!("")
+        )
+    );
+    assert_eq!(text(r), "hi ann");
+    // Ann asks back: friends, and each sees the other's phone.
+    let back = get(addr, &format!("/api/friends/{bob}/"), Some(&ann_t)).await;
+    assert_eq!(
+        (back.status(), &back.body["message"]),
+        (1, &json!("accepted"))
+    );
+    let u = &back.body["result"]["user"];
+    assert_eq!(
+        (&u["isFriend"], &u["phone"], &u["friends"]),
+        (&json!(true), &json!("13800000062"), &json!(1))
+    );
+    let again = get(addr, &format!("/api/friends/{ann}"), Some(&bob_t)).await;
+    assert_eq!(again.body["message"], json!("already friends"));
+    get(addr, &format!("/api/friends/{ann}"), Some(&carl_t)).await;
+    get(addr, &format!("/api/friends/{carl}"), Some(&ann_t)).await;
+
+    let list = |path: &'static str| get(addr, path, Some(&ann_t));
+    let ids = |a: &Answer| -> Vec<String> {
+        a.body["result"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|u| u["user"]["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let by_id = list("/api/friends/id/1").await;
+    assert_eq!((by_id.http, by_id.status()), (200, 1));
+    assert_eq!(ids(&by_id), [bob.to_string(), carl.to_string()]);
+    assert_eq!(by_id.body["result"][0]["user"]["isFriend"], json!(true));
+    assert_eq!(
+        ids(&list("/api/friends/username/1/").await),
+        [carl.to_string(), bob.to_string()]
+    );
+    assert!(
+        ids(&list("/api/friends/id/2").await).is_empty(),
+        "20 a page"
+    );
+    refused(&list("/api/friends/colour/1").await, 400, 0);
+    refused(&list("/api/friends/id/0").await, 400, 0);
+    // Refusals of a request.
+    refused(
+        &get(addr, &format!("/api/friends/{ann}"), Some(&ann_t)).await,
+        400,
+        0,
+    );
+    refused(
+        &get(addr, "/api/friends/99999", Some(&ann_t)).await,
+        404,
+        6004,
+    );
+    refused(
+        &get(addr, &format!("/api/friends/{bob}"), None).await,
+        401,
+        0,
+    );
+}
+
+#[tokio::test]
+async fn search_finds_by_username_or_phone_and_answers_nobody_as_the_seed_does() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, ann_t) = account(addr, "13800000071").await;
+    let (bob, bob_t) = account(addr, "13800000072").await;
+    post(
+        addr,
+        "/api/user",
+        Some(&bob_t),
+        json!({"username": "bobby"}),
+    )
+    .await;
+    let found = get(addr, "/api/search?username=Bobby", Some(&ann_t)).await;
+    assert_eq!((found.http, found.status()), (200, 1), "{}", found.body);
+    assert_eq!(
+        found.body["result"][0]["user"]["id"],
+        json!(bob.to_string())
+    );
+    assert_eq!(found.body["result"].as_array().map(Vec::len), Some(1));
+    let by_phone = get(addr, "/api/search/?phone=13800000071", Some(&bob_t)).await;
+    assert_eq!(
+        by_phone.body["result"][0]["user"]["id"],
+        json!(ann.to_string())
+    );
+    for query in ["username=nobody", "phone=13899999999", "phone=abc"] {
+        let none = get(addr, &format!("/api/search?{query}"), Some(&ann_t)).await;
+        assert_eq!(none.http, 200);
+        let mut body = none.body.clone();
+        body.as_object_mut().expect("object").remove("date");
+        assert_eq!(
+            body,
+            json!({"status": 0, "result": [], "message": "ok"}),
+            "{query}"
+        );
+    }
+    refused(&get(addr, "/api/search", Some(&ann_t)).await, 400, 0);
+    refused(
+        &get(addr, "/api/search?phone=13800000071", None).await,
+        401,
+        0,
+    );
+}
+
+#[tokio::test]
+async fn groups_are_created_found_by_name_and_chat_with_ourchat_v1() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, token) = account(addr, "13800000081").await;
+    let mut bob = user_v1(&server, "bob4@example.com", "Bob", "pw-of-bob").await;
+    let made = post(
+        addr,
+        "/api/group",
+        Some(&token),
+        json!({"name": "Rustaceans", "members": [bob.ocid.to_string()]}),
+    )
+    .await;
+    assert_eq!((made.http, made.status()), (200, 1), "{}", made.body);
+    let g = &made.body["result"];
+    let gid = g["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (&g["name"], &g["members"], &g["isMember"]),
+        (&json!("Rustaceans"), &json!(2), &json!(true))
+    );
+    let mut member_ids: Vec<String> = serde_json::from_value(g["memberIds"].clone()).expect("ids");
+    member_ids.sort();
+    assert_eq!(member_ids, [ann.to_string(), bob.ocid.to_string()]);
+    refused(
+        &post(addr, "/api/group/", Some(&token), json!({"name": " "})).await,
+        400,
+        0,
+    );
+    refused(
+        &post(
+            addr,
+            "/api/group",
+            Some(&token),
+            json!({"name": "x", "members": "bob"}),
+        )
+        .await,
+        400,
+        0,
+    );
+    refused(
+        &post(addr, "/api/group", None, json!({"name": "x"})).await,
+        401,
+        0,
+    );
+
+    let found = get(addr, "/api/group?name=rust", Some(&token)).await;
+    assert_eq!(found.status(), 1, "{}", found.body);
+    assert_eq!(found.body["result"][0]["id"], json!(gid));
+    let none = get(addr, "/api/group/?name=zzz", Some(&token)).await;
+    assert_eq!(
+        (none.status(), &none.body["result"], &none.body["message"]),
+        (0, &json!([]), &json!("ok"))
+    );
+    refused(&get(addr, "/api/group", Some(&token)).await, 400, 0);
+
+    // The group's messages both ways; the v1 member was told of the group first.
+    let mut ws = push(addr, &token).await;
+    let id = start(&mut ws, "start").await;
+    let gnum: u64 = gid.parse().expect("numeric");
+    send_v1(&mut bob.client, json!({"group_id": gnum}), "hello group").await;
+    let got = items(&mut ws, &id).await;
+    let hello = got
+        .iter()
+        .find(|i| i["info"][0]["content"] == json!("hello group"))
+        .unwrap_or_else(|| panic!("the group message: {got:?}"));
+    assert_eq!(
+        (&hello["chatId"], &hello["toId"], &hello["fromId"]),
+        (&json!(gid), &json!(gid), &json!(bob.ocid.to_string()))
+    );
+    send(
+        &mut ws,
+        json!({"status": 1, "pushId": id, "message": [
+        {"chatId": gid, "type": 7, "info": [{"category": 0, "content": "hi all"}]}]}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["message"]["content"], json!("ok"));
+    loop {
+        let f = bob.client.recv().await;
+        if f["code"] == json!(0) && f["msg"] == json!("hi all") {
+            assert_eq!(int(&f["sender"]["group_id"]), gnum, "{f}");
+            break;
+        }
+    }
+}
