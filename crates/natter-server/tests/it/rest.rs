@@ -983,3 +983,136 @@ async fn groups_are_created_found_by_name_and_chat_with_ourchat_v1() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files.
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn files_are_stored_sent_as_parts_and_downloaded_with_the_cookie() {
+    use base64::Engine;
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, ann_t) = account(addr, "13800000091").await;
+    let (carl, carl_t) = account(addr, "13800000093").await;
+    let (_, dan_t) = account(addr, "13800000094").await;
+    let mut bob = user_v1(&server, "bob5@example.com", "Bob", "pw-of-bob").await;
+    let png = crate::files::png(2, 3, 40);
+    let content = base64::engine::general_purpose::STANDARD.encode(&png);
+
+    let up = |body: Value| post(addr, "/api/file", Some(&ann_t), body);
+    refused(&up(json!({"content": content})).await, 400, 8005);
+    refused(
+        &up(json!({"name": "p.png", "content": "%%%"})).await,
+        400,
+        8005,
+    );
+    refused(
+        &up(json!({"name": "p.png", "content": ""})).await,
+        400,
+        8005,
+    );
+    refused(
+        &up(json!({"name": "p.png", "content": content, "md5": "00"})).await,
+        400,
+        8005,
+    );
+    refused(
+        &post(
+            addr,
+            "/api/file",
+            None,
+            json!({"name": "p.png", "content": content}),
+        )
+        .await,
+        401,
+        0,
+    );
+    let stored = up(json!({"name": "p.png", "content": content, "md5": md5_hex(&png)})).await;
+    assert_eq!((stored.http, stored.status()), (200, 1), "{}", stored.body);
+    let path = stored.body["result"]["path"]
+        .as_str()
+        .expect("a path")
+        .to_owned();
+    assert!(path.starts_with("/files/"), "{path}");
+    assert_eq!(
+        (
+            &stored.body["result"]["mime"],
+            &stored.body["result"]["size"]
+        ),
+        (&json!("image/png"), &json!(png.len()))
+    );
+    // Without md5, and at the path with a trailing slash.
+    let plain = post(
+        addr,
+        "/api/file/",
+        Some(&ann_t),
+        json!({"name": "n.txt", "content": "aGk="}),
+    )
+    .await;
+    assert_eq!(plain.status(), 1, "{}", plain.body);
+
+    // Downloaded with the cookie by its owner; not by another account nor anonymously.
+    let cookie = format!("sessionid={ann_t}");
+    let own = http::request(addr, "GET", &path, &[("Cookie", &cookie)], b"").await;
+    assert_eq!((own.status, &own.body), (200, &png));
+    let stranger = format!("sessionid={dan_t}");
+    assert_eq!(
+        http::request(addr, "GET", &path, &[("Cookie", &stranger)], b"")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        http::request(addr, "GET", &path, &[], b"").await.status,
+        404
+    );
+
+    // Sent as an image part to a push client (who may then download it) and to v1.
+    let mut ws = push(addr, &carl_t).await;
+    let carl_id = start(&mut ws, "start").await;
+    let picture = json!({"toId": carl.to_string(), "info": [
+        {"category": 0, "content": "look"}, {"category": 1, "content": path}]});
+    let sent = post(addr, "/api/message", Some(&ann_t), picture).await;
+    assert_eq!(sent.status(), 1, "{}", sent.body);
+    let got = items(&mut ws, &carl_id).await;
+    assert_eq!(
+        got[0]["info"],
+        json!([{"category": 0, "content": "look"}, {"category": 1, "content": path}])
+    );
+    assert_eq!(got[0]["fromId"], json!(ann.to_string()));
+    let shared = format!("sessionid={carl_t}");
+    assert_eq!(
+        http::request(addr, "GET", &path, &[("Cookie", &shared)], b"")
+            .await
+            .status,
+        200
+    );
+    let file_part =
+        json!({"toId": bob.ocid.to_string(), "info": [{"category": 3, "content": path}]});
+    assert_eq!(
+        post(addr, "/api/message", Some(&ann_t), file_part)
+            .await
+            .status(),
+        1
+    );
+    let f = bob.client.recv().await;
+    let id = path.trim_start_matches("/files/");
+    assert!(f.to_string().contains(id), "v1 is sent the file: {f}");
+    assert_eq!(int(&f["sender"]["ocid"]), ann);
+    // A file part naming no file the sender may send.
+    let unknown =
+        json!({"toId": carl.to_string(), "info": [{"category": 3, "content": "/files/nope"}]});
+    refused(
+        &post(addr, "/api/message", Some(&ann_t), unknown).await,
+        404,
+        8005,
+    );
+}

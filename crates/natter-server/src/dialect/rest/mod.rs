@@ -37,6 +37,8 @@ use std::sync::Arc;
 pub const COOKIE: &str = "sessionid";
 /// Friends per page of `GET /api/friends/{field}/{page}`.
 const FRIENDS_PAGE: usize = 20;
+/// Largest file `POST /api/file` takes (see [`max_file`]).
+const MAX_FILE: u64 = 12 * 1024 * 1024;
 /// Most accounts or groups one search answers.
 const MAX_FOUND: u32 = 50;
 
@@ -91,6 +93,10 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
         handler(MethodFilter::GET, find_groups).merge(handler(MethodFilter::POST, create_group)),
     );
     both("/message", handler(MethodFilter::POST, send_message));
+    both(
+        "/file",
+        handler_with(MethodFilter::POST, max_file_body, upload),
+    );
     both("/push", push);
     router
 }
@@ -341,6 +347,17 @@ fn max_body(app: &App) -> usize {
     app.config.svc_max_body_bytes
 }
 
+/// Largest file `POST /api/file` takes: 12 MiB, or the server's file limit if lower. Larger
+/// files are uploaded with tus at `/files/`.
+fn max_file(app: &App) -> usize {
+    app.domain.limits().files.max_file_bytes.min(MAX_FILE) as usize
+}
+
+/// Largest body of `POST /api/file`: [`max_file`] in base64, with room for the name.
+fn max_file_body(app: &App) -> usize {
+    max_file(app).div_ceil(3) * 4 + 64 * 1024
+}
+
 /// A route of the dialect for `method` from an `async fn(Req) -> Result<Reply, Failure>`,
 /// reading a JSON body of up to [`max_body`].
 fn handler<F, Fut>(method: MethodFilter, f: F) -> MethodRouter<Arc<App>>
@@ -395,8 +412,8 @@ where
     on(method, handle)
 }
 
-/// The session token of the request's cookie, if any.
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The session token of the request's cookie, if any (file downloads accept it too).
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -982,4 +999,61 @@ async fn send_message(req: Req) -> Result<Reply, Failure> {
     ack.insert("index".into(), json!(sent.index.0));
     ack.insert("msgId".into(), json!(rest::id(sent.id.0)));
     Ok(ok(Value::Object(ack), "ok"))
+}
+
+/// `POST /api/file {name, content, md5}`: store a file of the caller. `content` is the file's
+/// bytes in base64 (standard alphabet, padding optional); `md5`, when given, is their MD5 in
+/// hex and must match. Answers `{path}`: where the file is downloaded (`GET /files/{id}`, with
+/// the session cookie) and what a message's file part names.
+async fn upload(req: Req) -> Result<Reply, Failure> {
+    use base64::Engine;
+    use md5::Digest;
+    let me = req.me().await?;
+    let m = req.object()?;
+    let bad = |why: &str| Failure::new(400, status::FORMAT_ERROR_FILE, why);
+    let name = match m.get("name") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+        _ => return Err(bad("field `name` is empty")),
+    };
+    let Some(Value::String(content)) = m.get("content") else {
+        return Err(bad("field `content` must be the file's bytes in base64"));
+    };
+    let content: String = content.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(content.trim_end_matches('='))
+        .map_err(|_| bad("field `content` is not base64"))?;
+    if bytes.is_empty() {
+        return Err(bad("the file is empty"));
+    }
+    let max = max_file(&req.app);
+    if bytes.len() > max {
+        return Err(Failure::new(
+            413,
+            status::FORMAT_ERROR_FILE,
+            format!("a file sent here may be at most {max} bytes; upload larger ones at /files/"),
+        ));
+    }
+    match m.get("md5") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(want)) => {
+            let got: String = md5::Md5::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if !got.eq_ignore_ascii_case(want.trim()) {
+                return Err(bad("field `md5` does not match the content"));
+            }
+        }
+        Some(_) => return Err(bad("field `md5` must be a hex string")),
+    }
+    let file = req
+        .domain()
+        .put_file(me.ocid, &name, "application/octet-stream", &bytes)
+        .await
+        .map_err(|e| failure(&e))?;
+    let mut result = json!({"path": rest::file_path(&file.id)});
+    result["name"] = json!(file.name);
+    result["size"] = json!(file.size);
+    result["mime"] = json!(file.mime);
+    Ok(ok(result, "stored"))
 }
