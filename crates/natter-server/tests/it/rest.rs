@@ -1116,3 +1116,78 @@ async fn files_are_stored_sent_as_parts_and_downloaded_with_the_cookie() {
         8005,
     );
 }
+
+/// One request over TLS to `server`; the whole answer as text.
+async fn over_tls(addr: SocketAddr, path: &str, body: &Value) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = crate::tls::connector()
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    let body = body.to_string();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.expect("head");
+    tls.write_all(body.as_bytes()).await.expect("body");
+    let mut raw = Vec::new();
+    // The server may end TLS without a close_notify once it has answered.
+    let _ = tls.read_to_end(&mut raw).await;
+    String::from_utf8(raw).expect("text")
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_under_tls() {
+    let server =
+        TestServer::start_with(|c| c.tls = Some(crate::tls::test_certs("cert-a.pem"))).await;
+    let body = json!({"phone": "13800000101", "password": "pw"});
+    let reg = over_tls(server.addr, "/api/register", &body).await;
+    assert!(reg.starts_with("HTTP/1.1 200"), "{reg}");
+    let login = over_tls(server.addr, "/api/login", &body).await;
+    let cookie = login
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("a cookie: {login}"));
+    assert!(
+        cookie.ends_with("; HttpOnly; SameSite=Lax; Secure"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_are_refused_without_a_body() {
+    let server = TestServer::start().await;
+    let wrong_method = http::request(server.addr, "GET", "/api/login", &[], b"").await;
+    assert_eq!((wrong_method.status, wrong_method.body.len()), (405, 0));
+    let unknown = http::request(server.addr, "GET", "/api/nothing", &[], b"").await;
+    assert_eq!((unknown.status, unknown.body.len()), (404, 0));
+    let too_big = vec![b' '; server.config.svc_max_body_bytes + 1];
+    let r = http::request(server.addr, "POST", "/api/register", &[], &too_big).await;
+    assert_eq!((r.status, &r.json()["status"]), (413, &json!(0)));
+}
+
+#[tokio::test]
+async fn logging_out_closes_the_push_channel() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (_, token) = account(addr, "13800000111").await;
+    let mut ws = push(addr, &token).await;
+    start(&mut ws, "start").await;
+    let out = post(addr, "/api/logout", Some(&token), json!({})).await;
+    assert_eq!(out.status(), 1);
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the channel is closed in time");
+    assert_eq!(closed, Some(4001));
+}

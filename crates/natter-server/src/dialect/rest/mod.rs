@@ -60,8 +60,7 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
                     let f = Failure::new(400, status::FAILURE, "push is a WebSocket upgrade");
                     return f.reply().into_response();
                 };
-                let device = crate::store::Device(crate::domain::auth::token_hash(&token));
-                let push_id = crate::domain::profiles::login_id(&device.0);
+                let push_id = login_of(&token);
                 let dialect = Arc::new(push::Push::new(token, push_id));
                 ws::upgrade(app, ws, dialect, peer, open)
             }
@@ -436,6 +435,11 @@ async fn session(app: &App, ip: IpAddr, headers: &HeaderMap) -> Result<(String, 
     }
 }
 
+/// The id of the login a session token proves (the push channel's `pushId`).
+fn login_of(token: &str) -> String {
+    crate::domain::profiles::login_id(&crate::domain::auth::token_hash(token))
+}
+
 /// The `Set-Cookie` value of a login's cookie (`None`: the one that removes it).
 fn set_cookie(app: &App, token: Option<&str>) -> String {
     let secure = if app.config.tls.is_some() {
@@ -605,10 +609,14 @@ async fn login(req: Req) -> Result<Reply, Failure> {
     Ok(reply)
 }
 
-/// `POST /api/logout`: ends the cookie's login (and removes the cookie).
+/// `POST /api/logout`: ends the cookie's login, closing its push channels, and removes the
+/// cookie.
 async fn logout(req: Req) -> Result<Reply, Failure> {
-    let (token, _) = session(&req.app, req.ip, &req.headers).await?;
-    req.domain().logout(&token).await.map_err(|e| failure(&e))?;
+    let (token, me) = session(&req.app, req.ip, &req.headers).await?;
+    req.domain()
+        .revoke_login(me.ocid, &login_of(&token))
+        .await
+        .map_err(|e| failure(&e))?;
     let mut reply = ok(json!([]), "logged out");
     reply.cookie = Some(set_cookie(&req.app, None));
     Ok(reply)
