@@ -814,6 +814,28 @@ async fn friends_are_asked_pushed_accepted_by_asking_back_and_listed_by_field() 
     get(addr, &format!("/api/friends/{ann}"), Some(&carl_t)).await;
     get(addr, &format!("/api/friends/{carl}"), Some(&ann_t)).await;
 
+    // A request made while the channel was closed waits for the next start, until answered.
+    drop(ws);
+    let (dora, dora_t) = account(addr, "13800000064").await;
+    get(
+        addr,
+        &format!("/api/friends/{ann}?request=later"),
+        Some(&dora_t),
+    )
+    .await;
+    let mut ws = push(addr, &ann_t).await;
+    start(&mut ws, "start").await;
+    let waiting = items(&mut ws, &id).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        (&waiting[0]["type"], &waiting[0]["fromId"]),
+        (&json!(2), &json!(dora.to_string()))
+    );
+    assert_eq!(text(&waiting[0]), "later");
+    get(addr, &format!("/api/friends/{dora}"), Some(&ann_t)).await;
+    start(&mut ws, "restart").await;
+    silence(&mut ws, 300).await;
+
     let list = |path: &'static str| get(addr, path, Some(&ann_t));
     let ids = |a: &Answer| -> Vec<String> {
         a.body["result"]
@@ -825,11 +847,14 @@ async fn friends_are_asked_pushed_accepted_by_asking_back_and_listed_by_field() 
     };
     let by_id = list("/api/friends/id/1").await;
     assert_eq!((by_id.http, by_id.status()), (200, 1));
-    assert_eq!(ids(&by_id), [bob.to_string(), carl.to_string()]);
+    assert_eq!(
+        ids(&by_id),
+        [bob.to_string(), carl.to_string(), dora.to_string()]
+    );
     assert_eq!(by_id.body["result"][0]["user"]["isFriend"], json!(true));
     assert_eq!(
         ids(&list("/api/friends/username/1/").await),
-        [carl.to_string(), bob.to_string()]
+        [dora.to_string(), carl.to_string(), bob.to_string()]
     );
     assert!(
         ids(&list("/api/friends/id/2").await).is_empty(),
@@ -1114,6 +1139,33 @@ async fn files_are_stored_sent_as_parts_and_downloaded_with_the_cookie() {
         &post(addr, "/api/message", Some(&ann_t), unknown).await,
         404,
         8005,
+    );
+    // A picture becomes the avatar, and then anyone may download it; a text file may not.
+    let text_path = plain.body["result"]["path"]
+        .as_str()
+        .expect("path")
+        .to_owned();
+    refused(
+        &post(
+            addr,
+            "/api/user",
+            Some(&ann_t),
+            json!({"avatar": text_path}),
+        )
+        .await,
+        400,
+        8005,
+    );
+    let avatar = post(addr, "/api/user", Some(&ann_t), json!({"avatar": path})).await;
+    assert_eq!(
+        avatar.body["result"]["user"]["avatar"],
+        json!(path),
+        "{}",
+        avatar.body
+    );
+    assert_eq!(
+        http::request(addr, "GET", &path, &[], b"").await.status,
+        200
     );
 }
 

@@ -583,14 +583,22 @@ async fn register(req: Req) -> Result<Reply, Failure> {
 async fn login(req: Req) -> Result<Reply, Failure> {
     let m = req.object()?;
     let (phone, password) = phone_and_password(&m)?;
-    if let Some(token) = cookie_token(&req.headers)
-        && req.domain().standing(&token).await.is_ok()
-    {
-        return Err(Failure::new(
-            409,
-            status::ERROR_REPEAT_LOGIN,
-            "already logged in; log out first",
-        ));
+    // The cookie is checked as any session cookie is, under the guessing limits.
+    if let Some(token) = cookie_token(&req.headers) {
+        match req.domain().resume_from(&token, Some(req.ip)).await {
+            Ok(_) => {
+                return Err(Failure::new(
+                    409,
+                    status::ERROR_REPEAT_LOGIN,
+                    "already logged in; log out first",
+                ));
+            }
+            Err(e @ (DomainError::TooManyAttempts { .. } | DomainError::Internal)) => {
+                return Err(failure(&e));
+            }
+            // An ended login's cookie is no login: this one replaces it.
+            Err(_) => {}
+        }
     }
     let key = LoginKey::Identity(Identity::Phone(phone));
     let login = req.domain().login_from(key, &password, Some(req.ip)).await;

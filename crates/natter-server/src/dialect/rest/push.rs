@@ -1,6 +1,7 @@
 //! The push channel of the REST dialect (`GET /api/push`), a connection on the generic loop:
-//! `"start"` logs it in with the session cookie's login, `"restart"` logs it in again (every
-//! message not yet acknowledged is sent again), `""` is a heartbeat, `{chatId, content: "ok"}`
+//! `"start"` logs it in with the session cookie's login and sends what it has not acknowledged
+//! and the friend requests waiting for it, `"restart"` logs it in again (every message not yet
+//! acknowledged is sent again), `""` is a heartbeat, `{chatId, content: "ok"}`
 //! acknowledges a chat's messages (deliveries are marked on acknowledgement), and a list of
 //! messages sends them, each confirmed with the acknowledgement shape.
 //!
@@ -57,6 +58,19 @@ impl Push {
                         })
                         .collect();
                     out.push(self.packet(status::SUCCESS, Value::Array(items)));
+                }
+                // Friend requests waiting for an answer, however long the channel was closed.
+                // Not fatal when the read fails: they are pushed at the next start.
+                if let Ok(contacts) = c.domain().contacts(auth.ocid).await {
+                    let items: Vec<Value> = contacts
+                        .requests
+                        .iter()
+                        .filter(|r| r.to == auth.ocid)
+                        .map(|r| request_item(r.from, r.to, &r.message, r.created_at))
+                        .collect();
+                    if !items.is_empty() {
+                        out.push(self.packet(status::SUCCESS, Value::Array(items)));
+                    }
                 }
             }
             Err(e) => out.push(self.failed(&failure(&e))),
@@ -174,17 +188,23 @@ impl Dialect for Push {
                 notice: Notice::FriendRequest { from, message },
                 at_ms,
             } => {
-                let item = json!({
-                    "chatId": "",
-                    "fromId": rest::id(from.0),
-                    "toId": rest::id(me.0),
-                    "type": rest::kind::REQUEST,
-                    "info": [{"category": rest::category::TEXT, "content": message}],
-                    "createTime": rest::time_ms(at_ms),
-                });
+                let item = request_item(*from, me, message, at_ms);
                 Some(self.packet(status::SUCCESS, json!([item])))
             }
             _ => None,
         }
     }
+}
+
+/// A friend request from `from` to `to` as a message item of type 2 (request), its note as
+/// the text.
+fn request_item(from: Ocid, to: Ocid, note: &str, at_ms: i64) -> Value {
+    json!({
+        "chatId": "",
+        "fromId": rest::id(from.0),
+        "toId": rest::id(to.0),
+        "type": rest::kind::REQUEST,
+        "info": [{"category": rest::category::TEXT, "content": note}],
+        "createTime": rest::time_ms(at_ms),
+    })
 }
