@@ -1243,3 +1243,34 @@ async fn logging_out_closes_the_push_channel() {
     .expect("the channel is closed in time");
     assert_eq!(closed, Some(4001));
 }
+
+#[tokio::test]
+async fn an_ourchat_v1_picture_reaches_the_push_channel_as_an_image_part() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, token) = account(addr, "13800000121").await;
+    let mut bob = user_v1(&server, "bob6@example.com", "Bob", "pw-of-bob").await;
+    let image = crate::files::png(4, 4, 10);
+    let id = crate::files::upload(addr, &bob.token, "cat.png", "image/png", &image).await;
+    let ack = crate::files::send_file(
+        &mut bob.client,
+        json!({"private_id": ann}),
+        2,
+        json!({"id": id}),
+        "a cat",
+    )
+    .await;
+    assert_eq!(ack["code"], json!(103), "{ack}");
+    let mut ws = push(addr, &token).await;
+    let push_id = start(&mut ws, "start").await;
+    let got = items(&mut ws, &push_id).await;
+    let path = format!("/files/{id}");
+    assert_eq!(
+        got[0]["info"],
+        json!([{"category": 0, "content": "a cat"}, {"category": 1, "content": path}])
+    );
+    // The receiver downloads it with its cookie.
+    let cookie = format!("sessionid={token}");
+    let r = http::request(addr, "GET", &path, &[("Cookie", &cookie)], b"").await;
+    assert_eq!((r.status, &r.body), (200, &image));
+}
