@@ -14,6 +14,7 @@
 
 pub mod http;
 pub mod ourchat;
+pub mod pipe;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod ids;
 pub mod json;
 pub mod ourchat;
+pub mod pipe;
 pub mod rest;
 pub mod svc;
 pub mod view;

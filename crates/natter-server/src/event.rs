@@ -130,6 +130,16 @@ pub enum Notice {
         /// A private chat's two members (dialects name a private chat by the other one).
         pair: Option<(Ocid, Ocid)>,
     },
+    /// `from` offers the receiving account a file to fetch from `from` directly (seed 004's
+    /// peer-to-peer `file` line): where to connect, the file's name and size, relayed as the
+    /// sender wrote them.
+    PeerFile {
+        from: Ocid,
+        host: String,
+        port: String,
+        name: String,
+        size: String,
+    },
     /// Logins of the receiving account ended (revoked, its password changed or reset, the
     /// account deleted): its connections check their login against the store, and those whose
     /// login ended close. For the hub, never shown to a client.

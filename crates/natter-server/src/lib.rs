@@ -43,11 +43,13 @@ pub enum ServeError {
 pub struct Listeners {
     /// HTTP: health, metrics, and every dialect over HTTP or WebSocket.
     pub http: TcpListener,
+    /// The pipe dialect's lines (seed 004), if served.
+    pub pipe: Option<TcpListener>,
 }
 
 impl From<TcpListener> for Listeners {
     fn from(http: TcpListener) -> Self {
-        Self { http }
+        Self { http, pipe: None }
     }
 }
 
@@ -71,6 +73,34 @@ pub async fn run(
         None => None,
     };
     let app = App::build(config, shutdown.clone()).await?;
+    if let Some(pipe) = listeners.pipe {
+        tracing::info!(addr = %pipe.local_addr()?, tls = certs.is_some(), "pipe dialect listening");
+        let capped =
+            transport::Capped::new(pipe, app.config.max_connections, "pipe", b"error|busy\n")
+                .per_address(app.config.max_connections_per_address)
+                .shared(app.config.limits.shared_addresses.clone());
+        let dialect = dialect::pipe::Pipe::new(app.hub.slot());
+        let max_line = app.config.max_frame_bytes;
+        match &certs {
+            None => tokio::spawn(transport::tcp::serve(
+                app.clone(),
+                capped,
+                "pipe",
+                dialect,
+                max_line,
+            )),
+            Some(certs) => {
+                let tls = transport::tls::TlsListener::new(capped, certs.clone(), shutdown.clone());
+                tokio::spawn(transport::tcp::serve_tls(
+                    app.clone(),
+                    tls,
+                    "pipe",
+                    dialect,
+                    max_line,
+                ))
+            }
+        };
+    }
     let addr = listeners.http.local_addr()?;
     let store = if app.config.store_url.is_some() {
         "postgres"

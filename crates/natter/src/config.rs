@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// Address for HTTP and WebSocket [default: 127.0.0.1:7878].
     #[arg(long, env = "NATTER_LISTEN")]
     pub listen: Option<String>,
+    /// Address for the pipe dialect's TCP lines (seed 004), or `off` [default: 127.0.0.1:7879].
+    #[arg(long, env = "NATTER_PIPE_LISTEN")]
+    pub pipe_listen: Option<String>,
     /// Directory for the database (created if missing) [default: ./natter-data].
     #[arg(long, env = "NATTER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -275,6 +278,8 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: String,
+    /// The pipe dialect's address; `None` when it is off.
+    pub pipe_listen: Option<String>,
     pub log_level: String,
     pub log_format: String,
     pub server: natter_server::Config,
@@ -304,6 +309,7 @@ impl Settings {
                 args,
                 file,
                 listen,
+                pipe_listen,
                 data_dir,
                 store,
                 store_pool,
@@ -524,6 +530,11 @@ impl Settings {
         }
         Ok(Self {
             listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),
+            pipe_listen: match args.pipe_listen.as_deref().map(str::trim) {
+                Some("off") => None,
+                Some(addr) => Some(addr.to_owned()),
+                None => Some("127.0.0.1:7879".into()),
+            },
             log_level: args.log_level.unwrap_or_else(|| "info".into()),
             log_format: args.log_format.unwrap_or_else(|| "text".into()),
             server,
@@ -601,6 +612,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("the defaults resolve: {e:#}\n{uncommented}"));
         let d = natter_server::Config::default();
         assert_eq!(s.listen, "127.0.0.1:7878");
+        assert_eq!(s.pipe_listen.as_deref(), Some("127.0.0.1:7879"));
         assert_eq!(s.server.outbox_frames, d.outbox_frames);
         assert_eq!(s.server.max_connections, d.max_connections);
         assert_eq!(s.server.rate_burst, d.rate_burst);
@@ -628,6 +640,20 @@ mod tests {
             file.store, None,
             "a setting without a default stays commented"
         );
+    }
+
+    #[test]
+    fn the_pipe_listener_is_on_by_default_and_can_be_turned_off() {
+        let resolve = |args: &[&str]| {
+            let cli = Wrap::parse_from(args);
+            Settings::resolve(cli.args).expect("resolves").pipe_listen
+        };
+        assert_eq!(resolve(&["x"]).as_deref(), Some("127.0.0.1:7879"));
+        assert_eq!(
+            resolve(&["x", "--pipe-listen", "0.0.0.0:9000"]).as_deref(),
+            Some("0.0.0.0:9000")
+        );
+        assert_eq!(resolve(&["x", "--pipe-listen", "off"]), None);
     }
 
     #[test]

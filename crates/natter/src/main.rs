@@ -260,9 +260,21 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let pipe = match &settings.pipe_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--pipe-listen)"))?,
+        ),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    natter_server::run(settings.server, listener, shutdown)
+    let listeners = natter_server::Listeners {
+        http: listener,
+        pipe,
+    };
+    natter_server::run(settings.server, listeners, shutdown)
         .await
         .context("server failed")
 }

@@ -203,6 +203,14 @@ pub enum WireNotice {
         index: u64,
         pair: Option<(u64, u64)>,
     },
+    #[serde(rename = "peer_file")]
+    PeerFile {
+        from: u64,
+        host: String,
+        port: String,
+        name: String,
+        size: String,
+    },
     #[serde(rename = "logged_out")]
     LoggedOut,
     #[serde(rename = "forget")]
@@ -287,6 +295,19 @@ impl From<&Notice> for WireNotice {
                 index: index.0,
                 pair: pair.map(|(a, b)| (a.0, b.0)),
             },
+            Notice::PeerFile {
+                from,
+                host,
+                port,
+                name,
+                size,
+            } => Self::PeerFile {
+                from: from.0,
+                host: host.clone(),
+                port: port.clone(),
+                name: name.clone(),
+                size: size.clone(),
+            },
             Notice::LoggedOut => Self::LoggedOut,
             Notice::Forget { chat, pair } => Self::Forget {
                 chat: chat.map(|c| c.0),
@@ -360,6 +381,19 @@ impl From<WireNotice> for Notice {
                 reader: Ocid(reader),
                 index: Index(index),
                 pair: pair.map(|(a, b)| (Ocid(a), Ocid(b))),
+            },
+            WireNotice::PeerFile {
+                from,
+                host,
+                port,
+                name,
+                size,
+            } => Self::PeerFile {
+                from: Ocid(from),
+                host,
+                port,
+                name,
+                size,
             },
             WireNotice::LoggedOut => Self::LoggedOut,
             WireNotice::Forget { chat, pair } => Self::Forget {
@@ -479,6 +513,13 @@ mod tests {
             Notice::Typing {
                 from: Ocid(1),
                 group: Some(ChatId(4)),
+            },
+            Notice::PeerFile {
+                from: Ocid(1),
+                host: "192.0.2.7".into(),
+                port: "9000".into(),
+                name: "a|b.txt".into(),
+                size: "12".into(),
             },
         ] {
             let bytes = serde_json::to_vec(&WireNotice::from(&n)).expect("json");

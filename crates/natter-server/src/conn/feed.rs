@@ -20,6 +20,7 @@ use crate::hub::Outgoing;
 use crate::ids::IdMap;
 use crate::store::{Device, Message, kind};
 use bytes::Bytes;
+use natter_proto::view::FileKind;
 use natter_proto::{ChatId, Index, Ocid};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub(super) struct Feed {
     unacked: IdMap<ChatId, Index>,
     /// Delivered indexes not yet recorded in the store.
     marks: IdMap<ChatId, Index>,
+    /// Read at login and held back by the dialect until the client asks for them: they do
+    /// not count as written until released.
+    held: IdMap<ChatId, Index>,
     /// More of the store remains to be written (a lag or a capped catch-up).
     resync_pending: bool,
 }
@@ -97,6 +101,7 @@ impl Feed {
             unwritten: IdMap::default(),
             unacked: IdMap::default(),
             marks: IdMap::default(),
+            held: IdMap::default(),
             resync_pending: false,
         }
     }
@@ -135,6 +140,7 @@ impl Feed {
         self.unwritten.clear();
         self.unacked.clear();
         self.marks.clear();
+        self.held.clear();
         self.resync_pending = false;
     }
 
@@ -290,6 +296,26 @@ impl<D: Dialect> Conn<D> {
         self.feed.written();
     }
 
+    /// Hold back what the login read (`Authenticated::missed`) from counting as delivered when
+    /// the next frames are written: for a dialect that announces the missed messages at login
+    /// and writes them when the client asks (the pipe dialect's `get_unread_message`). Call
+    /// right after a successful `authenticate`; [`Conn::release_held`] when they are written.
+    /// A connection that ends in between leaves them undelivered to its device. (Marks are
+    /// per chat: a live message of the same chat written in between counts for them too.)
+    pub fn hold_catch_up(&mut self) {
+        for (chat, index) in self.feed.unwritten.drain() {
+            raise(&mut self.feed.held, chat, index);
+        }
+    }
+
+    /// The messages held back by [`Conn::hold_catch_up`] are in the frames about to be
+    /// written: they count as delivered once those are.
+    pub fn release_held(&mut self) {
+        for (chat, index) in self.feed.held.drain() {
+            raise(&mut self.feed.unwritten, chat, index);
+        }
+    }
+
     /// The client acknowledged what it was sent of `chat` up to `upto` (for dialects that mark
     /// deliveries on the client's acknowledgement).
     pub fn acked(&mut self, chat: ChatId, upto: Index) {
@@ -361,12 +387,45 @@ impl<D: Dialect> Conn<D> {
                 Fill::Failed => return,
             }
         }
-        let dialect = &*self.dialect;
-        frames.push(out.frame(dialect.slot(), |d| {
-            let text = d.message.text();
-            dialect.message(&view(&d.message, &d.chat, &text))
-        }));
+        let d = &out.delivery;
+        let me = self.me().unwrap_or_default();
+        let frame = match self.file_frame(me, &d.message, &d.chat) {
+            Some(read) => read.await,
+            None => None,
+        };
+        let frame = match frame {
+            Some(frame) => frame,
+            None => {
+                let dialect = &*self.dialect;
+                out.frame(dialect.slot(), |d| {
+                    let text = d.message.text();
+                    dialect.message(&view(&d.message, &d.chat, &text))
+                })
+            }
+        };
+        frames.push(frame);
         self.feed.delivered(chat, index);
+    }
+
+    /// The dialect's own frame for a message that carries a file, when it makes one with an
+    /// awaited read (see [`Dialect::file_message`]); `None` for every other message.
+    fn file_frame(
+        &self,
+        me: Ocid,
+        m: &Message,
+        chat: &Arc<ChatInfo>,
+    ) -> Option<impl Future<Output = Option<Bytes>> + Send + use<D>> {
+        if !m.parts.iter().any(|p| FileKind::of(p.category.0).is_some()) {
+            return None;
+        }
+        let (dialect, app) = (self.dialect.clone(), self.app.clone());
+        let (m, chat) = (m.clone(), chat.clone());
+        Some(async move {
+            let text = m.text();
+            dialect
+                .file_message(&app.domain, me, &view(&m, &chat, &text))
+                .await
+        })
     }
 
     /// Read `(from, to]` of a chat from the store, at most `budget` messages, and write what
@@ -391,10 +450,21 @@ impl<D: Dialect> Conn<D> {
             };
             let Some(last) = page.last() else { break };
             after = last.index;
+            let me = self.me().unwrap_or_default();
             for msg in &page {
                 if !self.feed.skips(chat, msg.index) {
-                    let text = msg.text();
-                    frames.push(self.dialect.message(&view(msg, &info, &text)));
+                    let frame = match self.file_frame(me, msg, &info) {
+                        Some(read) => read.await,
+                        None => None,
+                    };
+                    let frame = match frame {
+                        Some(frame) => frame,
+                        None => {
+                            let text = msg.text();
+                            self.dialect.message(&view(msg, &info, &text))
+                        }
+                    };
+                    frames.push(frame);
                 }
                 self.feed.delivered(chat, msg.index);
             }

@@ -13,11 +13,12 @@
 //! mounts it (see `docs/architecture.md`, "Adding a dialect").
 
 pub mod ourchat;
+pub mod pipe;
 pub mod rest;
 pub mod svc;
 
 use crate::conn::{Close, Conn};
-use crate::domain::{DomainError, Sent};
+use crate::domain::{Domain, DomainError, Sent};
 use crate::event::Notice;
 use crate::hub::Slot;
 use bytes::Bytes;
@@ -109,6 +110,19 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// A stored message as delivered to this dialect's connections (the same bytes for every
     /// receiver: it is encoded once per message).
     fn message(&self, view: &MessageView<'_>) -> Bytes;
+
+    /// A delivered message that carries a file, as this dialect's frame when making it needs
+    /// an awaited read (the pipe dialect carries the file's bytes in the line, its clients
+    /// having no other way to fetch them); made for each receiving connection, for `me`.
+    /// `None` (the default): the frame of [`Dialect::message`] is sent.
+    fn file_message(
+        &self,
+        _domain: &Domain,
+        _me: Ocid,
+        _view: &MessageView<'_>,
+    ) -> impl Future<Output = Option<Bytes>> + Send {
+        std::future::ready(None)
+    }
 
     /// The ack of a queued send, or its refusal; `None` when the client is not to be told.
     fn ack(&self, ack: Self::Ack, result: Result<&Sent, &DomainError>) -> Option<Bytes>;

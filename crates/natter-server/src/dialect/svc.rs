@@ -274,9 +274,19 @@ impl Svc {
         if !self.allow_request(ip) {
             return error(429, "too many requests; slow down");
         }
-        let bytes = match axum::body::to_bytes(body, self.max_body).await {
-            Ok(b) => b,
+        // A body that stalls is given up on, as an upload's is (`--body-idle-timeout-secs`; a
+        // request body here is small, so the whole of it gets that long).
+        let deadline = app.config.body_idle_timeout;
+        let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, self.max_body));
+        let bytes = match read.await {
             Err(_) => {
+                return error(
+                    408,
+                    &format!("the body did not arrive within {} s", deadline.as_secs()),
+                );
+            }
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
                 return error(
                     413,
                     &format!("the body may be at most {} bytes", self.max_body),

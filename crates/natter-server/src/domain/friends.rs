@@ -227,4 +227,32 @@ impl Domain {
         self.signal(audience, origin, Notice::Typing { from: me, group });
         Ok(())
     }
+
+    /// Relay `from`'s offer of a file it serves itself (seed 004's peer-to-peer `file` line) to
+    /// `to`'s connections; only an account online now can take it.
+    ///
+    /// # Errors
+    /// `Invalid` (own account), `NoSuchAccount`, `Blocking`, `NotAccepted` (`to` blocks
+    /// `from`), `Internal`.
+    pub async fn offer_file(
+        &self,
+        to: Ocid,
+        offer: Notice,
+        origin: Option<Origin>,
+    ) -> Result<(), DomainError> {
+        let Notice::PeerFile { from, .. } = &offer else {
+            return Err(internal("not a file offer", &"notice"));
+        };
+        let from = *from;
+        not_self(from, to)?;
+        self.live_account(to).await?;
+        if self.blocks(from, to).await? {
+            return Err(DomainError::Blocking(to));
+        }
+        if self.blocks(to, from).await? {
+            return Err(DomainError::NotAccepted(to));
+        }
+        self.signal(Audience::Accounts(vec![to]), origin, offer);
+        Ok(())
+    }
 }

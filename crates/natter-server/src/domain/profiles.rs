@@ -384,8 +384,28 @@ impl Domain {
         if question.is_empty() || question.chars().count() > MAX_QUESTION {
             return Err(Invalid::Question { max: MAX_QUESTION }.into());
         }
-        let answer = normal_answer(answer)?;
+        normal_answer(answer)?;
         self.check_password(me, password).await?;
+        self.set_security_answer(me, question, answer).await
+    }
+
+    /// Set `me`'s security question and answer on the strength of the login alone, for a
+    /// dialect whose profile edit carries them under a session token and no password (seed
+    /// 004's `update_profile`, and its registration).
+    ///
+    /// # Errors
+    /// `Invalid`, `Internal`.
+    pub async fn set_security_answer(
+        &self,
+        me: Ocid,
+        question: &str,
+        answer: &str,
+    ) -> Result<(), DomainError> {
+        let question = question.trim();
+        if question.is_empty() || question.chars().count() > MAX_QUESTION {
+            return Err(Invalid::Question { max: MAX_QUESTION }.into());
+        }
+        let answer = normal_answer(answer)?;
         let hash = self
             .hasher
             .hash(answer)
@@ -395,6 +415,43 @@ impl Domain {
             .set_security(me, question, &hash)
             .await
             .map_err(|e| internal("security question update failed", &e))
+    }
+
+    /// Register an account by `identity` with its profile and security question set in the
+    /// same request (seed 004's `register`): everything is checked before the account is made,
+    /// so a refused field leaves no account behind.
+    ///
+    /// # Errors
+    /// As [`Domain::register`], [`Domain::update_profile`] and
+    /// [`Domain::set_security_answer`].
+    pub async fn register_with_profile(
+        &self,
+        identity: &Identity,
+        password: &str,
+        name: Option<&str>,
+        profile: &ProfileEdit,
+        security: Option<(&str, &str)>,
+    ) -> Result<Account, DomainError> {
+        let edit = *profile != ProfileEdit::default();
+        if edit {
+            checked_profile(profile)?;
+        }
+        if let Some((question, answer)) = security {
+            let question = question.trim();
+            if question.is_empty() || question.chars().count() > MAX_QUESTION {
+                return Err(Invalid::Question { max: MAX_QUESTION }.into());
+            }
+            normal_answer(answer)?;
+        }
+        let mut account = self.register(identity, password, name, None).await?;
+        if edit {
+            account = self.update_profile(account.ocid, profile).await?;
+        }
+        if let Some((question, answer)) = security {
+            self.set_security_answer(account.ocid, question, answer)
+                .await?;
+        }
+        Ok(account)
     }
 
     /// The security question of the account with this identity. An unknown account and one

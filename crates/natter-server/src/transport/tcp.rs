@@ -22,9 +22,17 @@ const READ_CHUNK: usize = 1024;
 
 /// Serve `dialect` on every connection `listener` accepts, until the server shuts down; each
 /// connection's task is tracked, so shutdown waits for it.
-pub async fn serve<D: Dialect>(app: Arc<App>, mut listener: Capped, dialect: D, max_line: usize) {
+/// `name` labels its connections in the metrics.
+pub async fn serve<D: Dialect>(
+    app: Arc<App>,
+    mut listener: Capped,
+    name: &'static str,
+    dialect: D,
+    max_line: usize,
+) {
     let line_timeout = app.config.line_timeout;
     let dialect = Arc::new(dialect);
+    let open = app.metrics.connections(name);
     loop {
         let accepted = tokio::select! {
             () = app.shutdown.cancelled() => return,
@@ -33,10 +41,41 @@ pub async fn serve<D: Dialect>(app: Arc<App>, mut listener: Capped, dialect: D, 
         let (tcp, addr, slot) = accepted;
         let (read, write) = tcp.into_split();
         let wire = LineWire::new(read, write, max_line).line_timeout(line_timeout);
-        let (app, dialect) = (app.clone(), dialect.clone());
+        let (app, dialect, open) = (app.clone(), dialect.clone(), open.clone());
         app.tracker.clone().spawn(async move {
+            open.increment(1.0);
             conn::serve(app, wire, dialect, addr).await;
+            open.decrement(1.0);
             drop(slot);
+        });
+    }
+}
+
+/// [`serve`] on a TLS listener: each connection's handshake is done (off the accept loop)
+/// before its lines are read.
+pub async fn serve_tls<D: Dialect>(
+    app: Arc<App>,
+    mut listener: super::tls::TlsListener,
+    name: &'static str,
+    dialect: D,
+    max_line: usize,
+) {
+    use axum::serve::Listener;
+    let line_timeout = app.config.line_timeout;
+    let dialect = Arc::new(dialect);
+    let open = app.metrics.connections(name);
+    loop {
+        let (tls, addr) = tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (read, write) = tokio::io::split(tls);
+        let wire = LineWire::new(read, write, max_line).line_timeout(line_timeout);
+        let (app, dialect, open) = (app.clone(), dialect.clone(), open.clone());
+        app.tracker.clone().spawn(async move {
+            open.increment(1.0);
+            conn::serve(app, wire, dialect, addr).await;
+            open.decrement(1.0);
         });
     }
 }
@@ -329,7 +368,7 @@ mod tests {
         let echo = Echo {
             slot: app.hub.slot(),
         };
-        let served = tokio::spawn(serve(app.clone(), capped, echo, 32));
+        let served = tokio::spawn(serve(app.clone(), capped, "echo", echo, 32));
 
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (read, mut write) = tcp.into_split();

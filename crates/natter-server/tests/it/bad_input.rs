@@ -4,7 +4,7 @@
 //! driver ([`Dialect`]).
 
 use crate::common::*;
-use crate::driver::{Dialect, for_each_dialect};
+use crate::driver::{JsonDialect, for_each_dialect};
 use natter_client::{Page, Target};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -36,7 +36,7 @@ fn message(frame: &Value) -> String {
     string(&error_body(frame)["message"])
 }
 
-async fn frame_level_errors<D: Dialect>() {
+async fn frame_level_errors<D: JsonDialect>() {
     let server = TestServer::start().await;
     let mut d = D::connect(&server).await;
     let c = d.client();
@@ -404,7 +404,7 @@ async fn v0_field_errors_name_the_field() {
     still_usable(&mut c).await;
 }
 
-async fn oversized_frames<D: Dialect>() {
+async fn oversized_frames<D: JsonDialect>() {
     const LIMIT: usize = 4096;
     let server = TestServer::start_with(|c| c.max_frame_bytes = LIMIT).await;
     let mut d = D::connect(&server).await;
@@ -477,7 +477,7 @@ async fn an_accounts_connections_share_one_budget() {
     anon.request(&json!({"code": 107}), 108).await;
 }
 
-async fn rate_limit<D: Dialect>() {
+async fn rate_limit<D: JsonDialect>() {
     // A refill of 1/s leaves the 5..=7 window below two seconds of slack, so a slow machine
     // does not change the outcome.
     let server = TestServer::start_with(|c| {
@@ -811,7 +811,7 @@ async fn v0_bad_text_requests_store_nothing() {
 /// Every dialect: text requests that fail (bad values, unknown or forbidden chats) store
 /// nothing and consume no index; the peer gets only the good messages, and history has only
 /// them.
-async fn bad_texts_store_nothing<D: Dialect>() {
+async fn bad_texts_store_nothing<D: JsonDialect>() {
     let server = TestServer::start().await;
     let mut v = user_v1(&server, "vic@example.com", "Vic", "pw-v").await;
     let mut z = D::connect(&server).await;

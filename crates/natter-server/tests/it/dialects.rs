@@ -3,13 +3,13 @@
 //! account receives every message of its chats, its own sent from another device included.
 
 use crate::common::*;
-use crate::driver::{Dialect, V0, V1, for_each_dialect};
+use crate::driver::{Dialect, JsonDialect, V0, V1, for_each_dialect_and_pipe};
 use natter_client::{Message, Page, Target};
 use serde_json::json;
 
 /// A private chat between an account on `A` and one on `B`: each receives what the other
 /// sends, in index order, and both read the same history.
-async fn private_chat<A: Dialect, B: Dialect>() {
+async fn private_chat<A: JsonDialect, B: JsonDialect>() {
     let server = TestServer::start().await;
     let mut a = A::connect(&server).await;
     let alice = a.register("alice@example.com", "Alice", "pw-a").await;
@@ -24,7 +24,7 @@ async fn private_chat<A: Dialect, B: Dialect>() {
     b.assert_message(&m, Target::Private(alice), alice, 1, "hi bob");
     assert_eq!(m.id, first.id, "the ack's id is the delivered message's");
     // The sender never gets its own message back.
-    a.client().expect_silence(200).await;
+    a.expect_silence(200).await;
 
     let reply = b.send(Target::Private(alice), "hi alice").await;
     assert_eq!(reply.index, 2);
@@ -32,7 +32,7 @@ async fn private_chat<A: Dialect, B: Dialect>() {
     let m = a.recv_message().await;
     a.assert_message(&m, Target::Private(bob), bob, 2, "hi alice");
     assert_eq!(m.id, reply.id);
-    b.client().expect_silence(200).await;
+    b.expect_silence(200).await;
 
     // Both read the same two messages.
     let (ha, more) = a.history(Target::Private(bob), Page::default()).await;
@@ -88,7 +88,7 @@ mod a_private_chat_between_dialects {
     }
 }
 
-for_each_dialect!(every_device_receives_every_message);
+for_each_dialect_and_pipe!(every_device_receives_every_message);
 
 /// Two devices of one account on `D`: a message to the account reaches both; one device's
 /// message reaches the other device and the peer, never the sending device; the same in a
@@ -120,7 +120,7 @@ async fn every_device_receives_every_message<D: Dialect>() {
     let f = a.client.expect_code(0).await;
     assert_eq!(f["cid"], json!(sent.id));
     assert_eq!(f["sender"], json!({"ocid": bob, "private_id": a.ocid}));
-    b1.client().expect_silence(300).await;
+    b1.expect_silence(300).await;
 
     // The same in a group.
     let g = create_group_v1(&mut a.client, &[bob]).await;
@@ -131,6 +131,6 @@ async fn every_device_receives_every_message<D: Dialect>() {
     assert_eq!(m.id, sent.id);
     let f = a.client.expect_code(0).await;
     assert_eq!(f["sender"], json!({"ocid": bob, "group_id": g}));
-    b2.client().expect_silence(300).await;
+    b2.expect_silence(300).await;
     a.client.expect_silence(0).await;
 }

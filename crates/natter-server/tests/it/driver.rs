@@ -1,6 +1,8 @@
-//! The per-dialect driver: one trait, [`Dialect`], implemented for each dialect ([`V1`], [`V0`]),
-//! so that a behaviour test is written once, generic over the dialect, and instantiated for
-//! every dialect that can express it with [`for_each_dialect!`].
+//! The per-dialect driver: one trait, [`Dialect`], implemented for each dialect ([`V1`], [`V0`],
+//! [`Pipe`]), so that a behaviour test is written once, generic over the dialect, and
+//! instantiated for every dialect that can express it with [`for_each_dialect!`] (the JSON
+//! dialects, which also implement [`JsonDialect`]: raw frames, envelopes, history) or
+//! [`for_each_dialect_and_pipe!`] (every connection dialect).
 //!
 //! A driver is one connection of one account. It speaks the dialect's exact frames (built by
 //! natter-client) through the strict harness helpers, and hands what arrives back as
@@ -11,6 +13,7 @@
 
 use crate::common::*;
 use natter_client::ourchat::{v0, v1};
+use natter_client::pipe;
 use natter_client::{Ack, Chat, Message, Page, Target};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -19,34 +22,22 @@ use std::collections::HashMap;
 pub trait Dialect: Sized {
     /// The dialect's name, for messages.
     const NAME: &'static str;
-    /// Codes that only the server sends: a client sending one gets `unknown_code`.
-    const SERVER_CODES: &'static [i64];
-    /// Codes the dialect reserves without serving them (answered `unknown_code`, "reserved").
-    const RESERVED_CODES: &'static [i64];
 
     /// A new, anonymous connection.
     async fn connect(server: &TestServer) -> Self;
-    /// The connection, to send and read frames of one's own.
-    fn client(&mut self) -> &mut Client;
     /// Replace the connection by a new anonymous one (after a restart, say), keeping what this
     /// driver knows of the account and its chats.
     async fn reconnect(&mut self, server: &TestServer);
     /// Close the connection (and wait until the server has dropped it).
     async fn close(self);
 
-    /// A frame of this dialect's shape: `top`'s fields at the top level, and (v0) an empty
-    /// `data`.
-    fn envelope(top: Value) -> Value;
-    /// A text frame to `target` with these field values as given (which may be invalid).
-    fn text_frame(target: Target, msg: Value, client_id: Option<Value>) -> Value;
-
     /// Register an account (v0 has no name: its nickname is the mail's local part); returns
     /// its ocid.
     async fn register(&mut self, email: &str, name: &str, password: &str) -> u64;
     /// Log in (v1 by email, v0 by ocid), which must succeed; returns the missed messages.
     async fn login(&mut self, ocid: u64, email: &str, password: &str) -> Vec<Message>;
-    /// Resume with a token that must be valid; returns the missed messages.
-    async fn resume(&mut self, token: &str) -> Vec<Message>;
+    /// Resume as `ocid` with a token that must be valid; returns the missed messages.
+    async fn resume(&mut self, ocid: u64, token: &str) -> Vec<Message>;
     /// The token of the last password login.
     fn token(&self) -> String;
 
@@ -54,8 +45,8 @@ pub trait Dialect: Sized {
     async fn send(&mut self, target: Target, text: &str) -> Ack;
     /// The next frame, which must be a delivered message.
     async fn recv_message(&mut self) -> Message;
-    /// A page of a chat's history, which must be readable; returns it and `more`.
-    async fn history(&mut self, target: Target, page: Page) -> (Vec<Message>, bool);
+    /// Nothing arrives within `ms` milliseconds.
+    async fn expect_silence(&mut self, ms: u64);
 
     /// `chat` (of a message or an ack) must be the chat the test calls `target`.
     fn assert_chat(&mut self, chat: Chat, target: Target);
@@ -72,8 +63,52 @@ pub trait Dialect: Sized {
     }
 }
 
-/// Instantiate generic tests for every dialect: for each `test::<D>()`, a module `test` with
-/// the tests `v1` and `v0`.
+/// A dialect of JSON frames (the OurChat dialects): its raw frames and its history.
+pub trait JsonDialect: Dialect {
+    /// Codes that only the server sends: a client sending one gets `unknown_code`.
+    const SERVER_CODES: &'static [i64];
+    /// Codes the protocol reserves and the dialect does not serve (`unknown_code`, "reserved").
+    const RESERVED_CODES: &'static [i64];
+
+    /// The connection, to send and read frames of one's own.
+    fn client(&mut self) -> &mut Client;
+    /// A frame of this dialect's shape: `top`'s fields at the top level, and (v0) an empty
+    /// `data`.
+    fn envelope(top: Value) -> Value;
+    /// A text frame to `target` with these field values as given (which may be invalid).
+    fn text_frame(target: Target, msg: Value, client_id: Option<Value>) -> Value;
+    /// A page of a chat's history, which must be readable; returns it and `more`.
+    async fn history(&mut self, target: Target, page: Page) -> (Vec<Message>, bool);
+}
+
+/// Instantiate generic tests for every connection dialect: for each `test::<D>()`, a module
+/// `test` with the tests `v1`, `v0` and `pipe`.
+macro_rules! for_each_dialect_and_pipe {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn v1() {
+                    super::$test::<crate::driver::V1>().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn v0() {
+                    super::$test::<crate::driver::V0>().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn pipe() {
+                    super::$test::<crate::driver::Pipe>().await;
+                }
+            }
+        )*
+    };
+}
+pub(crate) use for_each_dialect_and_pipe;
+
+/// Instantiate generic tests for every JSON dialect: for each `test::<D>()`, a module `test`
+/// with the tests `v1` and `v0`.
 macro_rules! for_each_dialect {
     ($($test:ident),* $(,)?) => {
         $(
@@ -128,35 +163,18 @@ pub struct V1 {
     token: String,
 }
 
-impl Dialect for V1 {
-    const NAME: &'static str = "v1";
-    // Codes 1-3 carry files.
-    const RESERVED_CODES: &'static [i64] = &[];
+impl JsonDialect for V1 {
     const SERVER_CODES: &'static [i64] = &[
         5, 7, 9, 11, 13, 15, 17, 18, 20, 22, 23, 100, 102, 103, 105, 106, 108, 110, 112, 114, 116,
         118, 119, 120, 122, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145, 147, 149,
         151, 153, 155, 157, 159, 161, 163, 165, 167, 169, 171, 173, 175, 177, 179, 180, 181, 182,
         183, 185, 187, 188, 190, 191,
     ];
-
-    async fn connect(server: &TestServer) -> Self {
-        Self {
-            client: server.v1().await,
-            ocid: 0,
-            token: String::new(),
-        }
-    }
+    /// Codes 1-3 (emoji, image, file) are served: messages that carry a file.
+    const RESERVED_CODES: &'static [i64] = &[];
 
     fn client(&mut self) -> &mut Client {
         &mut self.client
-    }
-
-    async fn reconnect(&mut self, server: &TestServer) {
-        self.client = server.v1().await;
-    }
-
-    async fn close(self) {
-        self.client.close().await;
     }
 
     fn envelope(top: Value) -> Value {
@@ -171,6 +189,47 @@ impl Dialect for V1 {
         f
     }
 
+    async fn history(&mut self, target: Target, page: Page) -> (Vec<Message>, bool) {
+        let mut req = v1_target(target);
+        for (key, value) in [
+            ("before", page.before),
+            ("after", page.after),
+            ("limit", page.limit),
+        ] {
+            if let Some(v) = value {
+                req[key] = json!(v);
+            }
+        }
+        let h = history_v1(&mut self.client, req).await;
+        let messages = h["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| v1_message(m, self.ocid))
+            .collect();
+        (messages, h["more"] == json!(true))
+    }
+}
+
+impl Dialect for V1 {
+    const NAME: &'static str = "v1";
+
+    async fn connect(server: &TestServer) -> Self {
+        Self {
+            client: server.v1().await,
+            ocid: 0,
+            token: String::new(),
+        }
+    }
+
+    async fn reconnect(&mut self, server: &TestServer) {
+        self.client = server.v1().await;
+    }
+
+    async fn close(self) {
+        self.client.close().await;
+    }
+
     async fn register(&mut self, email: &str, name: &str, password: &str) -> u64 {
         register_v1(&mut self.client, email, name, password).await
     }
@@ -183,8 +242,9 @@ impl Dialect for V1 {
         l.missed.iter().map(|f| v1_message(f, ocid)).collect()
     }
 
-    async fn resume(&mut self, token: &str) -> Vec<Message> {
+    async fn resume(&mut self, ocid: u64, token: &str) -> Vec<Message> {
         let l = resume_v1(&mut self.client, token).await;
+        assert_eq!(l.ocid, ocid, "resumed as another account");
         assert!(
             self.ocid == 0 || self.ocid == l.ocid,
             "resumed as {}, not {}",
@@ -215,25 +275,8 @@ impl Dialect for V1 {
         v1_message(&f, self.ocid)
     }
 
-    async fn history(&mut self, target: Target, page: Page) -> (Vec<Message>, bool) {
-        let mut req = v1_target(target);
-        for (key, value) in [
-            ("before", page.before),
-            ("after", page.after),
-            ("limit", page.limit),
-        ] {
-            if let Some(v) = value {
-                req[key] = json!(v);
-            }
-        }
-        let h = history_v1(&mut self.client, req).await;
-        let messages = h["messages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| v1_message(m, self.ocid))
-            .collect();
-        (messages, h["more"] == json!(true))
+    async fn expect_silence(&mut self, ms: u64) {
+        self.client.expect_silence(ms).await;
     }
 
     fn assert_chat(&mut self, chat: Chat, target: Target) {
@@ -268,32 +311,14 @@ impl V0 {
     }
 }
 
-impl Dialect for V0 {
-    const NAME: &'static str = "v0";
-    const RESERVED_CODES: &'static [i64] = &[1, 2, 3];
+impl JsonDialect for V0 {
     const SERVER_CODES: &'static [i64] = &[
         5, 7, 8, 9, 10, 11, 13, 15, 17, 18, 20, 22, 100, 102, 103, 105, 106, 108, 110,
     ];
-
-    async fn connect(server: &TestServer) -> Self {
-        Self {
-            client: server.v0().await,
-            ocid: 0,
-            token: String::new(),
-            private_chats: HashMap::new(),
-        }
-    }
+    const RESERVED_CODES: &'static [i64] = &[1, 2, 3];
 
     fn client(&mut self) -> &mut Client {
         &mut self.client
-    }
-
-    async fn reconnect(&mut self, server: &TestServer) {
-        self.client = server.v0().await;
-    }
-
-    async fn close(self) {
-        self.client.close().await;
     }
 
     fn envelope(top: Value) -> Value {
@@ -316,6 +341,43 @@ impl Dialect for V0 {
         json!({"code": 0, "data": data})
     }
 
+    async fn history(&mut self, target: Target, page: Page) -> (Vec<Message>, bool) {
+        let mut data = json!({"cid": self.chat_id(target)});
+        for (key, value) in [
+            ("before", page.before),
+            ("after", page.after),
+            ("limit", page.limit),
+        ] {
+            if let Some(v) = value {
+                data[key] = json!(v);
+            }
+        }
+        let (r, frames) = history_v0(&mut self.client, data).await;
+        let messages = frames.iter().map(v0_message).collect();
+        (messages, r["data"]["more"] == json!(true))
+    }
+}
+
+impl Dialect for V0 {
+    const NAME: &'static str = "v0";
+
+    async fn connect(server: &TestServer) -> Self {
+        Self {
+            client: server.v0().await,
+            ocid: 0,
+            token: String::new(),
+            private_chats: HashMap::new(),
+        }
+    }
+
+    async fn reconnect(&mut self, server: &TestServer) {
+        self.client = server.v0().await;
+    }
+
+    async fn close(self) {
+        self.client.close().await;
+    }
+
     async fn register(&mut self, email: &str, _name: &str, password: &str) -> u64 {
         let ocid = register_v0(&mut self.client, email, password).await;
         ocid.parse()
@@ -330,12 +392,13 @@ impl Dialect for V0 {
         l.missed.iter().map(v0_message).collect()
     }
 
-    async fn resume(&mut self, token: &str) -> Vec<Message> {
+    async fn resume(&mut self, expected: u64, token: &str) -> Vec<Message> {
         let r = self.client.request(&frame(&v0::resume(token)), 102).await;
         assert_eq!(r["data"]["state"], json!(0), "v0 resume failed: {r}");
         let ocid = string(&r["data"]["ocId"])
             .parse()
             .unwrap_or_else(|_| panic!("v0 ocId is not digits: {r}"));
+        assert_eq!(ocid, expected, "resumed as another account");
         assert!(
             self.ocid == 0 || self.ocid == ocid,
             "resumed as {ocid}, not {}",
@@ -370,20 +433,8 @@ impl Dialect for V0 {
         v0_message(&f)
     }
 
-    async fn history(&mut self, target: Target, page: Page) -> (Vec<Message>, bool) {
-        let mut data = json!({"cid": self.chat_id(target)});
-        for (key, value) in [
-            ("before", page.before),
-            ("after", page.after),
-            ("limit", page.limit),
-        ] {
-            if let Some(v) = value {
-                data[key] = json!(v);
-            }
-        }
-        let (r, frames) = history_v0(&mut self.client, data).await;
-        let messages = frames.iter().map(v0_message).collect();
-        (messages, r["data"]["more"] == json!(true))
+    async fn expect_silence(&mut self, ms: u64) {
+        self.client.expect_silence(ms).await;
     }
 
     fn assert_chat(&mut self, chat: Chat, target: Target) {
@@ -405,5 +456,152 @@ impl Dialect for V0 {
                 }
             },
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The pipe dialect (seed 004, its own TCP port). Accounts are registered by username: the
+/// local part of the email the tests name.
+pub struct Pipe {
+    conn: pipe::Conn<tokio::net::TcpStream>,
+    ocid: u64,
+    token: String,
+}
+
+impl Pipe {
+    /// The next line, within the harness's patience.
+    async fn line(&mut self) -> Vec<String> {
+        tokio::time::timeout(RECV_TIMEOUT, self.conn.recv())
+            .await
+            .expect("a pipe line in time")
+            .expect("a readable pipe line")
+    }
+
+    /// A line that must be a message, as this account names its chat.
+    async fn message_line(&mut self) -> Message {
+        let fields = self.line().await;
+        pipe::message(&fields)
+            .unwrap_or_else(|| panic!("not a pipe message: {fields:?}"))
+            .seen_by(self.ocid)
+    }
+
+    async fn send_line(&mut self, command: &str, fields: &[&str]) {
+        self.conn
+            .send(command, fields)
+            .await
+            .expect("send a pipe line");
+    }
+}
+
+fn username(email: &str) -> &str {
+    email.split('@').next().unwrap_or(email)
+}
+
+impl Dialect for Pipe {
+    const NAME: &'static str = "pipe";
+
+    async fn connect(server: &TestServer) -> Self {
+        Self {
+            conn: pipe::Conn::connect(server.pipe).await.expect("connect"),
+            ocid: 0,
+            token: String::new(),
+        }
+    }
+
+    async fn reconnect(&mut self, server: &TestServer) {
+        self.conn = pipe::Conn::connect(server.pipe).await.expect("connect");
+    }
+
+    async fn close(self) {
+        self.conn.close(RECV_TIMEOUT).await.expect("closed");
+    }
+
+    async fn register(&mut self, email: &str, name: &str, password: &str) -> u64 {
+        pipe::register(&mut self.conn, username(email), password, name)
+            .await
+            .expect("pipe registration")
+    }
+
+    async fn login(&mut self, ocid: u64, email: &str, password: &str) -> Vec<Message> {
+        self.send_line("login", &[username(email), password]).await;
+        let r = self.line().await;
+        assert_eq!(r.len(), 5, "pipe login failed: {r:?}");
+        assert_eq!(r[0], "login_succ", "{r:?}");
+        assert_eq!(r[2], ocid.to_string(), "logged in as another account");
+        self.ocid = ocid;
+        self.token = r[3].clone();
+        let count: usize = r[4].parse().expect("a count");
+        self.send_line("get_unread_message", &[""]).await;
+        let mut missed = Vec::new();
+        for _ in 0..count {
+            missed.push(self.message_line().await);
+        }
+        missed
+    }
+
+    async fn resume(&mut self, ocid: u64, token: &str) -> Vec<Message> {
+        // A token command logs a fresh connection in; the unread messages follow, then the
+        // reply to a last command marks their end.
+        let me = ocid.to_string();
+        self.send_line("get_user_friend", &[&me, token]).await;
+        let r = self.line().await;
+        assert_eq!(r[0], "friendinfo", "pipe resume failed: {r:?}");
+        self.ocid = ocid;
+        self.send_line("get_unread_message", &[""]).await;
+        self.send_line("get_unread_friend_request", &[""]).await;
+        let mut missed = Vec::new();
+        loop {
+            let fields = self.line().await;
+            if fields[0] == "friend_request" {
+                return missed;
+            }
+            let m =
+                pipe::message(&fields).unwrap_or_else(|| panic!("not a pipe message: {fields:?}"));
+            missed.push(m.seen_by(ocid));
+        }
+    }
+
+    fn token(&self) -> String {
+        self.token.clone()
+    }
+
+    async fn send(&mut self, target: Target, text: &str) -> Ack {
+        let (kind, to, chat) = match target {
+            Target::Private(o) => ("0", o, Chat::Private(o)),
+            Target::Group(g) => ("1", g, Chat::Group(g)),
+        };
+        let (me, to, token) = (self.ocid.to_string(), to.to_string(), self.token.clone());
+        self.send_line("send_message", &[kind, &me, &to, "0", text, &token])
+            .await;
+        let r = self.line().await;
+        assert_eq!(r.len(), 4, "pipe send failed: {r:?}");
+        assert_eq!(r[0], "send_message_succ", "{r:?}");
+        Ack {
+            chat,
+            id: r[2].parse().expect("an id"),
+            index: r[3].parse().expect("an index"),
+        }
+    }
+
+    async fn recv_message(&mut self) -> Message {
+        self.message_line().await
+    }
+
+    async fn expect_silence(&mut self, ms: u64) {
+        let got = self
+            .conn
+            .recv_within(std::time::Duration::from_millis(ms))
+            .await
+            .expect("readable");
+        assert_eq!(got, None, "pipe: expected nothing");
+    }
+
+    fn assert_chat(&mut self, chat: Chat, target: Target) {
+        let want = match target {
+            Target::Private(ocid) => Chat::Private(ocid),
+            Target::Group(id) => Chat::Group(id),
+        };
+        assert_eq!(chat, want, "pipe names the chat {target:?} so");
     }
 }

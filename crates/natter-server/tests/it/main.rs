@@ -23,6 +23,7 @@ mod migration;
 mod offline;
 mod operations;
 mod ourchat_clients;
+mod pipe;
 mod reads;
 mod rest;
 mod restart;

@@ -2,12 +2,12 @@
 //! code 106; v0: code 8 batches of JSON strings), exactly once per account.
 
 use crate::common::*;
-use crate::driver::{Dialect, for_each_dialect};
+use crate::driver::{Dialect, for_each_dialect_and_pipe};
 use natter_client::Target;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-for_each_dialect!(missed_messages_are_pushed_once_in_send_order);
+for_each_dialect_and_pipe!(missed_messages_are_pushed_once_in_send_order);
 
 /// Every dialect: what an account missed before its first login, in a private chat and a
 /// group, is pushed at login in send order; once delivered, neither a later login nor a
@@ -54,7 +54,7 @@ async fn missed_messages_are_pushed_once_in_send_order<D: Dialect>() {
     let missed = b2.login(bob, "bob@example.com", "pw-b").await;
     assert!(missed.is_empty(), "already delivered: {missed:?}");
     let mut b3 = D::connect(&server).await;
-    let missed = b3.resume(&token).await;
+    let missed = b3.resume(bob, &token).await;
     assert!(missed.is_empty(), "already delivered: {missed:?}");
 }
 

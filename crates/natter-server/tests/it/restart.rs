@@ -2,7 +2,7 @@
 //! and delivery state.
 
 use crate::common::*;
-use crate::driver::{Dialect, for_each_dialect};
+use crate::driver::{JsonDialect, for_each_dialect};
 use natter_client::{Page, Target};
 use serde_json::{Value, json};
 
@@ -10,7 +10,7 @@ for_each_dialect!(a_restart_keeps_history_tokens_and_indexes);
 
 /// Every dialect: across a restart, the connection is closed with 1001, the token resumes on
 /// a new connection with nothing missed, history is unchanged, and the chat's indexes go on.
-async fn a_restart_keeps_history_tokens_and_indexes<D: Dialect>() {
+async fn a_restart_keeps_history_tokens_and_indexes<D: JsonDialect>() {
     let mut server = TestServer::start().await;
     let mut b = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
     let mut a = D::connect(&server).await;
@@ -35,7 +35,7 @@ async fn a_restart_keeps_history_tokens_and_indexes<D: Dialect>() {
     }
     a.reconnect(&server).await;
     let token = a.token();
-    let missed = a.resume(&token).await;
+    let missed = a.resume(alice, &token).await;
     assert!(missed.is_empty(), "{}: {missed:?}", D::NAME);
     let (after, _) = a.history(to_bob, Page::default()).await;
     assert_eq!(

@@ -1146,3 +1146,111 @@ async fn an_ourchat_account_logs_in_here_with_a_token_it_sets() {
     status(addr, 4, json!({"token": "vera-token"}), 401).await;
     ok(addr, 4, json!({"token": "12345678901"})).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_is_answered_408() {
+    let server =
+        TestServer::start_with(|c| c.body_idle_timeout = std::time::Duration::from_millis(300))
+            .await;
+    let mut s = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let head = "POST /svc HTTP/1.1\r\nHost: natter\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\nConnection: close\r\n\r\n{\"service_code\":";
+    s.write_all(head.as_bytes()).await.expect("write");
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        crate::common::http::read_reply(&mut s, false),
+    )
+    .await
+    .expect("an answer, not a held connection");
+    assert_eq!(reply.status, 408, "{reply:?}");
+    assert_eq!(reply.json()["state_code"], json!(408));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_code_client_and_a_pipe_client_chat_privately_and_in_a_group() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let s = register(addr, &uuid(77), "svc-token-77").await;
+    let mut p = crate::pipe::P::new(&server, "pete").await;
+
+    // Pipe to service code, privately: the chat appears in code 4 and its message in code 9.
+    p.say(false, s.ocid, "hello svc").await;
+    let chats = ok(addr, 4, json!({"token": s.token})).await;
+    let private = chats["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|c| c["is_group"] == json!(false))
+        .unwrap_or_else(|| panic!("the private chat is listed: {chats}"))
+        .clone();
+    let chat = int(&private["id"]);
+    let got = ok(
+        addr,
+        9,
+        json!({"token": s.token, "chat": chat, "index": 1, "count": 10}),
+    )
+    .await;
+    assert_eq!(got["values"][0]["content"], json!("hello svc"), "{got}");
+    assert_eq!(got["values"][0]["index"], json!(1), "{got}");
+    // And back: the pipe client is pushed the reply.
+    let r = ok(
+        addr,
+        5,
+        json!({"token": s.token, "chat": chat, "msg": "hi | pete"}),
+    )
+    .await;
+    assert_eq!(r["index"], json!(2), "{r}");
+    let m = p.message().await;
+    assert_eq!(
+        (m.message.text.as_str(), m.message.sender),
+        ("hi | pete", s.ocid)
+    );
+
+    // A group made by the pipe client, joined by the service-code client.
+    let (pid, pt) = (p.id.clone(), p.token.clone());
+    let r = p.ask("create_group", &[&pid, "readers", &pt]).await;
+    assert_eq!(r[0], "create_group_succ", "{r:?}");
+    let group: u64 = r[1].parse().expect("a group id");
+    // It asks for approval: the owner is pushed the request and accepts it.
+    let r = ok(addr, 6, json!({"token": s.token, "chat": group})).await;
+    assert_eq!(
+        (&r["joined"], &r["pending"]),
+        (&json!(false), &json!(true)),
+        "{r}"
+    );
+    let sid = s.ocid.to_string();
+    let g = group.to_string();
+    let push = p.next_line().await;
+    assert_eq!(push[..3], ["group_request", "1", sid.as_str()], "{push:?}");
+    // The answer's reply, and the join announced in the group, in either order.
+    let a = p.ask("hand_group_request", &[&sid, &g, "1", &pt]).await;
+    let b = p.next_line().await;
+    let mut firsts = [a[0].clone(), b[0].clone()];
+    firsts.sort();
+    assert_eq!(
+        firsts,
+        ["hand_group_request_succ", "message"],
+        "{a:?} {b:?}"
+    );
+    p.say(true, group, "welcome").await;
+    let got = ok(
+        addr,
+        9,
+        json!({"token": s.token, "chat": group, "index": -1, "count": 1}),
+    )
+    .await;
+    assert_eq!(got["values"][0]["content"], json!("welcome"), "{got}");
+    ok(
+        addr,
+        5,
+        json!({"token": s.token, "chat": group, "msg": "thanks"}),
+    )
+    .await;
+    let m = p.message().await;
+    assert_eq!(
+        (m.message.text.as_str(), m.message.sender),
+        ("thanks", s.ocid)
+    );
+}

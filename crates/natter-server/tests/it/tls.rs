@@ -24,7 +24,7 @@ pub fn test_certs(cert: &str) -> TlsFiles {
 }
 
 /// A TLS client trusting only the test CA.
-pub(crate) fn connector() -> tokio_rustls::TlsConnector {
+pub fn connector() -> tokio_rustls::TlsConnector {
     let ca = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tls/ca.pem");
     let mut roots = rustls::RootCertStore::empty();
     roots

@@ -16,6 +16,8 @@ pub struct Server {
     pub addr: String,
     /// Every line it has logged so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// `host:port` of its pipe dialect.
+    pub pipe: String,
 }
 
 impl Drop for Server {
@@ -50,6 +52,8 @@ pub fn serve_with(mut command: Command, data_dir: &Path, extra: &[&str], label: 
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("NATTER_CONFIG")
+        // The pipe port on a free port too (its default is fixed, and tests run side by side).
+        .env("NATTER_PIPE_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -61,21 +65,30 @@ pub fn serve_with(mut command: Command, data_dir: &Path, extra: &[&str], label: 
     let kept = log.clone();
     std::thread::spawn(move || {
         let mut sent = false;
+        let mut pipe = None;
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            if line.contains("pipe dialect listening") {
+                pipe = listening_addr(&line);
+            }
             if !sent && line.contains("natter listening") {
-                let _ = tx.send(listening_addr(&line));
+                let _ = tx.send(listening_addr(&line).zip(pipe.take()));
                 sent = true;
             }
             eprintln!("[{label}] {line}");
             kept.lock().unwrap_or_else(|p| p.into_inner()).push(line);
         }
     });
-    let addr = rx
+    let (addr, pipe) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("natter printed no 'listening' line")
-        .expect("the listening line names the address");
-    Server { child, addr, log }
+        .expect("the listening lines name the addresses");
+    Server {
+        child,
+        addr,
+        log,
+        pipe,
+    }
 }
 
 /// The `addr=` field of the "natter listening" log line.

@@ -19,6 +19,8 @@ fn spawn(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (Child, mpsc::Rece
         .arg(dir)
         .args(args)
         .env_remove("NATTER_CONFIG")
+        // The pipe port on a free port too (its default is fixed, and tests run side by side).
+        .env("NATTER_PIPE_LISTEN", "127.0.0.1:0")
         .env_remove("NATTER_LOG_LEVEL")
         .env_remove("RUST_LOG")
         .envs(envs.iter().copied())
@@ -71,6 +73,8 @@ fn fails_to_start(args: &[&str]) -> String {
         .arg("serve")
         .args(args)
         .env_remove("NATTER_CONFIG")
+        // The pipe port on a free port too (its default is fixed, and tests run side by side).
+        .env("NATTER_PIPE_LISTEN", "127.0.0.1:0")
         .env_remove("NATTER_STORE")
         .stdin(Stdio::null())
         .output()
@@ -255,6 +259,19 @@ fn start_up_errors_name_the_path_address_and_cause() {
     let err = fails_to_start(&["--listen", &addr, "--data-dir", &data.display().to_string()]);
     assert!(
         err.contains(&format!("cannot listen on {addr}")) && err.contains("in use"),
+        "{err}"
+    );
+    // The pipe port is taken: the error names it and its flag.
+    let err = fails_to_start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--pipe-listen",
+        &addr,
+        "--data-dir",
+        &data.display().to_string(),
+    ]);
+    assert!(
+        err.contains(&format!("cannot listen on {addr} (--pipe-listen)")) && err.contains("in use"),
         "{err}"
     );
 }

@@ -1,5 +1,5 @@
-//! TLS on the real binary: `--tls-cert`/`--tls-key`, and a SIGHUP that swaps the certificate
-//! for new connections while those already open carry on.
+//! TLS on the real binary: `--tls-cert`/`--tls-key` on the HTTP and pipe ports, and a SIGHUP
+//! that swaps the certificate for new connections while those already open carry on.
 
 use crate::common::serve;
 use futures_util::{SinkExt, StreamExt};
@@ -57,6 +57,45 @@ async fn wss(addr: &str) -> (Wss, Vec<u8>) {
     (ws, shown)
 }
 
+/// A TLS connection to the pipe port at `addr`: the certificate it showed, and its answer to
+/// one line.
+async fn pipe_over_tls(addr: &str) -> (Vec<u8>, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(certs_dir().join("ca.pem")).expect("CA"))
+        .expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake on the pipe port");
+    let shown = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .expect("a server certificate")
+        .to_vec();
+    tls.write_all(b"login|nobody|pw\n").await.expect("write");
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        BufReader::new(tls).read_line(&mut line),
+    )
+    .await
+    .expect("an answer within 5 s")
+    .expect("read");
+    (shown, line)
+}
+
 async fn request(ws: &mut Wss, frame: Value) -> Value {
     ws.send(Message::text(frame.to_string()))
         .await
@@ -95,6 +134,10 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     );
     let (mut old, shown) = wss(&server.addr).await;
     assert_eq!(shown, der(&certs_dir().join("cert-a.pem")));
+    // The pipe port speaks TLS with the same certificate.
+    let (shown, line) = pipe_over_tls(&server.pipe).await;
+    assert_eq!(shown, der(&certs_dir().join("cert-a.pem")));
+    assert_eq!(line, "login_error|bad_credentials\n");
     let r = request(
         &mut old,
         json!({"code": 4, "email": "a@example.com", "password": "pw", "name": "A"}),
@@ -135,6 +178,8 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(switched, "new connections still see the old certificate");
+    let (shown, _) = pipe_over_tls(&server.pipe).await;
+    assert_eq!(shown, b, "the pipe port reloads with the HTTP listener");
     // The connection made before the reload carries on.
     let r = request(&mut old, json!({"code": 107})).await;
     assert_eq!(r["code"], 108, "{r}");

@@ -235,8 +235,8 @@ impl Dialect for V1 {
                     kind,
                     duration_ms,
                 };
-                c.send_file(to(target), &attachment, msg, client_id, ack, out)
-                    .await;
+                // Boxed: its future is large and the connection's holds the largest request's.
+                Box::pin(c.send_file(to(target), &attachment, msg, client_id, ack, out)).await;
             }
             Request::Social(request) => {
                 Box::pin(self.social(c, env.code, rid, request, out)).await;

@@ -29,6 +29,8 @@ pub struct TestServer {
     /// Kept alive for the server's lifetime (and across restarts).
     _dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    /// The pipe dialect's port.
+    pub pipe: SocketAddr,
     /// The configuration the server runs with (reused by `restart`).
     pub config: Config,
     shutdown: CancellationToken,
@@ -39,16 +41,25 @@ async fn spawn_server(
     config: Config,
 ) -> (
     SocketAddr,
+    SocketAddr,
     CancellationToken,
     JoinHandle<Result<(), ServeError>>,
 ) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("listener address");
+    let bind = async || {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0")
+    };
+    let (http, pipe) = (bind().await, bind().await);
+    let addr = http.local_addr().expect("listener address");
+    let pipe_addr = pipe.local_addr().expect("listener address");
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(natter_server::run(config, listener, shutdown.clone()));
-    (addr, shutdown, task)
+    let listeners = natter_server::Listeners {
+        http,
+        pipe: Some(pipe),
+    };
+    let task = tokio::spawn(natter_server::run(config, listeners, shutdown.clone()));
+    (addr, pipe_addr, shutdown, task)
 }
 
 impl TestServer {
@@ -68,10 +79,11 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let (addr, shutdown, task) = spawn_server(config.clone()).await;
+        let (addr, pipe, shutdown, task) = spawn_server(config.clone()).await;
         Self {
             _dir: dir,
             addr,
+            pipe,
             config,
             shutdown,
             task: Some(task),
@@ -94,8 +106,9 @@ impl TestServer {
     /// Stop, then start a new server on the same data dir (and config) on a new port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let (addr, shutdown, task) = spawn_server(self.config.clone()).await;
+        let (addr, pipe, shutdown, task) = spawn_server(self.config.clone()).await;
         self.addr = addr;
+        self.pipe = pipe;
         self.shutdown = shutdown;
         self.task = Some(task);
     }
