@@ -10,6 +10,7 @@ pub mod ids;
 pub mod json;
 pub mod ourchat;
 pub mod pipe;
+pub mod rest;
 pub mod svc;
 pub mod view;
 

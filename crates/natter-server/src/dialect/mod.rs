@@ -14,6 +14,7 @@
 
 pub mod ourchat;
 pub mod pipe;
+pub mod rest;
 pub mod svc;
 
 use crate::conn::{Close, Conn};

@@ -60,11 +60,7 @@ pub fn normal_email(email: &str) -> Result<String, Invalid> {
 /// `Username` when it breaks a rule.
 pub fn normal_username(name: &str) -> Result<String, Invalid> {
     let name = name.trim().to_lowercase();
-    let ok = (3..=MAX_USERNAME).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+    let ok = (3..=MAX_USERNAME).contains(&name.len()) && username_characters_ok(&name);
     if ok {
         Ok(name)
     } else {
@@ -78,17 +74,46 @@ pub fn normal_username(name: &str) -> Result<String, Invalid> {
 /// # Errors
 /// `Phone` when it breaks a rule.
 pub fn normal_phone(phone: &str) -> Result<String, Invalid> {
-    let kept: String = phone
-        .trim()
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
+    let kept = phone_kept(phone);
     let digits = kept.strip_prefix('+').unwrap_or(&kept);
     if (6..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
         Ok(kept)
     } else {
         Err(Invalid::Phone)
     }
+}
+
+/// A phone number without the separators its rule drops.
+fn phone_kept(phone: &str) -> String {
+    phone
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect()
+}
+
+/// Whether a username's characters follow its rule (a letter first, then `a-z 0-9 _ .`),
+/// whatever its length.
+fn username_characters_ok(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+}
+
+/// Whether a phone number its rule refuses is refused for its length only (its characters are
+/// allowed), for dialects that answer a wrong length apart from a wrong format.
+pub fn phone_wrong_length(phone: &str) -> bool {
+    let kept = phone_kept(phone);
+    let digits = kept.strip_prefix('+').unwrap_or(&kept);
+    digits.chars().all(|c| c.is_ascii_digit()) && !(6..=15).contains(&digits.len())
+}
+
+/// Whether a username its rule refuses is refused for its length only, as
+/// [`phone_wrong_length`].
+pub fn username_wrong_length(name: &str) -> bool {
+    let name = name.trim().to_lowercase();
+    !(3..=MAX_USERNAME).contains(&name.len()) && (name.is_empty() || username_characters_ok(&name))
 }
 
 /// An identity in its stored form.
@@ -200,7 +225,8 @@ pub struct LoginInfo {
     pub current: bool,
 }
 
-pub(super) fn login_id(token_hash: &[u8]) -> String {
+/// The id that names a login (a device) without revealing its token.
+pub fn login_id(token_hash: &[u8]) -> String {
     auth::base64url(&token_hash[..12.min(token_hash.len())])
 }
 

@@ -19,6 +19,12 @@ pub const SLOTS: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot(pub(super) Option<u8>);
 
+impl Slot {
+    /// No slot: the dialect's frame for a message is encoded for each receiving connection
+    /// (for a dialect whose frames carry something of the connection's own).
+    pub const PER_RECEIVER: Self = Self(None);
+}
+
 /// A delivery as it sits in outboxes: shared by every receiving connection, its frame encoded
 /// at most once per slot.
 #[derive(Debug)]

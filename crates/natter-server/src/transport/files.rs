@@ -3,7 +3,8 @@
 //! ranges at `/files/{id}`. Wire details: `docs/protocol/files.md`.
 //!
 //! Uploads and links are authenticated by `Authorization: Bearer <login token>`; a download is
-//! allowed by the same header, by a signed link (`?exp=..&sig=..`), or to anyone for an avatar.
+//! allowed by the same header, by the REST dialect's session cookie (`sessionid`, a login token
+//! too), by a signed link (`?exp=..&sig=..`), or to anyone for an avatar.
 //! Every refusal is a JSON body `{"error", "code", "message"}`.
 
 use crate::app::App;
@@ -184,6 +185,19 @@ async fn bearer(app: &App, headers: &HeaderMap) -> Result<Option<Ocid>, Refused>
         })?;
     let login = app.domain.resume(token).await?;
     Ok(Some(login.account.ocid))
+}
+
+/// The account of a download: `Authorization: Bearer <token>`, else the REST dialect's
+/// session cookie (a login token too); `None` with neither, or with a cookie whose login has
+/// ended (the download is then anonymous: an avatar is still served).
+async fn downloader(app: &App, headers: &HeaderMap) -> Result<Option<Ocid>, Refused> {
+    if let Some(who) = bearer(app, headers).await? {
+        return Ok(Some(who));
+    }
+    let Some(token) = crate::dialect::rest::cookie_token(headers) else {
+        return Ok(None);
+    };
+    Ok(app.domain.resume(&token).await.ok().map(|l| l.account.ocid))
 }
 
 /// The account of a request that needs one.
@@ -602,6 +616,10 @@ async fn head(
             Err(e) => return Err(e.into()),
         }
     }
+    let who = match who {
+        Some(me) => Some(me),
+        None => downloader(&files.app, &headers).await?,
+    };
     let file = readable(&files.app, &id, who, query.as_deref()).await?;
     let mut response = file_headers(&file, StatusCode::OK, file.size);
     tus_headers(&mut response);
@@ -758,7 +776,7 @@ async fn download(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Answer {
-    let who = bearer(&files.app, &headers).await?;
+    let who = downloader(&files.app, &headers).await?;
     let file = readable(&files.app, &id, who, query.as_deref()).await?;
     let etag = format!("\"{}\"", file.sha256);
     if headers

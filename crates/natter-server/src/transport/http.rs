@@ -11,7 +11,7 @@
 use super::{ClientAddr, Network, ws};
 use crate::app::App;
 use crate::dialect::ourchat::{V0, V1};
-use crate::dialect::svc;
+use crate::dialect::{rest, svc};
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Request, StatusCode, header};
@@ -43,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
             ws::route(&app, "ourchat_v0", V0::new(app.hub.slot())),
         )
         .route("/svc", svc::route(&app))
+        .nest("/api", rest::routes(&app))
         .route(
             "/",
             ws::route_at_root(&app, "ourchat_2024", V1::ourchat_2024(app.hub.slot())),

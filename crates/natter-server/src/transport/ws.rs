@@ -60,7 +60,10 @@ pub fn route_at_root<D: Dialect>(
     )
 }
 
-fn upgrade<D: Dialect>(
+/// Upgrade to a WebSocket connection speaking `dialect` (for a route that checks the upgrade
+/// request itself before it upgrades, such as a dialect authenticated by a cookie); `open`
+/// counts its connections in the metrics.
+pub fn upgrade<D: Dialect>(
     app: Arc<App>,
     ws: WebSocketUpgrade,
     dialect: Arc<D>,

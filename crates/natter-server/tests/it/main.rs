@@ -25,6 +25,7 @@ mod operations;
 mod ourchat_clients;
 mod pipe;
 mod reads;
+mod rest;
 mod restart;
 mod store;
 mod svc;
