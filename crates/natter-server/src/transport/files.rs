@@ -667,12 +667,16 @@ async fn readable(
             _ => {}
         }
     }
-    match (exp, sig) {
-        (Some(exp), Some(sig)) if who.is_none() => {
-            Ok(app.domain.file_by_link(id, exp, sig).await?)
+    // A genuine link opens the file whoever follows it (a browser sends its cookie along with
+    // an `<img>` request); otherwise the caller's own access decides.
+    if let (Some(exp), Some(sig)) = (exp, sig) {
+        match app.domain.file_by_link(id, exp, sig).await {
+            Ok(file) => return Ok(file),
+            Err(DomainError::NoSuchFile) if who.is_some() => {}
+            Err(e) => return Err(e.into()),
         }
-        _ => Ok(app.domain.readable_file(who, id).await?),
     }
+    Ok(app.domain.readable_file(who, id).await?)
 }
 
 /// The headers of a file's download: type, length, validator, how a browser shows it, and no
