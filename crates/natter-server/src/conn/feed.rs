@@ -415,7 +415,7 @@ impl<D: Dialect> Conn<D> {
         m: &Message,
         chat: &Arc<ChatInfo>,
     ) -> Option<impl Future<Output = Option<Bytes>> + Send + use<D>> {
-        if !m.parts.iter().any(|p| FileKind::of(p.category.0).is_some()) {
+        if !D::FILE_FRAMES || !m.parts.iter().any(|p| FileKind::of(p.category.0).is_some()) {
             return None;
         }
         let (dialect, app) = (self.dialect.clone(), self.app.clone());

@@ -111,6 +111,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// receiver: it is encoded once per message).
     fn message(&self, view: &MessageView<'_>) -> Bytes;
 
+    /// Whether [`Dialect::file_message`] makes frames: only then is a delivered file
+    /// message handed to it (the others encode file messages like any other, from the cache).
+    const FILE_FRAMES: bool = false;
+
     /// A delivered message that carries a file, as this dialect's frame when making it needs
     /// an awaited read (the pipe dialect carries the file's bytes in the line, its clients
     /// having no other way to fetch them); made for each receiving connection, for `me`.

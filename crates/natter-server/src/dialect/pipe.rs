@@ -497,6 +497,7 @@ impl Dialect for Pipe {
     type Request = Request;
     type Ack = Ack;
     type State = State;
+    const FILE_FRAMES: bool = true;
 
     fn slot(&self) -> Slot {
         self.slot

@@ -184,6 +184,7 @@ impl Domain {
         let path = storage.staging.path(&upload.id);
         let sha256 = crate::files::sha256_of(path.clone())
             .await
+            .map(|digest| super::auth::hex(&digest))
             .map_err(|e| internal("hashing an upload failed", &e))?;
         let head = read_head(&path)
             .await
@@ -352,7 +353,7 @@ impl Domain {
             return Err(DomainError::NoSuchFile);
         }
         let good = Self::signature(self.link_key().await?, id, expires_s);
-        if !same(good.as_bytes(), sig.as_bytes()) {
+        if !super::auth::same(good.as_bytes(), sig.as_bytes()) {
             return Err(DomainError::NoSuchFile);
         }
         self.file_record(id).await
@@ -561,9 +562,4 @@ async fn read_head(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         .read_to_end(&mut head)
         .await?;
     Ok(head)
-}
-
-/// Compare two secrets in time independent of where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -8,6 +8,7 @@
 //! by token alone goes through the unique index of the keyed hash, whose timing says nothing
 //! about any token.
 
+use super::auth::{hex, same, unhex};
 use super::error::internal;
 use super::{Domain, DomainError, Invalid, Registration, auth, now_ms};
 use crate::event::ChatInfo;
@@ -33,38 +34,6 @@ fn keyed_hash(key: &[u8; 32], token: &str) -> String {
     });
     mac.update(token.as_bytes());
     hex(&mac.finalize().into_bytes())
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    Some(out)
-}
-
-/// Whether two strings are equal, in time that depends only on their lengths.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// A UUID in its one stored spelling (lower-case, hyphenated), or `Invalid::Uuid`.
@@ -224,7 +193,7 @@ impl Domain {
             .service_token_hash(account.ocid)
             .await
             .map_err(|e| internal("service token lookup failed", &e))?;
-        if !stored.is_some_and(|s| same(&s, &hash)) {
+        if !stored.is_some_and(|s| same(s.as_bytes(), hash.as_bytes())) {
             tracing::debug!(ocid = %account.ocid, "service login refused");
             return Err(DomainError::BadCredentials);
         }
@@ -307,7 +276,7 @@ mod tests {
         assert_eq!(keyed_hash(&k1, "x").len(), 64);
         assert_eq!(unhex(&hex(&k2)), Some(k2));
         assert_eq!(unhex("zz"), None);
-        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
     }
 
     #[test]

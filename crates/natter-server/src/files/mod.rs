@@ -154,11 +154,11 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }
 
-/// The SHA-256 of a whole file, in lower-case hex, read in blocks on a blocking thread.
+/// The SHA-256 of a whole file, read in blocks on a blocking thread.
 ///
 /// # Errors
 /// The file cannot be read.
-pub async fn sha256_of(path: PathBuf) -> io::Result<String> {
+pub async fn sha256_of(path: PathBuf) -> io::Result<[u8; 32]> {
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let mut file = std::fs::File::open(path)?;
@@ -171,17 +171,8 @@ pub async fn sha256_of(path: PathBuf) -> io::Result<String> {
             }
             hasher.update(&buf[..n]);
         }
-        Ok(hex(&hasher.finalize()))
+        Ok(hasher.finalize().into())
     })
     .await
     .map_err(io::Error::other)?
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

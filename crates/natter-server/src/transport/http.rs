@@ -170,17 +170,12 @@ impl MetricsAccess {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        if crate::domain::auth::same(given.as_bytes(), token.as_bytes()) {
             Ok(())
         } else {
             Err(StatusCode::UNAUTHORIZED)
         }
     }
-}
-
-/// Equal bytes, compared in a time that does not depend on where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `GET /metrics`: every metric in the Prometheus text exposition format (see
