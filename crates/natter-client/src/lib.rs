@@ -7,6 +7,9 @@
 //! - [`ourchat::v1`] and [`ourchat::v0`]: the OurChat dialects served on `/ws` and `/ws/v0`:
 //!   the exact request frames of their protocol documents, cheap reading of the server's
 //!   frames, and a small client for the common exchanges.
+//! - [`pipe`]: the pipe dialect's line protocol.
+//! - [`rest`]: the REST + push dialect: HTTP requests with the session cookie, and the push
+//!   channel.
 //!
 //! Used by natter's tests, by `natter bench` (so reading a frame stays cheap: it borrows from
 //! the received text and skips what it does not need) and by terminal clients. It must not
@@ -15,6 +18,7 @@
 pub mod http;
 pub mod ourchat;
 pub mod pipe;
+pub mod rest;
 pub mod ws;
 
 use std::net::SocketAddr;

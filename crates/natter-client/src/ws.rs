@@ -100,6 +100,30 @@ impl Endpoint {
     /// The source address cannot be bound, the TCP connection failed, or the upgrade was
     /// refused ([`Error::UpgradeRefused`] with the server's HTTP status) or failed.
     pub async fn connect(&self, options: &Options) -> Result<Conn> {
+        self.connect_with(options, &[]).await
+    }
+
+    /// [`Endpoint::connect`] with extra request headers on the upgrade (a `Cookie`, say).
+    ///
+    /// # Errors
+    /// As [`Endpoint::connect`]; a header that HTTP does not allow is [`Error::Url`].
+    pub async fn connect_with(&self, options: &Options, headers: &[(&str, &str)]) -> Result<Conn> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+        let bad = |why| Error::Url {
+            url: self.url.clone(),
+            why,
+        };
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|_| bad("not a WebSocket URL"))?;
+        for (name, value) in headers {
+            let name = HeaderName::try_from(*name).map_err(|_| bad("a bad header name"))?;
+            let value = HeaderValue::try_from(*value).map_err(|_| bad("a bad header value"))?;
+            request.headers_mut().append(name, value);
+        }
         let connect = |source| Error::Connect {
             addr: self.addr,
             source,
@@ -122,19 +146,18 @@ impl Endpoint {
                 .read_buffer_size(size)
                 .write_buffer_size(size)
         });
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(self.url.as_str(), stream, config)
-                .await
-                .map_err(|e| match e {
-                    tokio_tungstenite::tungstenite::Error::Http(answer) => Error::UpgradeRefused {
-                        url: self.url.clone(),
-                        status: answer.status().as_u16(),
-                    },
-                    e => Error::Upgrade {
-                        url: self.url.clone(),
-                        source: Box::new(e),
-                    },
-                })?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, config)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(answer) => Error::UpgradeRefused {
+                    url: self.url.clone(),
+                    status: answer.status().as_u16(),
+                },
+                e => Error::Upgrade {
+                    url: self.url.clone(),
+                    source: Box::new(e),
+                },
+            })?;
         Ok(Conn { ws })
     }
 }

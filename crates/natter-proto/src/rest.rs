@@ -278,6 +278,28 @@ pub fn message_item(m: &MessageView<'_>) -> Value {
     })
 }
 
+/// A notice as a message item: what the server tells a client that is not a stored message (a
+/// friend or join request, a friendship change, typing, presence, a read receipt). It has one
+/// text part and no `index` or `msgId`, and needs no acknowledgement. `chat` is the chat it
+/// concerns (`""` when none).
+pub fn notice_item(
+    chat: Option<u64>,
+    from: u64,
+    to: u64,
+    kind: u8,
+    content: &str,
+    at_ms: i64,
+) -> Value {
+    json!({
+        "chatId": chat.map(id).unwrap_or_default(),
+        "fromId": id(from),
+        "toId": id(to),
+        "type": kind,
+        "info": [{"category": category::TEXT, "content": content}],
+        "createTime": time_ms(at_ms),
+    })
+}
+
 /// The acknowledgement shape `{fromId, toId, chatId, content}`: the server's confirmation of a
 /// client's message (`content` "ok", or why it was refused), with the extensions `index` and
 /// `msgId` when it was stored.

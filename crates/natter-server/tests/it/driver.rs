@@ -1,5 +1,5 @@
 //! The per-dialect driver: one trait, [`Dialect`], implemented for each dialect ([`V1`], [`V0`],
-//! [`Pipe`]), so that a behaviour test is written once, generic over the dialect, and
+//! [`Pipe`], [`Rest`]), so that a behaviour test is written once, generic over the dialect, and
 //! instantiated for every dialect that can express it with [`for_each_dialect!`] (the JSON
 //! dialects, which also implement [`JsonDialect`]: raw frames, envelopes, history) or
 //! [`for_each_dialect_and_pipe!`] (every connection dialect).
@@ -14,6 +14,7 @@
 use crate::common::*;
 use natter_client::ourchat::{v0, v1};
 use natter_client::pipe;
+use natter_client::rest;
 use natter_client::{Ack, Chat, Message, Page, Target};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -81,8 +82,9 @@ pub trait JsonDialect: Dialect {
     async fn history(&mut self, target: Target, page: Page) -> (Vec<Message>, bool);
 }
 
-/// Instantiate generic tests for every connection dialect: for each `test::<D>()`, a module
-/// `test` with the tests `v1`, `v0` and `pipe`.
+/// Instantiate generic tests for every dialect that has a connection of its own: for each
+/// `test::<D>()`, a module `test` with the tests `v1`, `v0`, `pipe` and `rest` (its push
+/// channel).
 macro_rules! for_each_dialect_and_pipe {
     ($($test:ident),* $(,)?) => {
         $(
@@ -100,6 +102,11 @@ macro_rules! for_each_dialect_and_pipe {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn pipe() {
                     super::$test::<crate::driver::Pipe>().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn rest() {
+                    super::$test::<crate::driver::Rest>().await;
                 }
             }
         )*
@@ -603,5 +610,168 @@ impl Dialect for Pipe {
             Target::Group(id) => Chat::Group(id),
         };
         assert_eq!(chat, want, "pipe names the chat {target:?} so");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The REST + push dialect (seed 003): accounts by phone (a number made from the email the
+/// tests name), HTTP requests with the session cookie, and the push channel for messages. A
+/// connection is the push channel of the driver's login; every message received is
+/// acknowledged, so that it counts as delivered.
+pub struct Rest {
+    api: rest::Api,
+    push: Option<rest::Push>,
+    ocid: u64,
+    token: String,
+}
+
+/// The phone number the REST driver registers the account of `email` with: 11 digits made
+/// from the email, the same each time.
+pub fn phone_of(email: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in email.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("13{:09}", h % 1_000_000_000)
+}
+
+impl Rest {
+    fn push(&mut self) -> &mut rest::Push {
+        self.push
+            .as_mut()
+            .expect("the REST driver's push channel is open (log in first)")
+    }
+
+    /// Open the push channel with the cookie, start it, and collect (and acknowledge) what
+    /// the login missed, as the driver's account.
+    async fn open(&mut self, ocid: u64) -> Vec<Message> {
+        let mut push = tokio::time::timeout(RECV_TIMEOUT, self.api.push(ocid))
+            .await
+            .expect("the push channel opens in time")
+            .expect("the push channel opens");
+        let id = tokio::time::timeout(RECV_TIMEOUT, push.start("start"))
+            .await
+            .expect("start answered in time")
+            .expect("start answered");
+        assert_eq!(id.len(), 16, "a push id names the login: {id}");
+        let items = tokio::time::timeout(RECV_TIMEOUT, push.until_heartbeat())
+            .await
+            .expect("the catch-up in time")
+            .expect("the catch-up");
+        let mut missed = Vec::new();
+        for item in &items {
+            if let Some(m) = rest::message(item, ocid) {
+                push.ack(item).await.expect("acknowledge");
+                missed.push(m);
+            }
+        }
+        self.ocid = ocid;
+        self.push = Some(push);
+        missed
+    }
+}
+
+impl Dialect for Rest {
+    const NAME: &'static str = "rest";
+
+    async fn connect(server: &TestServer) -> Self {
+        Self {
+            api: rest::Api::new(server.addr),
+            push: None,
+            ocid: 0,
+            token: String::new(),
+        }
+    }
+
+    async fn reconnect(&mut self, server: &TestServer) {
+        self.api = rest::Api::new(server.addr);
+        self.push = None;
+    }
+
+    async fn close(self) {
+        if let Some(push) = self.push {
+            push.close().await;
+        }
+    }
+
+    async fn register(&mut self, email: &str, _name: &str, password: &str) -> u64 {
+        self.api
+            .register(&phone_of(email), password)
+            .await
+            .expect("REST registration")
+    }
+
+    async fn login(&mut self, ocid: u64, email: &str, password: &str) -> Vec<Message> {
+        let id = self
+            .api
+            .login(&phone_of(email), password)
+            .await
+            .expect("REST login");
+        assert_eq!(id, ocid, "logged in as another account");
+        self.token = self.api.token().expect("a session cookie").to_owned();
+        self.open(ocid).await
+    }
+
+    async fn resume(&mut self, ocid: u64, token: &str) -> Vec<Message> {
+        self.api.set_token(Some(token.to_owned()));
+        let id = self.api.me().await.expect("the cookie's account");
+        assert_eq!(id, ocid, "resumed as another account");
+        self.open(ocid).await
+    }
+
+    fn token(&self) -> String {
+        self.token.clone()
+    }
+
+    async fn send(&mut self, target: Target, text: &str) -> Ack {
+        let (status, c) = tokio::time::timeout(RECV_TIMEOUT, self.push().send_text(target, text))
+            .await
+            .expect("a confirmation in time")
+            .expect("a confirmation");
+        assert_eq!((status, &c["content"]), (1, &json!("ok")), "REST send: {c}");
+        let chat = match target {
+            Target::Private(o) => {
+                assert_eq!(c["toId"], json!(o.to_string()), "{c}");
+                Chat::Private(o)
+            }
+            Target::Group(g) => {
+                assert_eq!(c["chatId"], json!(g.to_string()), "{c}");
+                Chat::Group(g)
+            }
+        };
+        Ack {
+            chat,
+            id: string(&c["msgId"]).parse().expect("a message id"),
+            index: c["index"].as_u64().expect("an index"),
+        }
+    }
+
+    async fn recv_message(&mut self) -> Message {
+        tokio::time::timeout(RECV_TIMEOUT, self.push().next_message())
+            .await
+            .expect("a message in time")
+            .expect("a message")
+    }
+
+    async fn expect_silence(&mut self, ms: u64) {
+        let push = self.push();
+        assert!(!push.has_items(), "REST: an item is waiting");
+        let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+        loop {
+            match tokio::time::timeout_at(until, push.conn().next_event()).await {
+                Err(_) => return,
+                Ok(natter_client::ws::Event::Ping | natter_client::ws::Event::Pong) => {}
+                Ok(other) => panic!("REST: expected nothing, got {other:?}"),
+            }
+        }
+    }
+
+    fn assert_chat(&mut self, chat: Chat, target: Target) {
+        let want = match target {
+            Target::Private(ocid) => Chat::Private(ocid),
+            Target::Group(id) => Chat::Group(id),
+        };
+        assert_eq!(chat, want, "REST names the chat {target:?} so");
     }
 }

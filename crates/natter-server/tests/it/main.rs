@@ -26,6 +26,7 @@ mod ourchat_clients;
 mod pipe;
 mod reads;
 mod rest;
+mod rest_social;
 mod restart;
 mod store;
 mod svc;

@@ -14,21 +14,21 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// One exchange: the HTTP status, the `Set-Cookie` header and the envelope.
-struct Answer {
-    http: u16,
-    cookie: Option<String>,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) http: u16,
+    pub(crate) cookie: Option<String>,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn status(&self) -> i64 {
+    pub(crate) fn status(&self) -> i64 {
         self.body["status"].as_i64().expect("a numeric status")
     }
 }
 
 /// `method path` with the session `cookie` (the token) and a JSON `body`; the envelope is
 /// checked for its four fields and its date.
-async fn api(
+pub(crate) async fn api(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -83,16 +83,21 @@ fn assert_date(v: &Value) {
     );
 }
 
-async fn post(addr: SocketAddr, path: &str, cookie: Option<&str>, body: Value) -> Answer {
+pub(crate) async fn post(
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+    body: Value,
+) -> Answer {
     api(addr, "POST", path, cookie, Some(body)).await
 }
 
-async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Answer {
+pub(crate) async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Answer {
     api(addr, "GET", path, cookie, None).await
 }
 
 /// A refusal with this HTTP status and seed status code.
-fn refused(a: &Answer, http: u16, status: i64) {
+pub(crate) fn refused(a: &Answer, http: u16, status: i64) {
     assert_eq!((a.http, a.status()), (http, status), "{}", a.body);
     assert_eq!(
         a.body["result"],
@@ -103,7 +108,7 @@ fn refused(a: &Answer, http: u16, status: i64) {
 }
 
 /// Register `phone`; its id.
-async fn register(addr: SocketAddr, phone: &str, pw: &str) -> u64 {
+pub(crate) async fn register(addr: SocketAddr, phone: &str, pw: &str) -> u64 {
     let a = post(
         addr,
         "/api/register",
@@ -120,7 +125,7 @@ async fn register(addr: SocketAddr, phone: &str, pw: &str) -> u64 {
 }
 
 /// Log `phone` in; the session token from its cookie.
-async fn login(addr: SocketAddr, phone: &str, pw: &str) -> String {
+pub(crate) async fn login(addr: SocketAddr, phone: &str, pw: &str) -> String {
     let a = post(
         addr,
         "/api/login",
@@ -138,7 +143,7 @@ async fn login(addr: SocketAddr, phone: &str, pw: &str) -> String {
 }
 
 /// A registered, logged-in account: its id and session token.
-async fn account(addr: SocketAddr, phone: &str) -> (u64, String) {
+pub(crate) async fn account(addr: SocketAddr, phone: &str) -> (u64, String) {
     let id = register(addr, phone, "pw-of-rest").await;
     (id, login(addr, phone, "pw-of-rest").await)
 }
@@ -420,10 +425,10 @@ async fn profiles_are_completed_and_shown_to_others() {
 // ---------------------------------------------------------------------------------------------
 // The push channel.
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Open `GET /api/push` with the session cookie.
-async fn push(addr: SocketAddr, token: &str) -> Ws {
+pub(crate) async fn push(addr: SocketAddr, token: &str) -> Ws {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut request = format!("ws://{addr}/api/push")
         .into_client_request()
@@ -438,12 +443,12 @@ async fn push(addr: SocketAddr, token: &str) -> Ws {
     ws
 }
 
-async fn send(ws: &mut Ws, v: Value) {
+pub(crate) async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.expect("send");
 }
 
 /// The next text packet (pings skipped).
-async fn recv(ws: &mut Ws) -> Value {
+pub(crate) async fn recv(ws: &mut Ws) -> Value {
     loop {
         let m = tokio::time::timeout(RECV_TIMEOUT, ws.next())
             .await
@@ -459,7 +464,7 @@ async fn recv(ws: &mut Ws) -> Value {
 }
 
 /// Nothing but pings for `ms`.
-async fn silence(ws: &mut Ws, ms: u64) {
+pub(crate) async fn silence(ws: &mut Ws, ms: u64) {
     let until = tokio::time::Instant::now() + Duration::from_millis(ms);
     loop {
         match tokio::time::timeout_at(until, ws.next()).await {
@@ -471,7 +476,7 @@ async fn silence(ws: &mut Ws, ms: u64) {
 }
 
 /// Send `start` (or `restart`); the push id the reply carries.
-async fn start(ws: &mut Ws, word: &str) -> String {
+pub(crate) async fn start(ws: &mut Ws, word: &str) -> String {
     send(ws, json!({"status": 1, "pushId": "", "message": word})).await;
     let r = recv(ws).await;
     assert_eq!(
@@ -485,7 +490,7 @@ async fn start(ws: &mut Ws, word: &str) -> String {
 }
 
 /// The message items of the next packet, which must be a message packet.
-async fn items(ws: &mut Ws, push_id: &str) -> Vec<Value> {
+pub(crate) async fn items(ws: &mut Ws, push_id: &str) -> Vec<Value> {
     let p = recv(ws).await;
     assert_eq!(
         (&p["status"], &p["pushId"]),
@@ -499,7 +504,7 @@ async fn items(ws: &mut Ws, push_id: &str) -> Vec<Value> {
 }
 
 /// The text of a message item with a single text part.
-fn text(item: &Value) -> &str {
+pub(crate) fn text(item: &Value) -> &str {
     assert_eq!(item["info"][0]["category"], json!(0), "{item}");
     item["info"][0]["content"].as_str().expect("content")
 }
@@ -543,7 +548,7 @@ async fn push_needs_the_cookie_and_start() {
 }
 
 /// The push id of a login: the first 12 bytes of its token's hash, base64url.
-fn push_id_of(token: &str) -> String {
+pub(crate) fn push_id_of(token: &str) -> String {
     natter_server::domain::profiles::login_id(&natter_server::domain::auth::token_hash(token))
 }
 
@@ -833,6 +838,13 @@ async fn friends_are_asked_pushed_accepted_by_asking_back_and_listed_by_field() 
     );
     assert_eq!(text(&waiting[0]), "later");
     get(addr, &format!("/api/friends/{dora}"), Some(&ann_t)).await;
+    // The new friendship is pushed to the account's own channel too (a system notice).
+    let told = items(&mut ws, &id).await;
+    assert_eq!(
+        (told.len(), &told[0]["type"], &told[0]["fromId"]),
+        (1, &json!(0), &json!(ann.to_string())),
+        "{told:?}"
+    );
     start(&mut ws, "restart").await;
     silence(&mut ws, 300).await;
 

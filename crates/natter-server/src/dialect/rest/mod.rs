@@ -12,10 +12,11 @@ mod push;
 
 use crate::app::App;
 use crate::domain::files::Attachment;
+use crate::domain::groups::Joined;
 use crate::domain::profiles::{phone_wrong_length, username_wrong_length};
 use crate::domain::{Domain, DomainError, Invalid, LoginKey, To};
-use crate::event::ChatInfo;
-use crate::store::{Account, Befriend, Identity, ProfileEdit, SearchBy};
+use crate::event::{ChatInfo, view};
+use crate::store::{Account, Befriend, Identity, ProfileEdit, Range, SearchBy};
 use crate::transport::{ClientAddr, ws};
 use axum::Router;
 use axum::body::Body;
@@ -27,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get, on};
 use natter_proto::rest::{self, Outgoing, category, status};
 use natter_proto::view::FileKind;
-use natter_proto::{ChatId, Ocid};
+use natter_proto::{ChatId, Index, Ocid};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -41,6 +42,10 @@ const FRIENDS_PAGE: usize = 20;
 const MAX_FILE: u64 = 12 * 1024 * 1024;
 /// Most accounts or groups one search answers.
 const MAX_FOUND: u32 = 50;
+/// Messages in a page of history when the client names no `limit`.
+const HISTORY_PAGE: u32 = 50;
+/// Most messages in a page of history.
+const MAX_HISTORY: u32 = 500;
 
 /// Every route of the dialect, each also with a trailing slash, to be nested at `/api`.
 pub fn routes(app: &App) -> Router<Arc<App>> {
@@ -82,7 +87,12 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
     );
     both("/user/{id}", handler(MethodFilter::GET, user));
     both("/search", handler(MethodFilter::GET, search));
-    both("/friends/{id}", handler(MethodFilter::GET, befriend));
+    both(
+        "/friends/{id}",
+        handler(MethodFilter::GET, befriend)
+            .merge(handler(MethodFilter::POST, set_alias))
+            .merge(handler(MethodFilter::DELETE, unfriend)),
+    );
     both(
         "/friends/{field}/{page}",
         handler(MethodFilter::GET, friends),
@@ -91,7 +101,19 @@ pub fn routes(app: &App) -> Router<Arc<App>> {
         "/group",
         handler(MethodFilter::GET, find_groups).merge(handler(MethodFilter::POST, create_group)),
     );
-    both("/message", handler(MethodFilter::POST, send_message));
+    both("/group/{id}/join", handler(MethodFilter::POST, join_group));
+    both(
+        "/group/{id}/requests",
+        handler(MethodFilter::GET, join_requests),
+    );
+    both(
+        "/group/{id}/requests/{userId}",
+        handler(MethodFilter::POST, answer_join),
+    );
+    both(
+        "/message",
+        handler(MethodFilter::POST, send_message).merge(handler(MethodFilter::GET, history)),
+    );
     both(
         "/file",
         handler_with(MethodFilter::POST, max_file_body, upload),
@@ -222,9 +244,13 @@ pub(crate) fn failure(e: &DomainError) -> Failure {
         | DomainError::Blocking(_)
         | DomainError::NotAccepted(_)
         | DomainError::Forbidden { .. } => f(403, status::FAILURE, &e.to_string()),
-        DomainError::NoSuchChat(_) | DomainError::NoSuchGroup(_) | DomainError::NotAMember(_) => {
-            f(404, status::FAILURE, &e.to_string())
-        }
+        DomainError::NoSuchChat(_)
+        | DomainError::NoSuchGroup(_)
+        | DomainError::NotAMember(_)
+        | DomainError::NotFriends(_)
+        | DomainError::NoSuchRequest(_)
+        | DomainError::NoSuchJoinRequest { .. } => f(404, status::FAILURE, &e.to_string()),
+        DomainError::AlreadyMember(_) => f(409, status::FAILURE, &e.to_string()),
         other => f(400, status::FAILURE, &other.to_string()),
     }
 }
@@ -305,6 +331,7 @@ fn rest_field(field: crate::domain::TextField) -> &'static str {
     match field {
         T::Description => "desc",
         T::Remark => "alias",
+        T::JoinNote => "request",
         other => other.name(),
     }
 }
@@ -331,6 +358,28 @@ impl Req {
     /// The body's JSON object.
     fn object(&self) -> Result<Map<String, Value>, Failure> {
         rest::object(&self.body).map_err(|why| Failure::new(400, status::FAILURE, why))
+    }
+
+    /// The body's JSON object, or an empty one for an empty body.
+    fn object_or_empty(&self) -> Result<Map<String, Value>, Failure> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Map::new());
+        }
+        self.object()
+    }
+
+    /// A query parameter as an id: `None` when absent or empty.
+    fn query_id(&self, name: &str) -> Result<Option<u64>, Failure> {
+        match self.query.get(name).map(|v| v.trim()) {
+            None | Some("") => Ok(None),
+            Some(v) => rest::read_id(Some(&json!(v))).map(Some).ok_or_else(|| {
+                Failure::new(
+                    400,
+                    status::FAILURE,
+                    format!("`{name}` must be a number from 1"),
+                )
+            }),
+        }
     }
 
     /// The logged-in account (by the session cookie).
@@ -781,6 +830,54 @@ async fn befriend(req: Req) -> Result<Reply, Failure> {
     Ok(ok(info_of(req.domain(), me.ocid, other).await?, message))
 }
 
+/// `POST /api/friends/{id} {alias}`: set the caller's alias (remark) for friend `id` (`""`
+/// removes it); answers the friend's account information with it.
+async fn set_alias(req: Req) -> Result<Reply, Failure> {
+    let me = req.me().await?;
+    let other = Ocid(path_id(&req, 0)?);
+    let m = req.object()?;
+    let Some(Value::String(alias)) = m.get("alias") else {
+        return Err(Failure::new(
+            400,
+            status::FAILURE,
+            "field `alias` must be a string",
+        ));
+    };
+    // An unknown account is 6004, not "not friends".
+    info_of(req.domain(), me.ocid, other).await?;
+    req.domain()
+        .set_remark(me.ocid, other, alias)
+        .await
+        .map_err(|e| failure(&e))?;
+    Ok(ok(info_of(req.domain(), me.ocid, other).await?, "saved"))
+}
+
+/// `DELETE /api/friends/{id}`: say no to `id`: end the friendship, or, when they are not
+/// friends, reject `id`'s request; answers `id`'s account information.
+async fn unfriend(req: Req) -> Result<Reply, Failure> {
+    let me = req.me().await?;
+    let other = Ocid(path_id(&req, 0)?);
+    info_of(req.domain(), me.ocid, other).await?;
+    let d = req.domain();
+    let message = match d.remove_friend(me.ocid, other, None).await {
+        Ok(()) => "removed",
+        Err(DomainError::NotFriends(_)) => match d.answer_friend(me.ocid, other, false, None).await
+        {
+            Ok(()) => "rejected",
+            Err(DomainError::NoSuchRequest(_)) => {
+                return Err(Failure::new(
+                    404,
+                    status::FAILURE,
+                    "not friends, and no request from that user",
+                ));
+            }
+            Err(e) => return Err(failure(&e)),
+        },
+        Err(e) => return Err(failure(&e)),
+    };
+    Ok(ok(info_of(d, me.ocid, other).await?, message))
+}
+
 /// `GET /api/friends/{field}/{page}`: the caller's friends as account information, ordered by
 /// `field` (`id`, `username`, `phone`, `alias` or `modifyAt`), [`FRIENDS_PAGE`] per page from
 /// page 1.
@@ -922,8 +1019,158 @@ async fn create_group(req: Req) -> Result<Reply, Failure> {
     Ok(ok(v, "created"))
 }
 
+/// The group `id` as this dialect lists it, for `me`.
+async fn group_of(domain: &Domain, me: Ocid, id: ChatId) -> Result<Value, Failure> {
+    let g = domain.group(me, id).await.map_err(|e| failure(&e))?;
+    let c = &g.chat;
+    Ok(group_value(
+        c.id,
+        &c.name,
+        &c.avatar,
+        c.members.len() as u64,
+        g.role.is_some(),
+    ))
+}
+
+/// `POST /api/group/{id}/join {request}`: join group `id`: at once when it is open (or the
+/// caller is invited), else by a request its admins answer.
+async fn join_group(req: Req) -> Result<Reply, Failure> {
+    let me = req.me().await?;
+    let id = ChatId(group_id(&req)?);
+    let m = req.object_or_empty()?;
+    let note = match m.get("request") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(Failure::new(
+                400,
+                status::FAILURE,
+                "field `request` must be a string",
+            ));
+        }
+    };
+    let joined = req
+        .domain()
+        .join_group(me.ocid, id, &note, None)
+        .await
+        .map_err(|e| failure(&e))?;
+    let message = match joined {
+        Joined::Member => "joined",
+        Joined::Requested => "requested",
+    };
+    Ok(ok(group_of(req.domain(), me.ocid, id).await?, message))
+}
+
+/// `GET /api/group/{id}/requests`: the requests to join group `id` waiting for an answer
+/// (its owner and admins), oldest first, as the push channel shows them.
+async fn join_requests(req: Req) -> Result<Reply, Failure> {
+    let me = req.me().await?;
+    let id = ChatId(group_id(&req)?);
+    let requests = req
+        .domain()
+        .join_requests(me.ocid, id)
+        .await
+        .map_err(|e| failure(&e))?;
+    let items: Vec<Value> = requests
+        .iter()
+        .map(|r| push::join_request_item(r.chat, r.ocid, &r.message, r.created_at))
+        .collect();
+    Ok(ok(Value::Array(items), "ok"))
+}
+
+/// `POST /api/group/{id}/requests/{userId} {accept}`: accept or reject `userId`'s request to
+/// join group `id` (its owner and admins).
+async fn answer_join(req: Req) -> Result<Reply, Failure> {
+    let me = req.me().await?;
+    let id = ChatId(group_id(&req)?);
+    // Path parameters in the order of their names: id, userId.
+    let who = path_id(&req, 1)?;
+    let m = req.object()?;
+    let Some(Value::Bool(accept)) = m.get("accept") else {
+        return Err(Failure::new(
+            400,
+            status::FAILURE,
+            "field `accept` must be true or false",
+        ));
+    };
+    req.domain()
+        .answer_join(me.ocid, id, Ocid(who), *accept, None)
+        .await
+        .map_err(|e| failure(&e))?;
+    let message = if *accept { "accepted" } else { "rejected" };
+    Ok(ok(group_of(req.domain(), me.ocid, id).await?, message))
+}
+
+/// The group id of the path (its first parameter).
+fn group_id(req: &Req) -> Result<u64, Failure> {
+    let raw = req.path.first().map(String::as_str).unwrap_or_default();
+    rest::read_id(Some(&json!(raw)))
+        .ok_or_else(|| Failure::new(404, status::FAILURE, "no such group"))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages and files.
+
+/// `GET /api/message?chatId=` (or `?toId=` for a private chat) with `before` or `after` (an
+/// index) and `limit`: a page of the chat's history, ascending, as message items; `more` says
+/// whether the chat has more in the direction read.
+async fn history(req: Req) -> Result<Reply, Failure> {
+    let me = req.me().await?;
+    let to = match (req.query_id("chatId")?, req.query_id("toId")?) {
+        (Some(chat), _) => To::Chat(ChatId(chat)),
+        (None, Some(to)) => To::Account(Ocid(to)),
+        (None, None) => {
+            return Err(Failure::new(
+                400,
+                status::FAILURE,
+                "name the chat with `?chatId=` or `?toId=`",
+            ));
+        }
+    };
+    let range = match (req.query_id("before")?, req.query_id("after")?) {
+        (None, None) => Range::Latest,
+        (Some(b), None) => Range::Before(Index(b)),
+        (None, Some(a)) => Range::After(Index(a)),
+        (Some(_), Some(_)) => {
+            return Err(Failure::new(
+                400,
+                status::FAILURE,
+                "only one of `before` or `after` may be given",
+            ));
+        }
+    };
+    let limit = match req.query_id("limit")? {
+        None => HISTORY_PAGE,
+        Some(n) if n <= u64::from(MAX_HISTORY) => n as u32,
+        Some(_) => {
+            return Err(Failure::new(
+                400,
+                status::FAILURE,
+                format!("`limit` must be 1 to {MAX_HISTORY}"),
+            ));
+        }
+    };
+    let (chat, messages, more) = req
+        .domain()
+        .history(me.ocid, to, range, limit)
+        .await
+        .map_err(|e| failure(&e))?;
+    let items: Vec<Value> = match &chat {
+        Some(chat) => messages
+            .iter()
+            .map(|m| {
+                let text = m.text();
+                rest::message_item(&view(m, chat, &text))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let chat_id = chat.map(|c| rest::id(c.id.0)).unwrap_or_default();
+    Ok(ok(
+        json!({"chatId": chat_id, "messages": items, "more": more}),
+        "ok",
+    ))
+}
 
 /// A message item as the domain sends it.
 pub(crate) struct Composed {

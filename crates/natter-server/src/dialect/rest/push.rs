@@ -1,9 +1,11 @@
 //! The push channel of the REST dialect (`GET /api/push`), a connection on the generic loop:
 //! `"start"` logs it in with the session cookie's login and sends what it has not acknowledged
-//! and the friend requests waiting for it, `"restart"` logs it in again (every message not yet
+//! and the friend and join requests waiting for it, `"restart"` logs it in again (every message not yet
 //! acknowledged is sent again), `""` is a heartbeat, `{chatId, content: "ok"}`
 //! acknowledges a chat's messages (deliveries are marked on acknowledgement), and a list of
-//! messages sends them, each confirmed with the acknowledgement shape.
+//! messages sends them, each confirmed with the acknowledgement shape. Notices (requests,
+//! friendship and group changes, typing, presence, read receipts) are pushed as message items
+//! of the seed's types without an `index` ([`notice_of`]).
 //!
 //! Every packet carries the client's `pushId` (the id of its login), so a message is encoded
 //! for each receiving connection. Never logs the session token it holds.
@@ -12,10 +14,10 @@ use super::{Failure, compose, failure};
 use crate::conn::{Conn, Credentials, Since};
 use crate::dialect::{Decoded, Dialect, Event, Marks, Refusal};
 use crate::domain::{DomainError, Sent};
-use crate::event::{Notice, view};
+use crate::event::{FriendChange, Notice, view};
 use crate::hub::Slot;
 use bytes::Bytes;
-use natter_proto::rest::{self, BadPacket, Packet, status};
+use natter_proto::rest::{self, BadPacket, Packet, kind, status};
 use natter_proto::{ChatId, Index, MessageView, Ocid};
 use serde_json::{Value, json};
 
@@ -67,6 +69,16 @@ impl Push {
                         .iter()
                         .filter(|r| r.to == auth.ocid)
                         .map(|r| request_item(r.from, r.to, &r.message, r.created_at))
+                        .collect();
+                    if !items.is_empty() {
+                        out.push(self.packet(status::SUCCESS, Value::Array(items)));
+                    }
+                }
+                // Requests to join the groups the account administers, likewise.
+                if let Ok(requests) = c.domain().requests_to_answer(auth.ocid).await {
+                    let items: Vec<Value> = requests
+                        .iter()
+                        .map(|r| join_request_item(r.chat, r.ocid, &r.message, r.created_at))
                         .collect();
                     if !items.is_empty() {
                         out.push(self.packet(status::SUCCESS, Value::Array(items)));
@@ -182,29 +194,118 @@ impl Dialect for Push {
     }
 
     fn event(&self, _state: &(), me: Ocid, event: Event<'_>) -> Option<Bytes> {
-        match event {
-            // A friend request is a message of type 2 (request) from the asking account.
-            Event::Notice {
-                notice: Notice::FriendRequest { from, message },
-                at_ms,
-            } => {
-                let item = request_item(*from, me, message, at_ms);
-                Some(self.packet(status::SUCCESS, json!([item])))
+        let item = match event {
+            Event::Presence { ocid, online } => {
+                let content =
+                    json!({"event": "presence", "userId": rest::id(ocid.0), "online": online});
+                notice(
+                    None,
+                    ocid,
+                    me.0,
+                    kind::NOTICE,
+                    &content,
+                    crate::domain::now_ms(),
+                )
             }
-            _ => None,
-        }
+            Event::Notice { notice: n, at_ms } => notice_of(n, me, at_ms)?,
+        };
+        Some(self.packet(status::SUCCESS, json!([item])))
     }
+}
+
+/// A notice for account `me` as a message item (see `docs/protocol/rest.md`, "Notices"):
+/// requests are type 2 (request) with the note as text; changes of a friendship or of a group
+/// membership are type 0 (system); typing and read receipts are type 4 (notice); the last two
+/// kinds carry a JSON object as their text.
+fn notice_of(n: &Notice, me: Ocid, at_ms: i64) -> Option<Value> {
+    let uid = |o: &Ocid| rest::id(o.0);
+    Some(match n {
+        // A friend request is a message of type 2 (request) from the asking account.
+        Notice::FriendRequest { from, message } => request_item(*from, me, message, at_ms),
+        Notice::Friendship { a, b, change, by } => {
+            let other = if *a == me { *b } else { *a };
+            let state = match change {
+                FriendChange::Accepted => "accepted",
+                FriendChange::Rejected => "rejected",
+                FriendChange::Removed => "removed",
+            };
+            let content =
+                json!({"event": "friend", "state": state, "userId": uid(&other), "by": uid(by)});
+            notice(None, *by, me.0, kind::SYSTEM, &content, at_ms)
+        }
+        // An account is not told of its own typing (on its other devices).
+        Notice::Typing { from, .. } if *from == me => return None,
+        Notice::Typing { from, group } => {
+            let content = json!({"event": "typing", "userId": uid(from)});
+            let to = group.map_or(me.0, |g| g.0);
+            notice(group.map(|g| g.0), *from, to, kind::NOTICE, &content, at_ms)
+        }
+        Notice::Read {
+            chat,
+            reader,
+            index,
+            pair,
+        } => {
+            // A private chat's other member (whose messages were read); a group itself.
+            let to = match pair {
+                Some((a, b)) => {
+                    if a == reader {
+                        b.0
+                    } else {
+                        a.0
+                    }
+                }
+                None => chat.0,
+            };
+            let content = json!({"event": "read", "userId": uid(reader), "index": index.0});
+            notice(Some(chat.0), *reader, to, kind::NOTICE, &content, at_ms)
+        }
+        Notice::JoinRequest {
+            chat,
+            from,
+            message,
+        } => join_request_item(*chat, *from, message, at_ms),
+        Notice::JoinAnswer {
+            chat,
+            ocid,
+            accepted,
+            by,
+        } => {
+            let state = if *accepted { "accepted" } else { "rejected" };
+            let content =
+                json!({"event": "join", "state": state, "userId": uid(ocid), "by": uid(by)});
+            notice(Some(chat.0), *by, chat.0, kind::SYSTEM, &content, at_ms)
+        }
+        Notice::Invitation { chat, by } => {
+            let content = json!({"event": "invited", "by": uid(by)});
+            notice(Some(chat.0), *by, me.0, kind::SYSTEM, &content, at_ms)
+        }
+        Notice::Removed {
+            chat,
+            by,
+            disbanded,
+        } => {
+            let event = if *disbanded { "disbanded" } else { "removed" };
+            let content = json!({"event": event, "by": uid(by)});
+            notice(Some(chat.0), *by, me.0, kind::SYSTEM, &content, at_ms)
+        }
+        Notice::PeerFile { .. } | Notice::LoggedOut | Notice::Forget { .. } => return None,
+    })
+}
+
+/// A notice item whose text is the JSON object `content`.
+fn notice(chat: Option<u64>, from: Ocid, to: u64, kind: u8, content: &Value, at_ms: i64) -> Value {
+    rest::notice_item(chat, from.0, to, kind, &content.to_string(), at_ms)
 }
 
 /// A friend request from `from` to `to` as a message item of type 2 (request), its note as
 /// the text.
 fn request_item(from: Ocid, to: Ocid, note: &str, at_ms: i64) -> Value {
-    json!({
-        "chatId": "",
-        "fromId": rest::id(from.0),
-        "toId": rest::id(to.0),
-        "type": rest::kind::REQUEST,
-        "info": [{"category": rest::category::TEXT, "content": note}],
-        "createTime": rest::time_ms(at_ms),
-    })
+    rest::notice_item(None, from.0, to.0, kind::REQUEST, note, at_ms)
+}
+
+/// A request from `from` to join group `chat` (for its admins) as a message item of type 2
+/// (request) in the group, its note as the text.
+pub(super) fn join_request_item(chat: ChatId, from: Ocid, note: &str, at_ms: i64) -> Value {
+    rest::notice_item(Some(chat.0), from.0, chat.0, kind::REQUEST, note, at_ms)
 }
