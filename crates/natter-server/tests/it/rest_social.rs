@@ -2,7 +2,8 @@
 //! a friend (rejecting a request, ending a friendship) and aliases; friendship changes,
 //! presence, typing and read receipts pushed as typed message items; history pages; joining
 //! groups at once or by a request that admins answer over HTTP; status 11001 when the store
-//! does not answer; and conversations with the pipe dialect, both ways and offline.
+//! does not answer; and conversations with the pipe and OurChat v0 dialects, both ways and
+//! offline.
 
 use crate::common::*;
 use crate::driver::{Dialect, Pipe, Rest};
@@ -680,5 +681,20 @@ mod a_push_client_and_a_pipe_client {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pipe_first() {
         chat_both_ways::<Pipe, Rest>().await;
+    }
+}
+
+mod a_push_client_and_an_ourchat_v0_client {
+    use super::{Rest, chat_both_ways};
+    use crate::driver::V0;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rest_first() {
+        chat_both_ways::<Rest, V0>().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn v0_first() {
+        chat_both_ways::<V0, Rest>().await;
     }
 }
