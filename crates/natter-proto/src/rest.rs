@@ -500,4 +500,18 @@ mod tests {
         assert_eq!(file_id("https://h/files/abc"), "abc");
         assert_eq!(file_id("abc"), "abc");
     }
+
+    #[test]
+    fn notices_are_items_without_an_index() {
+        assert_eq!(
+            notice_item(None, 10002, 10001, kind::REQUEST, "hi", 1_542_231_656_000),
+            json!({"chatId": "", "fromId": "10002", "toId": "10001", "type": 2,
+                   "info": [{"category": 0, "content": "hi"}],
+                   "createTime": "2018-11-14T21:40:56.000"})
+        );
+        assert_eq!(
+            notice_item(Some(42), 10002, 42, kind::NOTICE, "{}", 0)["chatId"],
+            json!("42")
+        );
+    }
 }
