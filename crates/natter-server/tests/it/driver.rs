@@ -618,7 +618,10 @@ impl Dialect for Pipe {
 /// The REST + push dialect (seed 003): accounts by phone (a number made from the email the
 /// tests name), HTTP requests with the session cookie, and the push channel for messages. A
 /// connection is the push channel of the driver's login; every message received is
-/// acknowledged, so that it counts as delivered.
+/// acknowledged, so that it counts as delivered. It is no [`JsonDialect`]: the tests written
+/// over that trait send OurChat frames by their codes (bad input, a restart's resume and
+/// history, private chats compared by their histories), which the push channel has no
+/// equivalent of; its own bad packets and history are tested in `rest.rs` and `rest_social.rs`.
 pub struct Rest {
     api: rest::Api,
     push: Option<rest::Push>,
