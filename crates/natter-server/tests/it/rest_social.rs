@@ -601,6 +601,77 @@ async fn groups_are_joined_at_once_or_by_a_request_the_admins_answer() {
     );
 }
 
+/// The next frame of `code` on `c`, past the others (pushes of the group's changes).
+async fn until_code(c: &mut Client, code: i64) -> Value {
+    loop {
+        let f = c.recv().await;
+        if f["code"] == json!(code) {
+            return f;
+        }
+    }
+}
+
+#[tokio::test]
+async fn invitations_and_removals_by_an_ourchat_v1_owner_are_pushed_as_system_notices() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let (ann, ta) = account(addr, "13800000251").await;
+    let mut dave = user_v1(&server, "dave@example.com", "Dave", "pw-d").await;
+    // A group that approves its members.
+    let g = create_group_v1(&mut dave.client, &[]).await;
+    let mut wa = push(addr, &ta).await;
+    let ia = start(&mut wa, "start").await;
+
+    dave.client
+        .request(&json!({"code": 160, "group_id": g, "ocid": ann}), 161)
+        .await;
+    let invited = one_notice(&mut wa, &ia, 0).await;
+    assert_eq!(
+        (&invited["chatId"], &invited["fromId"], &invited["toId"]),
+        (&id(g), &id(dave.ocid), &id(ann)),
+        "{invited}"
+    );
+    assert_eq!(
+        notice(&invited),
+        json!({"event": "invited", "by": dave.ocid.to_string()})
+    );
+    // The invitation lets Ann in at once.
+    let joined = post(addr, &format!("/api/group/{g}/join"), Some(&ta), json!({})).await;
+    assert_eq!(
+        (
+            joined.status(),
+            &joined.body["message"],
+            &joined.body["result"]["isMember"]
+        ),
+        (1, &json!("joined"), &json!(true)),
+        "{}",
+        joined.body
+    );
+
+    // Dave removes her: she is told.
+    dave.client
+        .send_json(&json!({"code": 168, "group_id": g, "ocid": ann}))
+        .await;
+    until_code(&mut dave.client, 169).await;
+    let is_notice = |i: &Value| i.get("index").is_none();
+    let removed = until_item(&mut wa, &ia, is_notice).await;
+    assert_eq!(
+        (&removed["type"], &removed["chatId"], &removed["fromId"]),
+        (&json!(0), &id(g), &id(dave.ocid)),
+        "{removed}"
+    );
+    assert_eq!(
+        notice(&removed),
+        json!({"event": "removed", "by": dave.ocid.to_string()})
+    );
+    // No longer a member: its history is closed to her.
+    refused(
+        &get(addr, &format!("/api/message?chatId={g}"), Some(&ta)).await,
+        404,
+        0,
+    );
+}
+
 /// The next confirmation on `ws`, past any message items.
 async fn until_item_confirmation(ws: &mut Ws) -> Value {
     loop {
