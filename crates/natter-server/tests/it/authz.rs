@@ -88,9 +88,17 @@ enum Op {
     PeerProfile,
     /// Send into the private chat of `peer` and `victim`, named by its chat id.
     SendInOthersPrivateChat,
+    /// Ask `peer` to be friends.
+    FriendRequestToPeer,
+    /// Ask for `peer`'s account values (v1 code 10).
+    AccountInfoOfPeer,
+    /// List one's own groups or chats.
+    OwnChats,
+    /// Create a group of one's own.
+    CreateGroup,
 }
 
-const OPS: [Op; 19] = [
+const OPS: [Op; 23] = [
     Op::SendToGroup,
     Op::GroupHistory,
     Op::GroupMembers,
@@ -110,6 +118,10 @@ const OPS: [Op; 19] = [
     Op::SendToPeer,
     Op::PeerProfile,
     Op::SendInOthersPrivateChat,
+    Op::FriendRequestToPeer,
+    Op::AccountInfoOfPeer,
+    Op::OwnChats,
+    Op::CreateGroup,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +152,11 @@ fn expected(op: Op, role: Role) -> Outcome {
         Op::Join => [D, A, A, D, D, D, A],
         // `peer` blocks `blocked`; strangers may write (within their limits).
         Op::SendToPeer => [D, A, D, A, A, A, A],
-        Op::PeerProfile => [D, A, A, A, A, A, A],
+        Op::PeerProfile | Op::AccountInfoOfPeer => [D, A, A, A, A, A, A],
+        // A request to an account that blocks the caller is answered as sent and goes nowhere
+        // (the caller is not told it is blocked).
+        Op::FriendRequestToPeer => [D, A, A, A, A, A, A],
+        Op::OwnChats | Op::CreateGroup => [D, A, A, A, A, A, A],
         // Nobody but its two members writes to a private chat.
         Op::SendInOthersPrivateChat => [D, D, D, D, D, D, D],
     };
@@ -460,6 +476,8 @@ impl V1 {
 /// A v1 reply: the expected code is success, code 100 with a refusal's name is a denial.
 fn v1_outcome(r: &Value, success: i64) -> Outcome {
     match r["code"].as_i64() {
+        // Code 9 says a refusal in `success` (the `state` of codes 112 and 155 is no refusal).
+        Some(c) if c == success && r["success"] == json!(false) => Outcome::Denied,
         Some(c) if c == success => Outcome::Allowed,
         Some(100) => {
             let name = string(&crate::common::error_body(r)["error"]);
@@ -491,11 +509,16 @@ impl Adapter for V1 {
         Op::ReadGroupFile,
         Op::SendToPeer,
         Op::PeerProfile,
+        Op::FriendRequestToPeer,
+        Op::AccountInfoOfPeer,
+        Op::OwnChats,
+        Op::CreateGroup,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
         let g = cell.group;
         let victim = w.ocid("victim");
+        let peer = w.ocid("peer");
         let (req, success) = match op {
             Op::SendToGroup => (
                 json!({"code": 0, "sender": {"group_id": g}, "msg": "hi"}),
@@ -556,7 +579,14 @@ impl Adapter for V1 {
                 json!({"code": 0, "sender": {"private_id": w.ocid("peer")}, "msg": "hi"}),
                 103,
             ),
-            Op::PeerProfile => (json!({"code": 126, "ocid": w.ocid("peer")}), 127),
+            Op::PeerProfile => (json!({"code": 126, "ocid": peer}), 127),
+            Op::FriendRequestToPeer => (json!({"code": 111, "ocid": peer, "msg": "hi"}), 112),
+            Op::AccountInfoOfPeer => (
+                json!({"code": 10, "ocid": peer, "request_values": ["ocid", "nickname"]}),
+                11,
+            ),
+            Op::OwnChats => (json!({"code": 176}), 177),
+            Op::CreateGroup => (frame(&v1::new_group(&[], Some("mine"))), 9),
             Op::SendInOthersPrivateChat => return Outcome::Absent,
         };
         let r = self.as_role(w, role, req).await;
@@ -675,6 +705,9 @@ impl Adapter for Pipe {
         Op::ReadGroupFile,
         Op::SendToPeer,
         Op::PeerProfile,
+        Op::FriendRequestToPeer,
+        Op::OwnChats,
+        Op::CreateGroup,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -714,6 +747,17 @@ impl Adapter for Pipe {
                 "get_user_info",
                 vec![&uid, &peer, &token],
                 &["userinfo", "friend_detail_info"],
+            ),
+            Op::FriendRequestToPeer => (
+                "add_friend",
+                vec![&uid, &peer, "hi", &token],
+                &["add_friend_succ"],
+            ),
+            Op::OwnChats => ("get_user_group", vec![&uid, &token], &["groupinfo"]),
+            Op::CreateGroup => (
+                "create_group",
+                vec![&uid, "mine", &token],
+                &["create_group_succ"],
             ),
             _ => return Outcome::Absent,
         };
@@ -761,11 +805,15 @@ impl Adapter for Svc {
         Op::GroupHistory,
         Op::Join,
         Op::SendInOthersPrivateChat,
+        Op::OwnChats,
+        Op::CreateGroup,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
         let g = cell.group;
         let (code, content) = match op {
+            Op::OwnChats => (4, json!({})),
+            Op::CreateGroup => (7, json!({"name": "mine", "is_group": true, "member": []})),
             Op::SendToGroup => (5, json!({"chat": g, "msg": "hi"})),
             Op::GroupHistory => (3, json!({"chat": g, "index": -1, "count": 10})),
             Op::Join => (6, json!({"chat": g})),
@@ -850,6 +898,8 @@ impl Adapter for Rest {
         Op::SendToPeer,
         Op::PeerProfile,
         Op::SendInOthersPrivateChat,
+        Op::FriendRequestToPeer,
+        Op::CreateGroup,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -871,6 +921,16 @@ impl Adapter for Rest {
                 json!({"chatId": w.others_chat.to_string(), "type": 1, "info": text}),
             ),
             Op::PeerProfile => ("GET", format!("/api/user/{}", w.ocid("peer")), Value::Null),
+            Op::FriendRequestToPeer => (
+                "GET",
+                format!("/api/friends/{}", w.ocid("peer")),
+                Value::Null,
+            ),
+            Op::CreateGroup => (
+                "POST",
+                "/api/group".to_owned(),
+                json!({"name": "mine", "members": []}),
+            ),
             Op::ReadGroupFile => (
                 "GET",
                 format!("/files/{}", cell.file.as_deref().expect("a file")),
@@ -916,7 +976,16 @@ fn the_table_refuses_what_no_role_may_do() {
         assert_eq!(expected(op, Role::Anonymous), Outcome::Denied, "{op:?}");
         assert_eq!(
             expected(op, Role::Banned) == Outcome::Allowed,
-            matches!(op, Op::Join | Op::SendToPeer | Op::PeerProfile),
+            matches!(
+                op,
+                Op::Join
+                    | Op::SendToPeer
+                    | Op::PeerProfile
+                    | Op::FriendRequestToPeer
+                    | Op::AccountInfoOfPeer
+                    | Op::OwnChats
+                    | Op::CreateGroup
+            ),
             "{op:?}"
         );
     }
