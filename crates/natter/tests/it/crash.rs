@@ -41,6 +41,8 @@ struct Sender {
     acked: HashMap<String, u64>,
     /// The message sent whose ack never came (resent, with its client id, next round).
     pending: Option<String>,
+    /// How many times a message was resent after a stop.
+    resent: u64,
 }
 
 /// The receiver's record: per sender, every index delivered, in arrival order.
@@ -96,7 +98,12 @@ async fn send_round(
     let mut sent = 0;
     while sent < limit {
         let cid = match &s.pending {
-            Some(cid) => cid.clone(),
+            Some(cid) => {
+                if sent == 0 {
+                    s.resent += 1;
+                }
+                cid.clone()
+            }
             None => {
                 s.made += 1;
                 let cid = format!("m{}-{}", s.ocid, s.made);
@@ -363,8 +370,14 @@ async fn stop_and_restart_under_load(how: Stop) {
         acked_total as u64 >= ACKS_PER_ROUND,
         "too little load: {acked_total} acks"
     );
+    let resent: u64 = senders.iter().map(|s| s.resent).sum();
+    if how == Stop::Kill {
+        // Killed mid-send, senders had messages without an ack to send again.
+        assert!(resent > 0, "no message was in flight at any of the kills");
+    }
     eprintln!(
-        "{label}: {ROUNDS} stops, {acked_total} acked messages, {stored_total} stored, all delivered once"
+        "{label}: {ROUNDS} stops, {acked_total} acked messages ({resent} resent after a stop), \
+         {stored_total} stored, all delivered once"
     );
 }
 
