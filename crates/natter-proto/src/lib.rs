@@ -12,6 +12,7 @@ pub mod ourchat;
 pub mod pipe;
 pub mod rest;
 pub mod svc;
+pub mod tus;
 pub mod view;
 
 pub use error::{ErrorCode, WireError};

@@ -180,7 +180,9 @@ pub fn outgoing(v: &Value) -> Result<Outgoing, String> {
     let kind = match m.get("type") {
         None | Some(Value::Null) => kind::NORMAL,
         Some(Value::String(s)) if s.is_empty() => kind::NORMAL,
-        t => read_small(t).ok_or("field `type` must be a number from 0 to 7")?,
+        t => read_small(t)
+            .filter(|k| *k <= kind::GROUP)
+            .ok_or("field `type` must be a number from 0 to 7")?,
     };
     let Some(Value::Array(parts)) = m.get("info") else {
         return Err("field `info` must be a list of `{category, content}`".into());
@@ -414,6 +416,21 @@ mod tests {
             read_text(Some(&json!(18870742138u64))).as_deref(),
             Some("18870742138")
         );
+    }
+
+    /// Found by the `rest_body` fuzz target: a type past 7 was read as a message type.
+    #[test]
+    fn a_message_type_past_7_is_refused() {
+        let item = |t: Value| outgoing(&json!({"chatId": "7", "type": t, "info": []}));
+        assert_eq!(item(json!(7)).map(|o| o.kind), Ok(7));
+        assert_eq!(item(json!("3")).map(|o| o.kind), Ok(3));
+        for bad in [json!(8), json!(21), json!("255"), json!(256)] {
+            assert_eq!(
+                item(bad.clone()),
+                Err("field `type` must be a number from 0 to 7".to_owned()),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -17,9 +17,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
+use natter_proto::tus::{self, BadChecksum, Wanted, wanted};
 use natter_proto::{ErrorCode, Ocid};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -231,7 +230,7 @@ fn number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, Refused
         .map(|v| {
             v.to_str()
                 .ok()
-                .and_then(|s| s.parse::<u64>().ok())
+                .and_then(tus::number)
                 .ok_or_else(|| bad_header(format!("`{name}` must be a non-negative integer")))
         })
         .transpose()
@@ -278,27 +277,11 @@ async fn discover(State(files): State<Arc<Files>>) -> Response {
 
 /// The values of `Upload-Metadata` (`key base64,key base64,...`) by key.
 fn metadata(raw: &str) -> Result<Vec<(String, String)>, Refused> {
-    let mut pairs = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (key, value) = item.split_once(' ').unwrap_or((item, ""));
-        let value = STANDARD
-            .decode(value.trim())
-            .ok()
-            .and_then(|v| String::from_utf8(v).ok())
-            .ok_or_else(|| {
-                bad_header(format!(
-                    "`Upload-Metadata` value of `{key}` must be base64 of UTF-8 text"
-                ))
-            })?;
-        pairs.push((key.to_owned(), value));
-    }
-    Ok(pairs)
-}
-
-fn meta<'a>(pairs: &'a [(String, String)], keys: &[&str]) -> &'a str {
-    keys.iter()
-        .find_map(|k| pairs.iter().find(|(key, _)| key == k))
-        .map_or("", |(_, v)| v.as_str())
+    tus::metadata(raw).map_err(|key| {
+        bad_header(format!(
+            "`Upload-Metadata` value of `{key}` must be base64 of UTF-8 text"
+        ))
+    })
 }
 
 /// `POST /files/`: create an upload (tus creation), with its first bytes if the body has any
@@ -329,8 +312,8 @@ async fn create(State(files): State<Arc<Files>>, headers: HeaderMap, body: Body)
         .create_upload(
             me,
             length,
-            meta(&pairs, &["filename", "name"]),
-            meta(&pairs, &["filetype", "type", "contentType"]),
+            tus::meta(&pairs, &["filename", "name"]),
+            tus::meta(&pairs, &["filetype", "type", "contentType"]),
             raw_meta,
         )
         .await?;
@@ -360,19 +343,15 @@ fn checksum(headers: &HeaderMap) -> Result<Option<[u8; 32]>, Refused> {
     let Some(value) = headers.get("upload-checksum") else {
         return Ok(None);
     };
-    let value = value.to_str().unwrap_or_default().trim();
-    let (algorithm, digest) = value.split_once(' ').unwrap_or((value, ""));
-    if algorithm != "sha256" {
-        return Err(bad_header(
+    match tus::checksum(value.to_str().unwrap_or_default()) {
+        Ok(digest) => Ok(Some(digest)),
+        Err(BadChecksum::Algorithm) => Err(bad_header(
             "`Upload-Checksum` algorithm must be sha256 (see Tus-Checksum-Algorithm)",
-        ));
+        )),
+        Err(BadChecksum::Digest) => Err(bad_header(
+            "`Upload-Checksum` must be `sha256 <base64 of 32 bytes>`",
+        )),
     }
-    STANDARD
-        .decode(digest.trim())
-        .ok()
-        .and_then(|d| <[u8; 32]>::try_from(d).ok())
-        .map(Some)
-        .ok_or_else(|| bad_header("`Upload-Checksum` must be `sha256 <base64 of 32 bytes>`"))
 }
 
 /// The right to write to an upload, held for one request.
@@ -734,45 +713,6 @@ fn disposition(name: &str, inline: bool) -> String {
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// What a `Range` header asks of a file of `size` bytes.
-#[derive(Debug, PartialEq, Eq)]
-enum Wanted {
-    Whole,
-    Part { start: u64, end: u64 },
-    Unsatisfiable,
-}
-
-/// One `bytes=` range (`a-b`, `a-`, `-n`); several ranges, other units or nonsense are served
-/// whole, as HTTP allows.
-fn wanted(range: Option<&str>, size: u64) -> Wanted {
-    let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else {
-        return Wanted::Whole;
-    };
-    if spec.contains(',') {
-        return Wanted::Whole;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return Wanted::Whole;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let (start, end) = match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(start), Ok(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
-        (Ok(_), Ok(_)) => return Wanted::Whole,
-        (Ok(start), Err(_)) if b.is_empty() => (start, size.saturating_sub(1)),
-        (Err(_), Ok(n)) if a.is_empty() => {
-            if n == 0 {
-                return Wanted::Unsatisfiable;
-            }
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
-        _ => return Wanted::Whole,
-    };
-    if start >= size {
-        return Wanted::Unsatisfiable;
-    }
-    Wanted::Part { start, end }
-}
-
 /// `GET /files/{id}`: a file's bytes, whole or a range, streamed from the blob store.
 async fn download(
     State(files): State<Arc<Files>>,
@@ -843,32 +783,6 @@ async fn link(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges_as_http_defines_them() {
-        assert_eq!(wanted(None, 10), Wanted::Whole);
-        assert_eq!(
-            wanted(Some("bytes=0-3"), 10),
-            Wanted::Part { start: 0, end: 3 }
-        );
-        assert_eq!(
-            wanted(Some("bytes=4-"), 10),
-            Wanted::Part { start: 4, end: 9 }
-        );
-        assert_eq!(
-            wanted(Some("bytes=-3"), 10),
-            Wanted::Part { start: 7, end: 9 }
-        );
-        assert_eq!(
-            wanted(Some("bytes=5-100"), 10),
-            Wanted::Part { start: 5, end: 9 }
-        );
-        assert_eq!(wanted(Some("bytes=10-"), 10), Wanted::Unsatisfiable);
-        assert_eq!(wanted(Some("bytes=-0"), 10), Wanted::Unsatisfiable);
-        assert_eq!(wanted(Some("bytes=0-1,4-5"), 10), Wanted::Whole);
-        assert_eq!(wanted(Some("items=0-1"), 10), Wanted::Whole);
-        assert_eq!(wanted(Some("bytes=5-2"), 10), Wanted::Whole);
-    }
 
     #[test]
     fn names_survive_in_content_disposition() {

@@ -10,6 +10,7 @@ mod common;
 mod driver;
 
 mod accounts;
+mod authz;
 mod bad_input;
 mod cluster;
 mod concurrency;

@@ -2,8 +2,9 @@
 //! runtime, check that every message arrived exactly once and in order, and report.
 //!
 //! Workloads: `idle` (held connections, memory per connection), `direct` (private pairs),
-//! `group` (one big group), `catchup` (messages missed while offline) and `resume` (reconnect
-//! storm). Each registers only the accounts it needs, says what it set up and what it measured,
+//! `group` (one big group), `catchup` (messages missed while offline), `resume` (reconnect
+//! storm) and `soak` (a long run of churning connections over v1 and v0, with pictures, that
+//! checks memory stays flat and nothing is lost). Each registers only the accounts it needs, says what it set up and what it measured,
 //! prints a table on stdout, optionally writes JSON (`--json`), and exits non-zero when its
 //! check fails. Connections come from natter-client, set up by [`setup`]; counting in
 //! [`stats`]; output in [`report`].
@@ -16,6 +17,7 @@ mod idle;
 mod report;
 mod resume;
 mod setup;
+mod soak;
 mod stats;
 mod traffic;
 
@@ -115,6 +117,24 @@ pub enum Workload {
         /// Accounts whose tokens the connections share.
         #[arg(long, default_value_t = 100)]
         accounts: usize,
+    },
+    /// A long run: writers churn connections (OurChat v1 and v0 in turn, pictures by tus), and
+    /// the server's memory must stay flat and every acked message be stored once, in order.
+    Soak {
+        #[arg(long, default_value_t = 60.0)]
+        secs: f64,
+        #[arg(long, default_value_t = 8)]
+        pairs: usize,
+        /// Messages sent on each connection before it is closed.
+        #[arg(long, default_value_t = 20)]
+        per_connection: usize,
+        /// Every this many v1 connections of a writer, a picture too (0: none).
+        #[arg(long, default_value_t = 5)]
+        file_every: usize,
+        /// The most the server's resident memory may grow after the warm-up (the first
+        /// quarter of the run), in MiB.
+        #[arg(long, default_value_t = 32.0)]
+        max_growth_mib: f64,
     },
 }
 
@@ -251,6 +271,27 @@ async fn workload(common: &Common, workload: &Workload) -> anyhow::Result<report
                 "connections and rounds must be positive"
             );
             resume::resume(common, connections, rounds, accounts).await
+        }
+        Workload::Soak {
+            secs,
+            pairs,
+            per_connection,
+            file_every,
+            max_growth_mib,
+        } => {
+            ensure!(
+                secs > 0.0 && secs.is_finite() && pairs > 0 && per_connection > 0,
+                "secs, pairs and per-connection must be positive"
+            );
+            ensure!(max_growth_mib >= 0.0, "max-growth-mib must not be negative");
+            let soak = soak::Soak {
+                duration: Duration::from_secs_f64(secs),
+                pairs,
+                per_connection,
+                file_every,
+                max_growth_mib,
+            };
+            soak::soak(common, soak).await
         }
     }
 }

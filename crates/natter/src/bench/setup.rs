@@ -73,6 +73,11 @@ impl Endpoint {
         Ok(Conn::connect(&self.ws, &options).await?)
     }
 
+    /// The server's address (for its plain HTTP endpoints, such as `/files/`).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.ws.addr()
+    }
+
     /// The server's `GET /metrics`: resident memory and logged-in connections.
     ///
     /// # Errors

@@ -107,3 +107,40 @@ fn every_workload_runs_and_checks_out() {
     assert_eq!(r["counts"]["reconnects"], 40);
     assert_eq!(r["counts"]["errors"], 0);
 }
+
+/// A short soak: connections churning over v1 and v0 with pictures; the report says nothing
+/// was lost and the server's memory stayed within the allowed growth after the warm-up.
+#[test]
+fn a_short_soak_loses_nothing_and_memory_stays_flat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&dir.path().join("data"));
+    let r = bench(
+        &server,
+        dir.path(),
+        &[
+            "soak",
+            "--secs",
+            "8",
+            "--pairs",
+            "3",
+            "--per-connection",
+            "5",
+            "--file-every",
+            "2",
+            "--max-growth-mib",
+            "64",
+        ],
+    );
+    let acked = r["counts"]["acked"].as_u64().expect("acked");
+    assert!(acked > 0, "{r}");
+    assert_eq!(r["counts"]["stored"], acked, "{r}");
+    assert!(
+        r["counts"]["connections"].as_u64().expect("connections") >= 6,
+        "{r}"
+    );
+    assert!(
+        r["counts"]["pictures"].as_u64().expect("pictures") >= 3,
+        "{r}"
+    );
+    assert!(r["figures"]["rss_growth_mib"].is_number(), "{r}");
+}

@@ -8,6 +8,7 @@ mod backup;
 mod bench;
 mod cluster;
 mod common;
+mod crash;
 mod files;
 mod process;
 #[path = "../../../natter-server/tests/it/common/services.rs"]

@@ -1,0 +1,992 @@
+//! The authorization matrix: every operation that acts on a group, a chat, an account or a
+//! file, performed by each role, through every dialect that has it.
+//!
+//! One table ([`expected`]) says for each operation and role whether it is allowed; it is the
+//! same for every dialect, because the permission lives in the core. Each dialect has an
+//! adapter (`V1`, `V0`, `Pipe`, `Svc`, `Rest`) that performs an operation as a role over that
+//! dialect's exact wire and classifies the reply as allowed or refused; where a dialect has no
+//! such operation its adapter says so ([`Outcome::Absent`]), and the test checks that every
+//! dialect performs at least the operations listed for it. A reply that is neither a success
+//! nor a refusal for lack of permission (a malformed request, a server failure) fails the test.
+//!
+//! The world: `owner` created the group with `admin`, `coadmin`, `member`, `victim` and `banned`
+//! (all its friends, so every add is consented), made `admin` and `coadmin` admins, set the group to join by
+//! approval, said "hello" in it, and removed `banned`; `joiner` asks to join. `peer` is an
+//! account outside the group. `blocked` is blocked by both `owner` and `peer`; `stranger` has no
+//! relation to anyone; `anonymous` is not logged in (or carries no valid credential). Each
+//! operation runs on a fresh group, so that one that changes it (a kick, a disband) does not
+//! change the next.
+
+use crate::common::http::{Reply, request};
+use crate::common::{Client, TestServer, User, befriend_v1, frame, int, string, user_v1};
+use crate::files::{png, upload};
+use natter_client::ourchat::v1;
+use natter_client::pipe;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Role {
+    Anonymous,
+    Stranger,
+    Blocked,
+    Member,
+    Admin,
+    Owner,
+    Banned,
+}
+
+const ROLES: [Role; 7] = [
+    Role::Anonymous,
+    Role::Stranger,
+    Role::Blocked,
+    Role::Member,
+    Role::Admin,
+    Role::Owner,
+    Role::Banned,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Send a text to the group.
+    SendToGroup,
+    /// Read the group's history.
+    GroupHistory,
+    /// See who the group's members are.
+    GroupMembers,
+    /// Rename the group.
+    RenameGroup,
+    /// Invite an outsider to the group (which joins by approval).
+    Invite,
+    /// List the group's join requests.
+    JoinRequests,
+    /// Accept `joiner`'s request.
+    AnswerJoin,
+    /// Remove `victim`.
+    Kick,
+    /// Remove `coadmin`, a second admin (an admin removes members only; the owner anyone).
+    KickAdmin,
+    /// Make `victim` an admin.
+    SetAdmin,
+    /// Hand the group to `victim`.
+    Transfer,
+    Disband,
+    Leave,
+    /// Ask to join (the group joins by approval: a request is stored).
+    Join,
+    /// Mark the group read up to its first message.
+    MarkRead,
+    /// Download a picture `owner` sent in the group.
+    ReadGroupFile,
+    /// Send a private text to `peer`.
+    SendToPeer,
+    /// Read `peer`'s public profile.
+    PeerProfile,
+    /// Send into the private chat of `peer` and `victim`, named by its chat id.
+    SendInOthersPrivateChat,
+    /// Ask `peer` to be friends.
+    FriendRequestToPeer,
+    /// Ask for `peer`'s account values (v1 code 10).
+    AccountInfoOfPeer,
+    /// List one's own groups or chats.
+    OwnChats,
+    /// Create a group of one's own.
+    CreateGroup,
+}
+
+const OPS: [Op; 23] = [
+    Op::SendToGroup,
+    Op::GroupHistory,
+    Op::GroupMembers,
+    Op::RenameGroup,
+    Op::Invite,
+    Op::JoinRequests,
+    Op::AnswerJoin,
+    Op::Kick,
+    Op::KickAdmin,
+    Op::SetAdmin,
+    Op::Transfer,
+    Op::Disband,
+    Op::Leave,
+    Op::Join,
+    Op::MarkRead,
+    Op::ReadGroupFile,
+    Op::SendToPeer,
+    Op::PeerProfile,
+    Op::SendInOthersPrivateChat,
+    Op::FriendRequestToPeer,
+    Op::AccountInfoOfPeer,
+    Op::OwnChats,
+    Op::CreateGroup,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Allowed,
+    Denied,
+    /// The dialect has no such operation.
+    Absent,
+}
+
+use Outcome::{Allowed as A, Denied as D};
+
+/// The one table of expectations: may `role` do `op`?
+fn expected(op: Op, role: Role) -> Outcome {
+    // anonymous, stranger, blocked, member, admin, owner, banned
+    let row: [Outcome; 7] = match op {
+        Op::SendToGroup | Op::GroupHistory | Op::GroupMembers | Op::MarkRead => {
+            [D, D, D, A, A, A, D]
+        }
+        Op::ReadGroupFile => [D, D, D, A, A, A, D],
+        Op::RenameGroup | Op::Invite | Op::JoinRequests | Op::AnswerJoin | Op::Kick => {
+            [D, D, D, D, A, A, D]
+        }
+        Op::KickAdmin | Op::SetAdmin | Op::Transfer | Op::Disband => [D, D, D, D, D, A, D],
+        // The owner must hand the group over first.
+        Op::Leave => [D, D, D, A, A, D, D],
+        // Anyone outside may ask (a removed member too); members already are.
+        Op::Join => [D, A, A, D, D, D, A],
+        // `peer` blocks `blocked`; strangers may write (within their limits).
+        Op::SendToPeer => [D, A, D, A, A, A, A],
+        Op::PeerProfile | Op::AccountInfoOfPeer => [D, A, A, A, A, A, A],
+        // A request to an account that blocks the caller is answered as sent and goes nowhere
+        // (the caller is not told it is blocked).
+        Op::FriendRequestToPeer => [D, A, A, A, A, A, A],
+        Op::OwnChats | Op::CreateGroup => [D, A, A, A, A, A, A],
+        // Nobody but its two members writes to a private chat.
+        Op::SendInOthersPrivateChat => [D, D, D, D, D, D, D],
+    };
+    row[ROLES.iter().position(|r| *r == role).expect("a role")]
+}
+
+/// One account of the world, with its credentials in every dialect.
+struct Acct {
+    user: User,
+    username: String,
+    phone: String,
+    uuid: String,
+    svc_token: String,
+}
+
+const PW: &str = "matrix-pw";
+
+/// Where one operation is performed: a fresh group, and what it holds.
+struct Cell {
+    group: u64,
+    file: Option<String>,
+}
+
+struct World {
+    addr: SocketAddr,
+    pipe_addr: SocketAddr,
+    accts: HashMap<&'static str, Acct>,
+    /// The private chat of `peer` and `victim`.
+    others_chat: u64,
+    next_id: u64,
+}
+
+fn name_of(role: Role) -> Option<&'static str> {
+    Some(match role {
+        Role::Anonymous => return None,
+        Role::Stranger => "stranger",
+        Role::Blocked => "blocked",
+        Role::Member => "member",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+        Role::Banned => "banned",
+    })
+}
+
+/// Send a v1 request with a fresh `request_id` and return the reply that carries it, passing
+/// over every push in between.
+async fn ask(c: &mut Client, next_id: &mut u64, mut req: Value) -> Value {
+    *next_id += 1;
+    let id = format!("r{next_id}");
+    req["request_id"] = json!(id);
+    c.send_json(&req).await;
+    loop {
+        let f = c.recv().await;
+        if f["request_id"] == json!(id) {
+            return f;
+        }
+    }
+}
+
+impl World {
+    async fn new(server: &TestServer) -> Self {
+        let names = [
+            "owner", "admin", "member", "victim", "banned", "stranger", "blocked", "peer",
+            "outsider", "joiner", "coadmin",
+        ];
+        let mut accts = HashMap::new();
+        let mut next_id = 0;
+        for (n, name) in names.into_iter().enumerate() {
+            let email = format!("{name}@matrix.test");
+            let mut user = user_v1(server, &email, name, PW).await;
+            let username = format!("m_{name}");
+            let phone = format!("1380000{:04}", n + 1);
+            let r = ask(
+                &mut user.client,
+                &mut next_id,
+                json!({"code": 124, "username": username, "phone": phone}),
+            )
+            .await;
+            assert_eq!(r["code"], json!(125), "{r}");
+            let svc_token = format!("svc-token-of-{name}");
+            let r = ask(
+                &mut user.client,
+                &mut next_id,
+                json!({"code": 189, "token": svc_token, "password": PW}),
+            )
+            .await;
+            assert_eq!(r["code"], json!(190), "{r}");
+            let ocid = user.ocid;
+            let r = ask(
+                &mut user.client,
+                &mut next_id,
+                json!({"code": 10, "ocid": ocid, "request_values": ["uuid"]}),
+            )
+            .await;
+            let uuid = string(&r["data"]["uuid"]);
+            accts.insert(
+                name,
+                Acct {
+                    user,
+                    username,
+                    phone,
+                    uuid,
+                    svc_token,
+                },
+            );
+        }
+        let mut world = Self {
+            addr: server.addr,
+            pipe_addr: server.pipe,
+            accts,
+            others_chat: 0,
+            next_id,
+        };
+        // The owner's friends, so that putting them in its groups is consented.
+        for friend in ["admin", "coadmin", "member", "victim", "banned"] {
+            let mut owner = world.accts.remove("owner").expect("owner");
+            let mut other = world.accts.remove(friend).expect("friend");
+            befriend_v1(&mut owner.user, &mut other.user).await;
+            world.accts.insert("owner", owner);
+            world.accts.insert(friend, other);
+        }
+        let blocked = world.ocid("blocked");
+        for blocker in ["owner", "peer"] {
+            let r = world
+                .v1_ask(
+                    blocker,
+                    json!({"code": 146, "ocid": blocked, "block": true}),
+                )
+                .await;
+            assert_eq!(r["code"], json!(147), "{r}");
+        }
+        // The private chat of peer and victim, by its id (as the service-code dialect names it).
+        let victim_uuid = world.accts["victim"].uuid.clone();
+        let r = world
+            .svc(
+                "peer",
+                7,
+                json!({"name": "", "is_group": false, "member": [{"id": victim_uuid}]}),
+            )
+            .await;
+        world.others_chat = int(&r.json()["content"]["chat"]);
+        world
+    }
+
+    fn ocid(&self, name: &str) -> u64 {
+        self.accts[name].user.ocid
+    }
+
+    async fn v1_ask(&mut self, name: &str, req: Value) -> Value {
+        let acct = self.accts.get_mut(name).expect("an account");
+        ask(&mut acct.user.client, &mut self.next_id, req).await
+    }
+
+    /// A service-code request of `name` (or with a token nobody has).
+    async fn svc(&self, name: &str, code: i64, mut content: Value) -> Reply {
+        let token = self
+            .accts
+            .get(name)
+            .map_or("no-such-service-token".to_owned(), |a| a.svc_token.clone());
+        content["token"] = json!(token);
+        let body = json!({"service_code": code, "content": content}).to_string();
+        request(
+            self.addr,
+            "POST",
+            "/svc",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// A fresh group, set up as the module's doc says.
+    async fn cell(&mut self, op: Op) -> Cell {
+        let members: Vec<u64> = ["admin", "coadmin", "member", "victim", "banned"]
+            .iter()
+            .map(|n| self.ocid(n))
+            .collect();
+        let r = self
+            .v1_ask("owner", frame(&v1::new_group(&members, Some("matrix"))))
+            .await;
+        assert_eq!(r["success"], json!(true), "{r}");
+        let group = int(&r["group_id"]);
+        let r = self
+            .v1_ask(
+                "owner",
+                json!({"code": 152, "group_id": group, "join_mode": 1}),
+            )
+            .await;
+        assert_eq!(r["code"], json!(153), "{r}");
+        for admin in ["admin", "coadmin"] {
+            let admin = self.ocid(admin);
+            let r = self
+                .v1_ask(
+                    "owner",
+                    json!({"code": 170, "group_id": group, "ocid": admin, "admin": true}),
+                )
+                .await;
+            assert_eq!(r["code"], json!(171), "{r}");
+        }
+        let r = self
+            .v1_ask(
+                "owner",
+                json!({"code": 0, "sender": {"group_id": group}, "msg": "hello"}),
+            )
+            .await;
+        assert_eq!(r["code"], json!(103), "{r}");
+        let banned = self.ocid("banned");
+        let r = self
+            .v1_ask(
+                "owner",
+                json!({"code": 168, "group_id": group, "ocid": banned}),
+            )
+            .await;
+        assert_eq!(r["code"], json!(169), "{r}");
+        let r = self
+            .v1_ask(
+                "joiner",
+                json!({"code": 154, "group_id": group, "msg": "let me in"}),
+            )
+            .await;
+        assert_eq!(r["code"], json!(155), "{r}");
+        let file = if op == Op::ReadGroupFile {
+            let token = self.accts["owner"].user.token.clone();
+            let id = upload(self.addr, &token, "p.png", "image/png", &png(2, 2, 64)).await;
+            let r = self
+                .v1_ask(
+                    "owner",
+                    json!({"code": 2, "sender": {"group_id": group}, "file": {"id": id}, "msg": ""}),
+                )
+                .await;
+            assert_eq!(r["code"], json!(103), "{r}");
+            Some(id)
+        } else {
+            None
+        };
+        Cell { group, file }
+    }
+}
+
+/// A dialect's way of performing operations.
+trait Adapter {
+    const NAME: &'static str;
+    /// The operations this dialect has (the rest must answer [`Outcome::Absent`]).
+    const HAS: &'static [Op];
+    async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome;
+}
+
+/// Run the whole matrix over one dialect.
+async fn run<T: Adapter>(adapter: &mut T) {
+    let server = TestServer::start().await;
+    let mut world = World::new(&server).await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for op in OPS {
+        for role in ROLES {
+            let cell = world.cell(op).await;
+            let got = adapter.perform(&mut world, op, role, &cell).await;
+            let want = if T::HAS.contains(&op) {
+                expected(op, role)
+            } else {
+                Outcome::Absent
+            };
+            if got != want {
+                failures.push(format!(
+                    "{op:?} as {role:?}: expected {want:?}, got {got:?}"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}: {} of {checked} cells differ from the table:\n{}",
+        T::NAME,
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The error names that mean "not allowed" (rather than "asked wrongly").
+const REFUSALS: &[&str] = &[
+    "not_logged_in",
+    "not_a_member",
+    "forbidden",
+    "no_such_chat",
+    "no_such_file",
+    "already_member",
+    "owner_cannot_leave",
+    "blocking",
+    "not_accepted",
+    "invalid_token",
+    "blocked",
+];
+
+// ---------------------------------------------------------------------------------------------
+// OurChat v1.
+
+struct V1 {
+    anonymous: Option<Client>,
+}
+
+impl V1 {
+    async fn as_role(&mut self, w: &mut World, role: Role, req: Value) -> Value {
+        match name_of(role) {
+            Some(name) => w.v1_ask(name, req).await,
+            None => {
+                if self.anonymous.is_none() {
+                    self.anonymous = Some(Client::connect(w.addr, v1::PATH).await);
+                }
+                let c = self.anonymous.as_mut().expect("an anonymous connection");
+                ask(c, &mut w.next_id, req).await
+            }
+        }
+    }
+}
+
+/// A v1 reply: the expected code is success, code 100 with a refusal's name is a denial.
+fn v1_outcome(r: &Value, success: i64) -> Outcome {
+    match r["code"].as_i64() {
+        // Code 9 says a refusal in `success` (the `state` of codes 112 and 155 is no refusal).
+        Some(c) if c == success && r["success"] == json!(false) => Outcome::Denied,
+        Some(c) if c == success => Outcome::Allowed,
+        Some(100) => {
+            let name = string(&crate::common::error_body(r)["error"]);
+            assert!(REFUSALS.contains(&name.as_str()), "not a refusal: {r}");
+            Outcome::Denied
+        }
+        _ => panic!("expected code {success} or 100, got {r}"),
+    }
+}
+
+impl Adapter for V1 {
+    const NAME: &'static str = "OurChat v1";
+    const HAS: &'static [Op] = &[
+        Op::SendToGroup,
+        Op::GroupHistory,
+        Op::GroupMembers,
+        Op::RenameGroup,
+        Op::Invite,
+        Op::JoinRequests,
+        Op::AnswerJoin,
+        Op::Kick,
+        Op::KickAdmin,
+        Op::SetAdmin,
+        Op::Transfer,
+        Op::Disband,
+        Op::Leave,
+        Op::Join,
+        Op::MarkRead,
+        Op::ReadGroupFile,
+        Op::SendToPeer,
+        Op::PeerProfile,
+        Op::FriendRequestToPeer,
+        Op::AccountInfoOfPeer,
+        Op::OwnChats,
+        Op::CreateGroup,
+    ];
+
+    async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
+        let g = cell.group;
+        let victim = w.ocid("victim");
+        let peer = w.ocid("peer");
+        let (req, success) = match op {
+            Op::SendToGroup => (
+                json!({"code": 0, "sender": {"group_id": g}, "msg": "hi"}),
+                103,
+            ),
+            Op::GroupHistory => (json!({"code": 104, "group_id": g}), 105),
+            Op::GroupMembers => {
+                let r = self
+                    .as_role(w, role, json!({"code": 150, "group_id": g}))
+                    .await;
+                if r["code"] == json!(151) {
+                    // Anyone may look a group up; its members are shown to members only.
+                    return if r["group"]["members"]
+                        .as_array()
+                        .is_some_and(|m| !m.is_empty())
+                    {
+                        Outcome::Allowed
+                    } else {
+                        Outcome::Denied
+                    };
+                }
+                return v1_outcome(&r, 151);
+            }
+            Op::RenameGroup => (json!({"code": 152, "group_id": g, "name": "renamed"}), 153),
+            Op::Invite => (
+                json!({"code": 160, "group_id": g, "ocid": w.ocid("outsider")}),
+                161,
+            ),
+            Op::JoinRequests => (json!({"code": 158, "group_id": g}), 159),
+            Op::AnswerJoin => (
+                json!({"code": 156, "group_id": g, "ocid": w.ocid("joiner"), "accept": true}),
+                157,
+            ),
+            Op::Kick => (json!({"code": 168, "group_id": g, "ocid": victim}), 169),
+            Op::KickAdmin => (
+                json!({"code": 168, "group_id": g, "ocid": w.ocid("coadmin")}),
+                169,
+            ),
+            Op::SetAdmin => (
+                json!({"code": 170, "group_id": g, "ocid": victim, "admin": true}),
+                171,
+            ),
+            Op::Transfer => (json!({"code": 172, "group_id": g, "ocid": victim}), 173),
+            Op::Disband => (json!({"code": 174, "group_id": g}), 175),
+            Op::Leave => (json!({"code": 166, "group_id": g}), 167),
+            Op::Join => (json!({"code": 154, "group_id": g, "msg": "me too"}), 155),
+            Op::MarkRead => (json!({"code": 184, "group_id": g, "index": 1}), 185),
+            Op::ReadGroupFile => {
+                let id = cell.file.as_deref().expect("a file");
+                let token = name_of(role).map(|n| w.accts[n].user.token.clone());
+                let auth = token.map(|t| format!("Bearer {t}"));
+                let headers: Vec<(&str, &str)> =
+                    auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+                let r = request(w.addr, "GET", &format!("/files/{id}"), &headers, b"").await;
+                return http_outcome(&r);
+            }
+            Op::SendToPeer => (
+                json!({"code": 0, "sender": {"private_id": w.ocid("peer")}, "msg": "hi"}),
+                103,
+            ),
+            Op::PeerProfile => (json!({"code": 126, "ocid": peer}), 127),
+            Op::FriendRequestToPeer => (json!({"code": 111, "ocid": peer, "msg": "hi"}), 112),
+            Op::AccountInfoOfPeer => (
+                json!({"code": 10, "ocid": peer, "request_values": ["ocid", "nickname"]}),
+                11,
+            ),
+            Op::OwnChats => (json!({"code": 176}), 177),
+            Op::CreateGroup => (frame(&v1::new_group(&[], Some("mine"))), 9),
+            Op::SendInOthersPrivateChat => return Outcome::Absent,
+        };
+        let r = self.as_role(w, role, req).await;
+        v1_outcome(&r, success)
+    }
+}
+
+/// An HTTP file download: 200 is allowed; 401 and 404 (no file the caller may read) are not.
+fn http_outcome(r: &Reply) -> Outcome {
+    match r.status {
+        200 | 206 => Outcome::Allowed,
+        401 | 403 | 404 => Outcome::Denied,
+        s => panic!(
+            "unexpected status {s}: {}",
+            String::from_utf8_lossy(&r.body)
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ourchat_v1_matrix() {
+    run(&mut V1 { anonymous: None }).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OurChat draft v0.
+
+struct V0 {
+    conns: HashMap<Role, Client>,
+}
+
+impl Adapter for V0 {
+    const NAME: &'static str = "OurChat v0";
+    const HAS: &'static [Op] = &[Op::SendToGroup, Op::GroupHistory, Op::SendToPeer];
+
+    async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
+        let data = match op {
+            Op::SendToGroup => json!({"code": 0, "data": {"cid": cell.group, "msg": "hi"}}),
+            Op::SendToPeer => json!({"code": 0, "data": {"to": w.ocid("peer"), "msg": "hi"}}),
+            Op::GroupHistory => json!({"code": 104, "data": {"cid": cell.group}}),
+            _ => return Outcome::Absent,
+        };
+        if let Entry::Vacant(slot) = self.conns.entry(role) {
+            let mut c = Client::connect(w.addr, natter_client::ourchat::v0::PATH).await;
+            if let Some(name) = name_of(role) {
+                let ocid = w.ocid(name);
+                let r = ask(
+                    &mut c,
+                    &mut w.next_id,
+                    json!({"code": 6, "data": {"ocId": ocid, "password": PW, "ext": 1}}),
+                )
+                .await;
+                assert_eq!(r["code"], json!(7), "{r}");
+            }
+            slot.insert(c);
+        }
+        let c = self.conns.get_mut(&role).expect("a connection");
+        let r = ask(c, &mut w.next_id, data).await;
+        let success = if op == Op::GroupHistory { 105 } else { 103 };
+        v1_outcome(&r, success)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ourchat_v0_matrix() {
+    run(&mut V0 {
+        conns: HashMap::new(),
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipe dialect.
+
+struct Pipe {
+    conns: HashMap<Role, (pipe::Conn<TcpStream>, String, String)>,
+}
+
+impl Pipe {
+    /// The connection of `role`, logged in by username (anonymous: a connection that never logs
+    /// in, naming the stranger's uid with a token nobody has).
+    async fn conn(
+        &mut self,
+        w: &World,
+        role: Role,
+    ) -> &mut (pipe::Conn<TcpStream>, String, String) {
+        if let Entry::Vacant(slot) = self.conns.entry(role) {
+            let conn = pipe::Conn::connect(w.pipe_addr).await.expect("connect");
+            let entry = match name_of(role) {
+                Some(name) => {
+                    let acct = &w.accts[name];
+                    let (client, _) = pipe::Client::login(conn, &acct.username, PW)
+                        .await
+                        .expect("a pipe login");
+                    (client.conn, client.uid.to_string(), client.token)
+                }
+                None => (
+                    conn,
+                    w.ocid("stranger").to_string(),
+                    "no-such-token".to_owned(),
+                ),
+            };
+            slot.insert(entry);
+        }
+        self.conns.get_mut(&role).expect("a connection")
+    }
+}
+
+impl Adapter for Pipe {
+    const NAME: &'static str = "pipe";
+    const HAS: &'static [Op] = &[
+        Op::SendToGroup,
+        Op::GroupMembers,
+        Op::Join,
+        Op::AnswerJoin,
+        Op::ReadGroupFile,
+        Op::SendToPeer,
+        Op::PeerProfile,
+        Op::FriendRequestToPeer,
+        Op::OwnChats,
+        Op::CreateGroup,
+    ];
+
+    async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
+        let g = cell.group.to_string();
+        let peer = w.ocid("peer").to_string();
+        let joiner = w.ocid("joiner").to_string();
+        let (c, uid, token) = self.conn(w, role).await;
+        let (uid, token) = (uid.clone(), token.clone());
+        let (command, fields, ok): (&str, Vec<&str>, &[&str]) = match op {
+            Op::SendToGroup => (
+                "send_message",
+                vec!["1", &uid, &g, "0", "hi", &token],
+                &["send_message_succ"],
+            ),
+            Op::SendToPeer => (
+                "send_message",
+                vec!["0", &uid, &peer, "0", "hi", &token],
+                &["send_message_succ"],
+            ),
+            Op::GroupMembers => ("get_group_info", vec![&uid, &g, &token], &["groupinfo"]),
+            Op::Join => (
+                "join_group",
+                vec![&uid, &g, "me too", &token],
+                &["join_group_succ"],
+            ),
+            Op::AnswerJoin => (
+                "hand_group_request",
+                vec![&joiner, &g, "1", &token],
+                &["hand_group_request_succ"],
+            ),
+            Op::ReadGroupFile => (
+                "get_file",
+                vec![&uid, cell.file.as_deref().expect("a file"), &token],
+                &["get_file_succ"],
+            ),
+            Op::PeerProfile => (
+                "get_user_info",
+                vec![&uid, &peer, &token],
+                &["userinfo", "friend_detail_info"],
+            ),
+            Op::FriendRequestToPeer => (
+                "add_friend",
+                vec![&uid, &peer, "hi", &token],
+                &["add_friend_succ"],
+            ),
+            Op::OwnChats => ("get_user_group", vec![&uid, &token], &["groupinfo"]),
+            Op::CreateGroup => (
+                "create_group",
+                vec![&uid, "mine", &token],
+                &["create_group_succ"],
+            ),
+            _ => return Outcome::Absent,
+        };
+        c.send(command, &fields).await.expect("send a line");
+        let error = format!("{command}_error");
+        loop {
+            let line = c
+                .recv_within(Duration::from_secs(5))
+                .await
+                .expect("a readable line")
+                .unwrap_or_else(|| panic!("no reply to {command}"));
+            if ok.contains(&line[0].as_str()) {
+                return Outcome::Allowed;
+            }
+            if line[0] == error {
+                let reason = line.get(1).map_or("", String::as_str);
+                assert!(
+                    REFUSALS.contains(&reason) || reason == "bad_token",
+                    "not a refusal: {line:?}"
+                );
+                return Outcome::Denied;
+            }
+            // A push (a message, a request) before the reply.
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipe_matrix() {
+    run(&mut Pipe {
+        conns: HashMap::new(),
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service-code dialect.
+
+struct Svc;
+
+impl Adapter for Svc {
+    const NAME: &'static str = "service codes";
+    const HAS: &'static [Op] = &[
+        Op::SendToGroup,
+        Op::GroupHistory,
+        Op::Join,
+        Op::SendInOthersPrivateChat,
+        Op::OwnChats,
+        Op::CreateGroup,
+    ];
+
+    async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
+        let g = cell.group;
+        let (code, content) = match op {
+            Op::OwnChats => (4, json!({})),
+            Op::CreateGroup => (7, json!({"name": "mine", "is_group": true, "member": []})),
+            Op::SendToGroup => (5, json!({"chat": g, "msg": "hi"})),
+            Op::GroupHistory => (3, json!({"chat": g, "index": -1, "count": 10})),
+            Op::Join => (6, json!({"chat": g})),
+            Op::SendInOthersPrivateChat => (5, json!({"chat": w.others_chat, "msg": "hi"})),
+            _ => return Outcome::Absent,
+        };
+        let outcome = svc_outcome(w, role, code, content.clone()).await;
+        if op == Op::GroupHistory {
+            // Code 9 pages the other way; it must be allowed to the same roles.
+            assert_eq!(
+                svc_outcome(w, role, 9, content).await,
+                outcome,
+                "code 9 as {role:?}"
+            );
+        }
+        outcome
+    }
+}
+
+/// A service-code request as `role`: success, or a refusal (a cause, or 401 for a token that is
+/// nobody's).
+async fn svc_outcome(w: &World, role: Role, code: i64, content: Value) -> Outcome {
+    let r = w
+        .svc(name_of(role).unwrap_or("nobody"), code, content)
+        .await;
+    let body = r.json();
+    match (r.status, body["content"]["msg"].as_str()) {
+        (200, Some("success")) => Outcome::Allowed,
+        (200, Some("failed")) => {
+            let cause = string(&body["content"]["cause"]);
+            assert!(REFUSALS.contains(&cause.as_str()), "not a refusal: {body}");
+            Outcome::Denied
+        }
+        (401 | 403, _) => Outcome::Denied,
+        _ => panic!("unexpected reply {}: {body}", r.status),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_code_matrix() {
+    run(&mut Svc).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The REST dialect.
+
+struct Rest {
+    sessions: HashMap<Role, String>,
+}
+
+impl Rest {
+    async fn cookie(&mut self, w: &World, role: Role) -> Option<String> {
+        let name = name_of(role)?;
+        if let Entry::Vacant(slot) = self.sessions.entry(role) {
+            let acct = &w.accts[name];
+            let body = json!({"phone": acct.phone, "password": PW}).to_string();
+            let r = request(
+                w.addr,
+                "POST",
+                "/api/login",
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let cookie = r
+                .header("set-cookie")
+                .and_then(|c| c.split(';').next())
+                .expect("a session cookie")
+                .to_owned();
+            slot.insert(cookie);
+        }
+        self.sessions.get(&role).cloned()
+    }
+}
+
+impl Adapter for Rest {
+    const NAME: &'static str = "REST";
+    const HAS: &'static [Op] = &[
+        Op::SendToGroup,
+        Op::ReadGroupFile,
+        Op::SendToPeer,
+        Op::PeerProfile,
+        Op::SendInOthersPrivateChat,
+        Op::FriendRequestToPeer,
+        Op::CreateGroup,
+    ];
+
+    async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
+        let text = json!([{"category": 0, "content": "hi"}]);
+        let (method, path, body) = match op {
+            Op::SendToGroup => (
+                "POST",
+                "/api/message".to_owned(),
+                json!({"chatId": cell.group.to_string(), "type": 1, "info": text}),
+            ),
+            Op::SendToPeer => (
+                "POST",
+                "/api/message".to_owned(),
+                json!({"toId": w.ocid("peer").to_string(), "type": 1, "info": text}),
+            ),
+            Op::SendInOthersPrivateChat => (
+                "POST",
+                "/api/message".to_owned(),
+                json!({"chatId": w.others_chat.to_string(), "type": 1, "info": text}),
+            ),
+            Op::PeerProfile => ("GET", format!("/api/user/{}", w.ocid("peer")), Value::Null),
+            Op::FriendRequestToPeer => (
+                "GET",
+                format!("/api/friends/{}", w.ocid("peer")),
+                Value::Null,
+            ),
+            Op::CreateGroup => (
+                "POST",
+                "/api/group".to_owned(),
+                json!({"name": "mine", "members": []}),
+            ),
+            Op::ReadGroupFile => (
+                "GET",
+                format!("/files/{}", cell.file.as_deref().expect("a file")),
+                Value::Null,
+            ),
+            _ => return Outcome::Absent,
+        };
+        let cookie = self.cookie(w, role).await;
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(c) = &cookie {
+            headers.push(("Cookie", c.as_str()));
+        }
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let r = request(w.addr, method, &path, &headers, body.as_bytes()).await;
+        if op == Op::ReadGroupFile {
+            return http_outcome(&r);
+        }
+        let v = r.json();
+        match (r.status, v["status"].as_i64()) {
+            (200, Some(1)) => Outcome::Allowed,
+            (401 | 403 | 404, _) => Outcome::Denied,
+            _ => panic!("unexpected reply {}: {v}", r.status),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_matrix() {
+    run(&mut Rest {
+        sessions: HashMap::new(),
+    })
+    .await;
+}
+
+/// The table itself: what no dialect may ever allow.
+#[test]
+fn the_table_refuses_what_no_role_may_do() {
+    for op in OPS {
+        assert_eq!(expected(op, Role::Anonymous), Outcome::Denied, "{op:?}");
+        assert_eq!(
+            expected(op, Role::Banned) == Outcome::Allowed,
+            matches!(
+                op,
+                Op::Join
+                    | Op::SendToPeer
+                    | Op::PeerProfile
+                    | Op::FriendRequestToPeer
+                    | Op::AccountInfoOfPeer
+                    | Op::OwnChats
+                    | Op::CreateGroup
+            ),
+            "{op:?}"
+        );
+    }
+}
