@@ -14,3 +14,4 @@ mod process;
 mod services;
 mod startup;
 mod tls;
+mod web;
