@@ -308,6 +308,17 @@ try {
   await until('the voice note to be playable', () => bob.page.locator('#messages .voice audio').evaluate((a) => a.src.includes('/files/')));
   await shot(bob.page, 'files');
 
+  log('bob drops a file on the conversation and alice gets it');
+  const dropped = await bob.page.evaluateHandle(() => {
+    const d = new DataTransfer();
+    d.items.add(new File(['dropped text\n'], 'dropped.txt', { type: 'text/plain' }));
+    return d;
+  });
+  await bob.page.dispatchEvent('#chat', 'dragover', { dataTransfer: dropped });
+  await bob.page.locator('#drop').waitFor();
+  await bob.page.dispatchEvent('#chat', 'drop', { dataTransfer: dropped });
+  await alice.page.locator('#messages a.file', { hasText: 'dropped.txt' }).locator('small', { hasText: '13 B' }).waitFor();
+
   log('alice makes a group with bob; carol asks to join and alice approves');
   await alice.page.click('#new-group');
   await alice.page.fill('dialog[open] input[name=name]', 'Trio');
@@ -398,6 +409,19 @@ try {
   }
   const indexes = await bob.page.locator('#messages .msg[data-index]').evaluateAll((ns) => ns.map((n) => Number(n.dataset.index)));
   for (let i = 1; i < indexes.length; i++) if (indexes[i] !== indexes[i - 1] + 1) throw new Error(`bob's messages skip: ${indexes}`);
+
+  log('the keyboard moves between chats and closes the conversation');
+  await bob.page.locator('#text').focus();
+  await bob.page.keyboard.press('Alt+ArrowDown');
+  await bob.page.locator('#chat-title', { hasText: 'Trio' }).waitFor();
+  await bob.page.keyboard.press('Alt+ArrowUp');
+  await bob.page.locator('#chat-title', { hasText: 'Alice' }).waitFor();
+  await bob.page.keyboard.press('Control+k');
+  if (!(await bob.page.evaluate(() => document.activeElement?.id === 'search'))) throw new Error('Ctrl+K does not reach the search');
+  await bob.page.locator('#text').focus();
+  await bob.page.keyboard.press('Escape');
+  await bob.page.locator('#chat').waitFor({ state: 'hidden' });
+  await bob.page.locator('#empty').waitFor();
 
   log('a plain OurChat v1 client writes to alice, who sees it in her browser');
   const dave = v1Client();
