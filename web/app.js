@@ -1086,9 +1086,6 @@ async function enter(token) {
   $('#app').hidden = false;
   everOnline = true;
   await Promise.all([loadMe(), loadChats(), loadPeople()]).catch((e) => toast(e.message));
-  if (S.profile && !S.profile.security_question) {
-    /* a hint lives in the settings panel */
-  }
 }
 
 function wire() {
