@@ -17,6 +17,8 @@ if (!base) {
   process.exit(2);
 }
 const WAIT = 30000;
+// Messages in the chat whose history is paged (more than two pages of 50).
+const HISTORY = 120;
 // The whole run gives up after 9 minutes, whatever hangs.
 setTimeout(() => {
   console.error(`e2e: FAILED: the run took too long (at "${step}")`);
@@ -431,7 +433,10 @@ try {
   if (login.state !== 0) throw new Error(`dave's login: ${JSON.stringify(login)}`);
   const found = await dave.request({ code: 128, by: 'email', query: 'alice@example.com' }, 129);
   const aliceOcid = found.accounts[0].ocid;
-  await dave.request({ code: 0, sender: { private_id: aliceOcid }, msg: 'hello from a plain OurChat client', client_id: 'd-1' }, 103);
+  for (let i = 1; i < HISTORY; i++) {
+    await dave.request({ code: 0, sender: { private_id: aliceOcid }, msg: `older ${i}`, client_id: `d-${i}` }, 103);
+  }
+  await dave.request({ code: 0, sender: { private_id: aliceOcid }, msg: 'hello from a plain OurChat client', client_id: 'd-last' }, 103);
   await chatItem(alice.page, 'Dave').locator('.preview', { hasText: 'hello from a plain OurChat client' }).waitFor();
   await openChatItem(alice.page, 'Dave');
   await message(alice.page, 'hello from a plain OurChat client').waitFor();
@@ -442,6 +447,28 @@ try {
   await alice.page.click('#logout');
   await alice.page.locator('#auth').waitFor();
   if (await alice.page.evaluate(() => localStorage.getItem('natter.token'))) throw new Error('the token stayed after logout');
+
+  log('alice logs in by OC number; older messages load by index as she scrolls up');
+  const form = alice.page.locator('#login-form');
+  await form.locator('select[name=kind]').selectOption('1');
+  await form.locator('input[name=account]').fill(String(aliceOcid));
+  await form.locator('input[name=password]').fill('alice-pw-1');
+  await form.locator('button[type=submit]').click();
+  await alice.page.locator('#status[data-state=online]').waitFor({ state: 'attached' });
+  await openChatItem(alice.page, 'Dave');
+  await message(alice.page, 'hello from a plain OurChat client').waitFor();
+  const shown = () => alice.page.locator('#messages .msg[data-index]').count();
+  await until('the newest page', async () => (await shown()) === 50);
+  for (let round = 0; (await shown()) < HISTORY; round++) {
+    if (round > 20) throw new Error(`scrolling up shows only ${await shown()} of ${HISTORY} messages`);
+    const before = await shown();
+    await alice.page.locator('#messages').evaluate((m) => { m.scrollTop = 0; m.dispatchEvent(new Event('scroll')); });
+    await until('an older page', async () => (await shown()) > before);
+  }
+  const all = await alice.page.locator('#messages .msg[data-index]').evaluateAll((ns) => ns.map((n) => Number(n.dataset.index)));
+  if (all.length !== HISTORY || all.some((v, i) => v !== i + 1)) throw new Error(`history out of order: ${all}`);
+  await message(alice.page, 'older 1').waitFor();
+  await alice.page.locator('#messages .more').waitFor({ state: 'detached' });
 
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('e2e: all passed');
