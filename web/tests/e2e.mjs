@@ -470,6 +470,44 @@ try {
   await message(alice.page, 'older 1').waitFor();
   await alice.page.locator('#messages .more').waitFor({ state: 'detached' });
 
+  log('carol sets a security question, changes her password and sees her login');
+  await carol.page.click('#back');
+  await carol.page.click('#settings');
+  const settings = carol.page.locator('dialog[open]');
+  await settings.locator('input[name=question]').fill('First pet?');
+  await settings.locator('input[name=answer]').fill('Rex');
+  await settings.locator('input[name=question]').locator('xpath=ancestor::form').locator('input[name=password]').fill('carol-pw-1');
+  await settings.locator('button', { hasText: 'Save question' }).click();
+  await carol.page.locator('#toast', { hasText: 'Security question saved' }).waitFor();
+  await settings.locator('input[name=old_password]').fill('carol-pw-1');
+  await settings.locator('input[name=new_password]').fill('carol-pw-2');
+  await settings.locator('input[name=again]').fill('carol-pw-2');
+  await settings.locator('button', { hasText: 'Change password' }).click();
+  await carol.page.locator('#toast', { hasText: 'Password changed' }).waitFor();
+  await settings.locator('.person', { hasText: 'this one' }).waitFor();
+  await closeDialog(carol.page);
+
+  log('someone who knows the answer resets carol\'s password: her open login ends');
+  const stranger = await person('stranger');
+  await stranger.page.locator('#auth').waitFor();
+  await stranger.page.click('#forgot');
+  const reset = stranger.page.locator('dialog[open]');
+  await reset.locator('select').selectOption('3');
+  await reset.locator('input[name=account]').fill('+1 555 000 1111');
+  await reset.locator('button[type=submit]').click();
+  await reset.locator('p', { hasText: 'First pet?' }).waitFor();
+  await reset.locator('input[name=answer]').fill('  rex ');
+  await reset.locator('input[name=pw]').fill('carol-pw-3');
+  await reset.locator('button[type=submit]').click();
+  await stranger.page.locator('#toast', { hasText: 'log in with the new one' }).waitFor();
+  await carol.page.locator('#auth').waitFor();
+  const f = stranger.page.locator('#login-form');
+  await f.locator('select[name=kind]').selectOption('3');
+  await f.locator('input[name=account]').fill('+15550001111');
+  await f.locator('input[name=password]').fill('carol-pw-3');
+  await f.locator('button[type=submit]').click();
+  await stranger.page.locator('#me', { hasText: 'Carol' }).waitFor();
+
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('e2e: all passed');
   await browser.close();
