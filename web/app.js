@@ -129,11 +129,11 @@ function visible() {
   return document.visibilityState === 'visible';
 }
 
-let readTimer;
+// Tell the server (shortly, once for a burst of messages) that the chat is read to its end.
 function markRead(c) {
-  clearTimeout(readTimer);
+  clearTimeout(c.readTimer);
   c.unread = 0;
-  readTimer = setTimeout(() => {
+  c.readTimer = setTimeout(() => {
     const index = maxIndex(c);
     if (index <= c.read) return;
     c.read = index;
@@ -229,9 +229,19 @@ function push(f) {
       const t = S.typing.get(c.key);
       if (t && Number(t.ocid) === Number(f.sender.ocid)) { S.typing.delete(c.key); renderTyping(); }
       if (addMessage(f, true)) refresh(c);
-      // A system message: who is in the group (or its name) changed.
+      // A system message: who is in the group (or its name) changed; it may be this account
+      // that left or was removed, and then the group leaves the list.
       if (f.type === 0 && c.kind === 'g') {
-        groupInfo(c.id, true).then((g) => { c.name = g.name; renderList(); if (S.open === c.key) renderHead(); }).catch(() => {});
+        groupInfo(c.id, true).then((g) => {
+          if (g.role === null) {
+            S.chats.delete(c.key);
+            if (S.open === c.key) closeChat();
+          } else {
+            c.name = g.name;
+            if (S.open === c.key) renderHead();
+          }
+          renderList();
+        }).catch(() => {});
       }
       break;
     }

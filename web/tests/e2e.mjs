@@ -508,6 +508,33 @@ try {
   await f.locator('button[type=submit]').click();
   await stranger.page.locator('#me', { hasText: 'Carol' }).waitFor();
 
+  log('alice removes carol from the group, invites her back, and bob leaves');
+  const carolOcid = aliceOcid + 2; // registered third; ocids are given in sequence
+  await openChatItem(alice.page, 'Trio');
+  await alice.page.click('#chat-title');
+  await alice.page.click('dialog[open] button[aria-label="Remove Carol from the group"]');
+  await alice.page.locator('dialog[open][aria-label="Remove member"] button.danger').click();
+  await alice.page.locator('dialog[open] .person', { hasText: 'Carol' }).waitFor({ state: 'detached' });
+  await stranger.page.locator('#toast', { hasText: 'You were removed from a group' }).waitFor();
+  await chatItem(stranger.page, 'Trio').waitFor({ state: 'detached' });
+  await alice.page.locator('dialog[open] input[name=ocid]').fill(String(carolOcid));
+  await alice.page.locator('dialog[open] button', { hasText: 'Invite' }).click();
+  await alice.page.locator('#toast', { hasText: 'Invited' }).waitFor();
+  await closeDialog(alice.page);
+  await stranger.page.locator('#people-badge', { hasText: '1' }).waitFor();
+  await stranger.page.click('#people');
+  await stranger.page.locator('dialog[open] .person', { hasText: 'invites you' }).locator('button', { hasText: 'Join' }).click();
+  await chatItem(stranger.page, 'Trio').waitFor();
+  await closeDialog(stranger.page);
+  await bob.page.reload();
+  await openChatItem(bob.page, 'Trio');
+  await bob.page.click('#chat-title');
+  await bob.page.click('dialog[open] button:has-text("Leave")');
+  await bob.page.locator('dialog[open][aria-label="Leave group"] button.danger').click();
+  await chatItem(bob.page, 'Trio').waitFor({ state: 'detached' });
+  await alice.page.locator('#messages .system', { hasText: 'Bobby B left' }).waitFor();
+  await alice.page.locator('#messages .system', { hasText: 'Carol joined' }).nth(1).waitFor();
+
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('e2e: all passed');
   await browser.close();
