@@ -802,10 +802,10 @@ function peoplePanel() {
             if (r !== undefined && await act(conn.request({ code: 144, ocid, remark: r }))) { S.profiles.delete(ocid); profile(ocid); }
           } }, 'Remark'),
           h('button', { class: 'small secondary', 'aria-label': `Remove ${nameOf(ocid)}`, onclick: async () => {
-            if (await confirmBox('Remove friend', `Remove ${nameOf(ocid)} from your friends?`, 'Remove') && await act(conn.request({ code: 115, ocid }))) { S.friends.delete(ocid); S.panel?.render(); renderList(); }
+            if (await confirmBox('Remove friend', `Remove ${nameOf(ocid)} from your friends?`, 'Remove') && await act(conn.request({ code: 115, ocid }))) { S.friends.delete(ocid); S.profiles.delete(ocid); S.panel?.render(); renderList(); }
           } }, 'Remove'),
           h('button', { class: 'small danger', 'aria-label': `Block ${nameOf(ocid)}`, onclick: async () => {
-            if (await confirmBox('Block', `Block ${nameOf(ocid)}? Their messages and requests will be refused.`, 'Block') && await act(conn.request({ code: 146, ocid, block: true }))) { S.friends.delete(ocid); S.blocked.add(ocid); S.panel?.render(); renderList(); }
+            if (await confirmBox('Block', `Block ${nameOf(ocid)}? Their messages and requests will be refused.`, 'Block') && await act(conn.request({ code: 146, ocid, block: true }))) { S.friends.delete(ocid); S.blocked.add(ocid); S.profiles.delete(ocid); S.panel?.render(); renderList(); }
           } }, 'Block')))) : h('p', { class: 'hint' }, 'No friends yet: search for people and add them.')),
       S.blocked.size ? h('section', {}, h('h3', {}, 'Blocked'), h('ul', { class: 'people' }, [...S.blocked].map((ocid) => person(ocid,
         h('button', { class: 'small secondary', onclick: async () => { if (await act(conn.request({ code: 146, ocid, block: false }))) { S.blocked.delete(ocid); S.panel?.render(); } } }, 'Unblock'))))) : null,
@@ -1193,7 +1193,7 @@ function personPanel(ocid) {
           : h('button', { onclick: () => addFriend(ocid, p.nickname) }, 'Add friend'),
         S.blocked.has(ocid)
           ? h('button', { class: 'secondary', onclick: async () => { if (await act(conn.request({ code: 146, ocid, block: false }))) { S.blocked.delete(ocid); S.panel?.render(); } } }, 'Unblock')
-          : h('button', { class: 'danger', onclick: async () => { if (await confirmBox('Block', `Block ${p.nickname}?`, 'Block') && await act(conn.request({ code: 146, ocid, block: true }))) { S.blocked.add(ocid); S.friends.delete(ocid); S.panel?.render(); } } }, 'Block')),
+          : h('button', { class: 'danger', onclick: async () => { if (await confirmBox('Block', `Block ${p.nickname}?`, 'Block') && await act(conn.request({ code: 146, ocid, block: true }))) { S.blocked.add(ocid); S.friends.delete(ocid); S.profiles.delete(ocid); S.panel?.render(); renderList(); } } }, 'Block')),
     ];
   });
 }

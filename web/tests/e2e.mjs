@@ -207,6 +207,16 @@ function v1Client() {
         await new Promise((r) => { waiters.push(r); setTimeout(r, 200); });
       }
     },
+    // The next pushed frame (no request_id) with this code.
+    async push(code) {
+      const end = Date.now() + WAIT;
+      for (;;) {
+        const i = frames.findIndex((f) => f.request_id === undefined && f.code === code);
+        if (i >= 0) return frames.splice(i, 1)[0];
+        if (Date.now() > end) throw new Error(`v1 client: no push ${code}: ${JSON.stringify(frames)}`);
+        await new Promise((r) => { waiters.push(r); setTimeout(r, 200); });
+      }
+    },
     close() { ws.close(); },
   };
 }
@@ -534,6 +544,35 @@ try {
   await chatItem(bob.page, 'Trio').waitFor({ state: 'detached' });
   await alice.page.locator('#messages .system', { hasText: 'Bobby B left' }).waitFor();
   await alice.page.locator('#messages .system', { hasText: 'Carol joined' }).nth(1).waitFor();
+
+  log('alice rejects a friend request from a v1 client, who hears of it');
+  const eve = v1Client();
+  await eve.request({ code: 4, username: 'eve', password: 'eve-pw', name: 'Eve' }, 5);
+  await eve.request({ code: 6, login_type: 2, account: 'eve', password: 'eve-pw', ext: 1 }, 7);
+  await eve.push(106);
+  await eve.request({ code: 111, ocid: aliceOcid, msg: 'friends?' }, 112);
+  await alice.page.locator('#people-badge', { hasText: '1' }).waitFor();
+  await alice.page.click('#people');
+  await alice.page.click('dialog[open] button[aria-label="Reject Eve"]');
+  const answer = await eve.push(120);
+  if (answer.state !== 'rejected' || answer.ocid !== aliceOcid) throw new Error(`eve hears ${JSON.stringify(answer)}`);
+  eve.close();
+
+  log('alice blocks bob: his message is refused and he is told; unblocked, it goes');
+  await alice.page.click('dialog[open] button[aria-label="Block Bob from work"]');
+  await alice.page.locator('dialog[open][aria-label="Block"] button.danger').click();
+  await alice.page.locator('dialog[open] section', { hasText: 'Blocked' }).locator('.person', { hasText: 'Bobby B' }).waitFor();
+  await openChatItem(bob.page, 'Alice');
+  await send(bob.page, 'are you there?');
+  await bob.page.locator('#messages .msg.failed', { hasText: 'are you there?' }).locator('[aria-label*="does not accept messages from you"]').waitFor();
+  await alice.page.locator('dialog[open] section', { hasText: 'Blocked' }).locator('button', { hasText: 'Unblock' }).click();
+  await alice.page.locator('dialog[open] section', { hasText: 'Blocked' }).waitFor({ state: 'detached' });
+  await closeDialog(alice.page);
+  await send(bob.page, 'and now?');
+  // The block ended the friendship, and the remark with it.
+  await openChatItem(alice.page, 'Bobby B');
+  await message(alice.page, 'and now?').waitFor();
+  if (await count(alice.page, 'are you there?') !== 0) throw new Error('a refused message arrived');
 
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('e2e: all passed');
