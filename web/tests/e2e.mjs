@@ -574,6 +574,29 @@ try {
   await message(alice.page, 'and now?').waitFor();
   if (await count(alice.page, 'are you there?') !== 0) throw new Error('a refused message arrived');
 
+  log('alice renames the group and gives it an avatar; carol sees the new name');
+  await openChatItem(alice.page, 'Trio');
+  await alice.page.click('#chat-title');
+  await alice.page.click('dialog[open] button:has-text("Rename")');
+  await alice.page.locator('dialog[open][aria-label="Rename group"] input').fill('Trio club');
+  await alice.page.locator('dialog[open][aria-label="Rename group"] input').press('Enter');
+  await alice.page.locator('dialog[open] .group-name', { hasText: 'Trio club' }).waitFor();
+  await alice.page.setInputFiles('dialog[open] input[type=file]', { name: 'group.png', mimeType: 'image/png', buffer: png(48, 48) });
+  await until('the group avatar', () => alice.page.locator('dialog[open] .group-head img.avatar').evaluate((i) => i.complete && i.naturalWidth === 48).catch(() => false));
+  await closeDialog(alice.page);
+  await chatItem(stranger.page, 'Trio club').waitFor();
+  await alice.page.locator('#messages .system', { hasText: 'renamed the group to "Trio club"' }).waitFor();
+
+  log('a picture pasted into the message box is sent');
+  await alice.page.locator('#text').evaluate((t, bytes) => {
+    const d = new DataTransfer();
+    d.items.add(new File([new Uint8Array(bytes)], 'pasted.png', { type: 'image/png' }));
+    t.dispatchEvent(new ClipboardEvent('paste', { clipboardData: d, bubbles: true, cancelable: true }));
+  }, [...png(40, 30)]);
+  await openChatItem(stranger.page, 'Trio club');
+  await until('the pasted picture in carol\'s page', () => stranger.page.locator('#messages img.picture')
+    .evaluateAll((is) => is.some((i) => i.complete && i.naturalWidth === 40)));
+
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('e2e: all passed');
   await browser.close();
