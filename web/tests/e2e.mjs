@@ -597,6 +597,20 @@ try {
   await until('the pasted picture in carol\'s page', () => stranger.page.locator('#messages img.picture')
     .evaluateAll((is) => is.some((i) => i.complete && i.naturalWidth === 40)));
 
+  log('while carol\'s tab is hidden, a message raises a desktop notification and counts as unread');
+  await stranger.page.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { get: () => true, configurable: true });
+    Object.defineProperty(document, 'visibilityState', { get: () => 'hidden', configurable: true });
+    window.shown = [];
+    window.Notification = class {
+      static permission = 'granted';
+      constructor(title, options) { window.shown.push({ title, body: options.body }); }
+    };
+  });
+  await send(alice.page, 'anyone around?');
+  await until('the notification', () => stranger.page.evaluate(() => window.shown.some((n) => n.title === 'Trio club' && n.body === 'anyone around?')));
+  await chatItem(stranger.page, 'Trio club').locator('.badge', { hasText: '1' }).waitFor();
+
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('e2e: all passed');
   await browser.close();
