@@ -49,7 +49,8 @@ pub fn router(app: Arc<App>) -> Router {
             ws::route_at_root(&app, "ourchat_2024", V1::ourchat_2024(app.hub.slot())),
         )
         .with_state(app.clone())
-        .merge(super::files::routes(app))
+        .merge(super::files::routes(app.clone()))
+        .merge(super::web::routes().with_state(app))
 }
 
 /// Serve `router` on every connection `listener` accepts until the server shuts down. Returns

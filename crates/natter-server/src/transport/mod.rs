@@ -7,6 +7,7 @@ pub mod files;
 pub mod http;
 pub mod tcp;
 pub mod tls;
+pub mod web;
 pub mod ws;
 
 use std::collections::HashMap;

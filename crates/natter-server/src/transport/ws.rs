@@ -9,8 +9,7 @@ use crate::transport::ClientAddr;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::HeaderMap;
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -39,8 +38,7 @@ pub fn route<D: Dialect>(app: &App, name: &'static str, dialect: D) -> MethodRou
 }
 
 /// `GET /`: a WebSocket upgrade there speaks `dialect` (clients that dial the server's root);
-/// any other `GET` is left for a web page (404 until one is served). `name` labels its
-/// connections in the metrics.
+/// any other `GET` is the web client's page. `name` labels its connections in the metrics.
 pub fn route_at_root<D: Dialect>(
     app: &App,
     name: &'static str,
@@ -51,10 +49,11 @@ pub fn route_at_root<D: Dialect>(
     get(
         move |State(app): State<Arc<App>>,
               ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+              headers: HeaderMap,
               ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| async move {
             match ws {
                 Ok(ws) => upgrade(app, ws, dialect, peer, open),
-                Err(_) => StatusCode::NOT_FOUND.into_response(),
+                Err(_) => super::web::index(&headers),
             }
         },
     )

@@ -34,3 +34,4 @@ mod svc;
 mod tls;
 mod v0;
 mod v1;
+mod web;

@@ -263,12 +263,13 @@ async fn the_2024_clients_at_the_root() {
         "{r}"
     );
     assert_eq!(r["error"], json!("missing_field"));
-    // A plain GET of / is not the WebSocket endpoint (it is left for a web page).
+    // A plain GET of / is not the WebSocket endpoint: it is the web client's page.
     let host = server.addr.to_string();
     let answer = natter_client::http::get(server.addr, &host, "/")
         .await
         .expect("GET /");
-    assert_eq!(answer.status, 404, "{}", answer.status_line);
+    assert_eq!(answer.status, 200, "{}", answer.status_line);
+    assert!(answer.body.contains("/web/app.js"), "{}", answer.body);
     // Unregister deletes the account, as OurChat does; the login ends with it.
     let r = c.request(&json!({"code": 16}), 17).await;
     assert_eq!(r["status"], json!(0), "{r}");

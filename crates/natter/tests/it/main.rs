@@ -15,3 +15,4 @@ mod process;
 mod services;
 mod startup;
 mod tls;
+mod web;
