@@ -127,6 +127,7 @@ fn refusal(e: &DomainError) -> Reply {
         DomainError::Blocking(_) => Cause::Blocking,
         DomainError::NotAccepted(_) => Cause::NotAccepted,
         DomainError::DuplicateClientId => Cause::DuplicateClientId,
+        DomainError::LimitReached { .. } => return error(429, &e.to_string()),
         DomainError::InvalidToken => return error(401, "unknown token"),
         DomainError::BadCredentials => return error(401, "unknown id or token"),
         DomainError::Internal => return error(500, "the server failed; try again"),
