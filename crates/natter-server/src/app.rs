@@ -105,11 +105,10 @@ pub struct Config {
     /// How often abandoned uploads and unreferenced files are looked for.
     pub files_sweep: Duration,
     /// The service-code dialect (`POST /svc`): the largest request body (larger ones are
-    /// answered 413), the most messages one code 3 or 9 reply holds, and the failed token
-    /// attempts each client address may make per minute (0: no limit).
+    /// answered 413) and the most messages one code 3 or 9 reply holds. (Its failed token
+    /// attempts are limited by `limits.guessing`.)
     pub svc_max_body_bytes: usize,
     pub svc_max_count: u32,
-    pub svc_failures_per_min: u32,
     pub limits: Limits,
 }
 
@@ -152,7 +151,6 @@ impl Default for Config {
             files_sweep: Duration::from_secs(600),
             svc_max_body_bytes: 64 * 1024,
             svc_max_count: 100,
-            svc_failures_per_min: 10,
             limits: Limits::default(),
         }
     }

@@ -225,10 +225,6 @@ pub struct ServeArgs {
     /// capped [default: 100].
     #[arg(long, env = "NATTER_SVC_MAX_COUNT")]
     pub svc_max_count: Option<u32>,
-    /// Failed service-code token attempts each client address may make per minute before its
-    /// requests are answered 429; 0 for no limit [default: 10].
-    #[arg(long, env = "NATTER_SVC_FAILURES_PER_MIN")]
-    pub svc_failures_per_min: Option<u32>,
 }
 
 impl ServeArgs {
@@ -414,8 +410,7 @@ impl Settings {
                 file_link_secs,
                 files_sweep_secs,
                 svc_max_body_bytes,
-                svc_max_count,
-                svc_failures_per_min
+                svc_max_count
             );
         }
         let mut server = natter_server::Config::default();
@@ -624,9 +619,6 @@ impl Settings {
         if let Some(v) = args.svc_max_count {
             anyhow::ensure!(v >= 1, "svc-max-count must be at least 1");
             server.svc_max_count = v;
-        }
-        if let Some(v) = args.svc_failures_per_min {
-            server.svc_failures_per_min = v;
         }
         Ok(Self {
             listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),
