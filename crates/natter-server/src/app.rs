@@ -54,8 +54,8 @@ pub struct Config {
     /// deliveries and writes in progress); past it, deliveries are left to the store and
     /// catch-up waits.
     pub node_outbox_bytes: usize,
-    /// How long a write may wait for a client that reads nothing before the connection is
-    /// closed (it reads what it missed by index when it comes back).
+    /// How long a client has to take each part (64 KiB) of a write, or a ping, before the
+    /// connection is closed (it reads what it missed by index when it comes back).
     pub stall_timeout: Duration,
     /// Logged-in connections one account may have on this node (0: no cap); a login beyond
     /// it is refused (`too_many_connections`).

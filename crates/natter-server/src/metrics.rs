@@ -31,7 +31,7 @@ pub struct Metrics {
     pub resyncs: Counter,
     /// Connections closed because an operator banned, deleted or revoked.
     pub closed_logins: Counter,
-    /// Connections closed because the client read nothing within the stall timeout.
+    /// Connections closed because the client stopped reading (the stall timeout).
     pub stalled: Counter,
     /// What the store reports (see [`StoreMetrics`]).
     pub store: StoreMetrics,
@@ -121,7 +121,7 @@ impl Metrics {
         );
         describe(
             "natter_stalled_connections_total",
-            "Connections closed because the client read nothing within the stall timeout.",
+            "Connections closed because the client stopped reading (the stall timeout).",
         );
         describe("natter_messages_stored_total", "Messages stored.");
         describe(

@@ -78,8 +78,8 @@ pub struct ServeArgs {
     /// deliveries are left to the store and catch-up waits [default: 256].
     #[arg(long, env = "NATTER_NODE_OUTBOX_MB")]
     pub node_outbox_mb: Option<usize>,
-    /// Seconds a write may wait for a client that reads nothing before its connection is
-    /// closed [default: 30].
+    /// Seconds a client has to take each 64 KiB written to it (or a ping) before its
+    /// connection is closed [default: 30].
     #[arg(long, env = "NATTER_STALL_TIMEOUT_SECS")]
     pub stall_timeout_secs: Option<u64>,
     /// Logged-in connections one account may have on each node; more logins are refused

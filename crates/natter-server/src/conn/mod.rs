@@ -104,7 +104,7 @@ impl Close {
         code: 1008,
         reason: "request too slow",
     };
-    /// The client took nothing of what was written to it for `--stall-timeout-secs`.
+    /// The client did not take a part of a write (or a ping) within `--stall-timeout-secs`.
     pub const STALLED: Self = Self {
         code: 1008,
         reason: "client not reading",
@@ -432,14 +432,51 @@ async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     }
 }
 
-/// A connection whose peer took nothing of a write for `--stall-timeout-secs`: logged and
-/// counted, and closed.
+/// A large write is handed to the wire in parts of about this many bytes, each of which the
+/// client must take within the stall timeout.
+const WRITE_PART: usize = 64 * 1024;
+
+/// Write `frames` (`total` bytes): `Ok(false)` when the connection broke, `Err(())` when the
+/// client took less than a part (`WRITE_PART`) within `stall`. A slow reader that keeps
+/// reading is not closed, however large the write; one that stops is, within `stall`.
+async fn write<W: Wire>(
+    wire: &mut W,
+    frames: &mut Vec<Bytes>,
+    total: usize,
+    stall: Duration,
+) -> Result<bool, ()> {
+    if total <= WRITE_PART {
+        return match within(stall, wire.send(frames)).await {
+            Some(r) => Ok(r.is_ok()),
+            None => Err(()),
+        };
+    }
+    let mut rest = std::mem::take(frames).into_iter().peekable();
+    let mut part = Vec::new();
+    while rest.peek().is_some() {
+        let mut bytes = 0;
+        while let Some(frame) = rest.next_if(|f| part.is_empty() || bytes + f.len() <= WRITE_PART) {
+            bytes += frame.len();
+            part.push(frame);
+        }
+        match within(stall, wire.send(&mut part)).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return Ok(false),
+            None => return Err(()),
+        }
+        part.clear();
+    }
+    Ok(true)
+}
+
+/// A connection whose peer took too little of a write within `--stall-timeout-secs`: logged
+/// and counted, and closed.
 fn stalled<D: Dialect>(app: &App, conn: &Conn<D>) -> Close {
     app.metrics.stalled.increment(1);
     tracing::info!(
         client = %conn.peer,
         ocid = ?conn.me().map(|o| o.0),
-        "connection closed: the client read nothing within the stall timeout"
+        "connection closed: the client stopped reading (stall timeout)"
     );
     Close::STALLED
 }
@@ -580,15 +617,12 @@ pub async fn serve<W: Wire, D: Dialect>(
         if !frames.is_empty() {
             // Counted against the node's budget while the socket takes them (once per write,
             // not per frame).
-            let bytes: usize = frames.iter().map(Bytes::len).sum();
-            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            let total: usize = frames.iter().map(Bytes::len).sum();
+            let bytes = i64::try_from(total).unwrap_or(i64::MAX);
             app.hub.buffer(bytes);
             let sent = tokio::select! {
                 biased;
-                r = within(config.stall_timeout, wire.send(&mut frames)) => match r {
-                    Some(r) => Ok(r.is_ok()),
-                    None => Err(()),
-                },
+                r = write(&mut wire, &mut frames, total, config.stall_timeout) => r,
                 () = &mut cancelled => Ok(false),
             };
             app.hub.buffer(-bytes);
