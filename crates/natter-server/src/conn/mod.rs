@@ -682,3 +682,68 @@ pub async fn serve<W: Wire, D: Dialect>(
     );
     conn.log_out().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wire that takes whole parts at once, until it stops reading after `stop_after`.
+    struct Taker {
+        parts: Vec<usize>,
+        stop_after: usize,
+    }
+
+    impl Wire for Taker {
+        async fn recv(&mut self) -> Inbound {
+            std::future::pending().await
+        }
+
+        async fn send(&mut self, frames: &mut Vec<Bytes>) -> std::io::Result<()> {
+            if self.parts.len() == self.stop_after {
+                std::future::pending::<()>().await;
+            }
+            self.parts.push(frames.drain(..).map(|f| f.len()).sum());
+            Ok(())
+        }
+
+        async fn keepalive(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        async fn close(&mut self, _why: Close) {}
+    }
+
+    #[tokio::test]
+    async fn a_large_write_goes_out_in_parts_each_within_the_stall_timeout() {
+        let frames =
+            || -> Vec<Bytes> { (0..10).map(|_| Bytes::from(vec![b'x'; 20_000])).collect() };
+        let stall = Duration::from_millis(50);
+        let mut wire = Taker {
+            parts: Vec::new(),
+            stop_after: usize::MAX,
+        };
+        let mut all = frames();
+        assert_eq!(write(&mut wire, &mut all, 200_000, stall).await, Ok(true));
+        assert_eq!(wire.parts, [60_000, 60_000, 60_000, 20_000]);
+        // A small write is one part.
+        let mut one = vec![Bytes::from_static(b"hi")];
+        assert_eq!(write(&mut wire, &mut one, 2, stall).await, Ok(true));
+        assert_eq!(wire.parts.last(), Some(&2));
+        // A client that stops reading is given up on within the timeout of one part.
+        let mut wire = Taker {
+            parts: Vec::new(),
+            stop_after: 2,
+        };
+        let mut all = frames();
+        assert_eq!(write(&mut wire, &mut all, 200_000, stall).await, Err(()));
+        assert_eq!(wire.parts.len(), 2);
+        // A frame larger than a part goes alone.
+        let mut wire = Taker {
+            parts: Vec::new(),
+            stop_after: usize::MAX,
+        };
+        let mut big = vec![Bytes::from(vec![b'y'; 100_000]), Bytes::from_static(b"z")];
+        assert_eq!(write(&mut wire, &mut big, 100_001, stall).await, Ok(true));
+        assert_eq!(wire.parts, [100_000, 1]);
+    }
+}
