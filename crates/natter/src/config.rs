@@ -110,7 +110,7 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_STRANGER_MESSAGES_PER_MIN")]
     pub stranger_messages_per_min: Option<u32>,
     /// Other accounts one account may look up per minute: account info, profiles and
-    /// searches (on each node); 0 for no limit [default: 120].
+    /// searches (on each node); 0 for no limit [default: 300].
     #[arg(long, env = "NATTER_LOOKUPS_PER_MIN")]
     pub lookups_per_min: Option<u32>,
     /// Sends per connection waiting for the store's commit before reading pauses [default: 64].

@@ -62,7 +62,9 @@ impl Default for AbuseLimits {
             // Off unless configured: private chats between accounts that are not friends are
             // how most dialects' clients talk, and a recipient can block.
             stranger_messages: Quota::per_minute(0),
-            lookups: Quota::per_minute(120),
+            // A client may look up every member of a large group it opens: generous, while
+            // enumerating every account stays slow (18,000 an hour).
+            lookups: Quota::per_minute(300),
         }
     }
 }
