@@ -139,6 +139,9 @@ impl Endpoint {
                 connect(std::io::Error::new(e.kind(), format!("bind {source}: {e}")))
             })?;
         }
+        if let Some(size) = options.recv_buffer {
+            socket.set_recv_buffer_size(size).map_err(connect)?;
+        }
         let stream = socket.connect(self.addr).await.map_err(connect)?;
         stream.set_nodelay(true).map_err(connect)?;
         let config = options.buffer.map(|size| {
@@ -171,6 +174,9 @@ pub struct Options {
     /// The WebSocket read and write buffer size in bytes (`None`: tungstenite's defaults,
     /// 128 KiB to read). Small buffers let tens of thousands of connections fit in one process.
     pub buffer: Option<usize>,
+    /// The socket's kernel receive buffer in bytes (`None`: the kernel's default). A small one
+    /// makes a client that stops reading hold up the server's writes sooner.
+    pub recv_buffer: Option<u32>,
 }
 
 /// How a connection ended.

@@ -77,6 +77,12 @@ pub enum ErrorCode {
     NoSuchLogin,
     /// Too many failed attempts at a password, token or answer; wait before trying again.
     TooManyAttempts,
+    /// The account has as many connections to this server as it may; close one first.
+    TooManyConnections,
+    /// The account did this (created groups, added members, sent friend requests, wrote to
+    /// strangers, looked accounts up) as often as it may in a while; wait before doing it
+    /// again.
+    LimitReached,
     /// No file or upload with that id, or none the caller may read.
     NoSuchFile,
     /// The file does not suit what it is sent as (an image message needs a picture).
@@ -91,7 +97,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 41] = [
         Self::BadJson,
         Self::UnknownCode,
         Self::MissingField,
@@ -126,6 +132,8 @@ impl ErrorCode {
         Self::NoSecurityQuestion,
         Self::NoSuchLogin,
         Self::TooManyAttempts,
+        Self::TooManyConnections,
+        Self::LimitReached,
         Self::NoSuchFile,
         Self::WrongFileKind,
         Self::FileTooLarge,
@@ -170,6 +178,8 @@ impl ErrorCode {
             Self::NoSecurityQuestion => 4014,
             Self::NoSuchLogin => 4015,
             Self::TooManyAttempts => 4291,
+            Self::TooManyConnections => 4292,
+            Self::LimitReached => 4293,
             Self::NoSuchFile => 4016,
             Self::WrongFileKind => 4017,
             Self::FileTooLarge => 4130,
@@ -215,6 +225,8 @@ impl ErrorCode {
             Self::NoSecurityQuestion => "no_security_question",
             Self::NoSuchLogin => "no_such_login",
             Self::TooManyAttempts => "too_many_attempts",
+            Self::TooManyConnections => "too_many_connections",
+            Self::LimitReached => "limit_reached",
             Self::NoSuchFile => "no_such_file",
             Self::WrongFileKind => "wrong_file_kind",
             Self::FileTooLarge => "file_too_large",

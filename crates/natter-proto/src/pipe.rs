@@ -215,6 +215,8 @@ pub mod reason {
     pub const NO_SECURITY_QUESTION: &str = "no_security_question";
     pub const RESET_LOCKED: &str = "reset_locked";
     pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+    pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+    pub const LIMIT_REACHED: &str = "limit_reached";
     pub const NO_SUCH_ACCOUNT: &str = "no_such_account";
     pub const NO_SUCH_GROUP: &str = "no_such_group";
     pub const NOT_A_MEMBER: &str = "not_a_member";

@@ -5,7 +5,7 @@ use crate::ServeError;
 use crate::bus::nats::{DEFAULT_PUBLISH_QUEUE, NatsBus, Node};
 use crate::bus::{Bus, LocalBus};
 use crate::domain::{Domain, Limits};
-use crate::hub::Hub;
+use crate::hub::{Budgets, Hub};
 use crate::metrics::{Metrics, Snapshot};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -44,6 +44,22 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Deliveries queued per connection before it is marked lagging.
     pub outbox_frames: usize,
+    /// Bytes of deliveries queued per connection before it is marked lagging; also the most
+    /// one write of catch-up after lag or a gap carries before the socket has taken it.
+    pub outbox_bytes: usize,
+    /// Bytes of missed messages a login's sync carries (at least one message); the rest follow
+    /// in rounds of `outbox_bytes`, each once the socket has taken the one before.
+    pub catch_up_bytes: usize,
+    /// Bytes of outgoing data this node buffers for all its connections together (queued
+    /// deliveries and writes in progress); past it, deliveries are left to the store and
+    /// catch-up waits.
+    pub node_outbox_bytes: usize,
+    /// How long a client has to take each part (64 KiB) of a write, or a ping, before the
+    /// connection is closed (it reads what it missed by index when it comes back).
+    pub stall_timeout: Duration,
+    /// Logged-in connections one account may have on this node (0: no cap); a login beyond
+    /// it is refused (`too_many_connections`).
+    pub max_connections_per_account: usize,
     /// Sends one connection may have waiting for the store's commit before the server stops
     /// reading its frames (the acks still come in request order).
     pub max_pending_sends: usize,
@@ -89,11 +105,10 @@ pub struct Config {
     /// How often abandoned uploads and unreferenced files are looked for.
     pub files_sweep: Duration,
     /// The service-code dialect (`POST /svc`): the largest request body (larger ones are
-    /// answered 413), the most messages one code 3 or 9 reply holds, and the failed token
-    /// attempts each client address may make per minute (0: no limit).
+    /// answered 413) and the most messages one code 3 or 9 reply holds. (Its failed token
+    /// attempts are limited by `limits.guessing`.)
     pub svc_max_body_bytes: usize,
     pub svc_max_count: u32,
-    pub svc_failures_per_min: u32,
     pub limits: Limits,
 }
 
@@ -111,6 +126,11 @@ impl Default for Config {
             presence_grace: Duration::from_secs(5),
             max_frame_bytes: 64 * 1024,
             outbox_frames: 1024,
+            outbox_bytes: 1024 * 1024,
+            catch_up_bytes: 4 * 1024 * 1024,
+            node_outbox_bytes: 256 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(30),
+            max_connections_per_account: 32,
             max_pending_sends: 64,
             rate_per_sec: 1000,
             rate_burst: 2000,
@@ -131,7 +151,6 @@ impl Default for Config {
             files_sweep: Duration::from_secs(600),
             svc_max_body_bytes: 64 * 1024,
             svc_max_count: 100,
-            svc_failures_per_min: 10,
             limits: Limits::default(),
         }
     }
@@ -217,7 +236,13 @@ impl App {
         let store = open_store(&config).await?;
         let metrics = Arc::new(Metrics::new());
         store.observe(metrics.store.clone());
-        let hub = Arc::new(Hub::with_grace(config.presence_grace));
+        let hub = Arc::new(
+            Hub::with_grace(config.presence_grace).with_budgets(Budgets {
+                conn_bytes: config.outbox_bytes,
+                node_bytes: config.node_outbox_bytes,
+                per_account: config.max_connections_per_account,
+            }),
+        );
         tokio::spawn(hub.clone().settle_until(shutdown.clone()));
         let (bus, link): (Arc<dyn Bus>, _) = match &config.bus_url {
             None => {
@@ -264,7 +289,10 @@ impl App {
     pub fn render_metrics(&self) -> String {
         let (deliveries, outbox_full) = self.hub.delivery_counts();
         let bus = self.domain.bus_stats();
+        let (buffered, buffered_peak) = self.hub.buffered();
         self.metrics.render(&Snapshot {
+            buffered,
+            buffered_peak,
             logged_in: self.hub.connections() as u64,
             deliveries,
             outbox_full,

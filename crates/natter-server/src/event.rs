@@ -26,6 +26,9 @@ pub struct ChatInfo {
     /// A private chat whose members do not accept messages from each other (one blocks the
     /// other).
     pub blocked: bool,
+    /// A private chat whose members are friends (read only while messages to strangers are
+    /// limited; `true` otherwise).
+    pub friends: bool,
     /// When this was read from the store (caches reload what is older than they trust).
     pub loaded: std::time::Instant,
 }
@@ -182,6 +185,7 @@ mod tests {
             kind: ChatKind::Private,
             members: vec![Ocid(10001), Ocid(10002)],
             blocked: false,
+            friends: true,
             loaded: std::time::Instant::now(),
         };
         assert_eq!(c.peer_of(Ocid(10001)), Some(Ocid(10002)));

@@ -31,10 +31,14 @@ pub struct Metrics {
     pub resyncs: Counter,
     /// Connections closed because an operator banned, deleted or revoked.
     pub closed_logins: Counter,
+    /// Connections closed because the client stopped reading (the stall timeout).
+    pub stalled: Counter,
     /// What the store reports (see [`StoreMetrics`]).
     pub store: StoreMetrics,
     logged_in: Gauge,
     resident: Gauge,
+    buffered: Gauge,
+    buffered_peak: Gauge,
     deliveries: Counter,
     outbox_full: Counter,
     bus_dropped: Counter,
@@ -66,6 +70,9 @@ impl StoreMetrics {
 /// Figures kept elsewhere, read when the page is rendered.
 pub struct Snapshot {
     pub logged_in: u64,
+    /// Bytes of outgoing data buffered now, and the most since the start.
+    pub buffered: u64,
+    pub buffered_peak: u64,
     pub deliveries: u64,
     pub outbox_full: u64,
     pub bus_dropped: u64,
@@ -112,6 +119,10 @@ impl Metrics {
             "natter_closed_logins_total",
             "Connections closed because their login ended: the account banned or deleted, the login revoked, the password changed or reset.",
         );
+        describe(
+            "natter_stalled_connections_total",
+            "Connections closed because the client stopped reading (the stall timeout).",
+        );
         describe("natter_messages_stored_total", "Messages stored.");
         describe(
             "natter_store_failed_commits_total",
@@ -148,6 +159,18 @@ impl Metrics {
             SharedString::const_str("Logged-in connections on this node."),
         );
         r.describe_gauge(
+            "natter_outgoing_buffered_bytes".into(),
+            Some(metrics::Unit::Bytes),
+            SharedString::const_str(
+                "Outgoing data buffered on this node: deliveries queued for connections and writes in progress.",
+            ),
+        );
+        r.describe_gauge(
+            "natter_outgoing_buffered_peak_bytes".into(),
+            Some(metrics::Unit::Bytes),
+            SharedString::const_str("The most outgoing data buffered at once since the start."),
+        );
+        r.describe_gauge(
             "process_resident_memory_bytes".into(),
             Some(metrics::Unit::Bytes),
             SharedString::const_str("Resident memory of the server process."),
@@ -174,9 +197,18 @@ impl Metrics {
             rate_limited: counter("natter_rate_limited_total", &[]),
             resyncs: counter("natter_resyncs_total", &[]),
             closed_logins: counter("natter_closed_logins_total", &[]),
+            stalled: counter("natter_stalled_connections_total", &[]),
             store,
             logged_in: r
                 .register_gauge(&Key::from_name("natter_logged_in_connections"), &metadata()),
+            buffered: r.register_gauge(
+                &Key::from_name("natter_outgoing_buffered_bytes"),
+                &metadata(),
+            ),
+            buffered_peak: r.register_gauge(
+                &Key::from_name("natter_outgoing_buffered_peak_bytes"),
+                &metadata(),
+            ),
             resident: r.register_gauge(
                 &Key::from_name("process_resident_memory_bytes"),
                 &metadata(),
@@ -201,6 +233,8 @@ impl Metrics {
     /// The page, with the figures kept elsewhere read now.
     pub fn render(&self, now: &Snapshot) -> String {
         self.logged_in.set(now.logged_in as f64);
+        self.buffered.set(now.buffered as f64);
+        self.buffered_peak.set(now.buffered_peak as f64);
         if let Some(rss) = rss_bytes() {
             self.resident.set(rss as f64);
         }

@@ -66,6 +66,53 @@ pub struct ServeArgs {
     /// Deliveries queued per connection before it is marked lagging [default: 1024].
     #[arg(long, env = "NATTER_OUTBOX_FRAMES")]
     pub outbox_frames: Option<usize>,
+    /// KiB of deliveries queued per connection before it is marked lagging (it then catches
+    /// up from the store), and the most one write of catch-up carries [default: 1024].
+    #[arg(long, env = "NATTER_OUTBOX_KB")]
+    pub outbox_kb: Option<usize>,
+    /// KiB of missed messages a login's sync carries; the rest follow once the client has
+    /// taken it [default: 4096].
+    #[arg(long, env = "NATTER_CATCH_UP_KB")]
+    pub catch_up_kb: Option<usize>,
+    /// MiB of outgoing data the node buffers for all its connections together; past it,
+    /// deliveries are left to the store and catch-up waits [default: 256].
+    #[arg(long, env = "NATTER_NODE_OUTBOX_MB")]
+    pub node_outbox_mb: Option<usize>,
+    /// Seconds a client has to take each 64 KiB written to it (or a ping) before its
+    /// connection is closed [default: 30].
+    #[arg(long, env = "NATTER_STALL_TIMEOUT_SECS")]
+    pub stall_timeout_secs: Option<u64>,
+    /// Logged-in connections one account may have on each node; more logins are refused
+    /// (too_many_connections); 0 for no cap [default: 32].
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ACCOUNT")]
+    pub max_connections_per_account: Option<usize>,
+    /// KiB of messages one history reply holds (at least one message; a cut page says there
+    /// is more) [default: 1024].
+    #[arg(long, env = "NATTER_MAX_REPLY_KB")]
+    pub max_reply_kb: Option<usize>,
+    /// Who may put an account into a group without asking, for accounts that have not chosen:
+    /// everyone, friends or nobody; the others' groups invite it [default: friends].
+    #[arg(long, env = "NATTER_GROUP_ADDS_DEFAULT")]
+    pub group_adds_default: Option<String>,
+    /// Groups one account may create per hour (on each node); 0 for no limit [default: 30].
+    #[arg(long, env = "NATTER_GROUPS_PER_HOUR")]
+    pub groups_per_hour: Option<u32>,
+    /// Accounts one account may add to groups it creates or invite into groups, per hour (on
+    /// each node); 0 for no limit [default: 500].
+    #[arg(long, env = "NATTER_MEMBERS_ADDED_PER_HOUR")]
+    pub members_added_per_hour: Option<u32>,
+    /// Friend requests one account may send per hour (on each node); 0 for no limit
+    /// [default: 60].
+    #[arg(long, env = "NATTER_FRIEND_REQUESTS_PER_HOUR")]
+    pub friend_requests_per_hour: Option<u32>,
+    /// Messages one account may send per minute in private chats with accounts that are not
+    /// its friends (on each node); 0 for no limit [default: 0].
+    #[arg(long, env = "NATTER_STRANGER_MESSAGES_PER_MIN")]
+    pub stranger_messages_per_min: Option<u32>,
+    /// Other accounts one account may look up per minute: account info, profiles and
+    /// searches (on each node); 0 for no limit [default: 300].
+    #[arg(long, env = "NATTER_LOOKUPS_PER_MIN")]
+    pub lookups_per_min: Option<u32>,
     /// Sends per connection waiting for the store's commit before reading pauses [default: 64].
     #[arg(long, env = "NATTER_MAX_PENDING_SENDS")]
     pub max_pending_sends: Option<usize>,
@@ -178,10 +225,6 @@ pub struct ServeArgs {
     /// capped [default: 100].
     #[arg(long, env = "NATTER_SVC_MAX_COUNT")]
     pub svc_max_count: Option<u32>,
-    /// Failed service-code token attempts each client address may make per minute before its
-    /// requests are answered 429; 0 for no limit [default: 10].
-    #[arg(long, env = "NATTER_SVC_FAILURES_PER_MIN")]
-    pub svc_failures_per_min: Option<u32>,
 }
 
 impl ServeArgs {
@@ -324,6 +367,18 @@ impl Settings {
                 max_frame_bytes,
                 max_text_bytes,
                 outbox_frames,
+                outbox_kb,
+                catch_up_kb,
+                node_outbox_mb,
+                stall_timeout_secs,
+                max_connections_per_account,
+                max_reply_kb,
+                group_adds_default,
+                groups_per_hour,
+                members_added_per_hour,
+                friend_requests_per_hour,
+                stranger_messages_per_min,
+                lookups_per_min,
                 max_pending_sends,
                 rate_per_sec,
                 rate_burst,
@@ -355,8 +410,7 @@ impl Settings {
                 file_link_secs,
                 files_sweep_secs,
                 svc_max_body_bytes,
-                svc_max_count,
-                svc_failures_per_min
+                svc_max_count
             );
         }
         let mut server = natter_server::Config::default();
@@ -413,6 +467,44 @@ impl Settings {
         if let Some(v) = args.max_connections_per_address {
             server.max_connections_per_address = v;
         }
+        if let Some(v) = args.outbox_kb {
+            anyhow::ensure!(v >= 1, "outbox-kb must be at least 1");
+            server.outbox_bytes = v.saturating_mul(1024);
+        }
+        if let Some(v) = args.catch_up_kb {
+            anyhow::ensure!(v >= 1, "catch-up-kb must be at least 1");
+            server.catch_up_bytes = v.saturating_mul(1024);
+        }
+        if let Some(v) = args.node_outbox_mb {
+            anyhow::ensure!(v >= 1, "node-outbox-mb must be at least 1");
+            server.node_outbox_bytes = v.saturating_mul(1024 * 1024);
+        }
+        if let Some(v) = args.max_connections_per_account {
+            server.max_connections_per_account = v;
+        }
+        if let Some(v) = args.group_adds_default.as_deref() {
+            server.limits.group_adds = v.parse().map_err(anyhow::Error::msg)?;
+        }
+        let abuse = &mut server.limits.abuse;
+        if let Some(v) = args.groups_per_hour {
+            abuse.groups.max = v;
+        }
+        if let Some(v) = args.members_added_per_hour {
+            abuse.members.max = v;
+        }
+        if let Some(v) = args.friend_requests_per_hour {
+            abuse.friend_requests.max = v;
+        }
+        if let Some(v) = args.stranger_messages_per_min {
+            abuse.stranger_messages.max = v;
+        }
+        if let Some(v) = args.lookups_per_min {
+            abuse.lookups.max = v;
+        }
+        if let Some(v) = args.max_reply_kb {
+            anyhow::ensure!(v >= 1, "max-reply-kb must be at least 1");
+            server.limits.max_reply_bytes = v.saturating_mul(1024);
+        }
         let secs = |v: Option<u64>, name: &str| -> anyhow::Result<Option<Duration>> {
             match v {
                 Some(0) => anyhow::bail!("{name} must be at least 1"),
@@ -433,6 +525,9 @@ impl Settings {
         }
         if let Some(d) = secs(args.shutdown_timeout_secs, "shutdown-timeout-secs")? {
             server.shutdown_timeout = d;
+        }
+        if let Some(d) = secs(args.stall_timeout_secs, "stall-timeout-secs")? {
+            server.stall_timeout = d;
         }
         let guessing = &mut server.limits.guessing;
         if let Some(v) = args.guess_free_per_account {
@@ -524,9 +619,6 @@ impl Settings {
         if let Some(v) = args.svc_max_count {
             anyhow::ensure!(v >= 1, "svc-max-count must be at least 1");
             server.svc_max_count = v;
-        }
-        if let Some(v) = args.svc_failures_per_min {
-            server.svc_failures_per_min = v;
         }
         Ok(Self {
             listen: args.listen.unwrap_or_else(|| "127.0.0.1:7878".into()),

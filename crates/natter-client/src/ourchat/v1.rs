@@ -38,6 +38,8 @@ pub mod code {
     pub const LOGOUT: i64 = 109;
     pub const LOGOUT_REPLY: i64 = 110;
     pub const FRIEND_REQUEST: i64 = 111;
+    pub const SET_PROFILE: i64 = 124;
+    pub const SET_PROFILE_REPLY: i64 = 125;
     pub const FRIEND_REQUEST_REPLY: i64 = 112;
     pub const FRIEND_ANSWER: i64 = 113;
     pub const FRIEND_ANSWER_REPLY: i64 = 114;
@@ -173,6 +175,12 @@ pub fn history(target: Target, page: Page) -> String {
 /// Code 107: heartbeat.
 pub fn heartbeat() -> String {
     Obj::code(code::HEARTBEAT).done()
+}
+
+/// Code 124 with `group_adds` alone: who may put the account into a group without asking
+/// (`everyone`, `friends` or `nobody`).
+pub fn set_group_adds(to: &str) -> String {
+    Obj::code(code::SET_PROFILE).str("group_adds", to).done()
 }
 
 /// Code 109: log out (revokes this connection's token).
@@ -570,6 +578,17 @@ impl Client {
                     .ok_or_else(|| Error::Unexpected(format!("an incomplete message: {text}")));
             }
         }
+    }
+
+    /// Say who may put this account into a group without asking (`everyone`, `friends` or
+    /// `nobody`); the others' groups invite it.
+    ///
+    /// # Errors
+    /// The server refused or the connection failed.
+    pub async fn set_group_adds(&mut self, to: &str) -> Result<()> {
+        self.send(set_group_adds(to)).await?;
+        self.reply(code::SET_PROFILE_REPLY).await?;
+        Ok(())
     }
 
     /// Create a group with these members (the caller is added as owner); returns its id.

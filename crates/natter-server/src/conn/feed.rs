@@ -172,10 +172,17 @@ impl<D: Dialect> Conn<D> {
         // whatever committed before is in the store; the cursors drop the overlap.
         let config = &self.app.config;
         let (rate, burst) = (config.rate_per_sec, config.rate_burst);
-        self.budget
-            .share(self.app.hub.register(ocid, &self.handle, || {
+        let shared = self
+            .app
+            .hub
+            .register(ocid, &self.handle, || {
                 crate::conn::budget::Bucket::new(rate, burst)
-            }));
+            })
+            .map_err(|e| {
+                tracing::info!(%ocid, client = %self.peer, max = e.max, "login refused: too many connections of the account");
+                DomainError::TooManyConnections { max: e.max }
+            })?;
+        self.budget.share(shared);
         self.login = Some(LoggedIn {
             ocid,
             token: login.token,
@@ -211,6 +218,10 @@ impl<D: Dialect> Conn<D> {
         let memberships = self.app.domain.memberships(ocid, &device).await?;
         let mut missed = Vec::new();
         let mut capped = false;
+        // Bytes of what is read: the pages stop once the sync's budget is read, and the rest
+        // follows as resync rounds, each written before the next is read.
+        let max_bytes = self.app.config.catch_up_bytes;
+        let mut bytes = 0;
         for m in memberships {
             let mark = m.device.unwrap_or(m.joined);
             // What the client holds counts as delivered (never beyond what exists).
@@ -229,11 +240,12 @@ impl<D: Dialect> Conn<D> {
             let chat = self.app.domain.chat(m.chat).await?;
             let mut after = start;
             let mut read = 0;
-            while after < m.last_index && read < MAX_CATCH_UP {
+            while after < m.last_index && read < MAX_CATCH_UP && bytes < max_bytes {
                 let page = self.app.domain.messages_after(m.chat, after, PAGE).await?;
                 let Some(last) = page.last() else { break };
                 after = last.index;
                 read += page.len();
+                bytes += page.iter().map(Message::wire_bytes).sum::<usize>();
                 missed.extend(
                     page.into_iter()
                         .filter(|msg| msg.index <= m.last_index)
@@ -248,6 +260,20 @@ impl<D: Dialect> Conn<D> {
         missed.sort_by_key(|(m, _)| m.id);
         if missed.len() > MAX_CATCH_UP {
             missed.truncate(MAX_CATCH_UP);
+            capped = true;
+        }
+        // At least one message, however large; then as many as the byte budget holds.
+        let mut kept = 0;
+        let mut keep = missed.len();
+        for (i, (msg, _)) in missed.iter().enumerate() {
+            kept += msg.wire_bytes();
+            if i > 0 && kept > max_bytes {
+                keep = i;
+                break;
+            }
+        }
+        if keep < missed.len() {
+            missed.truncate(keep);
             capped = true;
         }
         self.feed.resync_pending |= capped;
@@ -373,6 +399,12 @@ impl<D: Dialect> Conn<D> {
         }
         if index > cursor.last.next() {
             let from = cursor.last;
+            if !self.app.hub.has_room() {
+                // The node buffers all it may: this one and the gap come with the resync
+                // rounds once there is room.
+                self.feed.resync_pending = true;
+                return;
+            }
             match self
                 .fill(chat, from, Index(index.0 - 1), FILL_BUDGET, frames)
                 .await
@@ -442,6 +474,10 @@ impl<D: Dialect> Conn<D> {
             return Fill::Failed;
         };
         let end = to.min(from.plus(budget));
+        // The frames of one write stay within the connection's byte budget (at least one
+        // message is written, however large); the rest waits until the socket took them.
+        let max_bytes = self.app.config.outbox_bytes;
+        let mut bytes: usize = frames.iter().map(Bytes::len).sum();
         let mut after = from;
         while after < end {
             let limit = end.since(after).min(u64::from(PAGE)) as u32;
@@ -452,6 +488,9 @@ impl<D: Dialect> Conn<D> {
             after = last.index;
             let me = self.me().unwrap_or_default();
             for msg in &page {
+                if bytes >= max_bytes && !frames.is_empty() {
+                    return Fill::Budget;
+                }
                 if !self.feed.skips(chat, msg.index) {
                     let frame = match self.file_frame(me, msg, &info) {
                         Some(read) => read.await,
@@ -464,6 +503,7 @@ impl<D: Dialect> Conn<D> {
                             self.dialect.message(&view(msg, &info, &text))
                         }
                     };
+                    bytes += frame.len();
                     frames.push(frame);
                 }
                 self.feed.delivered(chat, msg.index);
@@ -484,7 +524,11 @@ impl<D: Dialect> Conn<D> {
         self.app.metrics.resyncs.increment(1);
         // Sends committed but not yet acked must not be read back as missed.
         self.drain_sends(frames).await;
-        self.feed.resync_pending = false;
+        // The node buffers all it may: later (the loop tries again while it is pending).
+        self.feed.resync_pending = !self.app.hub.has_room();
+        if self.feed.resync_pending {
+            return;
+        }
         let Some(login) = &self.login else { return };
         let (ocid, device) = (login.ocid, login.device);
         // On failure (logged by the domain), retried at the next lag.

@@ -104,6 +104,11 @@ impl Close {
         code: 1008,
         reason: "request too slow",
     };
+    /// The client did not take a part of a write (or a ping) within `--stall-timeout-secs`.
+    pub const STALLED: Self = Self {
+        code: 1008,
+        reason: "client not reading",
+    };
     /// The login this connection used ended (revoked, or its password changed).
     pub const LOGGED_OUT: Self = Self {
         code: 4001,
@@ -416,6 +421,66 @@ impl<D: Dialect> Conn<D> {
     }
 }
 
+/// `fut`'s output, or `None` when it is not ready within `limit`. The timer is set only when
+/// the first poll finds it pending, so a write the socket takes at once reads no clock.
+async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
+    }
+}
+
+/// A large write is handed to the wire in parts of about this many bytes, each of which the
+/// client must take within the stall timeout.
+const WRITE_PART: usize = 64 * 1024;
+
+/// Write `frames` (`total` bytes): `Ok(false)` when the connection broke, `Err(())` when the
+/// client took less than a part (`WRITE_PART`) within `stall`. A slow reader that keeps
+/// reading is not closed, however large the write; one that stops is, within `stall`.
+async fn write<W: Wire>(
+    wire: &mut W,
+    frames: &mut Vec<Bytes>,
+    total: usize,
+    stall: Duration,
+) -> Result<bool, ()> {
+    if total <= WRITE_PART {
+        return match within(stall, wire.send(frames)).await {
+            Some(r) => Ok(r.is_ok()),
+            None => Err(()),
+        };
+    }
+    let mut rest = std::mem::take(frames).into_iter().peekable();
+    let mut part = Vec::new();
+    while rest.peek().is_some() {
+        let mut bytes = 0;
+        while let Some(frame) = rest.next_if(|f| part.is_empty() || bytes + f.len() <= WRITE_PART) {
+            bytes += frame.len();
+            part.push(frame);
+        }
+        match within(stall, wire.send(&mut part)).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return Ok(false),
+            None => return Err(()),
+        }
+        part.clear();
+    }
+    Ok(true)
+}
+
+/// A connection whose peer took too little of a write within `--stall-timeout-secs`: logged
+/// and counted, and closed.
+fn stalled<D: Dialect>(app: &App, conn: &Conn<D>) -> Close {
+    app.metrics.stalled.increment(1);
+    tracing::info!(
+        client = %conn.peer,
+        ocid = ?conn.me().map(|o| o.0),
+        "connection closed: the client stopped reading (stall timeout)"
+    );
+    Close::STALLED
+}
+
 /// Run one connection on `wire` in `dialect` until the peer leaves, the connection idles out or
 /// the server shuts down; then answer what is in flight, close, and log out.
 pub async fn serve<W: Wire, D: Dialect>(
@@ -479,9 +544,15 @@ pub async fn serve<W: Wire, D: Dialect>(
             Some(push) = outbox.recv() => {
                 let mut push = Some(push);
                 let mut n = 0;
+                // Bytes taken from the outbox: they leave its budget, and count again (as
+                // frames) while they are written.
+                let mut taken = 0;
                 while let Some(item) = push.take() {
                     match &item {
-                        Push::Deliver(out) => conn.deliver(out, &mut frames).await,
+                        Push::Deliver(out) => {
+                            taken += out.size;
+                            conn.deliver(out, &mut frames).await;
+                        }
                         // Carried out by the lagging and recheck checks below.
                         Push::Resync | Push::Recheck => {}
                         other => frames.extend(conn.event(other)),
@@ -490,6 +561,10 @@ pub async fn serve<W: Wire, D: Dialect>(
                     if n < DRAIN_MAX {
                         push = outbox.try_recv().ok();
                     }
+                }
+                if taken > 0 {
+                    conn.handle.taken(taken);
+                    app.hub.buffer(-(taken as i64));
                 }
                 // Boxed, as logins are: rare, and its future (a store read) would otherwise be
                 // carried by every idle connection's task.
@@ -502,7 +577,8 @@ pub async fn serve<W: Wire, D: Dialect>(
                     conn.resync(&mut frames).await;
                 }
             }
-            () = std::future::ready(()), if conn.resync_pending() => {
+            // While the node buffers all it may, the ticker brings the loop back to look.
+            () = std::future::ready(()), if conn.resync_pending() && app.hub.has_room() => {
                 conn.resync(&mut frames).await;
             }
             _ = ticker.tick() => {
@@ -522,10 +598,14 @@ pub async fn serve<W: Wire, D: Dialect>(
                 conn.flush_marks().await;
                 if last_ping.elapsed() >= config.ping_interval {
                     last_ping = Instant::now();
-                    // A peer that does not read cannot hold the connection past shutdown.
+                    // A peer that does not read cannot hold the connection past shutdown, or
+                    // past the stall timeout.
                     let alive = tokio::select! {
                         biased;
-                        r = wire.keepalive() => r.is_ok(),
+                        r = within(config.stall_timeout, wire.keepalive()) => match r {
+                            Some(r) => r.is_ok(),
+                            None => break Some(stalled(&app, &conn)),
+                        },
                         () = &mut cancelled => false,
                     };
                     if !alive {
@@ -535,19 +615,45 @@ pub async fn serve<W: Wire, D: Dialect>(
             }
         }
         if !frames.is_empty() {
+            // Counted against the node's budget while the socket takes them (once per write,
+            // not per frame).
+            let total: usize = frames.iter().map(Bytes::len).sum();
+            let bytes = i64::try_from(total).unwrap_or(i64::MAX);
+            app.hub.buffer(bytes);
             let sent = tokio::select! {
                 biased;
-                r = wire.send(&mut frames) => r.is_ok(),
-                () = &mut cancelled => false,
+                r = write(&mut wire, &mut frames, total, config.stall_timeout) => r,
+                () = &mut cancelled => Ok(false),
             };
-            if !sent {
-                break None;
+            app.hub.buffer(-bytes);
+            match sent {
+                Ok(true) => conn.written(),
+                Ok(false) => break None,
+                // What was not written stays unmarked: the device reads it by index later.
+                Err(()) => break Some(stalled(&app, &conn)),
             }
-            conn.written();
         }
     };
+    // Deliveries still queued leave the budgets with the outbox.
+    outbox.close();
+    let mut left = 0;
+    while let Ok(push) = outbox.try_recv() {
+        if let Push::Deliver(out) = push {
+            left += out.size;
+        }
+    }
+    if left > 0 {
+        conn.handle.taken(left);
+        app.hub.buffer(-(left as i64));
+    }
     // Bounded: a peer that does not read, or a store that does not answer, cannot keep the
     // connection (and shutdown) waiting.
+    // A client that reads nothing would not take last words either.
+    let ended = close;
+    if close == Some(Close::STALLED) {
+        frames.clear();
+    }
+    let close = close.filter(|c| *c != Close::STALLED);
     let last_words = async {
         if let Some(why) = close {
             // The socket is still open: ack the sends the store is finishing, and say goodbye.
@@ -571,8 +677,73 @@ pub async fn serve<W: Wire, D: Dialect>(
         client = %peer,
         conn = conn.handle.id,
         ocid = ?conn.me().map(|o| o.0),
-        reason = close.map_or("by the client", |c| c.reason),
+        reason = ended.map_or("by the client", |c| c.reason),
         "connection closed"
     );
     conn.log_out().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wire that takes whole parts at once, until it stops reading after `stop_after`.
+    struct Taker {
+        parts: Vec<usize>,
+        stop_after: usize,
+    }
+
+    impl Wire for Taker {
+        async fn recv(&mut self) -> Inbound {
+            std::future::pending().await
+        }
+
+        async fn send(&mut self, frames: &mut Vec<Bytes>) -> std::io::Result<()> {
+            if self.parts.len() == self.stop_after {
+                std::future::pending::<()>().await;
+            }
+            self.parts.push(frames.drain(..).map(|f| f.len()).sum());
+            Ok(())
+        }
+
+        async fn keepalive(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        async fn close(&mut self, _why: Close) {}
+    }
+
+    #[tokio::test]
+    async fn a_large_write_goes_out_in_parts_each_within_the_stall_timeout() {
+        let frames =
+            || -> Vec<Bytes> { (0..10).map(|_| Bytes::from(vec![b'x'; 20_000])).collect() };
+        let stall = Duration::from_millis(50);
+        let mut wire = Taker {
+            parts: Vec::new(),
+            stop_after: usize::MAX,
+        };
+        let mut all = frames();
+        assert_eq!(write(&mut wire, &mut all, 200_000, stall).await, Ok(true));
+        assert_eq!(wire.parts, [60_000, 60_000, 60_000, 20_000]);
+        // A small write is one part.
+        let mut one = vec![Bytes::from_static(b"hi")];
+        assert_eq!(write(&mut wire, &mut one, 2, stall).await, Ok(true));
+        assert_eq!(wire.parts.last(), Some(&2));
+        // A client that stops reading is given up on within the timeout of one part.
+        let mut wire = Taker {
+            parts: Vec::new(),
+            stop_after: 2,
+        };
+        let mut all = frames();
+        assert_eq!(write(&mut wire, &mut all, 200_000, stall).await, Err(()));
+        assert_eq!(wire.parts.len(), 2);
+        // A frame larger than a part goes alone.
+        let mut wire = Taker {
+            parts: Vec::new(),
+            stop_after: usize::MAX,
+        };
+        let mut big = vec![Bytes::from(vec![b'y'; 100_000]), Bytes::from_static(b"z")];
+        assert_eq!(write(&mut wire, &mut big, 100_001, stall).await, Ok(true));
+        assert_eq!(wire.parts, [100_000, 1]);
+    }
 }

@@ -112,6 +112,8 @@ fn reason_of(e: &DomainError) -> &'static str {
         E::Blocking(_) | E::NotAccepted(_) => reason::BLOCKED,
         E::ResetLocked { .. } => reason::RESET_LOCKED,
         E::TooManyAttempts { .. } => reason::TOO_MANY_ATTEMPTS,
+        E::TooManyConnections { .. } => reason::TOO_MANY_CONNECTIONS,
+        E::LimitReached { .. } => reason::LIMIT_REACHED,
         E::NoSecurityQuestion => reason::NO_SECURITY_QUESTION,
         E::FileTooLarge { .. } => reason::FILE_TOO_LARGE,
         E::OverQuota { .. } => reason::OVER_QUOTA,
@@ -644,7 +646,15 @@ impl Dialect for Pipe {
                 });
             }
             Request::GetUserInfo { uid, other, .. } => {
-                match c.domain().profile(me, Ocid(other)).await {
+                let looked = match Ocid(other) {
+                    o if o == me => Ok(()),
+                    _ => c.domain().look_up(me),
+                };
+                let found = match looked {
+                    Ok(()) => c.domain().profile(me, Ocid(other)).await,
+                    Err(e) => Err(e),
+                };
+                match found {
                     Ok(p) => {
                         let head = if uid == other {
                             "userinfo"

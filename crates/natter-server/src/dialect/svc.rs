@@ -4,15 +4,17 @@
 //! There is no connection and no push: a client reads new messages with code 9.
 //!
 //! Failed token attempts (an unknown token, a wrong UUID and token pair, a registration whose
-//! token another account has) are counted per client address, and an address past
-//! `svc_failures_per_min` is answered 429 until its budget refills; every request also spends
-//! from a per-address bucket of `rate_per_sec`. This module never touches the store and
-//! never logs a token.
+//! token another account has) are counted by the domain's guessing limits (`Domain::attempt`,
+//! service tokens apart from other secrets): per client address, and per account for a login
+//! that names its UUID, with the back-off of `docs/security.md`; while locked, requests are
+//! answered 429. Every request also spends from a per-address bucket of `rate_per_sec`. This
+//! module never touches the store and never logs a token.
 
 use crate::app::App;
 use crate::conn::budget::Bucket;
 use crate::domain::groups::Joined;
-use crate::domain::{Domain, DomainError, Invalid, To};
+use crate::domain::guard::Subject;
+use crate::domain::{Domain, DomainError, Invalid, Secret, To};
 use crate::store::{Account, Category, GroupEdit, JoinMode, Message, Range, kind};
 use crate::transport::ClientAddr;
 use axum::body::Body;
@@ -26,10 +28,8 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-/// Addresses each limiter remembers before it forgets those with a full budget (and, if that
-/// is not enough, all of them).
+/// Addresses the request limiter remembers before it forgets them all.
 const MAX_ADDRESSES: usize = 100_000;
 
 /// `POST` handler of the service-code dialect.
@@ -49,31 +49,9 @@ pub fn route(app: &App) -> MethodRouter<Arc<App>> {
 struct Svc {
     max_body: usize,
     max_count: u32,
-    /// Failed token attempts per address: `svc_failures_per_min` a minute, as a burst too.
-    failures: Mutex<HashMap<IpAddr, Strikes>>,
-    failures_per_min: u32,
     /// Requests per address (`rate_per_sec`, `rate_burst`).
     requests: Mutex<HashMap<IpAddr, Bucket>>,
     rate: (u32, u32),
-}
-
-/// A bucket of failed attempts an address may still make; refills at `per_min` a minute.
-#[derive(Debug, Clone, Copy)]
-struct Strikes {
-    left: f64,
-    at: Instant,
-}
-
-impl Strikes {
-    fn refilled(self, per_min: u32) -> Self {
-        let now = Instant::now();
-        let max = f64::from(per_min);
-        let gained = now.duration_since(self.at).as_secs_f64() * max / 60.0;
-        Self {
-            left: (self.left + gained).min(max),
-            at: now,
-        }
-    }
 }
 
 /// One reply: the HTTP status (= `state_code`) and the body.
@@ -127,6 +105,13 @@ fn refusal(e: &DomainError) -> Reply {
         DomainError::Blocking(_) => Cause::Blocking,
         DomainError::NotAccepted(_) => Cause::NotAccepted,
         DomainError::DuplicateClientId => Cause::DuplicateClientId,
+        DomainError::LimitReached { .. } => return error(429, &e.to_string()),
+        DomainError::TooManyAttempts { retry_after_s } => {
+            return error(
+                429,
+                &format!("too many failed token attempts; try again in {retry_after_s} s"),
+            );
+        }
         DomainError::InvalidToken => return error(401, "unknown token"),
         DomainError::BadCredentials => return error(401, "unknown id or token"),
         DomainError::Internal => return error(500, "the server failed; try again"),
@@ -208,8 +193,6 @@ impl Svc {
         Self {
             max_body: c.svc_max_body_bytes,
             max_count: c.svc_max_count,
-            failures: Mutex::new(HashMap::new()),
-            failures_per_min: c.svc_failures_per_min,
             requests: Mutex::new(HashMap::new()),
             rate: (c.rate_per_sec, c.rate_burst),
         }
@@ -228,46 +211,6 @@ impl Svc {
         map.entry(ip)
             .or_insert_with(|| Bucket::new(rate, burst))
             .allow()
-    }
-
-    /// Reserve one failed token attempt of `ip`'s budget before a request's token is looked
-    /// at (so that requests in flight together cannot exceed it); `false` when it is spent.
-    /// The attempt is given back with [`Svc::refund`] when the token turns out good.
-    fn reserve(&self, ip: IpAddr) -> bool {
-        let per_min = self.failures_per_min;
-        if per_min == 0 {
-            return true;
-        }
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
-            map.retain(|_, s| s.refilled(per_min).left < f64::from(per_min));
-            if map.len() >= MAX_ADDRESSES {
-                map.clear();
-            }
-        }
-        let s = map.entry(ip).or_insert(Strikes {
-            left: f64::from(per_min),
-            at: Instant::now(),
-        });
-        *s = s.refilled(per_min);
-        if s.left < 1.0 {
-            return false;
-        }
-        s.left -= 1.0;
-        true
-    }
-
-    /// Give back an attempt reserved for a request whose token was not a failed attempt.
-    fn refund(&self, ip: IpAddr) {
-        let per_min = self.failures_per_min;
-        if per_min == 0 {
-            return;
-        }
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = map.get_mut(&ip) {
-            *s = s.refilled(per_min);
-            s.left = (s.left + 1.0).min(f64::from(per_min));
-        }
     }
 
     async fn serve(&self, app: &App, ip: IpAddr, body: Body) -> Reply {
@@ -299,9 +242,19 @@ impl Svc {
                 return error(e.status(), e.message());
             }
         };
-        if !self.reserve(ip) {
-            return error(429, "too many failed token attempts; try again later");
-        }
+        // Counted before the token is looked at, so that requests in flight together cannot
+        // outrun the limit; forgiven when the token turns out good. A login names its account
+        // by UUID: counted against it too, whether or not it exists.
+        let subject = match &request {
+            Request::Login { id, .. } => {
+                Some(Subject::name(&format!("uuid:{}", id.trim().to_lowercase())))
+            }
+            _ => None,
+        };
+        let attempt = match app.domain.attempt(Secret::Service, subject, Some(ip)) {
+            Ok(attempt) => attempt,
+            Err(e) => return refusal(&e),
+        };
         let reply = self.handle(&app.domain, request).await;
         match reply {
             // Learning that a token is taken is learning a token: counted like a failure.
@@ -311,10 +264,11 @@ impl Svc {
                 | DomainError::ServiceTokenTaken),
             ) => {
                 tracing::debug!(%ip, "service-code token attempt failed");
+                drop(attempt);
                 refusal(&e)
             }
             other => {
-                self.refund(ip);
+                attempt.succeeded();
                 match other {
                     Ok(reply) => reply,
                     Err(e) => refusal(&e),

@@ -295,6 +295,17 @@ impl Domain {
     ///
     /// # Errors
     /// `NoSuchAccount`; `Internal`.
+    /// [`Domain::account`] asked for by `me`: another account's counts as a lookup.
+    ///
+    /// # Errors
+    /// `LimitReached`, `NoSuchAccount`, `Internal`.
+    pub async fn account_for(&self, me: Ocid, ocid: Ocid) -> Result<Account, DomainError> {
+        if me != ocid {
+            self.look_up(me)?;
+        }
+        self.account(ocid).await
+    }
+
     pub async fn account(&self, ocid: Ocid) -> Result<Account, DomainError> {
         self.store
             .account(ocid)

@@ -9,7 +9,7 @@
 use super::error::internal;
 use super::{CHAT_CACHE_MAX, Domain, DomainError, Invalid, To, now_ms};
 use crate::event::ChatInfo;
-use crate::store::{Chat, ChatKind};
+use crate::store::{Chat, ChatKind, group_adds};
 use natter_proto::{ChatId, Index, Ocid};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,11 +33,22 @@ impl Domain {
             }
             _ => false,
         };
+        let friends = match (c.kind, c.members.as_slice()) {
+            (ChatKind::Private, [a, b]) if self.quotas.stranger_messages.enabled() => self
+                .store
+                .friends(*a)
+                .await
+                .map_err(|e| internal("friend lookup failed", &e))?
+                .iter()
+                .any(|f| f.ocid == *b),
+            _ => true,
+        };
         Ok(ChatInfo {
             id: c.id,
             kind: c.kind,
             members: c.members,
             blocked,
+            friends,
             loaded: Instant::now(),
         })
     }
@@ -218,6 +229,25 @@ impl Domain {
         members: &[Ocid],
         name: &str,
     ) -> Result<Arc<ChatInfo>, DomainError> {
+        self.create_group_inviting(owner, members, name, None)
+            .await
+            .map(|(chat, _)| chat)
+    }
+
+    /// [`Domain::create_group`], also returning the listed accounts that were invited rather
+    /// than added (their setting, [`GroupAdds`], does not let `owner` add them), ascending.
+    /// They are told of the invitation now (except to `origin`) and find it at login.
+    ///
+    /// # Errors
+    /// As [`Domain::create_group`], and `LimitReached` past the quotas of groups created or
+    /// members added.
+    pub async fn create_group_inviting(
+        &self,
+        owner: Ocid,
+        members: &[Ocid],
+        name: &str,
+        origin: Option<crate::event::Origin>,
+    ) -> Result<(Arc<ChatInfo>, Vec<Ocid>), DomainError> {
         let mut all: Vec<Ocid> = members.to_vec();
         all.push(owner);
         all.sort_unstable();
@@ -237,6 +267,9 @@ impl Domain {
                 self.live_account(*m).await?;
             }
         }
+        let others = u32::try_from(all.len() - 1).unwrap_or(u32::MAX);
+        self.spend(&self.quotas.groups, owner, 1)?;
+        self.spend(&self.quotas.members, owner, others)?;
         // An account that blocks the owner is not put in its group (and the owner is not told,
         // as an invitation it would not see).
         let mut kept = Vec::with_capacity(all.len());
@@ -245,15 +278,151 @@ impl Domain {
                 kept.push(m);
             }
         }
-        let all = kept;
+        // Nobody is put into a group without consent: an account is added only when its
+        // setting lets the owner add it, and invited otherwise.
+        let mut friends: Option<Vec<Ocid>> = None;
+        let (mut all, mut invited) = (Vec::with_capacity(kept.len()), Vec::new());
+        for m in kept {
+            if m == owner || self.may_add(owner, m, &mut friends).await? {
+                all.push(m);
+            } else {
+                invited.push(m);
+            }
+        }
+        let now = now_ms();
         let chat = self
             .store
-            .create_group(owner, name, &all, now_ms())
+            .create_group(owner, name, &all, now)
             .await
             .map_err(|e| internal("group insert failed", &e))?;
-        tracing::info!(chat = %chat.id, owner = %owner, members = all.len(), "group created");
+        let id = chat.id;
+        tracing::info!(chat = %id, owner = %owner, members = all.len(), invited = invited.len(), "group created");
         let info = Arc::new(self.info(chat).await?);
         self.cache(&info);
-        Ok(info)
+        for m in &invited {
+            self.store
+                .invite(id, *m, owner, now)
+                .await
+                .map_err(|e| internal("invitation insert failed", &e))?;
+            self.signal(
+                crate::event::Audience::Accounts(vec![*m]),
+                origin,
+                crate::event::Notice::Invitation {
+                    chat: id,
+                    by: owner,
+                },
+            );
+        }
+        Ok((info, invited))
+    }
+
+    /// Whether `owner` may put `m` into a group without asking, by `m`'s setting (friends
+    /// only unless set); `friends` caches the owner's friends once read.
+    async fn may_add(
+        &self,
+        owner: Ocid,
+        m: Ocid,
+        friends: &mut Option<Vec<Ocid>>,
+    ) -> Result<bool, DomainError> {
+        let setting = self
+            .store
+            .group_adds(m)
+            .await
+            .map_err(|e| internal("setting read failed", &e))?;
+        match GroupAdds::from_stored(setting, self.limits.group_adds) {
+            GroupAdds::Everyone => Ok(true),
+            GroupAdds::Nobody => Ok(false),
+            GroupAdds::Friends => {
+                if friends.is_none() {
+                    let list = self.friend_ids(owner).await?;
+                    *friends = Some(list);
+                }
+                Ok(friends.as_ref().is_some_and(|f| f.contains(&m)))
+            }
+        }
+    }
+
+    /// Who may put `me` into a group without asking.
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub async fn group_adds(&self, me: Ocid) -> Result<GroupAdds, DomainError> {
+        self.store
+            .group_adds(me)
+            .await
+            .map(|v| GroupAdds::from_stored(v, self.limits.group_adds))
+            .map_err(|e| internal("setting read failed", &e))
+    }
+
+    /// Set who may put `me` into a group without asking.
+    ///
+    /// # Errors
+    /// `Internal`.
+    pub async fn set_group_adds(&self, me: Ocid, to: GroupAdds) -> Result<(), DomainError> {
+        self.store
+            .set_group_adds(me, to.stored())
+            .await
+            .map_err(|e| internal("setting write failed", &e))
+    }
+}
+
+/// Who may put an account into a group without asking it; the others' new groups invite it
+/// (it accepts or declines the invitation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupAdds {
+    Everyone,
+    /// Its friends (the default unless the operator chose another for accounts that have not
+    /// chosen).
+    #[default]
+    Friends,
+    Nobody,
+}
+
+impl std::str::FromStr for GroupAdds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::named(s).ok_or_else(|| {
+            format!("unknown group-adds setting `{s}` (expected everyone, friends or nobody)")
+        })
+    }
+}
+
+impl GroupAdds {
+    /// The stored setting, or `default` for an account that never set it.
+    fn from_stored(v: Option<u8>, default: Self) -> Self {
+        match v {
+            Some(group_adds::EVERYONE) => Self::Everyone,
+            Some(group_adds::FRIENDS) => Self::Friends,
+            Some(group_adds::NOBODY) => Self::Nobody,
+            _ => default,
+        }
+    }
+
+    fn stored(self) -> u8 {
+        match self {
+            Self::Everyone => group_adds::EVERYONE,
+            Self::Friends => group_adds::FRIENDS,
+            Self::Nobody => group_adds::NOBODY,
+        }
+    }
+
+    /// The setting's name on the wire: `everyone`, `friends` or `nobody`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Everyone => "everyone",
+            Self::Friends => "friends",
+            Self::Nobody => "nobody",
+        }
+    }
+
+    /// The setting named `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "everyone" => Some(Self::Everyone),
+            "friends" => Some(Self::Friends),
+            "nobody" => Some(Self::Nobody),
+            _ => None,
+        }
     }
 }

@@ -54,6 +54,8 @@ pub enum Invalid {
     VoiceDuration { max: u64 },
     /// Not a UUID.
     Uuid,
+    /// A group-adds setting other than `everyone`, `friends` or `nobody`.
+    GroupAdds,
     /// A service token shorter than `min` or longer than `max` characters.
     ServiceToken { min: usize, max: usize },
 }
@@ -163,6 +165,15 @@ pub enum DomainError {
     /// further failure).
     #[error("too many failed attempts; try again in {retry_after_s} s")]
     TooManyAttempts { retry_after_s: u64 },
+    /// The account reached one of its quotas (`what`): refused for `retry_after_s` seconds.
+    #[error("too many {} in a while; try again in {retry_after_s} s", what.what())]
+    LimitReached {
+        what: crate::domain::quota::Limited,
+        retry_after_s: u64,
+    },
+    /// The account already has as many connections on this node as it may (`max`).
+    #[error("too many connections of this account (at most {max})")]
+    TooManyConnections { max: usize },
     #[error("no security question is set")]
     NoSecurityQuestion,
     #[error("no such login")]

@@ -61,6 +61,7 @@ impl Domain {
         if self.blocks(me, to).await? {
             return Err(DomainError::Blocking(to));
         }
+        self.spend(&self.quotas.friend_requests, me, 1)?;
         // An account that blocks `me` never sees the request; `me` is answered as a stranger
         // would be.
         if self.blocks(to, me).await? {
@@ -71,6 +72,9 @@ impl Domain {
             .request_friend(me, to, message, now_ms())
             .await
             .map_err(|e| internal("friend request failed", &e))?;
+        if outcome != Befriend::Requested {
+            self.friendship_changed(me, to);
+        }
         match outcome {
             Befriend::Requested => self.signal(
                 Audience::Accounts(vec![to]),
@@ -115,6 +119,7 @@ impl Domain {
             return Err(DomainError::NoSuchRequest(from));
         }
         let change = if accept {
+            self.friendship_changed(me, from);
             FriendChange::Accepted
         } else {
             FriendChange::Rejected
@@ -130,6 +135,14 @@ impl Domain {
             },
         );
         Ok(())
+    }
+
+    /// Whether `a` and `b` are friends is cached with their private chat while messages to
+    /// strangers are limited: drop it everywhere.
+    fn friendship_changed(&self, a: Ocid, b: Ocid) {
+        if self.quotas.stranger_messages.enabled() {
+            self.changed(None, Some((a.min(b), a.max(b))));
+        }
     }
 
     /// End `me`'s friendship with `other`.
@@ -150,6 +163,7 @@ impl Domain {
         if !removed {
             return Err(DomainError::NotFriends(other));
         }
+        self.friendship_changed(me, other);
         self.signal(
             Audience::Accounts(vec![me, other]),
             origin,

@@ -391,6 +391,7 @@ impl Domain {
         if role_of(&chat, ocid).is_some() {
             return Err(DomainError::AlreadyMember(id));
         }
+        self.spend(&self.quotas.members, me, 1)?;
         // An account that blocks the inviter is not bothered, and the inviter is not told.
         if self.blocks(ocid, me).await? {
             return Ok(());

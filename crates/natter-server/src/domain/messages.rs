@@ -111,6 +111,9 @@ impl Domain {
         if chat.blocked {
             return Err(self.block_refusal(me, &chat).await);
         }
+        if !chat.friends {
+            self.spend(&self.quotas.stranger_messages, me, 1)?;
+        }
         Ok(chat)
     }
 
@@ -229,7 +232,7 @@ impl Domain {
             .messages(chat.id, range, limit + 1)
             .await
             .map_err(|e| internal("history read failed", &e))?;
-        let more = messages.len() > limit as usize;
+        let mut more = messages.len() > limit as usize;
         if more {
             match range {
                 Range::After(_) => {
@@ -238,6 +241,32 @@ impl Domain {
                 Range::Latest | Range::Before(_) => {
                     messages.remove(0);
                 }
+            }
+        }
+        // Within the reply budget, keeping the messages next to where the page starts (the
+        // oldest going forward, the newest going back); at least one.
+        let max = self.limits.max_reply_bytes;
+        let forward = matches!(range, Range::After(_));
+        let mut bytes = 0;
+        let mut keep = 0;
+        for i in 0..messages.len() {
+            let m = if forward {
+                &messages[i]
+            } else {
+                &messages[messages.len() - 1 - i]
+            };
+            bytes += m.wire_bytes();
+            if keep > 0 && bytes > max {
+                break;
+            }
+            keep += 1;
+        }
+        if keep < messages.len() {
+            more = true;
+            if forward {
+                messages.truncate(keep);
+            } else {
+                messages.drain(..messages.len() - keep);
             }
         }
         Ok((Some(chat), messages, more))
@@ -346,7 +375,8 @@ mod tests {
             .await
             .expect("b");
         let (conn, mut outbox) = hub.connection(8);
-        hub.register(b.ocid, &conn, || Bucket::new(0, 0));
+        hub.register(b.ocid, &conn, || Bucket::new(0, 0))
+            .expect("no cap on connections");
 
         let sent = domain
             .send_text(a.ocid, To::Account(b.ocid), "hi".into(), Some("c1".into()))

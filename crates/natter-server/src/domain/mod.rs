@@ -18,7 +18,9 @@
 //! - `files.rs`: uploads, files, who may read them, files in messages, avatars, the sweep;
 //! - `service.rs`: service tokens and UUIDs (the identity of the service-code dialect);
 //! - `auth.rs`: password hashing and session tokens;
-//! - `guard.rs`: limits on guessing secrets (per account and per client address).
+//! - `guard.rs`: limits on guessing secrets (per account and per client address);
+//! - `quota.rs`: per-account limits on what reaches other accounts (groups, members added,
+//!   friend requests, messages to strangers, lookups).
 
 mod accounts;
 pub mod admin;
@@ -31,10 +33,12 @@ pub mod groups;
 pub mod guard;
 mod messages;
 pub mod profiles;
+pub mod quota;
 pub mod reads;
 pub mod service;
 
 pub use accounts::{Login, key_for_log};
+pub use chats::GroupAdds;
 pub use error::{DomainError, Invalid, TextField};
 pub use messages::{PendingSend, Sent};
 
@@ -51,6 +55,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_text_bytes: usize,
+    /// Bytes of messages one history page holds (at least one message): a page of many large
+    /// messages is cut short, and says there is more.
+    pub max_reply_bytes: usize,
     pub max_group_members: usize,
     pub session_ttl: Duration,
     /// Who may register.
@@ -63,18 +70,25 @@ pub struct Limits {
     /// node's caps. Loopback by default.
     pub shared_addresses: Vec<guard::Network>,
     pub files: files::FileLimits,
+    /// What each account may do to others per window.
+    pub abuse: quota::AbuseLimits,
+    /// Who may put an account into a group without asking, for accounts that have not chosen.
+    pub group_adds: GroupAdds,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_text_bytes: 16 * 1024,
+            max_reply_bytes: 1024 * 1024,
             max_group_members: 10_000,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             registration: Registration::Open,
             guessing: guard::GuessLimits::default(),
             shared_addresses: guard::Network::loopback(),
             files: files::FileLimits::default(),
+            abuse: quota::AbuseLimits::default(),
+            group_adds: GroupAdds::Friends,
         }
     }
 }
@@ -150,6 +164,7 @@ pub struct Domain {
     pairs: Mutex<IdMap<(Ocid, Ocid), Arc<ChatInfo>>>,
     hasher: auth::Hasher,
     guards: Guards,
+    quotas: quota::Quotas,
     /// File bytes (absent for operator commands, which never read them).
     files: Option<files::FileStorage>,
     /// The key that signs file links, read from the store once.
@@ -194,6 +209,28 @@ pub enum Secret {
 }
 
 impl Domain {
+    /// Count `n` against one of `me`'s quotas.
+    ///
+    /// # Errors
+    /// `LimitReached` past the quota.
+    fn spend(&self, counter: &quota::Counter, me: Ocid, n: u32) -> Result<(), DomainError> {
+        counter
+            .take(me, n)
+            .map_err(|(what, retry_after_s)| DomainError::LimitReached {
+                what,
+                retry_after_s,
+            })
+    }
+
+    /// Count a lookup of other accounts by `me` (account info, a profile, a search): call
+    /// before answering one.
+    ///
+    /// # Errors
+    /// `LimitReached` past the lookups quota.
+    pub fn look_up(&self, me: Ocid) -> Result<(), DomainError> {
+        self.spend(&self.quotas.lookups, me, 1)
+    }
+
     /// Count one attempt at a `secret` of `subject` (an account, or a name that may be one;
     /// `None` when the secret names no account until it is checked) by the client at `client`,
     /// before the secret is checked. Call [`guard::Attempt::succeeded`] when it proves right;
@@ -261,6 +298,7 @@ impl Domain {
                 std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             ),
             guards: Guards::new(limits.guessing),
+            quotas: quota::Quotas::new(limits.abuse),
             limits,
             files: None,
             link_key: tokio::sync::OnceCell::new(),

@@ -22,7 +22,7 @@ use natter_proto::Ocid;
 use presence::{Leaving, Presence};
 use rand::RngExt;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -34,9 +34,42 @@ struct Local {
     bucket: SharedBucket,
 }
 
+/// What the hub lets connections hold: bytes of outgoing data, and connections per account.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// Bytes of deliveries one connection's outbox holds before further ones are left to the
+    /// store (the connection catches up by index once it drains).
+    pub conn_bytes: usize,
+    /// Bytes of outgoing data this node buffers for all its connections together (queued
+    /// deliveries and writes in progress); past it, deliveries are left to the store.
+    pub node_bytes: usize,
+    /// Logged-in connections one account may have on this node (0: no cap).
+    pub per_account: usize,
+}
+
+impl Budgets {
+    /// No limit but the outboxes' frame counts.
+    pub const UNLIMITED: Self = Self {
+        conn_bytes: usize::MAX,
+        node_bytes: usize::MAX,
+        per_account: 0,
+    };
+}
+
+/// An account already has as many connections on this node as it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyConnections {
+    pub max: usize,
+}
+
 pub struct Hub {
     /// A random id for this node's hub, so origins are unique across the cluster.
     node: u64,
+    budgets: Budgets,
+    /// Bytes of outgoing data buffered on this node now (signed: a connection may take a
+    /// delivery before the hub has added it), and the most ever buffered.
+    buffered: AtomicI64,
+    buffered_peak: AtomicI64,
     next_id: AtomicU64,
     conns: RwLock<IdMap<Ocid, Local>>,
     presence: Mutex<Presence>,
@@ -75,6 +108,9 @@ impl Hub {
     pub fn with_grace(grace: Duration) -> Self {
         Self {
             node: rand::rng().random(),
+            budgets: Budgets::UNLIMITED,
+            buffered: AtomicI64::new(0),
+            buffered_peak: AtomicI64::new(0),
             next_id: AtomicU64::new(0),
             conns: RwLock::new(IdMap::default()),
             presence: Mutex::new(Presence::default()),
@@ -85,6 +121,38 @@ impl Hub {
             delivered: AtomicU64::new(0),
             outbox_full: AtomicU64::new(0),
         }
+    }
+
+    /// This hub with `budgets` of outgoing bytes and connections per account.
+    #[must_use]
+    pub fn with_budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// The budgets this hub keeps.
+    pub fn budgets(&self) -> Budgets {
+        self.budgets
+    }
+
+    /// `bytes` more of outgoing data are buffered on this node (negative: fewer).
+    pub fn buffer(&self, bytes: i64) {
+        let now = self.buffered.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if bytes > 0 {
+            self.buffered_peak.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether this node buffers less outgoing data than its budget.
+    pub fn has_room(&self) -> bool {
+        usize::try_from(self.buffered.load(Ordering::Relaxed)).unwrap_or(0)
+            < self.budgets.node_bytes
+    }
+
+    /// Bytes of outgoing data buffered on this node now, and the most ever buffered.
+    pub fn buffered(&self) -> (u64, u64) {
+        let read = |a: &AtomicI64| u64::try_from(a.load(Ordering::Relaxed)).unwrap_or(0);
+        (read(&self.buffered), read(&self.buffered_peak))
     }
 
     fn transitions(&self) -> std::sync::MutexGuard<'_, Leaving> {
@@ -117,21 +185,29 @@ impl Hub {
             tx,
             lagging: AtomicBool::new(false),
             recheck: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
         });
         (handle, rx)
     }
 
     /// Add a logged-in connection of `ocid`; returns the request budget the account's
     /// connections here share (made with `bucket` for its first one).
+    ///
+    /// # Errors
+    /// The account already has `Budgets::per_account` connections here.
     pub fn register(
         &self,
         ocid: Ocid,
         conn: &Arc<ConnHandle>,
         bucket: impl FnOnce() -> Bucket,
-    ) -> SharedBucket {
+    ) -> Result<SharedBucket, TooManyConnections> {
         let mut leaving = self.transitions();
         let (first, shared) = {
             let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
+            let max = self.budgets.per_account;
+            if max > 0 && conns.get(&ocid).is_some_and(|l| l.conns.len() >= max) {
+                return Err(TooManyConnections { max });
+            }
             let local = conns.entry(ocid).or_insert_with(|| Local {
                 conns: Vec::new(),
                 bucket: Arc::new(Mutex::new(bucket())),
@@ -143,7 +219,7 @@ impl Hub {
         if first && leaving.remove(&ocid).is_none() {
             self.local_presence(ocid, true);
         }
-        shared
+        Ok(shared)
     }
 
     pub fn unregister(&self, ocid: Ocid, conn_id: u64) {
@@ -451,6 +527,10 @@ impl BusHandler for Hub {
     /// Offer a delivery to every connection of every member except the sending one.
     fn deliver(&self, delivery: &Arc<Delivery>) {
         let out = Arc::new(Outgoing::new(delivery.clone()));
+        // Read once per message: the node's budget may be overshot by one message's worth per
+        // receiver, which keeps this loop to one atomic add per receiver.
+        let room = self.has_room();
+        let mut added = 0;
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
         let (mut offered, mut full) = (0, 0);
         for member in &delivery.chat.members {
@@ -462,10 +542,15 @@ impl BusHandler for Hub {
                     continue;
                 }
                 offered += 1;
-                if !conn.push(Push::Deliver(out.clone())) {
-                    full += 1;
+                match conn.push_sized(&out, self.budgets.conn_bytes, room) {
+                    Some(size) => added += size,
+                    None => full += 1,
                 }
             }
+        }
+        drop(conns);
+        if added > 0 {
+            self.buffer(i64::try_from(added).unwrap_or(i64::MAX));
         }
         // Counted once per message, not per receiver.
         if offered > 0 {

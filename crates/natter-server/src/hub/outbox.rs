@@ -5,7 +5,7 @@
 use crate::event::{Delivery, Origin, Signal};
 use bytes::Bytes;
 use natter_proto::Ocid;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
@@ -30,12 +30,18 @@ impl Slot {
 #[derive(Debug)]
 pub struct Outgoing {
     pub delivery: Arc<Delivery>,
+    /// What one receiver's frame of it is reckoned to cost, in bytes ([`Message::wire_bytes`]),
+    /// against its connection's and the node's budgets of buffered outgoing data.
+    ///
+    /// [`Message::wire_bytes`]: crate::store::Message::wire_bytes
+    pub size: usize,
     frames: [OnceLock<Bytes>; SLOTS],
 }
 
 impl Outgoing {
     pub fn new(delivery: Arc<Delivery>) -> Self {
         Self {
+            size: delivery.message.wire_bytes(),
             delivery,
             frames: Default::default(),
         }
@@ -77,6 +83,8 @@ pub struct ConnHandle {
     pub(super) lagging: AtomicBool,
     /// Set when the account's standing changed: the connection checks its login again.
     pub(super) recheck: AtomicBool,
+    /// Bytes of the deliveries waiting in the outbox (each [`Outgoing::size`]).
+    pub(super) queued: AtomicUsize,
 }
 
 impl ConnHandle {
@@ -116,5 +124,44 @@ impl ConnHandle {
             // The connection is closing; what it missed stays in the store.
             Err(mpsc::error::TrySendError::Closed(_)) => true,
         }
+    }
+
+    /// Offer a delivery of `size` bytes within the connection's byte budget `budget`: over it
+    /// (or with `room` false: the node is over its own budget) the delivery is left to the
+    /// store and the connection marked lagging, as with a full outbox. `Some(size)` when it
+    /// was queued (the bytes now count until the connection takes it), `None` when not.
+    pub(super) fn push_sized(
+        &self,
+        out: &Arc<Outgoing>,
+        budget: usize,
+        room: bool,
+    ) -> Option<usize> {
+        let size = out.size;
+        let queued = self.queued.load(Ordering::Relaxed);
+        // An empty outbox always takes one message, whatever its size, so that a message
+        // larger than the budget still reaches a reader that keeps up.
+        if !room || (queued > 0 && queued + size > budget) {
+            self.lagging.store(true, Ordering::Release);
+            return None;
+        }
+        self.queued.fetch_add(size, Ordering::Relaxed);
+        match self.tx.try_send(Push::Deliver(out.clone())) {
+            Ok(()) => Some(size),
+            Err(e) => {
+                self.queued.fetch_sub(size, Ordering::Relaxed);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    self.lagging.store(true, Ordering::Release);
+                    None
+                } else {
+                    // The connection is closing; what it missed stays in the store.
+                    Some(0)
+                }
+            }
+        }
+    }
+
+    /// The connection took deliveries of `bytes` from its outbox.
+    pub fn taken(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
     }
 }

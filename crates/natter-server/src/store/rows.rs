@@ -504,6 +504,12 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "account_settings",
+        line: "account_setting",
+        key: ("ocid", None),
+        columns: &[("ocid", Int), ("group_adds", Int)],
+    },
+    TableSpec {
         name: "server_keys",
         line: "server_key",
         key: ("id", None),

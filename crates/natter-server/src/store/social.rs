@@ -121,6 +121,18 @@ pub trait Profiles: Send + Sync {
     async fn blocked(&self, ocid: Ocid) -> Result<Vec<Ocid>>;
     /// Whether `blocker` blocks `other`.
     async fn blocks(&self, blocker: Ocid, other: Ocid) -> Result<bool>;
+    /// Who may put `ocid` into a group without asking (`group_adds::*`), if the account ever
+    /// set it (`None`: the default).
+    async fn group_adds(&self, ocid: Ocid) -> Result<Option<u8>>;
+    /// Set who may put `ocid` into a group without asking.
+    async fn set_group_adds(&self, ocid: Ocid, value: u8) -> Result<()>;
+}
+
+/// Who may put an account into a group without asking it (the others' groups invite it).
+pub mod group_adds {
+    pub const EVERYONE: u8 = 0;
+    pub const FRIENDS: u8 = 1;
+    pub const NOBODY: u8 = 2;
 }
 
 /// A member's role in a group.

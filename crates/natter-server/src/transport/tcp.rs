@@ -19,6 +19,8 @@ use tokio::time::Instant;
 
 /// Bytes read from the socket at a time (the buffer grows only for longer lines).
 const READ_CHUNK: usize = 1024;
+/// Capacity of the write buffer kept after a write; a larger one is let go.
+const OUT_KEEP: usize = 128 * 1024;
 
 /// Serve `dialect` on every connection `listener` accepts, until the server shuts down; each
 /// connection's task is tracked, so shutdown waits for it.
@@ -178,6 +180,10 @@ where
             self.out.push(b'\n');
         }
         self.write.write_all(&self.out).await?;
+        // A large write (a file line) leaves no large buffer behind on an idle connection.
+        if self.out.capacity() > OUT_KEEP {
+            self.out = Vec::new();
+        }
         self.write.flush().await
     }
 

@@ -235,7 +235,11 @@ async fn accounts_register_and_log_in_by_username_and_phone() {
 
 #[tokio::test]
 async fn a_profile_is_set_and_shown_to_its_owner_and_to_others() {
-    let server = TestServer::start().await;
+    // The product's default for who may add an account to groups, shown to its owner.
+    let server = TestServer::start_with(|c| {
+        c.limits.group_adds = natter_server::domain::GroupAdds::Friends;
+    })
+    .await;
     let mut alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
     let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
 
@@ -255,7 +259,7 @@ async fn a_profile_is_set_and_shown_to_its_owner_and_to_others() {
             "signature": "hi", "description": "about me", "sex": 2, "status_text": "busy",
             "time": own["time"], "modified_at": own["modified_at"], "deleted": false,
             "email": "alice@example.com", "phone": "555010122",
-            "security_question": null,
+            "security_question": null, "group_adds": "friends",
         })
     );
     assert_recent_time(&own["time"]);
@@ -267,7 +271,13 @@ async fn a_profile_is_set_and_shown_to_its_owner_and_to_others() {
     // Others see neither the email, the phone nor the question.
     let r = ask(&mut bob.client, json!({"code": 126, "ocid": alice.ocid})).await;
     let theirs = &r["profile"];
-    for hidden in ["email", "phone", "security_question", "remark"] {
+    for hidden in [
+        "email",
+        "phone",
+        "security_question",
+        "remark",
+        "group_adds",
+    ] {
         assert!(theirs.get(hidden).is_none(), "{hidden} shown: {theirs}");
     }
     assert_eq!(

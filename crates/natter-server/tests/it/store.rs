@@ -10,7 +10,7 @@ use natter_server::store::{
     Account, Appended, Befriend, Category, ChatId, ChatKind, ChatState, Device, Friend, GroupEdit,
     GroupSummary, Identity, Index, Invitation, JoinMode, JoinRequest, MAX_UNREAD, NewAccount,
     NewMessage, NewsCounts, Ocid, Part, ProfileEdit, Range, ResetState, Revoke, Role, SearchBy,
-    SessionInfo, Store, StoreError, Unique, kind, status,
+    SessionInfo, Store, StoreError, Unique, group_adds, kind, status,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -2600,6 +2600,43 @@ async fn files(b: &Backend) {
     );
 }
 
+/// Who may put an account into a group without asking: no row until it is set, set again
+/// replaces it, other accounts keep theirs, and it goes with a deleted account.
+async fn account_settings(b: &Backend) {
+    let s = b.open().await;
+    let a = s.create_account(account(1)).await.expect("a").ocid;
+    let c = s.create_account(account(2)).await.expect("c").ocid;
+    assert_eq!(s.group_adds(a).await.expect("read"), None, "never set");
+    s.set_group_adds(a, group_adds::NOBODY).await.expect("set");
+    assert_eq!(
+        s.group_adds(a).await.expect("read"),
+        Some(group_adds::NOBODY)
+    );
+    s.set_group_adds(a, group_adds::EVERYONE)
+        .await
+        .expect("set again");
+    assert_eq!(
+        s.group_adds(a).await.expect("read"),
+        Some(group_adds::EVERYONE)
+    );
+    s.set_group_adds(c, group_adds::FRIENDS).await.expect("set");
+    assert_eq!(
+        s.group_adds(c).await.expect("read"),
+        Some(group_adds::FRIENDS)
+    );
+    assert_eq!(s.group_adds(o(99)).await.expect("read"), None, "no account");
+    s.delete_account(a, 5).await.expect("delete");
+    assert_eq!(
+        s.group_adds(a).await.expect("read"),
+        None,
+        "gone with the account"
+    );
+    assert_eq!(
+        s.group_adds(c).await.expect("read"),
+        Some(group_adds::FRIENDS)
+    );
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -2657,4 +2694,5 @@ conformance!(
     export_import,
     files,
     service_tokens,
+    account_settings,
 );

@@ -7,6 +7,7 @@ use crate::common::*;
 use natter_server::domain::Registration;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP exchange: the status and the body as JSON.
@@ -820,12 +821,22 @@ async fn paging_forward_and_backward_is_gapless() {
     assert_eq!(texts, vec![(24, "m24".to_owned()), (25, "m25".to_owned())]);
 }
 
+/// Failed token attempts are counted by the guessing limits (service tokens apart), here three
+/// per address before a lock of a minute: every request of that address is then refused with
+/// 429 and the seconds to wait, the right token too.
+fn three_failures_per_address(c: &mut natter_server::Config) {
+    // Loopback is a shared address by default (not limited per address).
+    c.limits.shared_addresses = Vec::new();
+    c.limits.guessing.address.free = 3;
+    c.limits.guessing.address.first_lock = Duration::from_secs(60);
+}
+
 #[tokio::test]
 async fn failed_token_attempts_and_requests_are_limited_per_address() {
-    let server = TestServer::start_with(|c| c.svc_failures_per_min = 3).await;
+    let server = TestServer::start_with(three_failures_per_address).await;
     let addr = server.addr;
     let a = register(addr, &uuid(1), "token-of-a").await;
-    // Two failures of the budget of three: requests still go through.
+    // Two failures of the three: requests still go through.
     status(addr, 4, json!({"token": "guess-0001"}), 401).await;
     status(addr, 1, json!({"id": a.uuid, "token": "guess-0002"}), 401).await;
     ok(addr, 4, json!({"token": a.token})).await;
@@ -837,18 +848,19 @@ async fn failed_token_attempts_and_requests_are_limited_per_address() {
         "token_taken",
     )
     .await;
-    // The budget is spent: every request of this address is refused now, the right token
-    // too, before it is looked at.
+    // The address is locked: every request of it is refused now, the right token too, before
+    // it is looked at.
     for content in [json!({"token": a.token}), json!({"token": "guess-0003"})] {
-        assert_eq!(
-            status(addr, 4, content, 429).await,
-            "too many failed token attempts; try again later"
+        let why = status(addr, 4, content, 429).await;
+        assert!(
+            why.starts_with("too many failed token attempts; try again in "),
+            "{why}"
         );
     }
 
-    // Guesses sent together cannot outrun the budget: each holds an attempt until its token is
+    // Guesses sent together cannot outrun the limit: each is counted before its token is
     // checked.
-    let server = TestServer::start_with(|c| c.svc_failures_per_min = 3).await;
+    let server = TestServer::start_with(three_failures_per_address).await;
     let addr = server.addr;
     let guesses: Vec<_> = (0..12)
         .map(|n| {
@@ -865,6 +877,29 @@ async fn failed_token_attempts_and_requests_are_limited_per_address() {
     }
     statuses.sort_unstable();
     assert_eq!(statuses, [vec![401; 3], vec![429; 9]].concat());
+
+    // A login names its account by UUID: failures count against the account from any
+    // address.
+    let server = TestServer::start_with(|c| {
+        c.limits.guessing.account.free = 2;
+        c.limits.guessing.account.first_lock = Duration::from_secs(60);
+    })
+    .await;
+    let addr = server.addr;
+    let a = register(addr, &uuid(1), "token-of-a").await;
+    for n in 0..2 {
+        status(
+            addr,
+            1,
+            json!({"id": a.uuid, "token": format!("guess-{n:04}")}),
+            401,
+        )
+        .await;
+    }
+    let why = status(addr, 1, json!({"id": a.uuid, "token": a.token}), 429).await;
+    assert!(why.starts_with("too many failed token attempts"), "{why}");
+    // Requests by token alone are not about the UUID's account.
+    ok(addr, 4, json!({"token": a.token})).await;
 
     let server = TestServer::start_with(|c| {
         c.rate_per_sec = 1;

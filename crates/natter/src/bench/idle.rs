@@ -20,6 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Connections per account when the number of accounts is not given: with the account's own
+/// login connection, within the server's default cap of 32 connections per account.
+const PER_ACCOUNT: usize = 30;
+
 /// Run the workload.
 ///
 /// # Errors
@@ -31,7 +35,11 @@ pub async fn idle(
     hold: Duration,
 ) -> anyhow::Result<Report> {
     let mut report = Report::new("idle", &common.url());
-    let accounts = accounts.clamp(1, connections.max(1));
+    let accounts = match accounts {
+        0 => connections.div_ceil(PER_ACCOUNT),
+        n => n,
+    }
+    .clamp(1, connections.max(1));
     report.param("connections", connections);
     report.param("accounts", accounts);
     report.param("hold_secs", hold.as_secs_f64());

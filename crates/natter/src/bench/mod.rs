@@ -63,8 +63,9 @@ pub enum Workload {
         #[arg(long, default_value_t = 1000)]
         connections: usize,
         /// Accounts to spread the connections over (each logs in once with its password;
-        /// the connections resume with the tokens).
-        #[arg(long, default_value_t = 100)]
+        /// the connections resume with the tokens); 0: one per 30 connections, within the
+        /// server's default cap of 32 connections per account.
+        #[arg(long, default_value_t = 0)]
         accounts: usize,
         /// Seconds to hold every connection before reading the server's memory.
         #[arg(long, default_value_t = 1.0)]

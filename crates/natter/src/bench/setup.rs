@@ -69,6 +69,7 @@ impl Endpoint {
         let options = ws::Options {
             source: (!self.sources.is_empty()).then(|| self.sources[n % self.sources.len()]),
             buffer: Some(BUFFER),
+            recv_buffer: None,
         };
         Ok(Conn::connect(&self.ws, &options).await?)
     }

@@ -190,6 +190,16 @@ pub async fn group(
     let mut accounts = setup::accounts(at, &tag, members, common.setup_concurrency, &bar).await?;
     bar.finish_and_clear();
     let others: Vec<u64> = accounts.iter().skip(1).map(|(a, _)| a.ocid).collect();
+    // Members agree to be added: by default only friends add an account to a group (the
+    // others invite it). A server without the setting refuses it and adds them anyway.
+    for (_, conn) in accounts.iter_mut().skip(1) {
+        if let Err(e) = conn.set_group_adds("everyone").await {
+            ensure!(
+                matches!(e, natter_client::Error::Server(_)),
+                "setting group_adds failed: {e}"
+            );
+        }
+    }
     let group = match accounts.first_mut() {
         Some((_, owner)) => owner.create_group(&others, Some("bench")).await?,
         None => bail!("no members"),

@@ -42,6 +42,9 @@ pub enum Social {
         status_text: Option<String>,
         username: Clearable,
         phone: Clearable,
+        /// Who may put the account into a group without asking: `everyone`, `friends` or
+        /// `nobody` (checked by the server).
+        group_adds: Option<String>,
     },
     Profile {
         ocid: Ocid,
@@ -220,6 +223,7 @@ pub(super) fn decode(c: i64, f: &Fields<'_>) -> Option<Result<Social, WireError>
                 status_text: owned(f.opt_str("status_text")?),
                 username: clearable(f, "username")?,
                 phone: clearable(f, "phone")?,
+                group_adds: owned(f.opt_str("group_adds")?),
             },
             code::PROFILE => Social::Profile { ocid: ocid(f)? },
             code::SEARCH => Social::Search {
@@ -420,6 +424,7 @@ mod tests {
                 status_text: None,
                 username: Clearable::Clear,
                 phone: Clearable::Keep,
+                group_adds: None,
             })
         );
         assert_eq!(

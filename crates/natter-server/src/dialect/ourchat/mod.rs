@@ -157,6 +157,20 @@ fn wire_error(e: &DomainError) -> WireError {
             C::TooManyAttempts,
             format!("too many failed attempts; try again in {retry_after_s} seconds"),
         ),
+        DomainError::LimitReached {
+            what,
+            retry_after_s,
+        } => (
+            C::LimitReached,
+            format!(
+                "too many {} in a while; try again in {retry_after_s} seconds",
+                what.what()
+            ),
+        ),
+        DomainError::TooManyConnections { max } => (
+            C::TooManyConnections,
+            format!("this account has {max} connections to this server already; close one first"),
+        ),
         DomainError::NoSecurityQuestion => (
             C::NoSecurityQuestion,
             "no security question is set for that account".into(),
@@ -223,6 +237,7 @@ fn invalid_text(i: Invalid) -> String {
         Invalid::ServiceToken { min, max } => {
             format!("field `token` must be {min} to {max} characters")
         }
+        Invalid::GroupAdds => "field `group_adds` must be everyone, friends or nobody".into(),
     }
 }
 

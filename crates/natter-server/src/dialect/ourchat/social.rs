@@ -7,7 +7,7 @@ use crate::conn::Conn;
 use crate::domain::groups::{Joined, role_of};
 use crate::domain::profiles::Profile;
 use crate::domain::reads::ChatEntry;
-use crate::domain::{DomainError, To};
+use crate::domain::{DomainError, GroupAdds, Invalid, To};
 use crate::event::view;
 use crate::store::{
     Account, Chat, GroupEdit, GroupSummary, Identity, Invitation, JoinMode, JoinRequest,
@@ -177,7 +177,12 @@ impl V1 {
                 status_text,
                 username,
                 phone,
+                group_adds,
             } => {
+                let group_adds = match group_adds.as_deref() {
+                    None => None,
+                    Some(name) => Some(GroupAdds::named(name).ok_or(Invalid::GroupAdds)?),
+                };
                 let edit = ProfileEdit {
                     nickname,
                     avatar,
@@ -188,11 +193,32 @@ impl V1 {
                     username: clearable(username),
                     phone: clearable(phone),
                 };
-                let account = d.update_profile(me, &edit).await?;
-                json!({"profile": profile_value(&Profile { account, own: true, remark: None })})
+                // The setting alone is a change too.
+                let account = if group_adds.is_some() && edit == ProfileEdit::default() {
+                    d.account(me).await?
+                } else {
+                    d.update_profile(me, &edit).await?
+                };
+                if let Some(to) = group_adds {
+                    d.set_group_adds(me, to).await?;
+                }
+                let mut v = profile_value(&Profile {
+                    account,
+                    own: true,
+                    remark: None,
+                });
+                v["group_adds"] = json!(d.group_adds(me).await?.name());
+                json!({ "profile": v })
             }
             Social::Profile { ocid } => {
-                json!({"profile": profile_value(&d.profile(me, ocid).await?)})
+                if ocid != me {
+                    d.look_up(me)?;
+                }
+                let mut v = profile_value(&d.profile(me, ocid).await?);
+                if ocid == me {
+                    v["group_adds"] = json!(d.group_adds(me).await?.name());
+                }
+                json!({ "profile": v })
             }
             Social::Search {
                 by,
@@ -211,6 +237,7 @@ impl V1 {
                     social::SearchBy::Username => SearchBy::Identity(Identity::Username(query)),
                     social::SearchBy::Nickname => SearchBy::NicknamePrefix(query),
                 };
+                d.look_up(me)?;
                 let (found, more) = d.search(&by, Ocid(after), limit).await?;
                 let accounts: Vec<Value> = found.iter().map(public_profile).collect();
                 json!({"accounts": accounts, "more": more})

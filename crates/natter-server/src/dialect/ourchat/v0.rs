@@ -131,7 +131,10 @@ impl Dialect for V0 {
                     None => Err(DomainError::BadCredentials),
                 };
                 match result {
-                    Err(e @ DomainError::TooManyAttempts { .. }) => {
+                    Err(
+                        e @ (DomainError::TooManyAttempts { .. }
+                        | DomainError::TooManyConnections { .. }),
+                    ) => {
                         out.push(fail(&wire_error(&e)));
                     }
                     result => answer_auth(code::LOGIN_REPLY, result, rid, out),
@@ -141,7 +144,10 @@ impl Dialect for V0 {
                 let credentials = Credentials::Token(token, Since::Chats(since));
                 let result = c.authenticate(credentials).await;
                 match result {
-                    Err(e @ DomainError::TooManyAttempts { .. }) => {
+                    Err(
+                        e @ (DomainError::TooManyAttempts { .. }
+                        | DomainError::TooManyConnections { .. }),
+                    ) => {
                         out.push(fail(&wire_error(&e)));
                     }
                     result => answer_auth(code::RESUME_REPLY, result, rid, out),

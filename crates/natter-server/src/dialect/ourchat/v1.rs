@@ -187,7 +187,10 @@ impl Dialect for V1 {
                     None => Err(DomainError::BadCredentials),
                 };
                 match result {
-                    Err(e @ DomainError::TooManyAttempts { .. }) => out.push(fail(&e)),
+                    Err(
+                        e @ (DomainError::TooManyAttempts { .. }
+                        | DomainError::TooManyConnections { .. }),
+                    ) => out.push(fail(&e)),
                     result => {
                         self.answer_auth(c, code::LOGIN_REPLY, result, rid, out)
                             .await;
@@ -200,7 +203,10 @@ impl Dialect for V1 {
                     .authenticate(Credentials::Token(token, Since::Targets(since)))
                     .await;
                 match result {
-                    Err(e @ DomainError::TooManyAttempts { .. }) => out.push(fail(&e)),
+                    Err(
+                        e @ (DomainError::TooManyAttempts { .. }
+                        | DomainError::TooManyConnections { .. }),
+                    ) => out.push(fail(&e)),
                     result => {
                         self.answer_auth(c, code::RESUME_REPLY, result, rid, out)
                             .await;
@@ -243,14 +249,23 @@ impl Dialect for V1 {
             }
             Request::NewSession { members, name } => {
                 let name = name.unwrap_or_default();
-                let made = c.domain().create_group(me, &members, &name).await;
+                let origin = Some(c.origin());
+                let made = c
+                    .domain()
+                    .create_group_inviting(me, &members, &name, origin)
+                    .await;
                 let frame = match made {
-                    Ok(chat) => v1::new_session_reply(t, Ok(chat.id)),
+                    Ok((chat, invited)) => {
+                        let mut frame = v1::new_session_reply(t, Ok(chat.id));
+                        // Listed accounts whose setting asks for an invitation.
+                        frame["invited"] = json!(invited);
+                        frame
+                    }
                     Err(e) => v1::new_session_reply(t, Err(&wire_error(&e).message)),
                 };
                 out.push(reply(frame));
             }
-            Request::AccountInfo { ocid, values } => match c.domain().account(ocid).await {
+            Request::AccountInfo { ocid, values } => match c.domain().account_for(me, ocid).await {
                 Ok(a) => {
                     let mut data = Map::new();
                     for (field, name) in values {

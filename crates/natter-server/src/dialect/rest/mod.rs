@@ -221,6 +221,15 @@ pub(crate) fn failure(e: &DomainError) -> Failure {
                 &format!("too many failed attempts; try again in {retry_after_s} s"),
             )
         },
+        DomainError::LimitReached { retry_after_s, .. } => Failure {
+            retry_after_s: Some(*retry_after_s),
+            ..f(429, status::FAILURE, &e.to_string())
+        },
+        DomainError::TooManyConnections { max } => f(
+            429,
+            status::FAILURE,
+            &format!("this account has {max} connections to this server already"),
+        ),
         DomainError::FileTooLarge { max } => f(
             413,
             status::FORMAT_ERROR_FILE,
@@ -692,6 +701,9 @@ async fn own_user(req: Req) -> Result<Reply, Failure> {
 async fn user(req: Req) -> Result<Reply, Failure> {
     let me = req.me().await?;
     let id = path_id(&req, 0)?;
+    if Ocid(id) != me.ocid {
+        req.domain().look_up(me.ocid).map_err(|e| failure(&e))?;
+    }
     Ok(ok(info_of(req.domain(), me.ocid, Ocid(id)).await?, "ok"))
 }
 
@@ -788,6 +800,7 @@ async fn search(req: Req) -> Result<Reply, Failure> {
             ));
         }
     };
+    req.domain().look_up(me.ocid).map_err(|e| failure(&e))?;
     let found = req.domain().search(&by, Ocid(0), MAX_FOUND).await;
     let found = match found {
         Ok((found, _)) => found,

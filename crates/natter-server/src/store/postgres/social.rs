@@ -272,6 +272,7 @@ impl Profiles for PgStore {
             "DELETE FROM invitations WHERE ocid = $1 OR by_ocid = $1",
             "DELETE FROM pending_notices WHERE ocid = $1",
             "DELETE FROM service_tokens WHERE ocid = $1",
+            "DELETE FROM account_settings WHERE ocid = $1",
         ] {
             sqlx::query(sql)
                 .bind(ocid.sql())
@@ -352,6 +353,28 @@ impl Profiles for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(backend)
+    }
+    async fn group_adds(&self, ocid: Ocid) -> Result<Option<u8>> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT group_adds FROM account_settings WHERE ocid = $1")
+                .bind(ocid.sql())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(found.map(|v| v.clamp(0, 255) as u8))
+    }
+
+    async fn set_group_adds(&self, ocid: Ocid, value: u8) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO account_settings (ocid, group_adds) VALUES ($1, $2)
+             ON CONFLICT (ocid) DO UPDATE SET group_adds = excluded.group_adds",
+        )
+        .bind(ocid.sql())
+        .bind(i64::from(value))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 }
 

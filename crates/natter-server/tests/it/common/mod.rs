@@ -78,6 +78,11 @@ impl TestServer {
             presence_grace: Duration::from_millis(100),
             ..Config::default()
         };
+        // The tests put accounts that are not friends into groups to test everything else
+        // about groups: their accounts let anyone add them, as a deployment may choose
+        // (`--group-adds-default everyone`). Consent itself (the product's default, friends
+        // only) is tested in consent.rs, whose servers say so.
+        config.limits.group_adds = natter_server::domain::GroupAdds::Everyone;
         tweak(&mut config);
         let (addr, pipe, shutdown, task) = spawn_server(config.clone()).await;
         Self {
