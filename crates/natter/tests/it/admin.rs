@@ -251,7 +251,9 @@ async fn admin_manages_accounts_of_a_running_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_disbands_a_group_of_a_running_server() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server: Server = serve(dir.path(), &[], "natter");
+    // Strangers may be put into groups here, so that Bob is a member without accepting.
+    let args = ["--group-adds-default", "everyone"];
+    let server: Server = serve(dir.path(), &args, "natter");
     let mut ann = connect(&server.addr).await;
     let mut bob = connect(&server.addr).await;
     for (ws, email) in [(&mut ann, "ann@example.com"), (&mut bob, "bob@example.com")] {

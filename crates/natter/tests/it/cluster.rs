@@ -168,8 +168,10 @@ async fn a_killed_nodes_clients_fail_over_and_lose_nothing() {
     };
     let Some(bus) = nats().await else { return };
     let cluster = format!("natter-test-{:x}", rand_u64());
-    let mut a = node("node-a", &db.url, &bus, &cluster, &[]);
-    let b = node("node-b", &db.url, &bus, &cluster, &[]);
+    // Strangers may be put into groups here, so that Bob and Carol are members at once.
+    let adds = ["--group-adds-default", "everyone"];
+    let mut a = node("node-a", &db.url, &bus, &cluster, &adds);
+    let b = node("node-b", &db.url, &bus, &cluster, &adds);
 
     let mut alice = Peer::new(&a.server.addr, "alice@example.com").await;
     let mut carol = Peer::new(&a.server.addr, "carol@example.com").await;
