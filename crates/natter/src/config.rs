@@ -97,8 +97,9 @@ pub struct ServeArgs {
     /// Groups one account may create per hour (on each node); 0 for no limit [default: 30].
     #[arg(long, env = "NATTER_GROUPS_PER_HOUR")]
     pub groups_per_hour: Option<u32>,
-    /// Accounts one account may add to groups it creates or invite into groups, per hour (on
-    /// each node); 0 for no limit [default: 500].
+    /// Invitations into groups one account may send per hour (on each node), at a group's
+    /// creation or later; accounts whose setting lets it add them are not counted; 0 for no
+    /// limit [default: 500].
     #[arg(long, env = "NATTER_MEMBERS_ADDED_PER_HOUR")]
     pub members_added_per_hour: Option<u32>,
     /// Friend requests one account may send per hour (on each node); 0 for no limit

@@ -267,9 +267,7 @@ impl Domain {
                 self.live_account(*m).await?;
             }
         }
-        let others = u32::try_from(all.len() - 1).unwrap_or(u32::MAX);
         self.spend(&self.quotas.groups, owner, 1)?;
-        self.spend(&self.quotas.members, owner, others)?;
         // An account that blocks the owner is not put in its group (and the owner is not told,
         // as an invitation it would not see).
         let mut kept = Vec::with_capacity(all.len());
@@ -289,6 +287,13 @@ impl Domain {
                 invited.push(m);
             }
         }
+        // Those who let the owner add them agreed to it; the others are invited, and the
+        // invitations are what the quota bounds (as with invitations into an existing group).
+        self.spend(
+            &self.quotas.members,
+            owner,
+            u32::try_from(invited.len()).unwrap_or(u32::MAX),
+        )?;
         let now = now_ms();
         let chat = self
             .store

@@ -1,5 +1,6 @@
-//! Per-account limits on what reaches other accounts: groups created, accounts added to (or
-//! invited into) groups, friend requests, messages to strangers (private chats between
+//! Per-account limits on what reaches other accounts: groups created, invitations into groups
+//! (accounts whose setting lets the inviter add them are added without one, and not counted),
+//! friend requests, messages to strangers (private chats between
 //! accounts that are not friends), and lookups of other accounts (account info, profiles,
 //! searches). Each is counted per account in a fixed window on this node; past its maximum
 //! the request is refused with the seconds until the window ends.
@@ -84,7 +85,7 @@ impl Limited {
     pub fn what(self) -> &'static str {
         match self {
             Self::Groups => "groups created",
-            Self::Members => "accounts added to or invited into groups",
+            Self::Members => "invitations into groups",
             Self::FriendRequests => "friend requests",
             Self::StrangerMessages => "messages to accounts that are not your friends",
             Self::Lookups => "account lookups",

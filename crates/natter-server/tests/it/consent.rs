@@ -1,6 +1,6 @@
 //! Consent and abuse between accounts, through the wire: nobody is put into a group without
 //! consent (the `group_adds` setting; the others are invited and join by accepting), and the
-//! per-account quotas (groups created, accounts added, friend requests, messages to strangers,
+//! per-account quotas (groups created, invitations, friend requests, messages to strangers,
 //! lookups) refuse with `limit_reached`.
 
 use crate::common::*;
@@ -280,4 +280,62 @@ async fn quotas_between_accounts_refuse_with_limit_reached() {
     );
     let r = ask(&mut bob.client, &frame(&v1::new_group(&[], None)), 9).await;
     assert_eq!(r["success"], json!(true), "another account creates: {r}");
+}
+
+/// The quota on invitations counts only the accounts that did not agree to be added: a group
+/// of friends and of accounts open to everyone is made whatever its size, while invitations
+/// (at creation or later) stop at the quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_invitations_count_against_the_members_quota() {
+    let server = TestServer::start_with(|c| {
+        c.limits.group_adds = GroupAdds::Friends;
+        c.limits.abuse.members.max = 1;
+    })
+    .await;
+    let mut alice = user_v1(&server, "alice@example.com", "Alice", "pw-a").await;
+    let mut bob = user_v1(&server, "bob@example.com", "Bob", "pw-b").await;
+    let mut carol = user_v1(&server, "carol@example.com", "Carol", "pw-c").await;
+    let mut dave = user_v1(&server, "dave@example.com", "Dave", "pw-d").await;
+    let erin = user_v1(&server, "erin@example.com", "Erin", "pw-e").await;
+    let frank = user_v1(&server, "frank@example.com", "Frank", "pw-f").await;
+    befriend_v1(&mut alice, &mut bob).await;
+    set_group_adds(&mut carol.client, "everyone").await;
+    set_group_adds(&mut dave.client, "everyone").await;
+
+    // A friend and two open accounts are added, one stranger invited: one counted.
+    let r = ask(
+        &mut alice.client,
+        &frame(&v1::new_group(
+            &[bob.ocid, carol.ocid, dave.ocid, erin.ocid],
+            Some("club"),
+        )),
+        9,
+    )
+    .await;
+    assert_eq!(r["success"], json!(true), "{r}");
+    assert_eq!(r["invited"], json!([erin.ocid]), "{r}");
+    let g = int(&r["group_id"]);
+    // A second invitation is past the quota.
+    alice
+        .client
+        .send_json(&json!({"code": 160, "group_id": g, "ocid": frank.ocid, "request_id": 7}))
+        .await;
+    let refused = next_not_message(&mut alice.client).await;
+    let message = assert_error(&refused, "limit_reached", 4293, json!(160));
+    assert!(message.contains("invitations into groups"), "{message}");
+    // So is a new group that would invite a stranger, but not one of consenting accounts.
+    let r = ask(
+        &mut alice.client,
+        &frame(&v1::new_group(&[frank.ocid], None)),
+        9,
+    )
+    .await;
+    assert_eq!(r["success"], json!(false), "{r}");
+    let r = ask(
+        &mut alice.client,
+        &frame(&v1::new_group(&[bob.ocid, carol.ocid, dave.ocid], None)),
+        9,
+    )
+    .await;
+    assert_eq!(r["success"], json!(true), "{r}");
 }
