@@ -9,16 +9,19 @@
 //! dialect performs at least the operations listed for it. A reply that is neither a success
 //! nor a refusal for lack of permission (a malformed request, a server failure) fails the test.
 //!
-//! The world: `owner` created the group with `admin`, `coadmin`, `member`, `victim` and `banned`
-//! (all its friends, so every add is consented), made `admin` and `coadmin` admins, set the group to join by
-//! approval, said "hello" in it, and removed `banned`; `joiner` asks to join. `peer` is an
-//! account outside the group. `blocked` is blocked by both `owner` and `peer`; `stranger` has no
-//! relation to anyone; `anonymous` is not logged in (or carries no valid credential). `pal` is
-//! the friend of `member`, `admin`, `owner` and `banned`, and keeps the product's default
-//! consent to groups (friends may add it). `outsider` asked `peer` to be friends. The quotas between accounts are off (they are tested
-//! on their own), so that the matrix's many groups and requests measure permissions only. Each
-//! operation runs on a fresh group, so that one that changes it (a kick, a disband) does not
-//! change the next.
+//! The world: `owner` created the group with `admin`, `coadmin`, `member`, `victim` and
+//! `banned` (all its friends, so every add is consented), made `admin` and `coadmin` admins,
+//! set the group to join by approval, said "hello" in it, and removed `banned`; `joiner` asks
+//! to join. `peer` is an account outside the group. `blocked` is blocked by both `owner` and
+//! `peer`; `stranger` has no relation to anyone; `anonymous` is not logged in (or carries no
+//! valid credential). `pal` is the friend of `member`, `admin`, `owner` and `banned`, and keeps
+//! the product's default consent to groups (friends may add it). `outsider` asked `peer` to be
+//! friends. The quotas between accounts are off (they are tested on their own), so that the
+//! matrix's many groups and requests measure permissions only. Each operation runs on a fresh
+//! group, so that one that changes it (a kick, a disband) does not change the next.
+//!
+//! A request with no reply on success (typing) is judged by its effect: the other side must
+//! hear it before the notice of an account that may type, sent after it.
 
 use crate::common::http::{Reply, request};
 use crate::common::{Client, TestServer, User, befriend_v1, frame, int, string, user_v1};
@@ -119,18 +122,21 @@ enum Op {
     AddToGroup,
     /// Upload a file of one's own.
     UploadFile,
-    /// Send a picture to the group as a file message.
+    /// Send a picture of one's own to the group as a file message.
     SendFileToGroup,
+    /// Send the picture `owner` sent in the group on to `outsider` (a member of a chat a file
+    /// was sent in may send it on).
+    ForwardGroupFile,
     /// Offer `peer` a file to fetch from the offerer (the pipe dialect's peer-to-peer offer).
     OfferFileToPeer,
-    /// Accept the friend request `outsider` made to `peer` (one answers only requests made to
-    /// oneself).
+    /// Answer the friend request `outsider` made to `peer` (one answers only requests made
+    /// to oneself).
     AnswerOthersFriendRequest,
     /// Change `peer`'s profile.
     EditOthersProfile,
 }
 
-const OPS: [Op; 34] = [
+const OPS: [Op; 35] = [
     Op::SendToGroup,
     Op::GroupHistory,
     Op::GroupMembers,
@@ -162,6 +168,7 @@ const OPS: [Op; 34] = [
     Op::AddToGroup,
     Op::UploadFile,
     Op::SendFileToGroup,
+    Op::ForwardGroupFile,
     Op::OfferFileToPeer,
     Op::AnswerOthersFriendRequest,
     Op::EditOthersProfile,
@@ -186,7 +193,8 @@ fn expected(op: Op, role: Role) -> Outcome {
         | Op::GroupMembers
         | Op::MarkRead
         | Op::TypeInGroup
-        | Op::SendFileToGroup => [D, D, D, A, A, A, D],
+        | Op::SendFileToGroup
+        | Op::ForwardGroupFile => [D, D, D, A, A, A, D],
         Op::ReadGroupFile => [D, D, D, A, A, A, D],
         Op::RenameGroup | Op::Invite | Op::JoinRequests | Op::AnswerJoin | Op::Kick => {
             [D, D, D, D, A, A, D]
@@ -486,7 +494,7 @@ impl World {
                 assert_eq!(r["code"], json!(161), "{r}");
             }
         }
-        let file = if op == Op::ReadGroupFile {
+        let file = if matches!(op, Op::ReadGroupFile | Op::ForwardGroupFile) {
             let token = self.accts["owner"].user.token.clone();
             let id = upload(self.addr, &token, "p.png", "image/png", &png(2, 2, 64)).await;
             let r = self
@@ -728,6 +736,8 @@ impl Adapter for V1 {
         Op::AddToGroup,
         Op::UploadFile,
         Op::AnswerOthersFriendRequest,
+        Op::SendFileToGroup,
+        Op::ForwardGroupFile,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -843,15 +853,37 @@ impl Adapter for V1 {
                     s => panic!("unexpected status {s}: {r:?}"),
                 };
             }
-            Op::SendInOthersPrivateChat
-            | Op::SendFileToGroup
-            | Op::OfferFileToPeer
-            | Op::EditOthersProfile => {
+            Op::SendFileToGroup => {
+                let id = own_picture(w, role).await;
+                (
+                    json!({"code": 2, "sender": {"group_id": g}, "file": {"id": id}, "msg": ""}),
+                    103,
+                )
+            }
+            Op::ForwardGroupFile => {
+                let id = cell.file.as_deref().expect("a file");
+                (
+                    json!({"code": 2, "sender": {"private_id": w.ocid("outsider")}, "file": {"id": id}, "msg": ""}),
+                    103,
+                )
+            }
+            Op::SendInOthersPrivateChat | Op::OfferFileToPeer | Op::EditOthersProfile => {
                 return Outcome::Absent;
             }
         };
         let r = self.as_role(w, role, req).await;
         v1_outcome(&r, success)
+    }
+}
+
+/// The id of a picture `role` uploaded (one nobody has for anonymous).
+async fn own_picture(w: &World, role: Role) -> String {
+    match name_of(role) {
+        Some(name) => {
+            let token = &w.accts[name].user.token;
+            upload(w.addr, token, "p.png", "image/png", &png(2, 2, 64)).await
+        }
+        None => "nofile".to_owned(),
     }
 }
 
@@ -1250,6 +1282,8 @@ impl Adapter for Rest {
         Op::UploadFile,
         Op::AnswerOthersFriendRequest,
         Op::EditOthersProfile,
+        Op::SendFileToGroup,
+        Op::ForwardGroupFile,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -1258,6 +1292,24 @@ impl Adapter for Rest {
         let pal = w.ocid("pal");
         let (method, path, body) = match op {
             Op::GroupHistory => ("GET", format!("/api/message?chatId={g}"), Value::Null),
+            Op::SendFileToGroup => {
+                let id = own_picture(w, role).await;
+                (
+                    "POST",
+                    "/api/message".to_owned(),
+                    json!({"chatId": g.to_string(), "type": 1,
+                           "info": [{"category": 1, "content": format!("/files/{id}")}]}),
+                )
+            }
+            Op::ForwardGroupFile => {
+                let id = cell.file.as_deref().expect("a file");
+                (
+                    "POST",
+                    "/api/message".to_owned(),
+                    json!({"chatId": "", "toId": w.ocid("outsider").to_string(), "type": 1,
+                           "info": [{"category": 1, "content": format!("/files/{id}")}]}),
+                )
+            }
             Op::Join => (
                 "POST",
                 format!("/api/group/{g}/join"),
