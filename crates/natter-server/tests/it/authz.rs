@@ -134,9 +134,12 @@ enum Op {
     AnswerOthersFriendRequest,
     /// Change `peer`'s profile.
     EditOthersProfile,
+    /// Read `peer`'s email address or phone number (only the account itself sees them, and in
+    /// REST its friends its phone; `peer` has no friends).
+    PeerContact,
 }
 
-const OPS: [Op; 35] = [
+const OPS: [Op; 36] = [
     Op::SendToGroup,
     Op::GroupHistory,
     Op::GroupMembers,
@@ -172,6 +175,7 @@ const OPS: [Op; 35] = [
     Op::OfferFileToPeer,
     Op::AnswerOthersFriendRequest,
     Op::EditOthersProfile,
+    Op::PeerContact,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,9 +223,10 @@ fn expected(op: Op, role: Role) -> Outcome {
         Op::OwnChats | Op::CreateGroup => [D, A, A, A, A, A, A],
         // Nobody but its two members writes to a private chat; nobody answers for another
         // account or changes its profile.
-        Op::SendInOthersPrivateChat | Op::AnswerOthersFriendRequest | Op::EditOthersProfile => {
-            [D, D, D, D, D, D, D]
-        }
+        Op::SendInOthersPrivateChat
+        | Op::AnswerOthersFriendRequest
+        | Op::EditOthersProfile
+        | Op::PeerContact => [D, D, D, D, D, D, D],
     };
     row[ROLES.iter().position(|r| *r == role).expect("a role")]
 }
@@ -738,6 +743,7 @@ impl Adapter for V1 {
         Op::AnswerOthersFriendRequest,
         Op::SendFileToGroup,
         Op::ForwardGroupFile,
+        Op::PeerContact,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -853,6 +859,23 @@ impl Adapter for V1 {
                     s => panic!("unexpected status {s}: {r:?}"),
                 };
             }
+            Op::PeerContact => {
+                // Account values (email) and the profile (email and phone).
+                let values =
+                    json!({"code": 10, "ocid": peer, "request_values": ["email", "phone"]});
+                let r10 = self.as_role(w, role, values).await;
+                let r126 = self
+                    .as_role(w, role, json!({"code": 126, "ocid": peer}))
+                    .await;
+                let outcomes = [v1_outcome(&r10, 11), v1_outcome(&r126, 127)];
+                assert_eq!(outcomes[0], outcomes[1], "{r10} {r126}");
+                let shown = shows_contact(w, &r10) || shows_contact(w, &r126);
+                return if outcomes[0] == Outcome::Allowed && shown {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                };
+            }
             Op::SendFileToGroup => {
                 let id = own_picture(w, role).await;
                 (
@@ -874,6 +897,12 @@ impl Adapter for V1 {
         let r = self.as_role(w, role, req).await;
         v1_outcome(&r, success)
     }
+}
+
+/// Whether `reply` shows `peer`'s email address or phone number anywhere.
+fn shows_contact(w: &World, reply: &Value) -> bool {
+    let text = reply.to_string();
+    text.contains("peer@matrix.test") || text.contains(&w.accts["peer"].phone)
 }
 
 /// The id of a picture `role` uploaded (one nobody has for anonymous).
@@ -1284,6 +1313,7 @@ impl Adapter for Rest {
         Op::EditOthersProfile,
         Op::SendFileToGroup,
         Op::ForwardGroupFile,
+        Op::PeerContact,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -1363,7 +1393,9 @@ impl Adapter for Rest {
                 "/api/message".to_owned(),
                 json!({"chatId": w.others_chat.to_string(), "type": 1, "info": text}),
             ),
-            Op::PeerProfile => ("GET", format!("/api/user/{}", w.ocid("peer")), Value::Null),
+            Op::PeerProfile | Op::PeerContact => {
+                ("GET", format!("/api/user/{}", w.ocid("peer")), Value::Null)
+            }
             Op::FriendRequestToPeer => (
                 "GET",
                 format!("/api/friends/{}", w.ocid("peer")),
@@ -1406,6 +1438,13 @@ impl Adapter for Rest {
                     .as_array()
                     .is_some_and(|m| m.contains(&json!(pal.to_string())));
                 pal_added(w, group, Some(!listed)).await
+            }
+            (200, Some(1)) if op == Op::PeerContact => {
+                if shows_contact(w, &v) {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                }
             }
             (200, Some(1)) => Outcome::Allowed,
             // 409: joining a group one is a member of.
