@@ -137,9 +137,11 @@ enum Op {
     /// Read `peer`'s email address or phone number (only the account itself sees them, and in
     /// REST its friends its phone; `peer` has no friends).
     PeerContact,
+    /// Read the history of the private chat of `peer` and `victim`, named by its chat id.
+    ReadOthersPrivateChat,
 }
 
-const OPS: [Op; 36] = [
+const OPS: [Op; 37] = [
     Op::SendToGroup,
     Op::GroupHistory,
     Op::GroupMembers,
@@ -176,6 +178,7 @@ const OPS: [Op; 36] = [
     Op::AnswerOthersFriendRequest,
     Op::EditOthersProfile,
     Op::PeerContact,
+    Op::ReadOthersPrivateChat,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +229,8 @@ fn expected(op: Op, role: Role) -> Outcome {
         Op::SendInOthersPrivateChat
         | Op::AnswerOthersFriendRequest
         | Op::EditOthersProfile
-        | Op::PeerContact => [D, D, D, D, D, D, D],
+        | Op::PeerContact
+        | Op::ReadOthersPrivateChat => [D, D, D, D, D, D, D],
     };
     row[ROLES.iter().position(|r| *r == role).expect("a role")]
 }
@@ -374,6 +378,14 @@ impl World {
             )
             .await;
         world.others_chat = int(&r.json()["content"]["chat"]);
+        let victim = world.ocid("victim");
+        let r = world
+            .v1_ask(
+                "peer",
+                json!({"code": 0, "sender": {"private_id": victim}, "msg": "between us"}),
+            )
+            .await;
+        assert_eq!(r["code"], json!(103), "{r}");
         world
     }
 
@@ -890,7 +902,10 @@ impl Adapter for V1 {
                     103,
                 )
             }
-            Op::SendInOthersPrivateChat | Op::OfferFileToPeer | Op::EditOthersProfile => {
+            Op::SendInOthersPrivateChat
+            | Op::ReadOthersPrivateChat
+            | Op::OfferFileToPeer
+            | Op::EditOthersProfile => {
                 return Outcome::Absent;
             }
         };
@@ -1197,6 +1212,7 @@ impl Adapter for Svc {
         Op::OwnChats,
         Op::CreateGroup,
         Op::AddToGroup,
+        Op::ReadOthersPrivateChat,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -1217,12 +1233,15 @@ impl Adapter for Svc {
             Op::CreateGroup => (7, json!({"name": "mine", "is_group": true, "member": []})),
             Op::SendToGroup => (5, json!({"chat": g, "msg": "hi"})),
             Op::GroupHistory => (3, json!({"chat": g, "index": -1, "count": 10})),
+            Op::ReadOthersPrivateChat => {
+                (3, json!({"chat": w.others_chat, "index": -1, "count": 10}))
+            }
             Op::Join => (6, json!({"chat": g})),
             Op::SendInOthersPrivateChat => (5, json!({"chat": w.others_chat, "msg": "hi"})),
             _ => return Outcome::Absent,
         };
         let outcome = svc_outcome(w, role, code, content.clone()).await;
-        if op == Op::GroupHistory {
+        if matches!(op, Op::GroupHistory | Op::ReadOthersPrivateChat) {
             // Code 9 pages the other way; it must be allowed to the same roles.
             assert_eq!(
                 svc_outcome(w, role, 9, content).await,
@@ -1314,6 +1333,7 @@ impl Adapter for Rest {
         Op::SendFileToGroup,
         Op::ForwardGroupFile,
         Op::PeerContact,
+        Op::ReadOthersPrivateChat,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
@@ -1322,6 +1342,11 @@ impl Adapter for Rest {
         let pal = w.ocid("pal");
         let (method, path, body) = match op {
             Op::GroupHistory => ("GET", format!("/api/message?chatId={g}"), Value::Null),
+            Op::ReadOthersPrivateChat => (
+                "GET",
+                format!("/api/message?chatId={}", w.others_chat),
+                Value::Null,
+            ),
             Op::SendFileToGroup => {
                 let id = own_picture(w, role).await;
                 (
