@@ -12,13 +12,14 @@
 //! The world: `owner` created the group with `admin`, `coadmin`, `member`, `victim` and
 //! `banned` (all its friends, so every add is consented), made `admin` and `coadmin` admins,
 //! set the group to join by approval, said "hello" in it, and removed `banned`; `joiner` asks
-//! to join. `peer` is an account outside the group. `blocked` is blocked by both `owner` and
-//! `peer`; `stranger` has no relation to anyone; `anonymous` is not logged in (or carries no
-//! valid credential). `pal` is the friend of `member`, `admin`, `owner` and `banned`, and keeps
-//! the product's default consent to groups (friends may add it). `outsider` asked `peer` to be
-//! friends. The quotas between accounts are off (they are tested on their own), so that the
-//! matrix's many groups and requests measure permissions only. Each operation runs on a fresh
-//! group, so that one that changes it (a kick, a disband) does not change the next.
+//! to join. `peer` is an account outside the group; it wrote to `victim`. `blocked` is blocked
+//! by both `owner` and `peer`; `stranger` has no relation to anyone; `anonymous` is not logged
+//! in (or carries no valid credential). `pal` is the friend of `member`, `admin`, `owner` and
+//! `banned`, and keeps the product's default consent to groups (friends may add it).
+//! `outsider` asked `peer` to be friends. The quotas between accounts are off (they are tested
+//! on their own), so that the matrix's many groups and requests measure permissions only. Each
+//! operation runs on a fresh group, so that one that changes it (a kick, a disband) does not
+//! change the next.
 //!
 //! A request with no reply on success (typing) is judged by its effect: the other side must
 //! hear it before the notice of an account that may type, sent after it.
