@@ -9,19 +9,29 @@
 //! dialect performs at least the operations listed for it. A reply that is neither a success
 //! nor a refusal for lack of permission (a malformed request, a server failure) fails the test.
 //!
-//! The world: `owner` created the group with `admin`, `coadmin`, `member`, `victim` and `banned`
-//! (all its friends, so every add is consented), made `admin` and `coadmin` admins, set the group to join by
-//! approval, said "hello" in it, and removed `banned`; `joiner` asks to join. `peer` is an
-//! account outside the group. `blocked` is blocked by both `owner` and `peer`; `stranger` has no
-//! relation to anyone; `anonymous` is not logged in (or carries no valid credential). Each
+//! The world: `owner` created the group with `admin`, `coadmin`, `member`, `victim` and
+//! `banned` (all its friends, so every add is consented), made `admin` and `coadmin` admins,
+//! set the group to join by approval, said "hello" in it, and removed `banned`; `joiner` asks
+//! to join. `peer` is an account outside the group; it wrote to `victim`. `blocked` is blocked
+//! by both `owner` and `peer`; `stranger` has no relation to anyone; `anonymous` is not logged
+//! in (or carries no valid credential). `pal` is the friend of `member`, `admin`, `owner` and
+//! `banned`, and keeps the product's default consent to groups (friends may add it).
+//! `outsider` asked `peer` to be friends. The quotas between accounts are off (they are tested
+//! on their own), so that the matrix's many groups and requests measure permissions only. Each
 //! operation runs on a fresh group, so that one that changes it (a kick, a disband) does not
 //! change the next.
+//!
+//! A request with no reply on success (typing) is judged by its effect: the other side must
+//! hear it before the notice of an account that may type, sent after it.
 
 use crate::common::http::{Reply, request};
 use crate::common::{Client, TestServer, User, befriend_v1, frame, int, string, user_v1};
 use crate::files::{png, upload};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use natter_client::ourchat::v1;
 use natter_client::pipe;
+use natter_server::domain::GroupAdds;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -96,9 +106,43 @@ enum Op {
     OwnChats,
     /// Create a group of one's own.
     CreateGroup,
+    /// Say one types in the group (no reply on success: the effect is observed by `victim`,
+    /// a member, who receives the notice or not).
+    TypeInGroup,
+    /// Say one types to `peer` (observed by `peer`).
+    TypeToPeer,
+    /// Accept an invitation to the group; an admin invited every outsider role (`stranger`,
+    /// `blocked`, `banned`), and a member has none.
+    AcceptInvitation,
+    /// Give `pal` a remark; `pal` is the friend of `member`, `admin`, `owner` and `banned`.
+    SetRemark,
+    /// End the friendship with `pal` (restored after each success).
+    EndFriendship,
+    /// Put `pal` into a new group of one's own: `pal` keeps the default `group_adds`
+    /// (friends), so only its friends add it; anyone else's group invites it instead.
+    AddToGroup,
+    /// Upload a file of one's own.
+    UploadFile,
+    /// Send a picture of one's own to the group as a file message.
+    SendFileToGroup,
+    /// Send the picture `owner` sent in the group on to `outsider` (a member of a chat a file
+    /// was sent in may send it on).
+    ForwardGroupFile,
+    /// Offer `peer` a file to fetch from the offerer (the pipe dialect's peer-to-peer offer).
+    OfferFileToPeer,
+    /// Answer the friend request `outsider` made to `peer` (one answers only requests made
+    /// to oneself).
+    AnswerOthersFriendRequest,
+    /// Change `peer`'s profile.
+    EditOthersProfile,
+    /// Read `peer`'s email address or phone number (only the account itself sees them, and in
+    /// REST its friends its phone; `peer` has no friends).
+    PeerContact,
+    /// Read the history of the private chat of `peer` and `victim`, named by its chat id.
+    ReadOthersPrivateChat,
 }
 
-const OPS: [Op; 23] = [
+const OPS: [Op; 37] = [
     Op::SendToGroup,
     Op::GroupHistory,
     Op::GroupMembers,
@@ -122,6 +166,20 @@ const OPS: [Op; 23] = [
     Op::AccountInfoOfPeer,
     Op::OwnChats,
     Op::CreateGroup,
+    Op::TypeInGroup,
+    Op::TypeToPeer,
+    Op::AcceptInvitation,
+    Op::SetRemark,
+    Op::EndFriendship,
+    Op::AddToGroup,
+    Op::UploadFile,
+    Op::SendFileToGroup,
+    Op::ForwardGroupFile,
+    Op::OfferFileToPeer,
+    Op::AnswerOthersFriendRequest,
+    Op::EditOthersProfile,
+    Op::PeerContact,
+    Op::ReadOthersPrivateChat,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +196,13 @@ use Outcome::{Allowed as A, Denied as D};
 fn expected(op: Op, role: Role) -> Outcome {
     // anonymous, stranger, blocked, member, admin, owner, banned
     let row: [Outcome; 7] = match op {
-        Op::SendToGroup | Op::GroupHistory | Op::GroupMembers | Op::MarkRead => {
-            [D, D, D, A, A, A, D]
-        }
+        Op::SendToGroup
+        | Op::GroupHistory
+        | Op::GroupMembers
+        | Op::MarkRead
+        | Op::TypeInGroup
+        | Op::SendFileToGroup
+        | Op::ForwardGroupFile => [D, D, D, A, A, A, D],
         Op::ReadGroupFile => [D, D, D, A, A, A, D],
         Op::RenameGroup | Op::Invite | Op::JoinRequests | Op::AnswerJoin | Op::Kick => {
             [D, D, D, D, A, A, D]
@@ -150,15 +212,26 @@ fn expected(op: Op, role: Role) -> Outcome {
         Op::Leave => [D, D, D, A, A, D, D],
         // Anyone outside may ask (a removed member too); members already are.
         Op::Join => [D, A, A, D, D, D, A],
-        // `peer` blocks `blocked`; strangers may write (within their limits).
-        Op::SendToPeer => [D, A, D, A, A, A, A],
+        // Only the invited accept; members have no invitation to accept.
+        Op::AcceptInvitation => [D, A, A, D, D, D, A],
+        // `peer` blocks `blocked`; strangers may write (within their limits). A typing notice
+        // to an account that blocks the typer goes nowhere (the typer is not told).
+        Op::SendToPeer | Op::TypeToPeer | Op::OfferFileToPeer => [D, A, D, A, A, A, A],
+        // Only `pal`'s friends.
+        Op::SetRemark | Op::EndFriendship | Op::AddToGroup => [D, D, D, A, A, A, A],
+        Op::UploadFile => [D, A, A, A, A, A, A],
         Op::PeerProfile | Op::AccountInfoOfPeer => [D, A, A, A, A, A, A],
         // A request to an account that blocks the caller is answered as sent and goes nowhere
         // (the caller is not told it is blocked).
         Op::FriendRequestToPeer => [D, A, A, A, A, A, A],
         Op::OwnChats | Op::CreateGroup => [D, A, A, A, A, A, A],
-        // Nobody but its two members writes to a private chat.
-        Op::SendInOthersPrivateChat => [D, D, D, D, D, D, D],
+        // Nobody but its two members writes to a private chat; nobody answers for another
+        // account or changes its profile.
+        Op::SendInOthersPrivateChat
+        | Op::AnswerOthersFriendRequest
+        | Op::EditOthersProfile
+        | Op::PeerContact
+        | Op::ReadOthersPrivateChat => [D, D, D, D, D, D, D],
     };
     row[ROLES.iter().position(|r| *r == role).expect("a role")]
 }
@@ -220,7 +293,7 @@ impl World {
     async fn new(server: &TestServer) -> Self {
         let names = [
             "owner", "admin", "member", "victim", "banned", "stranger", "blocked", "peer",
-            "outsider", "joiner", "coadmin",
+            "outsider", "joiner", "coadmin", "pal",
         ];
         let mut accts = HashMap::new();
         let mut next_id = 0;
@@ -278,6 +351,14 @@ impl World {
             world.accts.insert("owner", owner);
             world.accts.insert(friend, other);
         }
+        for friend in ["member", "admin", "owner", "banned"] {
+            world.befriend(friend, "pal").await;
+        }
+        let peer = world.ocid("peer");
+        let r = world
+            .v1_ask("outsider", json!({"code": 111, "ocid": peer, "msg": "hi"}))
+            .await;
+        assert_eq!(r["code"], json!(112), "{r}");
         let blocked = world.ocid("blocked");
         for blocker in ["owner", "peer"] {
             let r = world
@@ -298,11 +379,41 @@ impl World {
             )
             .await;
         world.others_chat = int(&r.json()["content"]["chat"]);
+        let victim = world.ocid("victim");
+        let r = world
+            .v1_ask(
+                "peer",
+                json!({"code": 0, "sender": {"private_id": victim}, "msg": "between us"}),
+            )
+            .await;
+        assert_eq!(r["code"], json!(103), "{r}");
         world
     }
 
     fn ocid(&self, name: &str) -> u64 {
         self.accts[name].user.ocid
+    }
+
+    /// Make `a` and `b` friends: `a` asks, `b` accepts.
+    async fn befriend(&mut self, a: &str, b: &str) {
+        let (a_id, b_id) = (self.ocid(a), self.ocid(b));
+        let r = self
+            .v1_ask(a, json!({"code": 111, "ocid": b_id, "msg": "hi"}))
+            .await;
+        assert_eq!(r["code"], json!(112), "{r}");
+        let r = self
+            .v1_ask(b, json!({"code": 113, "ocid": a_id, "accept": true}))
+            .await;
+        assert_eq!(r["code"], json!(114), "{r}");
+    }
+
+    /// Whether `name` is a member of `group`, as the group's profile tells it.
+    async fn is_member(&mut self, name: &str, group: u64) -> bool {
+        let r = self
+            .v1_ask(name, json!({"code": 150, "group_id": group}))
+            .await;
+        assert_eq!(r["code"], json!(151), "{r}");
+        !r["group"]["role"].is_null()
     }
 
     async fn v1_ask(&mut self, name: &str, req: Value) -> Value {
@@ -378,7 +489,30 @@ impl World {
             )
             .await;
         assert_eq!(r["code"], json!(155), "{r}");
-        let file = if op == Op::ReadGroupFile {
+        if op == Op::JoinRequests {
+            // A second request, so that the list of the group's requests is never one line
+            // like a live push of one.
+            let r = self
+                .v1_ask(
+                    "outsider",
+                    json!({"code": 154, "group_id": group, "msg": "me too"}),
+                )
+                .await;
+            assert_eq!(r["code"], json!(155), "{r}");
+        }
+        if op == Op::AcceptInvitation {
+            for invitee in ["stranger", "blocked", "banned"] {
+                let invitee = self.ocid(invitee);
+                let r = self
+                    .v1_ask(
+                        "admin",
+                        json!({"code": 160, "group_id": group, "ocid": invitee}),
+                    )
+                    .await;
+                assert_eq!(r["code"], json!(161), "{r}");
+            }
+        }
+        let file = if matches!(op, Op::ReadGroupFile | Op::ForwardGroupFile) {
             let token = self.accts["owner"].user.token.clone();
             let id = upload(self.addr, &token, "p.png", "image/png", &png(2, 2, 64)).await;
             let r = self
@@ -406,11 +540,18 @@ trait Adapter {
 
 /// Run the whole matrix over one dialect.
 async fn run<T: Adapter>(adapter: &mut T) {
-    // One owner makes a fresh group for every cell: far more than an account may create (and
-    // fill) in an hour, so those quotas are off here.
     let server = TestServer::start_with(|c| {
-        c.limits.abuse.groups.max = 0;
-        c.limits.abuse.members.max = 0;
+        // The product's default consent to groups (the harness lets anyone add by default).
+        c.limits.group_adds = GroupAdds::Friends;
+        let abuse = &mut c.limits.abuse;
+        for quota in [
+            &mut abuse.groups,
+            &mut abuse.members,
+            &mut abuse.friend_requests,
+            &mut abuse.lookups,
+        ] {
+            quota.max = 0;
+        }
     })
     .await;
     let mut world = World::new(&server).await;
@@ -420,6 +561,10 @@ async fn run<T: Adapter>(adapter: &mut T) {
         for role in ROLES {
             let cell = world.cell(op).await;
             let got = adapter.perform(&mut world, op, role, &cell).await;
+            if op == Op::EndFriendship && got == Outcome::Allowed {
+                let name = name_of(role).expect("an account ended a friendship");
+                world.befriend(name, "pal").await;
+            }
             let want = if T::HAS.contains(&op) {
                 expected(op, role)
             } else {
@@ -455,6 +600,9 @@ const REFUSALS: &[&str] = &[
     "not_accepted",
     "invalid_token",
     "blocked",
+    "no_such_invitation",
+    "not_friends",
+    "no_such_request",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -475,6 +623,85 @@ impl V1 {
                 let c = self.anonymous.as_mut().expect("an anonymous connection");
                 ask(c, &mut w.next_id, req).await
             }
+        }
+    }
+
+    /// Send `req`, which has no reply on success, as `role`: whether it was refused.
+    async fn silent(&mut self, w: &mut World, role: Role, req: Value) -> bool {
+        if self.anonymous.is_none() {
+            self.anonymous = Some(Client::connect(w.addr, v1::PATH).await);
+        }
+        let c = match name_of(role) {
+            Some(name) => &mut w.accts.get_mut(name).expect("an account").user.client,
+            None => self.anonymous.as_mut().expect("an anonymous connection"),
+        };
+        silent(c, &mut w.next_id, req).await
+    }
+
+    /// Say `role` types in `chat` (`{"group_id": ..}` or `{"private_id": ..}`), and then
+    /// `marker`, who may: allowed when `observer` hears `role` before it hears `marker`
+    /// (requests of one connection are handled in order, and `role`'s was handled before
+    /// `marker` typed).
+    async fn typing(
+        &mut self,
+        w: &mut World,
+        role: Role,
+        chat: Value,
+        observer: &str,
+        marker: &str,
+    ) -> Outcome {
+        let mut req = chat.clone();
+        req["code"] = json!(121);
+        self.silent(w, role, req.clone()).await;
+        let c = &mut w.accts.get_mut(marker).expect("the marker").user.client;
+        assert!(
+            !silent(c, &mut w.next_id, req).await,
+            "{marker} may type in {chat}"
+        );
+        let typer = name_of(role).map(|n| w.ocid(n));
+        let marker_id = w.ocid(marker);
+        let group = chat.get("group_id").cloned();
+        let obs = &mut w.accts.get_mut(observer).expect("the observer").user.client;
+        let mut heard = false;
+        loop {
+            let f = obs
+                .recv_within(Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|| panic!("{observer} never heard {marker} type in {chat}"));
+            if f["code"] != json!(122) || f["sender"].get("group_id").cloned() != group {
+                continue;
+            }
+            let from = f["sender"]["ocid"].as_u64();
+            heard |= from.is_some() && from == typer;
+            if from == Some(marker_id) {
+                return if heard {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                };
+            }
+        }
+    }
+}
+
+/// Send a v1 request that has no reply on success, then a heartbeat: whether a refusal of the
+/// request came before the heartbeat's reply.
+async fn silent(c: &mut Client, next_id: &mut u64, mut req: Value) -> bool {
+    *next_id += 2;
+    let (id, beat) = (format!("r{}", *next_id - 1), format!("r{next_id}"));
+    req["request_id"] = json!(id);
+    c.send_json(&req).await;
+    c.send_json(&json!({"code": 107, "request_id": beat})).await;
+    let mut refused = false;
+    loop {
+        let f = c.recv().await;
+        if f["request_id"] == json!(id) {
+            assert_eq!(f["code"], json!(100), "{f}");
+            let name = string(&crate::common::error_body(&f)["error"]);
+            assert!(REFUSALS.contains(&name.as_str()), "not a refusal: {f}");
+            refused = true;
+        } else if f["request_id"] == json!(beat) {
+            return refused;
         }
     }
 }
@@ -519,10 +746,22 @@ impl Adapter for V1 {
         Op::AccountInfoOfPeer,
         Op::OwnChats,
         Op::CreateGroup,
+        Op::TypeInGroup,
+        Op::TypeToPeer,
+        Op::AcceptInvitation,
+        Op::SetRemark,
+        Op::EndFriendship,
+        Op::AddToGroup,
+        Op::UploadFile,
+        Op::AnswerOthersFriendRequest,
+        Op::SendFileToGroup,
+        Op::ForwardGroupFile,
+        Op::PeerContact,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
         let g = cell.group;
+        let pal = w.ocid("pal");
         let victim = w.ocid("victim");
         let peer = w.ocid("peer");
         let (req, success) = match op {
@@ -593,10 +832,117 @@ impl Adapter for V1 {
             ),
             Op::OwnChats => (json!({"code": 176}), 177),
             Op::CreateGroup => (frame(&v1::new_group(&[], Some("mine"))), 9),
-            Op::SendInOthersPrivateChat => return Outcome::Absent,
+            Op::TypeInGroup => {
+                let chat = json!({"group_id": g});
+                return self.typing(w, role, chat, "victim", "coadmin").await;
+            }
+            Op::TypeToPeer => {
+                let chat = json!({"private_id": peer});
+                return self.typing(w, role, chat, "peer", "outsider").await;
+            }
+            Op::AcceptInvitation => (json!({"code": 162, "group_id": g, "accept": true}), 163),
+            Op::SetRemark => (json!({"code": 144, "ocid": pal, "remark": "pally"}), 145),
+            Op::EndFriendship => (json!({"code": 115, "ocid": pal}), 116),
+            Op::AnswerOthersFriendRequest => (
+                json!({"code": 113, "ocid": w.ocid("outsider"), "accept": true}),
+                114,
+            ),
+            Op::AddToGroup => {
+                let r = self
+                    .as_role(w, role, frame(&v1::new_group(&[pal], Some("mine"))))
+                    .await;
+                if r["code"] == json!(9) && r["success"] == json!(true) {
+                    let invited = r["invited"]
+                        .as_array()
+                        .is_some_and(|i| i.contains(&json!(pal)));
+                    return pal_added(w, int(&r["group_id"]), Some(invited)).await;
+                }
+                return v1_outcome(&r, 9);
+            }
+            Op::UploadFile => {
+                let auth = name_of(role).map(|n| format!("Bearer {}", w.accts[n].user.token));
+                let mut headers = vec![("Tus-Resumable", "1.0.0"), ("Upload-Length", "10")];
+                if let Some(a) = &auth {
+                    headers.push(("Authorization", a.as_str()));
+                }
+                let r = request(w.addr, "POST", "/files/", &headers, b"").await;
+                return match r.status {
+                    201 => Outcome::Allowed,
+                    401 => Outcome::Denied,
+                    s => panic!("unexpected status {s}: {r:?}"),
+                };
+            }
+            Op::PeerContact => {
+                // Account values (email) and the profile (email and phone).
+                let values =
+                    json!({"code": 10, "ocid": peer, "request_values": ["email", "phone"]});
+                let r10 = self.as_role(w, role, values).await;
+                let r126 = self
+                    .as_role(w, role, json!({"code": 126, "ocid": peer}))
+                    .await;
+                let outcomes = [v1_outcome(&r10, 11), v1_outcome(&r126, 127)];
+                assert_eq!(outcomes[0], outcomes[1], "{r10} {r126}");
+                let shown = shows_contact(w, &r10) || shows_contact(w, &r126);
+                return if outcomes[0] == Outcome::Allowed && shown {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                };
+            }
+            Op::SendFileToGroup => {
+                let id = own_picture(w, role).await;
+                (
+                    json!({"code": 2, "sender": {"group_id": g}, "file": {"id": id}, "msg": ""}),
+                    103,
+                )
+            }
+            Op::ForwardGroupFile => {
+                let id = cell.file.as_deref().expect("a file");
+                (
+                    json!({"code": 2, "sender": {"private_id": w.ocid("outsider")}, "file": {"id": id}, "msg": ""}),
+                    103,
+                )
+            }
+            Op::SendInOthersPrivateChat
+            | Op::ReadOthersPrivateChat
+            | Op::OfferFileToPeer
+            | Op::EditOthersProfile => {
+                return Outcome::Absent;
+            }
         };
         let r = self.as_role(w, role, req).await;
         v1_outcome(&r, success)
+    }
+}
+
+/// Whether `reply` shows `peer`'s email address or phone number anywhere.
+fn shows_contact(w: &World, reply: &Value) -> bool {
+    let text = reply.to_string();
+    text.contains("peer@matrix.test") || text.contains(&w.accts["peer"].phone)
+}
+
+/// The id of a picture `role` uploaded (one nobody has for anonymous).
+async fn own_picture(w: &World, role: Role) -> String {
+    match name_of(role) {
+        Some(name) => {
+            let token = &w.accts[name].user.token;
+            upload(w.addr, token, "p.png", "image/png", &png(2, 2, 64)).await
+        }
+        None => "nofile".to_owned(),
+    }
+}
+
+/// A new group listing `pal` was made: allowed when `pal` is a member, refused when it was
+/// invited instead (a reply that says which must say the same as the group).
+async fn pal_added(w: &mut World, group: u64, invited: Option<bool>) -> Outcome {
+    let added = w.is_member("pal", group).await;
+    if let Some(invited) = invited {
+        assert_ne!(added, invited, "pal is either added or invited to {group}");
+    }
+    if added {
+        Outcome::Allowed
+    } else {
+        Outcome::Denied
     }
 }
 
@@ -714,12 +1060,23 @@ impl Adapter for Pipe {
         Op::FriendRequestToPeer,
         Op::OwnChats,
         Op::CreateGroup,
+        Op::EndFriendship,
+        Op::SendFileToGroup,
+        Op::OfferFileToPeer,
+        Op::AnswerOthersFriendRequest,
+        Op::EditOthersProfile,
+        Op::JoinRequests,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
         let g = cell.group.to_string();
         let peer = w.ocid("peer").to_string();
         let joiner = w.ocid("joiner").to_string();
+        let pal = w.ocid("pal").to_string();
+        let outsider = w.ocid("outsider").to_string();
+        w.next_id += 1;
+        let transfer = format!("t{}", w.next_id);
+        let picture = STANDARD.encode(png(2, 2, 64));
         let (c, uid, token) = self.conn(w, role).await;
         let (uid, token) = (uid.clone(), token.clone());
         let (command, fields, ok): (&str, Vec<&str>, &[&str]) = match op {
@@ -765,6 +1122,34 @@ impl Adapter for Pipe {
                 vec![&uid, "mine", &token],
                 &["create_group_succ"],
             ),
+            Op::EndFriendship => ("del_friend", vec![&uid, &pal, &token], &["del_friend_succ"]),
+            Op::AnswerOthersFriendRequest => (
+                "hand_friend_request",
+                vec![&uid, &outsider, "1", &token],
+                &["hand_friend_request_succ"],
+            ),
+            // The acting uid is `peer`'s; the token the caller's own.
+            Op::EditOthersProfile => (
+                "update_profile",
+                vec![&peer, &token, "renamed", "", "", "", ""],
+                &["update_profile_succ"],
+            ),
+            // The requests waiting in the groups the caller administers: allowed when the
+            // cell's request is among them.
+            Op::JoinRequests => ("get_unread_group_request", vec![""], &[]),
+            // A picture in one line, to the group (target 1).
+            Op::SendFileToGroup => (
+                "send_file",
+                vec![
+                    "0", &uid, &g, "0", &transfer, &picture, &token, "p.png", "0", "1",
+                ],
+                &["send_file_succ"],
+            ),
+            Op::OfferFileToPeer => (
+                "file",
+                vec![&uid, "127.0.0.1", "9000", "a.txt", "10", &peer, &token],
+                &["file_succ"],
+            ),
             _ => return Outcome::Absent,
         };
         c.send(command, &fields).await.expect("send a line");
@@ -777,6 +1162,20 @@ impl Adapter for Pipe {
                 .unwrap_or_else(|| panic!("no reply to {command}"));
             if ok.contains(&line[0].as_str()) {
                 return Outcome::Allowed;
+            }
+            // group_request|count|uid|groupid|request|...: a live push of one request has a
+            // count of 1; the reply lists at least the cell's two (see `World::cell`).
+            if op == Op::JoinRequests && line[0] == "group_request" && line[1] != "1" {
+                let listed = line
+                    .get(2..)
+                    .unwrap_or_default()
+                    .chunks(3)
+                    .any(|r| r.len() == 3 && r[0] == joiner && r[1] == g);
+                return if listed {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                };
             }
             if line[0] == error {
                 let reason = line.get(1).map_or("", String::as_str);
@@ -813,21 +1212,37 @@ impl Adapter for Svc {
         Op::SendInOthersPrivateChat,
         Op::OwnChats,
         Op::CreateGroup,
+        Op::AddToGroup,
+        Op::ReadOthersPrivateChat,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
         let g = cell.group;
+        if op == Op::AddToGroup {
+            let pal = w.accts["pal"].uuid.clone();
+            let content = json!({"name": "mine", "is_group": true, "member": [{"id": pal}]});
+            let r = w
+                .svc(name_of(role).unwrap_or("nobody"), 7, content.clone())
+                .await;
+            if r.status == 200 && r.json()["content"]["msg"] == json!("success") {
+                return pal_added(w, int(&r.json()["content"]["chat"]), None).await;
+            }
+            return svc_outcome(w, role, 7, content).await;
+        }
         let (code, content) = match op {
             Op::OwnChats => (4, json!({})),
             Op::CreateGroup => (7, json!({"name": "mine", "is_group": true, "member": []})),
             Op::SendToGroup => (5, json!({"chat": g, "msg": "hi"})),
             Op::GroupHistory => (3, json!({"chat": g, "index": -1, "count": 10})),
+            Op::ReadOthersPrivateChat => {
+                (3, json!({"chat": w.others_chat, "index": -1, "count": 10}))
+            }
             Op::Join => (6, json!({"chat": g})),
             Op::SendInOthersPrivateChat => (5, json!({"chat": w.others_chat, "msg": "hi"})),
             _ => return Outcome::Absent,
         };
         let outcome = svc_outcome(w, role, code, content.clone()).await;
-        if op == Op::GroupHistory {
+        if matches!(op, Op::GroupHistory | Op::ReadOthersPrivateChat) {
             // Code 9 pages the other way; it must be allowed to the same roles.
             assert_eq!(
                 svc_outcome(w, role, 9, content).await,
@@ -906,11 +1321,89 @@ impl Adapter for Rest {
         Op::SendInOthersPrivateChat,
         Op::FriendRequestToPeer,
         Op::CreateGroup,
+        Op::GroupHistory,
+        Op::Join,
+        Op::JoinRequests,
+        Op::AnswerJoin,
+        Op::SetRemark,
+        Op::EndFriendship,
+        Op::AddToGroup,
+        Op::UploadFile,
+        Op::AnswerOthersFriendRequest,
+        Op::EditOthersProfile,
+        Op::SendFileToGroup,
+        Op::ForwardGroupFile,
+        Op::PeerContact,
+        Op::ReadOthersPrivateChat,
     ];
 
     async fn perform(&mut self, w: &mut World, op: Op, role: Role, cell: &Cell) -> Outcome {
         let text = json!([{"category": 0, "content": "hi"}]);
+        let g = cell.group;
+        let pal = w.ocid("pal");
         let (method, path, body) = match op {
+            Op::GroupHistory => ("GET", format!("/api/message?chatId={g}"), Value::Null),
+            Op::ReadOthersPrivateChat => (
+                "GET",
+                format!("/api/message?chatId={}", w.others_chat),
+                Value::Null,
+            ),
+            Op::SendFileToGroup => {
+                let id = own_picture(w, role).await;
+                (
+                    "POST",
+                    "/api/message".to_owned(),
+                    json!({"chatId": g.to_string(), "type": 1,
+                           "info": [{"category": 1, "content": format!("/files/{id}")}]}),
+                )
+            }
+            Op::ForwardGroupFile => {
+                let id = cell.file.as_deref().expect("a file");
+                (
+                    "POST",
+                    "/api/message".to_owned(),
+                    json!({"chatId": "", "toId": w.ocid("outsider").to_string(), "type": 1,
+                           "info": [{"category": 1, "content": format!("/files/{id}")}]}),
+                )
+            }
+            Op::Join => (
+                "POST",
+                format!("/api/group/{g}/join"),
+                json!({"request": "me too"}),
+            ),
+            Op::JoinRequests => ("GET", format!("/api/group/{g}/requests"), Value::Null),
+            Op::AnswerJoin => (
+                "POST",
+                format!("/api/group/{g}/requests/{}", w.ocid("joiner")),
+                json!({"accept": true}),
+            ),
+            Op::SetRemark => (
+                "POST",
+                format!("/api/friends/{pal}"),
+                json!({"alias": "pally"}),
+            ),
+            Op::EndFriendship => ("DELETE", format!("/api/friends/{pal}"), Value::Null),
+            // Says no to a request of `outsider` to the caller: there is none.
+            Op::AnswerOthersFriendRequest => (
+                "DELETE",
+                format!("/api/friends/{}", w.ocid("outsider")),
+                Value::Null,
+            ),
+            Op::EditOthersProfile => (
+                "POST",
+                "/api/user".to_owned(),
+                json!({"userId": w.ocid("peer").to_string(), "desc": "renamed"}),
+            ),
+            Op::AddToGroup => (
+                "POST",
+                "/api/group".to_owned(),
+                json!({"name": "mine", "members": [pal.to_string()]}),
+            ),
+            Op::UploadFile => (
+                "POST",
+                "/api/file".to_owned(),
+                json!({"name": "p.png", "content": STANDARD.encode(png(2, 2, 64))}),
+            ),
             Op::SendToGroup => (
                 "POST",
                 "/api/message".to_owned(),
@@ -926,7 +1419,9 @@ impl Adapter for Rest {
                 "/api/message".to_owned(),
                 json!({"chatId": w.others_chat.to_string(), "type": 1, "info": text}),
             ),
-            Op::PeerProfile => ("GET", format!("/api/user/{}", w.ocid("peer")), Value::Null),
+            Op::PeerProfile | Op::PeerContact => {
+                ("GET", format!("/api/user/{}", w.ocid("peer")), Value::Null)
+            }
             Op::FriendRequestToPeer => (
                 "GET",
                 format!("/api/friends/{}", w.ocid("peer")),
@@ -960,8 +1455,26 @@ impl Adapter for Rest {
         }
         let v = r.json();
         match (r.status, v["status"].as_i64()) {
+            (200, Some(1)) if op == Op::AddToGroup => {
+                let group = v["result"]["id"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                    .unwrap_or_else(|| panic!("a group id: {v}"));
+                let listed = v["result"]["memberIds"]
+                    .as_array()
+                    .is_some_and(|m| m.contains(&json!(pal.to_string())));
+                pal_added(w, group, Some(!listed)).await
+            }
+            (200, Some(1)) if op == Op::PeerContact => {
+                if shows_contact(w, &v) {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Denied
+                }
+            }
             (200, Some(1)) => Outcome::Allowed,
-            (401 | 403 | 404, _) => Outcome::Denied,
+            // 409: joining a group one is a member of.
+            (401 | 403 | 404 | 409, _) => Outcome::Denied,
             _ => panic!("unexpected reply {}: {v}", r.status),
         }
     }
@@ -991,6 +1504,13 @@ fn the_table_refuses_what_no_role_may_do() {
                     | Op::AccountInfoOfPeer
                     | Op::OwnChats
                     | Op::CreateGroup
+                    | Op::TypeToPeer
+                    | Op::AcceptInvitation
+                    | Op::SetRemark
+                    | Op::EndFriendship
+                    | Op::AddToGroup
+                    | Op::UploadFile
+                    | Op::OfferFileToPeer
             ),
             "{op:?}"
         );
