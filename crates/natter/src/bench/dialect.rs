@@ -1,0 +1,260 @@
+//! The soak's accounts of the dialects beside OurChat: the pipe dialect (TCP lines), REST with
+//! its push channel, and the service-code dialect (`POST /svc`). Each registers its accounts in
+//! its own dialect, sends messages awaiting each one's confirmation, and reads a private chat
+//! back whole as (index, text), oldest first.
+
+use anyhow::{Context, bail, ensure};
+use natter_client::{Target, pipe, rest};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The password of every pipe and REST soak account.
+pub const PASSWORD: &str = "soak-password";
+
+/// A soak run's unique number, from its tag: makes usernames, phones and UUIDs unique.
+pub fn run_number(tag: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tag.hash(&mut h);
+    h.finish()
+}
+
+/// The pipe username of account `i` of run `run`.
+pub fn pipe_username(run: u64, i: usize) -> String {
+    format!("sp{run:x}n{i}")
+}
+
+/// The REST phone number of account `i` of run `run` (15 digits).
+pub fn rest_phone(run: u64, i: usize) -> String {
+    format!("9{:010}{:04}", run % 10_000_000_000, i % 10_000)
+}
+
+/// The service-code UUID and token of account `i` of run `run`.
+pub fn svc_identity(run: u64, i: usize) -> (String, String) {
+    let uuid = format!(
+        "{:08x}-{:04x}-4000-8000-{:012x}",
+        run >> 32,
+        run & 0xffff,
+        i
+    );
+    (uuid, format!("soak-{run:x}-{i}"))
+}
+
+/// Register a pipe account; its ocid.
+pub async fn pipe_register(addr: SocketAddr, username: &str) -> anyhow::Result<u64> {
+    let mut conn = pipe::Conn::connect(addr).await?;
+    let uid = pipe::register(&mut conn, username, PASSWORD, username).await?;
+    let _ = conn.close(Duration::from_secs(5)).await;
+    Ok(uid)
+}
+
+/// Log in over the pipe dialect.
+pub async fn pipe_login(
+    addr: SocketAddr,
+    username: &str,
+) -> anyhow::Result<(pipe::Client<tokio::net::TcpStream>, u64)> {
+    let conn = pipe::Conn::connect(addr).await?;
+    Ok(pipe::Client::login(conn, username, PASSWORD).await?)
+}
+
+/// Send `texts` to account `to` over one pipe connection; each text's index.
+pub async fn pipe_send(
+    addr: SocketAddr,
+    username: &str,
+    to: u64,
+    texts: &[String],
+) -> anyhow::Result<Vec<u64>> {
+    let (mut client, _) = pipe_login(addr, username).await?;
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        let (_, index) = client.send_message(false, to, t).await?;
+        out.push(index);
+    }
+    client.conn.close(Duration::from_secs(10)).await?;
+    Ok(out)
+}
+
+/// Everything a pipe account missed (its only chat), read after a password login.
+pub async fn pipe_read(addr: SocketAddr, username: &str) -> anyhow::Result<Vec<(u64, String)>> {
+    let (mut client, count) = pipe_login(addr, username).await?;
+    let mut out: Vec<(u64, String)> = client
+        .unread(count)
+        .await?
+        .into_iter()
+        .map(|p| (p.message.index, p.message.text))
+        .collect();
+    // Past the announced cap, the rest come as live lines right after.
+    while let Some(fields) = client.conn.recv_within(Duration::from_secs(3)).await? {
+        if let Some(p) = pipe::message(&fields) {
+            out.push((p.message.index, p.message.text));
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    client.conn.close(Duration::from_secs(10)).await?;
+    Ok(out)
+}
+
+/// Register a REST account; its ocid.
+pub async fn rest_register(addr: SocketAddr, phone: &str) -> anyhow::Result<u64> {
+    Ok(rest::Api::new(addr).register(phone, PASSWORD).await?)
+}
+
+/// Log in over REST, open and start the push channel, send `texts` to account `to` there
+/// (each awaiting its confirmation), close and log out; each text's index.
+pub async fn rest_send(
+    addr: SocketAddr,
+    phone: &str,
+    to: u64,
+    texts: &[String],
+) -> anyhow::Result<Vec<u64>> {
+    let mut api = rest::Api::new(addr);
+    let me = api.login(phone, PASSWORD).await?;
+    let mut push = api.push(me).await?;
+    push.start("start").await?;
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        let (status, body) = push.send_text(Target::Private(to), t).await?;
+        ensure!(status == 1, "a REST send was refused: {body}");
+        out.push(
+            body["index"]
+                .as_u64()
+                .context("a confirmation without an index")?,
+        );
+    }
+    push.close().await;
+    api.logout().await?;
+    Ok(out)
+}
+
+/// The private chat of a REST account with account `peer`, read over `GET /api/message`.
+pub async fn rest_read(
+    addr: SocketAddr,
+    phone: &str,
+    peer: u64,
+) -> anyhow::Result<Vec<(u64, String)>> {
+    let mut api = rest::Api::new(addr);
+    let me = api.login(phone, PASSWORD).await?;
+    // Newest first, page by page back to index 1 (`after` starts at 1, `before` at none).
+    let mut out: Vec<(u64, String)> = Vec::new();
+    loop {
+        let path = match out.first() {
+            None => format!("/api/message?toId={peer}&limit=500"),
+            Some((lowest, _)) => format!("/api/message?toId={peer}&before={lowest}&limit=500"),
+        };
+        let a = api.get(&path).await?.success("history")?;
+        let list = a.result()["messages"]
+            .as_array()
+            .context("a history without messages")?
+            .clone();
+        let mut page = Vec::with_capacity(list.len());
+        for item in &list {
+            let m = rest::message(item, me).context("a history item that is no message")?;
+            page.push((m.index, m.text));
+        }
+        page.append(&mut out);
+        out = page;
+        if list.is_empty() || a.result()["more"] != Value::Bool(true) {
+            break;
+        }
+    }
+    api.logout().await?;
+    Ok(out)
+}
+
+/// One service-code request on a fresh connection; the reply's `content`, which must say
+/// `success`.
+pub async fn svc(addr: SocketAddr, code: i64, content: Value) -> anyhow::Result<Value> {
+    let body = json!({"service_code": code, "content": content}).to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /svc HTTP/1.1\r\nHost: natter\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (_, body) = text
+        .split_once("\r\n\r\n")
+        .context("a service-code answer without a head")?;
+    let v: Value = serde_json::from_str(body).context("a service-code answer that is no JSON")?;
+    if v["state_code"] != 200 || v["content"]["msg"] != "success" {
+        bail!("service code {code} answered {v}");
+    }
+    Ok(v["content"].clone())
+}
+
+/// Register a service-code account; its ocid.
+pub async fn svc_register(addr: SocketAddr, uuid: &str, token: &str) -> anyhow::Result<u64> {
+    let c = svc(addr, 2, json!({"id": uuid, "token": token})).await?;
+    c["ocid"].as_u64().context("a registration without an ocid")
+}
+
+/// The private chat of a service-code account with the account of UUID `peer` (code 7).
+pub async fn svc_chat(addr: SocketAddr, token: &str, peer: &str) -> anyhow::Result<u64> {
+    let c = svc(
+        addr,
+        7,
+        json!({"token": token, "name": "", "is_group": false, "member": [{"id": peer}]}),
+    )
+    .await?;
+    c["chat"].as_u64().context("a chat without an id")
+}
+
+/// Send `texts` (each its own client id too) to `chat` with code 5; each text's index.
+pub async fn svc_send(
+    addr: SocketAddr,
+    token: &str,
+    chat: u64,
+    texts: &[String],
+) -> anyhow::Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        let c = svc(
+            addr,
+            5,
+            json!({"token": token, "chat": chat, "msg": t, "client_id": t}),
+        )
+        .await?;
+        out.push(c["index"].as_u64().context("a send without an index")?);
+    }
+    Ok(out)
+}
+
+/// A service-code account's only private chat, read whole with code 9 (found with code 4).
+pub async fn svc_read(addr: SocketAddr, token: &str) -> anyhow::Result<Vec<(u64, String)>> {
+    let chats = svc(addr, 4, json!({"token": token})).await?;
+    let private: Vec<u64> = chats["values"]
+        .as_array()
+        .context("a chat list without values")?
+        .iter()
+        .filter(|c| c["is_group"] == false)
+        .filter_map(|c| c["id"].as_u64())
+        .collect();
+    let [chat] = private[..] else {
+        bail!("the account has {} private chats, not one", private.len());
+    };
+    let mut out: Vec<(u64, String)> = Vec::new();
+    loop {
+        let from = out.last().map_or(1, |(i, _)| i + 1);
+        let page = svc(
+            addr,
+            9,
+            json!({"token": token, "chat": chat, "index": from, "count": 100}),
+        )
+        .await?;
+        let list = page["values"].as_array().context("a page without values")?;
+        for m in list {
+            let index = m["index"].as_u64().context("a message without an index")?;
+            let text = m["content"].as_str().unwrap_or_default().to_owned();
+            out.push((index, text));
+        }
+        if list.is_empty() {
+            return Ok(out);
+        }
+    }
+}
