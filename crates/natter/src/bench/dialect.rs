@@ -42,6 +42,33 @@ pub fn svc_identity(run: u64, i: usize) -> (String, String) {
     (uuid, format!("soak-{run:x}-{i}"))
 }
 
+/// `bytes` in standard base64, with padding.
+pub fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * k)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The key a message with a file and no text is known by when read back: the file's path.
+pub fn file_key(id: &str) -> String {
+    format!("/files/{id}")
+}
+
 /// Register a pipe account; its ocid.
 pub async fn pipe_register(addr: SocketAddr, username: &str) -> anyhow::Result<u64> {
     let mut conn = pipe::Conn::connect(addr).await?;
@@ -59,21 +86,41 @@ pub async fn pipe_login(
     Ok(pipe::Client::login(conn, username, PASSWORD).await?)
 }
 
-/// Send `texts` to account `to` over one pipe connection; each text's index.
+/// Send `texts` to account `to` over one pipe connection, then `picture` if any (`send_file`
+/// in one line); each text's index, and the picture's key ([`file_key`]) and index.
 pub async fn pipe_send(
     addr: SocketAddr,
     username: &str,
     to: u64,
     texts: &[String],
-) -> anyhow::Result<Vec<u64>> {
+    picture: Option<&[u8]>,
+) -> anyhow::Result<(Vec<u64>, Option<(String, u64)>)> {
     let (mut client, _) = pipe_login(addr, username).await?;
     let mut out = Vec::with_capacity(texts.len());
     for t in texts {
         let (_, index) = client.send_message(false, to, t).await?;
         out.push(index);
     }
+    let mut sent = None;
+    if let Some(bytes) = picture {
+        let (uid, to, token) = (client.uid.to_string(), to.to_string(), client.token.clone());
+        let data = base64(bytes);
+        let fields = ["0", &uid, &to, "0", "soak", &data, &token, "soak.png"];
+        client.conn.send("send_file", &fields).await?;
+        let reply = client.conn.recv().await?;
+        // send_file_succ|text|id|size|file_id|message_id|index
+        ensure!(
+            reply.first().map(String::as_str) == Some("send_file_succ") && reply.len() == 7,
+            "a pipe picture was refused: {}",
+            reply.join("|")
+        );
+        let index = reply[6]
+            .parse()
+            .context("a send_file_succ without an index")?;
+        sent = Some((file_key(&reply[4]), index));
+    }
     client.conn.close(Duration::from_secs(10)).await?;
-    Ok(out)
+    Ok((out, sent))
 }
 
 /// Everything a pipe account missed (its only chat), read after a password login.
@@ -102,18 +149,20 @@ pub async fn rest_register(addr: SocketAddr, phone: &str) -> anyhow::Result<u64>
 }
 
 /// Log in over REST, open and start the push channel, send `texts` to account `to` there
-/// (each awaiting its confirmation), close and log out; each text's index.
+/// (each awaiting its confirmation), then `picture` if any (stored with `POST /api/file`, sent
+/// as an image with its caption), close and log out; each message's index.
 pub async fn rest_send(
     addr: SocketAddr,
     phone: &str,
     to: u64,
     texts: &[String],
+    picture: Option<(&[u8], &str)>,
 ) -> anyhow::Result<Vec<u64>> {
     let mut api = rest::Api::new(addr);
     let me = api.login(phone, PASSWORD).await?;
     let mut push = api.push(me).await?;
     push.start("start").await?;
-    let mut out = Vec::with_capacity(texts.len());
+    let mut out = Vec::with_capacity(texts.len() + 1);
     for t in texts {
         let (status, body) = push.send_text(Target::Private(to), t).await?;
         ensure!(status == 1, "a REST send was refused: {body}");
@@ -122,6 +171,35 @@ pub async fn rest_send(
                 .as_u64()
                 .context("a confirmation without an index")?,
         );
+    }
+    if let Some((bytes, caption)) = picture {
+        let stored = api
+            .post(
+                "/api/file",
+                &json!({"name": "soak.png", "content": base64(bytes)}),
+            )
+            .await?
+            .success("file")?;
+        let path = stored.result()["path"]
+            .as_str()
+            .context("a stored file without a path")?
+            .to_owned();
+        let item = json!({"chatId": "", "toId": to.to_string(), "type": 1,
+                          "info": [{"category": 0, "content": caption},
+                                   {"category": 1, "content": path}]});
+        push.send(json!([item])).await?;
+        let index = loop {
+            match push.packet().await? {
+                rest::Packet::Confirmation { status: 1, body } => {
+                    break body["index"]
+                        .as_u64()
+                        .context("a confirmation without an index")?;
+                }
+                rest::Packet::Items(_) => {}
+                other => bail!("a REST picture was refused: {other:?}"),
+            }
+        };
+        out.push(index);
     }
     push.close().await;
     api.logout().await?;
@@ -151,7 +229,16 @@ pub async fn rest_read(
         let mut page = Vec::with_capacity(list.len());
         for item in &list {
             let m = rest::message(item, me).context("a history item that is no message")?;
-            page.push((m.index, m.text));
+            // A file without a caption is known by its path.
+            let path = item["info"]
+                .as_array()
+                .and_then(|parts| parts.iter().find(|p| p["category"] != 0))
+                .and_then(|p| p["content"].as_str());
+            let text = match path {
+                Some(path) if m.text.is_empty() => path.to_owned(),
+                _ => m.text,
+            };
+            page.push((m.index, text));
         }
         page.append(&mut out);
         out = page;
@@ -225,6 +312,22 @@ pub async fn svc_send(
     Ok(out)
 }
 
+/// A service-code message's key: its text, with a leading file part (`[image <id>] `) left
+/// out; a file without a caption as [`file_key`].
+fn svc_key(content: &str) -> String {
+    for kind in ["[image ", "[file ", "[voice ", "[emoji "] {
+        if let Some(rest) = content.strip_prefix(kind)
+            && let Some((id, caption)) = rest.split_once(']')
+        {
+            return match caption.strip_prefix(' ') {
+                Some(caption) => caption.to_owned(),
+                None => file_key(id),
+            };
+        }
+    }
+    content.to_owned()
+}
+
 /// A service-code account's only private chat, read whole with code 9 (found with code 4).
 pub async fn svc_read(addr: SocketAddr, token: &str) -> anyhow::Result<Vec<(u64, String)>> {
     let chats = svc(addr, 4, json!({"token": token})).await?;
@@ -250,11 +353,33 @@ pub async fn svc_read(addr: SocketAddr, token: &str) -> anyhow::Result<Vec<(u64,
         let list = page["values"].as_array().context("a page without values")?;
         for m in list {
             let index = m["index"].as_u64().context("a message without an index")?;
-            let text = m["content"].as_str().unwrap_or_default().to_owned();
-            out.push((index, text));
+            let content = m["content"].as_str().unwrap_or_default();
+            out.push((index, svc_key(content)));
         }
         if list.is_empty() {
             return Ok(out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_pads_as_the_standard_says() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, coded) in cases {
+            assert_eq!(base64(plain.as_bytes()), coded);
+        }
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
     }
 }

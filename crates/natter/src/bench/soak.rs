@@ -203,18 +203,38 @@ async fn write_other(
         let texts: Vec<String> = (0..soak.per_connection)
             .map(|k| format!("soak-{}-{n}-{k}", me.ocid))
             .collect();
+        let with_file = soak.file_every > 0 && n % soak.file_every as u64 == 0;
+        let bytes = picture(n);
+        let caption = format!("soak-{}-{n}-file", me.ocid);
+        let mut texts = texts;
         let (way, indexes) = match me.kind {
-            Kind::Pipe => (
-                2,
-                dialect::pipe_send(soak.pipe, &me.login, to, &texts).await?,
-            ),
-            Kind::Rest => (3, dialect::rest_send(addr, &me.login, to, &texts).await?),
+            Kind::Pipe => {
+                let file = with_file.then_some(bytes.as_slice());
+                let (indexes, sent) =
+                    dialect::pipe_send(soak.pipe, &me.login, to, &texts, file).await?;
+                if let Some((key, index)) = sent {
+                    w.acked.insert(key, index);
+                    w.by[2] += 1;
+                    w.files += 1;
+                }
+                (2, indexes)
+            }
+            Kind::Rest => {
+                let file = with_file.then_some((bytes.as_slice(), caption.as_str()));
+                let indexes = dialect::rest_send(addr, &me.login, to, &texts, file).await?;
+                if with_file {
+                    texts.push(caption);
+                    w.files += 1;
+                }
+                (3, indexes)
+            }
             Kind::Svc => (
                 4,
                 dialect::svc_send(addr, &me.login, me.chat, &texts).await?,
             ),
             Kind::OurChat => bail!("an OurChat writer is written by `write`"),
         };
+        ensure!(indexes.len() == texts.len(), "a confirmation short");
         for (t, index) in texts.into_iter().zip(indexes) {
             w.acked.insert(t, index);
             w.by[way] += 1;
@@ -554,14 +574,19 @@ pub async fn soak(common: &Common, soak: Soak) -> anyhow::Result<Report> {
                 .failures
                 .push(format!("pair {p}: a message is stored twice"));
         }
-        let lost = w
+        let lost: Vec<(&String, &u64)> = w
             .acked
             .iter()
             .filter(|(cid, index)| at.get(cid.as_str()) != Some(index))
-            .count();
-        if lost > 0 {
+            .collect();
+        if let Some((cid, index)) = lost.iter().min_by_key(|(_, i)| **i) {
+            let there = list.iter().find(|(i, _)| i == *index).map(|(_, t)| t);
             report.failures.push(format!(
-                "pair {p}: {lost} acked messages are missing or at another index"
+                "pair {p} ({} to {}): {} acked messages are missing or at another index; the \
+                 first, {cid:?} acked at {index}, where the reader finds {there:?}",
+                parties[2 * p].kind.name(),
+                reader.kind.name(),
+                lost.len()
             ));
         }
     }
