@@ -67,12 +67,12 @@ async fn account(addr: std::net::SocketAddr, email: &str) -> (v1::Client, u64, S
 /// The server runs with `--outbox-kb 64 --node-outbox-mb 4 --stall-timeout-secs 3`. What it
 /// may hold for them (docs/security.md, "Memory"): the node's budget (4 MiB), overshot by one
 /// message per receiving connection and by one write per connection of at most its outbox
-/// budget plus a message, that is 4 MiB + 40 x (64 KiB + 2 x 32 KB), about 9 MiB; held twice
-/// while the WebSocket library copies a write, 18 MiB. The ceiling on the process's resident
-/// memory is its resident memory before the messages plus twice that (36 MiB) plus 64 MiB for
-/// what any busy server holds (the store's page cache, the allocator's free lists, the sender's
-/// frames), sampled every 50 ms from /proc. The ceiling is 100 MiB over the start, a third of
-/// what the messages would take if held.
+/// budget plus a message, that is 4 MiB + 40 x (64 KiB + 2 x 32 KB), about 9 MiB, held twice
+/// while the WebSocket library copies a write: 18 MiB. The ceiling on the process's resident
+/// memory (sampled every 50 ms from /proc) is its resident memory before the messages, plus
+/// those 18 MiB, plus 64 MiB for what any busy server holds (the store's page cache, the
+/// allocator's free lists, the sender's frames): 82 MiB over the start, under a third of what
+/// the messages would take if held for every connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_readers_keep_the_process_under_its_memory_ceiling_and_lose_nothing() {
     const CONNS: usize = 40;
