@@ -132,7 +132,8 @@ pub enum Workload {
         /// Messages sent on each connection before it is closed.
         #[arg(long, default_value_t = 20)]
         per_connection: usize,
-        /// Every this many v1 connections of a writer, a picture too (0: none).
+        /// Every this many connections of a writer (v1's for OurChat; pipe, REST), a picture too
+        /// (0: none).
         #[arg(long, default_value_t = 5)]
         file_every: usize,
         /// The most the server's resident memory may grow after the warm-up (the first

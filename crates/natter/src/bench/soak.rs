@@ -459,9 +459,9 @@ pub async fn soak(common: &Common, soak: Soak) -> anyhow::Result<Report> {
     report.measured = format!(
         "for {:.0} s each writer opens connections (OurChat: v1 and v0 in turn, resumed; pipe: \
          password login; REST: password login and push channel; service codes: a request per \
-         message), sends {} messages (each awaiting its confirmation) and closes; every {} v1 \
-         connections also a picture (tus upload, read back, sent); server memory sampled every \
-         second",
+         message), sends {} messages (each awaiting its confirmation) and closes; every {} \
+         connections also a picture (v1: tus upload, read back, sent; pipe: send_file; REST: \
+         POST /api/file, sent); server memory sampled every second",
         soak.duration.as_secs_f64(),
         soak.per_connection,
         soak.file_every
