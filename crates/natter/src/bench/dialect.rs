@@ -97,17 +97,29 @@ pub async fn pipe_send(
 ) -> anyhow::Result<(Vec<u64>, Option<(String, u64)>)> {
     let (mut client, _) = pipe_login(addr, username).await?;
     let mut out = Vec::with_capacity(texts.len());
+    let (uid, to_field, token) = (client.uid.to_string(), to.to_string(), client.token.clone());
     for t in texts {
-        let (_, index) = client.send_message(false, to, t).await?;
-        out.push(index);
+        let fields = ["0", uid.as_str(), &to_field, "0", t, &token];
+        client.conn.send("send_message", &fields).await?;
+        // send_message_succ|text|message_id|index
+        let reply = pipe_reply(&mut client.conn).await?;
+        ensure!(
+            reply.first().map(String::as_str) == Some("send_message_succ") && reply.len() == 4,
+            "a pipe message was refused: {}",
+            reply.join("|")
+        );
+        out.push(
+            reply[3]
+                .parse()
+                .context("a send_message_succ without an index")?,
+        );
     }
     let mut sent = None;
     if let Some(bytes) = picture {
-        let (uid, to, token) = (client.uid.to_string(), to.to_string(), client.token.clone());
         let data = base64(bytes);
-        let fields = ["0", &uid, &to, "0", "soak", &data, &token, "soak.png"];
+        let fields = ["0", &uid, &to_field, "0", "soak", &data, &token, "soak.png"];
         client.conn.send("send_file", &fields).await?;
-        let reply = client.conn.recv().await?;
+        let reply = pipe_reply(&mut client.conn).await?;
         // send_file_succ|text|id|size|file_id|message_id|index
         ensure!(
             reply.first().map(String::as_str) == Some("send_file_succ") && reply.len() == 7,
@@ -121,6 +133,17 @@ pub async fn pipe_send(
     }
     client.conn.close(Duration::from_secs(10)).await?;
     Ok((out, sent))
+}
+
+/// The next line that is not a pushed `message` line (a new login of the account is also
+/// pushed what its other logins sent, which may come before a reply).
+async fn pipe_reply(conn: &mut pipe::Conn<tokio::net::TcpStream>) -> anyhow::Result<Vec<String>> {
+    loop {
+        let fields = conn.recv().await?;
+        if fields.first().map(String::as_str) != Some("message") {
+            return Ok(fields);
+        }
+    }
 }
 
 /// Everything a pipe account missed (its only chat), read after a password login.
