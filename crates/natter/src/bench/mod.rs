@@ -13,6 +13,7 @@
 //! connections over the nodes so that its traffic crosses them (see [`Common::endpoint`]).
 
 mod catchup;
+mod dialect;
 mod idle;
 mod report;
 mod resume;
@@ -119,8 +120,10 @@ pub enum Workload {
         #[arg(long, default_value_t = 100)]
         accounts: usize,
     },
-    /// A long run: writers churn connections (OurChat v1 and v0 in turn, pictures by tus), and
-    /// the server's memory must stay flat and every acked message be stored once, in order.
+    /// A long run: writers churn connections in every dialect (OurChat v1 and v0 in turn with
+    /// pictures by tus, pipe, REST with push, service codes), each writing to an account of
+    /// another dialect; the server's memory must stay flat and every acked message be read back
+    /// once, in order, in the reader's dialect.
     Soak {
         #[arg(long, default_value_t = 60.0)]
         secs: f64,
@@ -129,13 +132,17 @@ pub enum Workload {
         /// Messages sent on each connection before it is closed.
         #[arg(long, default_value_t = 20)]
         per_connection: usize,
-        /// Every this many v1 connections of a writer, a picture too (0: none).
+        /// Every this many connections of a writer (v1's for OurChat; pipe, REST), a picture too
+        /// (0: none).
         #[arg(long, default_value_t = 5)]
         file_every: usize,
         /// The most the server's resident memory may grow after the warm-up (the first
         /// quarter of the run), in MiB.
         #[arg(long, default_value_t = 32.0)]
         max_growth_mib: f64,
+        /// The pipe dialect's `host:port` (default: the first --url's host, its port plus one).
+        #[arg(long)]
+        pipe: Option<String>,
     },
 }
 
@@ -279,13 +286,25 @@ async fn workload(common: &Common, workload: &Workload) -> anyhow::Result<report
             per_connection,
             file_every,
             max_growth_mib,
+            ref pipe,
         } => {
             ensure!(
                 secs > 0.0 && secs.is_finite() && pairs > 0 && per_connection > 0,
                 "secs, pairs and per-connection must be positive"
             );
             ensure!(max_growth_mib >= 0.0, "max-growth-mib must not be negative");
+            let pipe = match pipe {
+                Some(p) => tokio::net::lookup_host(p.as_str())
+                    .await?
+                    .next()
+                    .with_context(|| format!("--pipe {p} names no address"))?,
+                None => {
+                    let a = common.endpoint(0).addr();
+                    std::net::SocketAddr::new(a.ip(), a.port().wrapping_add(1))
+                }
+            };
             let soak = soak::Soak {
+                pipe,
                 duration: Duration::from_secs_f64(secs),
                 pairs,
                 per_connection,

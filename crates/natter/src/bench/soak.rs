@@ -1,17 +1,23 @@
 //! The `soak` workload: a long run of churning connections that checks the server's memory
 //! stays flat and nothing is lost.
 //!
-//! P pairs of accounts; in each pair one account writes to the other over and over: it opens a
-//! connection (OurChat v1 and draft v0 in turn), resumes with its token, sends M messages each
-//! with a client id, awaiting each ack, and closes; every few connections it also uploads a
-//! small picture by tus, reads it back, and sends it as an image message (v1). Meanwhile the
-//! server's resident memory is sampled from `GET /metrics` once a second. At the end each
-//! receiving account reads its chat's whole history: every acked message must be there once,
-//! at the index its ack named, with the indexes running 1, 2, 3, ... without a gap; and the
-//! memory after the warm-up (the first quarter of the run) must not grow by more than the
-//! allowed amount.
+//! P pairs of accounts; in each pair one account writes to the other over and over, and the
+//! two accounts speak different dialects: pair p's writer speaks the p-th of OurChat, pipe,
+//! REST and service codes (in turn), its reader the next one (OurChat -> pipe -> REST ->
+//! service codes -> OurChat). Each account is registered in its own dialect. A writer opens a
+//! connection (OurChat: v1 and draft v0 in turn, resuming with its token; pipe and REST: a
+//! password login, REST with its push channel; service codes: one request per message), sends
+//! M messages awaiting each one's confirmation, and closes; every few v1 connections it also
+//! uploads a small picture by tus, reads it back, and sends it as an image message. Meanwhile
+//! the server's resident memory is sampled from `GET /metrics` once a second. At the end each
+//! reader reads its chat whole in its own dialect (v1 history, pipe unread messages after a
+//! login, REST `GET /api/message`, service code 9): every confirmed message must be there once,
+//! at the index its confirmation named, with the indexes running 1, 2, 3, ... without a gap;
+//! and the memory after the warm-up (the first quarter of the run) must not grow by more than
+//! the allowed amount.
 
 use super::Common;
+use super::dialect;
 use super::report::{self, Report};
 use super::setup::{self, Account, Endpoint};
 use anyhow::{Context, bail, ensure};
@@ -36,6 +42,43 @@ pub struct Soak {
     pub file_every: usize,
     /// The most the server's memory may grow after the warm-up, in MiB.
     pub max_growth_mib: f64,
+    /// The pipe dialect's TCP address.
+    pub pipe: SocketAddr,
+}
+
+/// The dialects accounts speak, in the order pairs take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    OurChat,
+    Pipe,
+    Rest,
+    Svc,
+}
+
+const KINDS: [Kind; 4] = [Kind::OurChat, Kind::Pipe, Kind::Rest, Kind::Svc];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::OurChat => "ourchat",
+            Self::Pipe => "pipe",
+            Self::Rest => "rest",
+            Self::Svc => "svc",
+        }
+    }
+}
+
+/// A soak account: its dialect, ocid and how it logs in there.
+#[derive(Debug, Clone)]
+struct Party {
+    kind: Kind,
+    ocid: u64,
+    /// OurChat: its login (token). Others: unused.
+    oc: Option<Account>,
+    /// Pipe username, REST phone, or service-code token.
+    login: String,
+    /// Service codes: the chat with the reader (a writer's).
+    chat: u64,
 }
 
 /// One writer's record.
@@ -45,7 +88,12 @@ struct Writer {
     acked: HashMap<String, u64>,
     connections: u64,
     files: u64,
+    /// Acked per way of sending: v1, v0, pipe, rest, svc.
+    by: [u64; 5],
 }
+
+/// The ways of sending, in [`Writer::by`]'s order.
+const WAYS: [&str; 5] = ["v1", "v0", "pipe", "rest", "svc"];
 
 /// A small PNG (a header IHDR with the given size, then filler), distinct per `n`.
 fn picture(n: u64) -> Vec<u8> {
@@ -138,7 +186,65 @@ async fn ack_of(conn: &mut ws::Conn, client_id: &str) -> anyhow::Result<u64> {
     }
 }
 
-/// One writer: connections in turn over v1 and v0 until `until`.
+/// One writer of another dialect than OurChat: a connection (or, for service codes, a batch
+/// of requests) of `per_connection` messages at a time until `until`.
+async fn write_other(
+    addr: SocketAddr,
+    me: Party,
+    to: u64,
+    soak: Soak,
+    until: Instant,
+    acks: Arc<AtomicU64>,
+) -> anyhow::Result<Writer> {
+    let mut w = Writer::default();
+    while Instant::now() < until {
+        let n = w.connections;
+        w.connections += 1;
+        let texts: Vec<String> = (0..soak.per_connection)
+            .map(|k| format!("soak-{}-{n}-{k}", me.ocid))
+            .collect();
+        let with_file = soak.file_every > 0 && n % soak.file_every as u64 == 0;
+        let bytes = picture(n);
+        let caption = format!("soak-{}-{n}-file", me.ocid);
+        let mut texts = texts;
+        let (way, indexes) = match me.kind {
+            Kind::Pipe => {
+                let file = with_file.then_some(bytes.as_slice());
+                let (indexes, sent) =
+                    dialect::pipe_send(soak.pipe, &me.login, to, &texts, file).await?;
+                if let Some((key, index)) = sent {
+                    w.acked.insert(key, index);
+                    w.by[2] += 1;
+                    w.files += 1;
+                }
+                (2, indexes)
+            }
+            Kind::Rest => {
+                let file = with_file.then_some((bytes.as_slice(), caption.as_str()));
+                let indexes = dialect::rest_send(addr, &me.login, to, &texts, file).await?;
+                if with_file {
+                    texts.push(caption);
+                    w.files += 1;
+                }
+                (3, indexes)
+            }
+            Kind::Svc => (
+                4,
+                dialect::svc_send(addr, &me.login, me.chat, &texts).await?,
+            ),
+            Kind::OurChat => bail!("an OurChat writer is written by `write`"),
+        };
+        ensure!(indexes.len() == texts.len(), "a confirmation short");
+        for (t, index) in texts.into_iter().zip(indexes) {
+            w.acked.insert(t, index);
+            w.by[way] += 1;
+            acks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(w)
+}
+
+/// One OurChat writer: connections in turn over v1 and v0 until `until`.
 #[allow(clippy::too_many_arguments)]
 async fn write(
     endpoint: Endpoint,
@@ -176,6 +282,7 @@ async fn write(
             conn.send_text(frame).await?;
             let index = ack_of(conn, &cid).await?;
             w.acked.insert(cid, index);
+            w.by[usize::from(over_v0)] += 1;
             acks.fetch_add(1, Ordering::Relaxed);
         }
         if !over_v0 && soak.file_every > 0 && (n / 2) % soak.file_every as u64 == 0 {
@@ -191,6 +298,7 @@ async fn write(
             conn.send_text(frame.to_string()).await?;
             let index = ack_of(conn, &cid).await?;
             w.acked.insert(cid, index);
+            w.by[0] += 1;
             w.files += 1;
         }
         client.close().await;
@@ -268,35 +376,92 @@ pub async fn soak(common: &Common, soak: Soak) -> anyhow::Result<Report> {
     report.param("max_growth_mib", soak.max_growth_mib);
 
     let setup_start = Instant::now();
+    let kind_of = |i: usize| {
+        let p = i / 2;
+        KINDS[(p + i % 2) % KINDS.len()]
+    };
+    let oc_roles: Vec<usize> = (0..soak.pairs * 2)
+        .filter(|&i| kind_of(i) == Kind::OurChat)
+        .collect();
     let bar = report::progress((soak.pairs * 2) as u64, "set-up: accounts");
     let tag = format!("{}s", common.tag);
-    let at = |i: usize| common.endpoint(i / 2);
-    let accounts =
-        setup::accounts(at, &tag, soak.pairs * 2, common.setup_concurrency, &bar).await?;
-    bar.finish_and_clear();
-    // The receivers stay offline until the end (a connection nobody reads would only fill).
-    let mut readers = Vec::new();
-    let mut writers = Vec::new();
-    for (i, (account, conn)) in accounts.into_iter().enumerate() {
-        conn.close().await;
-        if i % 2 == 0 {
-            writers.push(account);
-        } else {
-            readers.push(account);
+    let run = dialect::run_number(&tag);
+    let at = |k: usize| common.endpoint(oc_roles[k] / 2);
+    let mut oc_accounts =
+        setup::accounts(at, &tag, oc_roles.len(), common.setup_concurrency, &bar).await?;
+    let addr = common.endpoint(0).addr();
+    // Every account, in role order (2p: pair p's writer, 2p + 1: its reader).
+    let mut parties: Vec<Party> = Vec::with_capacity(soak.pairs * 2);
+    let mut uuid_asker = None;
+    let mut oc = oc_accounts.drain(..);
+    for i in 0..soak.pairs * 2 {
+        let kind = kind_of(i);
+        let mut party = Party {
+            kind,
+            ocid: 0,
+            oc: None,
+            login: String::new(),
+            chat: 0,
+        };
+        match kind {
+            Kind::OurChat => {
+                let (account, conn) = oc.next().context("an OurChat account short")?;
+                party.ocid = account.ocid;
+                party.oc = Some(account);
+                match uuid_asker {
+                    None => uuid_asker = Some(conn),
+                    Some(_) => conn.close().await,
+                }
+            }
+            Kind::Pipe => {
+                party.login = dialect::pipe_username(run, i);
+                party.ocid = dialect::pipe_register(soak.pipe, &party.login).await?;
+            }
+            Kind::Rest => {
+                party.login = dialect::rest_phone(run, i);
+                party.ocid = dialect::rest_register(addr, &party.login).await?;
+            }
+            Kind::Svc => {
+                let (uuid, token) = dialect::svc_identity(run, i);
+                party.ocid = dialect::svc_register(addr, &uuid, &token).await?;
+                party.login = token;
+            }
         }
+        bar.inc(u64::from(kind != Kind::OurChat));
+        parties.push(party);
     }
+    drop(oc);
+    // A service-code writer opens its private chat by the reader's UUID (OurChat code 10).
+    let mut asker = uuid_asker.context("no OurChat account")?;
+    for p in 0..soak.pairs {
+        if parties[2 * p].kind != Kind::Svc {
+            continue;
+        }
+        let reader = parties[2 * p + 1].ocid;
+        asker.send(v1::account_info(reader, &["uuid"])).await?;
+        let text = asker.reply(v1::code::ACCOUNT_INFO_REPLY).await?;
+        let v: Value = serde_json::from_str(&text)?;
+        let uuid = v["data"]["uuid"].as_str().context("no UUID in code 11")?;
+        parties[2 * p].chat = dialect::svc_chat(addr, &parties[2 * p].login, uuid).await?;
+    }
+    asker.close().await;
+    bar.finish_and_clear();
     report.setup = format!(
-        "registered {} accounts in {} pairs and logged each in once with its password (then \
-         closed; the receivers stay offline until they read their history at the end){}",
+        "registered {} accounts in {} pairs, each in its own dialect (pair p's writer the p-th of \
+         OurChat, pipe, REST and service codes in turn, its reader the next), and logged the \
+         OurChat ones in once with their password (then closed; the readers stay offline until \
+         they read their chat at the end){}",
         soak.pairs * 2,
         soak.pairs,
         common.spread("pair p on node p mod n")
     );
     report.setup_secs = setup_start.elapsed().as_secs_f64();
     report.measured = format!(
-        "for {:.0} s each writer opens connections in turn over OurChat v1 and v0, resumes, sends \
-         {} messages (each awaiting its ack) and closes; every {} v1 connections also a picture \
-         (tus upload, read back, sent); server memory sampled every second",
+        "for {:.0} s each writer opens connections (OurChat: v1 and v0 in turn, resumed; pipe: \
+         password login; REST: password login and push channel; service codes: a request per \
+         message), sends {} messages (each awaiting its confirmation) and closes; every {} \
+         connections also a picture (v1: tus upload, read back, sent; pipe: send_file; REST: \
+         POST /api/file, sent); server memory sampled every second",
         soak.duration.as_secs_f64(),
         soak.per_connection,
         soak.file_every
@@ -308,20 +473,29 @@ pub async fn soak(common: &Common, soak: Soak) -> anyhow::Result<Report> {
     let start = Instant::now();
     let until = start + soak.duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for (p, me) in writers.iter().enumerate() {
+    for p in 0..soak.pairs {
         let endpoint = common.endpoint(p).clone();
-        let v0_url = endpoint
-            .url
-            .strip_suffix(v1::PATH)
-            .map(|base| format!("{base}{}", v0::PATH))
-            .context("the --url must end in /ws to reach v0 beside it")?;
-        let v0_endpoint = ws::Endpoint::resolve(&v0_url).await?;
-        let (me, to) = (me.clone(), readers[p].ocid);
+        let me = parties[2 * p].clone();
+        let to = parties[2 * p + 1].ocid;
         let acks = acks.clone();
-        tasks.spawn(async move {
-            let w = write(endpoint, v0_endpoint, me, to, soak, until, acks, p).await;
-            (p, w)
-        });
+        if let Some(account) = me.oc.clone() {
+            let v0_url = endpoint
+                .url
+                .strip_suffix(v1::PATH)
+                .map(|base| format!("{base}{}", v0::PATH))
+                .context("the --url must end in /ws to reach v0 beside it")?;
+            let v0_endpoint = ws::Endpoint::resolve(&v0_url).await?;
+            tasks.spawn(async move {
+                let w = write(endpoint, v0_endpoint, account, to, soak, until, acks, p).await;
+                (p, w)
+            });
+        } else {
+            let addr = endpoint.addr();
+            tasks.spawn(async move {
+                let w = write_other(addr, me, to, soak, until, acks).await;
+                (p, w)
+            });
+        }
     }
     report::note(&format!(
         "measuring: {} writers churning for {:.0} s",
@@ -352,12 +526,35 @@ pub async fn soak(common: &Common, soak: Soak) -> anyhow::Result<Report> {
 
     // Nothing lost, nothing twice, every index in place.
     let (mut acked, mut stored, mut connections, mut files) = (0, 0, 0, 0);
+    let mut by = [0u64; 5];
+    let mut read_by = [0u64; 4];
     for (p, w) in written.iter().enumerate() {
         let Some(w) = w else { continue };
-        let mut conn = common.endpoint(p).connect(p).await?;
-        resume_v1(&mut conn, &readers[p]).await?;
-        let list = history(&mut conn, writers[p].ocid).await?;
-        conn.close().await;
+        let reader = &parties[2 * p + 1];
+        let writer = parties[2 * p].ocid;
+        let list = match reader.kind {
+            Kind::OurChat => {
+                let account = reader
+                    .oc
+                    .as_ref()
+                    .context("an OurChat reader without login")?;
+                let mut conn = common.endpoint(p).connect(p).await?;
+                resume_v1(&mut conn, account).await?;
+                let list = history(&mut conn, writer).await?;
+                conn.close().await;
+                list
+            }
+            Kind::Pipe => dialect::pipe_read(soak.pipe, &reader.login).await?,
+            Kind::Rest => {
+                dialect::rest_read(common.endpoint(p).addr(), &reader.login, writer).await?
+            }
+            Kind::Svc => dialect::svc_read(common.endpoint(p).addr(), &reader.login).await?,
+        };
+        let k = KINDS.iter().position(|k| *k == reader.kind).unwrap_or(0);
+        read_by[k] += list.len() as u64;
+        for (b, n) in by.iter_mut().zip(w.by) {
+            *b += n;
+        }
         acked += w.acked.len();
         stored += list.len();
         connections += w.connections;
@@ -377,14 +574,19 @@ pub async fn soak(common: &Common, soak: Soak) -> anyhow::Result<Report> {
                 .failures
                 .push(format!("pair {p}: a message is stored twice"));
         }
-        let lost = w
+        let lost: Vec<(&String, &u64)> = w
             .acked
             .iter()
             .filter(|(cid, index)| at.get(cid.as_str()) != Some(index))
-            .count();
-        if lost > 0 {
+            .collect();
+        if let Some((cid, index)) = lost.iter().min_by_key(|(_, i)| **i) {
+            let there = list.iter().find(|(i, _)| i == *index).map(|(_, t)| t);
             report.failures.push(format!(
-                "pair {p}: {lost} acked messages are missing or at another index"
+                "pair {p} ({} to {}): {} acked messages are missing or at another index; the \
+                 first, {cid:?} acked at {index}, where the reader finds {there:?}",
+                parties[2 * p].kind.name(),
+                reader.kind.name(),
+                lost.len()
             ));
         }
     }
@@ -419,6 +621,12 @@ pub async fn soak(common: &Common, soak: Soak) -> anyhow::Result<Report> {
     report.count("stored", stored as u64);
     report.count("connections", connections);
     report.count("pictures", files);
+    for (way, n) in WAYS.iter().zip(by) {
+        report.count(format!("acked_{way}"), n);
+    }
+    for (kind, n) in KINDS.iter().zip(read_by) {
+        report.count(format!("read_{}", kind.name()), n);
+    }
     if let Some(rss) = first.rss_bytes {
         report.figure("rss_before_mib", mib(rss), "MiB");
     }

@@ -108,8 +108,10 @@ fn every_workload_runs_and_checks_out() {
     assert_eq!(r["counts"]["errors"], 0);
 }
 
-/// A short soak: connections churning over v1 and v0 with pictures; the report says nothing
-/// was lost and the server's memory stayed within the allowed growth after the warm-up.
+/// A short soak over every dialect: connections churning over v1 and v0 with pictures, pipe,
+/// REST with push and service codes, each writing to an account of another dialect; the report
+/// says nothing was lost, every dialect sent and read back, and the server's memory stayed
+/// within the allowed growth after the warm-up.
 #[test]
 fn a_short_soak_loses_nothing_and_memory_stays_flat() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -120,27 +122,40 @@ fn a_short_soak_loses_nothing_and_memory_stays_flat() {
         &[
             "soak",
             "--secs",
-            "8",
+            "10",
             "--pairs",
-            "3",
+            "4",
             "--per-connection",
             "5",
             "--file-every",
             "2",
             "--max-growth-mib",
             "64",
+            "--pipe",
+            &server.pipe,
         ],
     );
     let acked = r["counts"]["acked"].as_u64().expect("acked");
     assert!(acked > 0, "{r}");
     assert_eq!(r["counts"]["stored"], acked, "{r}");
     assert!(
-        r["counts"]["connections"].as_u64().expect("connections") >= 6,
+        r["counts"]["connections"].as_u64().expect("connections") >= 8,
         "{r}"
     );
     assert!(
         r["counts"]["pictures"].as_u64().expect("pictures") >= 3,
         "{r}"
     );
+    for way in ["v1", "v0", "pipe", "rest", "svc"] {
+        let n = r["counts"][format!("acked_{way}")].as_u64();
+        assert!(n.is_some_and(|n| n > 0), "nothing acked over {way}: {r}");
+    }
+    let mut read = 0;
+    for dialect in ["ourchat", "pipe", "rest", "svc"] {
+        let n = r["counts"][format!("read_{dialect}")].as_u64();
+        assert!(n.is_some_and(|n| n > 0), "nothing read over {dialect}: {r}");
+        read += n.unwrap_or_default();
+    }
+    assert_eq!(read, acked, "{r}");
     assert!(r["figures"]["rss_growth_mib"].is_number(), "{r}");
 }

@@ -10,6 +10,7 @@ mod cluster;
 mod common;
 mod crash;
 mod files;
+mod memory;
 mod process;
 #[path = "../../../natter-server/tests/it/common/services.rs"]
 mod services;
