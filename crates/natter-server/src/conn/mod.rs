@@ -35,7 +35,9 @@ use sends::Queued;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Outbox items handled per turn before the loop looks at the socket again.
@@ -421,36 +423,55 @@ impl<D: Dialect> Conn<D> {
     }
 }
 
-/// `fut`'s output, or `None` when it is not ready within `limit`. The timer is set only when
-/// the first poll finds it pending, so a write the socket takes at once reads no clock.
-async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(out) => Some(out),
-        std::task::Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
+pin_project_lite::pin_project! {
+    /// `fut`'s output, or `None` when it is not ready within `limit`. The timer is set only
+    /// when a poll finds `fut` pending, so a write the socket takes at once reads no clock;
+    /// and it is boxed: a timer is large, and held inline it would enlarge every connection's
+    /// task (idle ones included), while a socket that does not take a write at once is rare.
+    struct Within<F> {
+        #[pin]
+        fut: F,
+        limit: Duration,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
 
-/// A large write is handed to the wire in parts of about this many bytes, each of which the
-/// client must take within the stall timeout.
+impl<F: Future> Future for Within<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let limit = *this.limit;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        timer.as_mut().poll(cx).map(|()| None)
+    }
+}
+
+fn within<F: Future>(limit: Duration, fut: F) -> Within<F> {
+    Within {
+        fut,
+        limit,
+        timer: None,
+    }
+}
+
+/// A write larger than this is handed to the wire in parts of about this many bytes, each of
+/// which the client must take within the stall timeout (`write_parts`).
 const WRITE_PART: usize = 64 * 1024;
 
-/// Write `frames` (`total` bytes): `Ok(false)` when the connection broke, `Err(())` when the
-/// client took less than a part (`WRITE_PART`) within `stall`. A slow reader that keeps
+/// Write `frames` in parts of about `WRITE_PART` bytes: `Ok(false)` when the connection broke,
+/// `Err(())` when the client took less than a part within `stall`. A slow reader that keeps
 /// reading is not closed, however large the write; one that stops is, within `stall`.
-async fn write<W: Wire>(
+async fn write_parts<W: Wire>(
     wire: &mut W,
     frames: &mut Vec<Bytes>,
-    total: usize,
     stall: Duration,
 ) -> Result<bool, ()> {
-    if total <= WRITE_PART {
-        return match within(stall, wire.send(frames)).await {
-            Some(r) => Ok(r.is_ok()),
-            None => Err(()),
-        };
-    }
     let mut rest = std::mem::take(frames).into_iter().peekable();
     let mut part = Vec::new();
     while rest.peek().is_some() {
@@ -573,13 +594,15 @@ pub async fn serve<W: Wire, D: Dialect>(
                 {
                     break Some(why);
                 }
+                // Boxed, as the recheck is: rare (after lag), and its future (store reads)
+                // would otherwise be carried by every idle connection's task.
                 if outbox.is_empty() && conn.handle.take_lagging() {
-                    conn.resync(&mut frames).await;
+                    Box::pin(conn.resync(&mut frames)).await;
                 }
             }
             // While the node buffers all it may, the ticker brings the loop back to look.
             () = std::future::ready(()), if conn.resync_pending() && app.hub.has_room() => {
-                conn.resync(&mut frames).await;
+                Box::pin(conn.resync(&mut frames)).await;
             }
             _ = ticker.tick() => {
                 if std::mem::take(&mut heard) {
@@ -620,10 +643,21 @@ pub async fn serve<W: Wire, D: Dialect>(
             let total: usize = frames.iter().map(Bytes::len).sum();
             let bytes = i64::try_from(total).unwrap_or(i64::MAX);
             app.hub.buffer(bytes);
-            let sent = tokio::select! {
-                biased;
-                r = write(&mut wire, &mut frames, total, config.stall_timeout) => r,
-                () = &mut cancelled => Ok(false),
+            // `Ok(false)`: the connection broke; `Err(())`: the client stalled.
+            let stall = config.stall_timeout;
+            let sent = if total <= WRITE_PART {
+                tokio::select! {
+                    biased;
+                    r = within(stall, wire.send(&mut frames)) => r.map(|r| r.is_ok()).ok_or(()),
+                    () = &mut cancelled => Ok(false),
+                }
+            } else {
+                // Boxed, as the timer is: a write of many parts is rare.
+                tokio::select! {
+                    biased;
+                    r = Box::pin(write_parts(&mut wire, &mut frames, stall)) => r,
+                    () = &mut cancelled => Ok(false),
+                }
             };
             app.hub.buffer(-bytes);
             match sent {
@@ -723,11 +757,14 @@ mod tests {
             stop_after: usize::MAX,
         };
         let mut all = frames();
-        assert_eq!(write(&mut wire, &mut all, 200_000, stall).await, Ok(true));
+        assert_eq!(write_parts(&mut wire, &mut all, stall).await, Ok(true));
         assert_eq!(wire.parts, [60_000, 60_000, 60_000, 20_000]);
         // A small write is one part.
         let mut one = vec![Bytes::from_static(b"hi")];
-        assert_eq!(write(&mut wire, &mut one, 2, stall).await, Ok(true));
+        assert!(matches!(
+            within(stall, wire.send(&mut one)).await,
+            Some(Ok(()))
+        ));
         assert_eq!(wire.parts.last(), Some(&2));
         // A client that stops reading is given up on within the timeout of one part.
         let mut wire = Taker {
@@ -735,7 +772,7 @@ mod tests {
             stop_after: 2,
         };
         let mut all = frames();
-        assert_eq!(write(&mut wire, &mut all, 200_000, stall).await, Err(()));
+        assert_eq!(write_parts(&mut wire, &mut all, stall).await, Err(()));
         assert_eq!(wire.parts.len(), 2);
         // A frame larger than a part goes alone.
         let mut wire = Taker {
@@ -743,7 +780,7 @@ mod tests {
             stop_after: usize::MAX,
         };
         let mut big = vec![Bytes::from(vec![b'y'; 100_000]), Bytes::from_static(b"z")];
-        assert_eq!(write(&mut wire, &mut big, 100_001, stall).await, Ok(true));
+        assert_eq!(write_parts(&mut wire, &mut big, stall).await, Ok(true));
         assert_eq!(wire.parts, [100_000, 1]);
     }
 }

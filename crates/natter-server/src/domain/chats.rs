@@ -129,7 +129,9 @@ impl Domain {
             .await
             .map_err(|e| internal("chat lookup failed", &e))?
             .ok_or(DomainError::NoSuchChat(id))?;
-        let info = Arc::new(self.info(chat).await?);
+        // Boxed: a cache miss is rare, and its future would enlarge every send (and so every
+        // connection's task).
+        let info = Arc::new(Box::pin(self.info(chat)).await?);
         self.cache(&info);
         Ok(info)
     }
@@ -162,7 +164,7 @@ impl Domain {
                     .private_chat(me, peer, now_ms())
                     .await
                     .map_err(|e| internal("private chat insert failed", &e))?;
-                let info = Arc::new(self.info(chat).await?);
+                let info = Arc::new(Box::pin(self.info(chat)).await?);
                 self.cache(&info);
                 info
             }

@@ -250,10 +250,13 @@ impl Dialect for V1 {
             Request::NewSession { members, name } => {
                 let name = name.unwrap_or_default();
                 let origin = Some(c.origin());
-                let made = c
-                    .domain()
-                    .create_group_inviting(me, &members, &name, origin)
-                    .await;
+                // Boxed: rare, and its future (the consent checks) would otherwise enlarge
+                // every connection's task.
+                let made = Box::pin(
+                    c.domain()
+                        .create_group_inviting(me, &members, &name, origin),
+                )
+                .await;
                 let frame = match made {
                     Ok((chat, invited)) => {
                         let mut frame = v1::new_session_reply(t, Ok(chat.id));
