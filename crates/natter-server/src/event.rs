@@ -88,6 +88,17 @@ pub enum FriendChange {
     Removed,
 }
 
+impl FriendChange {
+    /// The change in one word, as the dialects that name it write it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Removed => "removed",
+        }
+    }
+}
+
 /// An event for connections that are online now; never stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {

@@ -11,7 +11,7 @@ use crate::conn::{Authenticated, Conn, Credentials, Since};
 use crate::dialect::{Decoded, Dialect, Event, Refusal};
 use crate::domain::files::Attachment;
 use crate::domain::{DomainError, LoginKey, Sent, To};
-use crate::event::{FriendChange, Notice, view};
+use crate::event::{Notice, view};
 use crate::hub::Slot;
 use crate::store::{Befriend, Identity};
 use bytes::Bytes;
@@ -409,11 +409,7 @@ impl Dialect for V1 {
                     }
                     Notice::Friendship { a, b, change, by } => {
                         let other = if *a == me { *b } else { *a };
-                        let state = match change {
-                            FriendChange::Accepted => "accepted",
-                            FriendChange::Rejected => "rejected",
-                            FriendChange::Removed => "removed",
-                        };
+                        let state = change.word();
                         v1::friend_update(t, other, state, *by)
                     }
                     // An account is not told of its own typing (on its other devices).

@@ -14,7 +14,7 @@ use super::{Failure, compose, failure};
 use crate::conn::{Conn, Credentials, Since};
 use crate::dialect::{Decoded, Dialect, Event, Marks, Refusal};
 use crate::domain::{DomainError, Sent};
-use crate::event::{FriendChange, Notice, view};
+use crate::event::{Notice, view};
 use crate::hub::Slot;
 use bytes::Bytes;
 use natter_proto::rest::{self, BadPacket, Packet, kind, status};
@@ -224,11 +224,7 @@ fn notice_of(n: &Notice, me: Ocid, at_ms: i64) -> Option<Value> {
         Notice::FriendRequest { from, message } => request_item(*from, me, message, at_ms),
         Notice::Friendship { a, b, change, by } => {
             let other = if *a == me { *b } else { *a };
-            let state = match change {
-                FriendChange::Accepted => "accepted",
-                FriendChange::Rejected => "rejected",
-                FriendChange::Removed => "removed",
-            };
+            let state = change.word();
             let content =
                 json!({"event": "friend", "state": state, "userId": uid(&other), "by": uid(by)});
             notice(None, *by, me.0, kind::SYSTEM, &content, at_ms)
