@@ -160,22 +160,7 @@ enum AccountKey<'a> {
 #[async_trait]
 impl Store for PgStore {
     async fn create_account(&self, new: NewAccount) -> Result<Account> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO accounts (uuid, email, phone, username, nickname, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
-        ));
-        let row = sqlx::query(sql)
-            .bind(&new.uuid)
-            .bind(&new.email)
-            .bind(&new.phone)
-            .bind(&new.username)
-            .bind(&new.nickname)
-            .bind(&new.password_hash)
-            .bind(new.created_at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)?;
-        rows::account(&row).map_err(backend)
+        insert_account(&self.pool, &new).await
     }
 
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>> {
@@ -659,42 +644,9 @@ impl Store for PgStore {
         now: i64,
     ) -> Result<Account> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        // The invitation's row is locked: two registrations with one code cannot both use it.
-        let usable: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM invite_codes WHERE code_hash = $1 AND used_by IS NULL
-             AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
-        )
-        .bind(code_hash)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if usable.is_none() {
-            return Err(StoreError::NoSuchInvite);
-        }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO accounts (uuid, email, phone, username, nickname, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
-        ));
-        let row = sqlx::query(sql)
-            .bind(&new.uuid)
-            .bind(&new.email)
-            .bind(&new.phone)
-            .bind(&new.username)
-            .bind(&new.nickname)
-            .bind(&new.password_hash)
-            .bind(new.created_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let account = rows::account(&row).map_err(backend)?;
-        sqlx::query("UPDATE invite_codes SET used_by = $1, used_at = $2 WHERE code_hash = $3")
-            .bind(account.ocid.sql())
-            .bind(now)
-            .bind(code_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        check_invite(&mut tx, code_hash, now).await?;
+        let account = insert_account(&mut *tx, &new).await?;
+        use_invite(&mut tx, code_hash, account.ocid, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(account)
     }
@@ -852,5 +804,64 @@ async fn befriend(tx: &mut PgConnection, a: i64, b: i64, now: i64) -> Result<()>
     .execute(&mut *tx)
     .await
     .map_err(backend)?;
+    Ok(())
+}
+
+/// Insert the account `new` with `conn` (the pool or a transaction); ocids are assigned here.
+pub(super) async fn insert_account<'e, E>(conn: E, new: &NewAccount) -> Result<Account>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO accounts (uuid, email, phone, username, nickname, password_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
+    ));
+    let row = sqlx::query(sql)
+        .bind(&new.uuid)
+        .bind(&new.email)
+        .bind(&new.phone)
+        .bind(&new.username)
+        .bind(&new.nickname)
+        .bind(&new.password_hash)
+        .bind(new.created_at)
+        .fetch_one(conn)
+        .await
+        .map_err(backend)?;
+    rows::account(&row).map_err(backend)
+}
+
+/// Check, inside a registration's transaction, that the invitation `code_hash` can still be
+/// used at `now`, and lock its row so that two registrations cannot both use it.
+pub(super) async fn check_invite(
+    conn: &mut sqlx::PgConnection,
+    code_hash: &[u8],
+    now: i64,
+) -> Result<()> {
+    let usable: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM invite_codes WHERE code_hash = $1 AND used_by IS NULL
+         AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
+    )
+    .bind(code_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .map_err(backend)?;
+    usable.map(|_| ()).ok_or(StoreError::NoSuchInvite)
+}
+
+/// Mark the invitation `code_hash` used by `ocid` at `now` (after [`check_invite`]).
+pub(super) async fn use_invite(
+    conn: &mut sqlx::PgConnection,
+    code_hash: &[u8],
+    ocid: Ocid,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE invite_codes SET used_by = $1, used_at = $2 WHERE code_hash = $3")
+        .bind(ocid.sql())
+        .bind(now)
+        .bind(code_hash)
+        .execute(conn)
+        .await
+        .map_err(backend)?;
     Ok(())
 }

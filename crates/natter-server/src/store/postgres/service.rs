@@ -1,8 +1,8 @@
 //! Service tokens and account UUIDs on PostgreSQL.
 
-use super::PgStore;
+use super::{PgStore, check_invite, insert_account, use_invite};
 use crate::store::rows::{self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AsSql, backend};
-use crate::store::{Account, AccountRef, NewAccount, Ocid, Result, Services, StoreError};
+use crate::store::{Account, AccountRef, NewAccount, Ocid, Result, Services};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -32,36 +32,9 @@ impl Services for PgStore {
     ) -> Result<Account> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         if let Some(code_hash) = invite {
-            // The invitation's row is locked: two registrations with one code cannot both use it.
-            let usable: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM invite_codes WHERE code_hash = $1 AND used_by IS NULL
-                 AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE",
-            )
-            .bind(code_hash)
-            .bind(new.created_at)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-            if usable.is_none() {
-                return Err(StoreError::NoSuchInvite);
-            }
+            check_invite(&mut tx, code_hash, new.created_at).await?;
         }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO accounts (uuid, email, phone, username, nickname, password_hash, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ACCOUNT_COLUMNS}"
-        ));
-        let row = sqlx::query(sql)
-            .bind(&new.uuid)
-            .bind(&new.email)
-            .bind(&new.phone)
-            .bind(&new.username)
-            .bind(&new.nickname)
-            .bind(&new.password_hash)
-            .bind(new.created_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let account = rows::account(&row).map_err(backend)?;
+        let account = insert_account(&mut *tx, &new).await?;
         sqlx::query("INSERT INTO service_tokens (ocid, hash, created_at) VALUES ($1, $2, $3)")
             .bind(account.ocid.sql())
             .bind(token_hash)
@@ -70,13 +43,7 @@ impl Services for PgStore {
             .await
             .map_err(backend)?;
         if let Some(code_hash) = invite {
-            sqlx::query("UPDATE invite_codes SET used_by = $1, used_at = $2 WHERE code_hash = $3")
-                .bind(account.ocid.sql())
-                .bind(new.created_at)
-                .bind(code_hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            use_invite(&mut tx, code_hash, account.ocid, new.created_at).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(account)

@@ -112,23 +112,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn create_account(&self, new: NewAccount) -> Result<Account> {
         let _turn = self.writes.lock().await;
-        // Under SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
-             VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
-             RETURNING {ACCOUNT_COLUMNS}"
-        )))
-        .bind(&new.uuid)
-        .bind(&new.email)
-        .bind(&new.phone)
-        .bind(&new.username)
-        .bind(&new.nickname)
-        .bind(&new.password_hash)
-        .bind(new.created_at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows::account(&row).map_err(backend)
+        insert_account(&self.pool, &new).await
     }
 
     async fn account(&self, ocid: Ocid) -> Result<Option<Account>> {
@@ -639,42 +623,9 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        let usable: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM invite_codes WHERE code_hash = ? AND used_by IS NULL
-             AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .bind(code_hash)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if usable.is_none() {
-            return Err(StoreError::NoSuchInvite);
-        }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
-             VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
-             RETURNING {ACCOUNT_COLUMNS}"
-        ));
-        let row = sqlx::query(sql)
-            .bind(&new.uuid)
-            .bind(&new.email)
-            .bind(&new.phone)
-            .bind(&new.username)
-            .bind(&new.nickname)
-            .bind(&new.password_hash)
-            .bind(new.created_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let account = rows::account(&row).map_err(backend)?;
-        sqlx::query("UPDATE invite_codes SET used_by = ?, used_at = ? WHERE code_hash = ?")
-            .bind(account.ocid.sql())
-            .bind(now)
-            .bind(code_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        check_invite(&mut tx, code_hash, now).await?;
+        let account = insert_account(&mut *tx, &new).await?;
+        use_invite(&mut tx, code_hash, account.ocid, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(account)
     }
@@ -808,5 +759,66 @@ async fn befriend(tx: &mut sqlx::SqliteConnection, a: i64, b: i64, now: i64) -> 
     .execute(&mut *tx)
     .await
     .map_err(backend)?;
+    Ok(())
+}
+
+/// Insert the account `new` with `conn` (the pool or a transaction) under the writer's turn:
+/// with SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
+pub(super) async fn insert_account<'e, E>(conn: E, new: &NewAccount) -> Result<Account>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
+         VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
+         RETURNING {ACCOUNT_COLUMNS}"
+    ));
+    let row = sqlx::query(sql)
+        .bind(&new.uuid)
+        .bind(&new.email)
+        .bind(&new.phone)
+        .bind(&new.username)
+        .bind(&new.nickname)
+        .bind(&new.password_hash)
+        .bind(new.created_at)
+        .fetch_one(conn)
+        .await
+        .map_err(backend)?;
+    rows::account(&row).map_err(backend)
+}
+
+/// Check, inside a registration's transaction, that the invitation `code_hash` can still be
+/// used at `now`.
+pub(super) async fn check_invite(
+    conn: &mut sqlx::SqliteConnection,
+    code_hash: &[u8],
+    now: i64,
+) -> Result<()> {
+    let usable: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM invite_codes WHERE code_hash = ? AND used_by IS NULL
+         AND (expires_at IS NULL OR expires_at > ?)",
+    )
+    .bind(code_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .map_err(backend)?;
+    usable.map(|_| ()).ok_or(StoreError::NoSuchInvite)
+}
+
+/// Mark the invitation `code_hash` used by `ocid` at `now` (after [`check_invite`]).
+pub(super) async fn use_invite(
+    conn: &mut sqlx::SqliteConnection,
+    code_hash: &[u8],
+    ocid: Ocid,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE invite_codes SET used_by = ?, used_at = ? WHERE code_hash = ?")
+        .bind(ocid.sql())
+        .bind(now)
+        .bind(code_hash)
+        .execute(conn)
+        .await
+        .map_err(backend)?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Service tokens and account UUIDs on SQLite. Writes go through the pool, taking their turn
 //! on the store's `writes` lock.
 
-use super::SqliteStore;
+use super::{SqliteStore, check_invite, insert_account, use_invite};
 use crate::store::rows::{self, ACCOUNT_COLUMNS, ACCOUNT_COLUMNS_A, AsSql, backend};
 use crate::store::{Account, AccountRef, NewAccount, Ocid, Result, Services, StoreError};
 use async_trait::async_trait;
@@ -38,37 +38,9 @@ impl Services for SqliteStore {
             .await
             .map_err(backend)?;
         if let Some(code_hash) = invite {
-            let usable: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM invite_codes WHERE code_hash = ? AND used_by IS NULL
-                 AND (expires_at IS NULL OR expires_at > ?)",
-            )
-            .bind(code_hash)
-            .bind(new.created_at)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-            if usable.is_none() {
-                return Err(StoreError::NoSuchInvite);
-            }
+            check_invite(&mut tx, code_hash, new.created_at).await?;
         }
-        // Under SQLite's single writer, MAX()+1 is race-free; ocids start at 10001.
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO accounts (ocid, uuid, email, phone, username, nickname, password_hash, created_at)
-             VALUES ((SELECT COALESCE(MAX(ocid), 10000) + 1 FROM accounts), ?, ?, ?, ?, ?, ?, ?)
-             RETURNING {ACCOUNT_COLUMNS}"
-        ));
-        let row = sqlx::query(sql)
-            .bind(&new.uuid)
-            .bind(&new.email)
-            .bind(&new.phone)
-            .bind(&new.username)
-            .bind(&new.nickname)
-            .bind(&new.password_hash)
-            .bind(new.created_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let account = rows::account(&row).map_err(backend)?;
+        let account = insert_account(&mut *tx, &new).await?;
         sqlx::query("INSERT INTO service_tokens (ocid, hash, created_at) VALUES (?, ?, ?)")
             .bind(account.ocid.sql())
             .bind(token_hash)
@@ -77,13 +49,7 @@ impl Services for SqliteStore {
             .await
             .map_err(backend)?;
         if let Some(code_hash) = invite {
-            sqlx::query("UPDATE invite_codes SET used_by = ?, used_at = ? WHERE code_hash = ?")
-                .bind(account.ocid.sql())
-                .bind(new.created_at)
-                .bind(code_hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            use_invite(&mut tx, code_hash, account.ocid, new.created_at).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(account)
