@@ -33,6 +33,26 @@ impl Domain {
             .await
     }
 
+    /// The invitation code a registration uses, as the server's registration mode asks:
+    /// none when open, the given one (trimmed) when by invitation.
+    ///
+    /// # Errors
+    /// `RegistrationClosed`; `InvalidInvite` when an invitation is needed and none is given.
+    pub(super) fn registration_invite<'a>(
+        &self,
+        invite: Option<&'a str>,
+    ) -> Result<Option<&'a str>, DomainError> {
+        match self.limits.registration {
+            Registration::Open => Ok(None),
+            Registration::Closed => Err(DomainError::RegistrationClosed),
+            Registration::Invite => invite
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(Some)
+                .ok_or(DomainError::InvalidInvite),
+        }
+    }
+
     /// Register an account by an email, a username or a phone, as the server's registration
     /// mode allows (`invite`: the code is used up by this registration). The nickname defaults
     /// to the email's local part, the username, or "user" and the phone's last four digits.
@@ -47,14 +67,7 @@ impl Domain {
         name: Option<&str>,
         invite: Option<&str>,
     ) -> Result<Account, DomainError> {
-        let invite = match self.limits.registration {
-            Registration::Open => None,
-            Registration::Closed => return Err(DomainError::RegistrationClosed),
-            Registration::Invite => match invite.map(str::trim).filter(|c| !c.is_empty()) {
-                Some(code) => Some(code),
-                None => return Err(DomainError::InvalidInvite),
-            },
-        };
+        let invite = self.registration_invite(invite)?;
         let account = self
             .create_account(identity, password, name, invite)
             .await?;

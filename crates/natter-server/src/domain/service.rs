@@ -10,7 +10,7 @@
 
 use super::auth::{hex, same, unhex};
 use super::error::internal;
-use super::{Domain, DomainError, Invalid, Registration, auth, now_ms};
+use super::{Domain, DomainError, Invalid, auth, now_ms};
 use crate::event::ChatInfo;
 use crate::store::{Account, AccountRef, NewAccount, StoreError, Unique, server_key, status};
 use blake2::digest::consts::U32;
@@ -98,14 +98,7 @@ impl Domain {
         name: Option<&str>,
         invite: Option<&str>,
     ) -> Result<Account, DomainError> {
-        let invite = match self.limits.registration {
-            Registration::Open => None,
-            Registration::Closed => return Err(DomainError::RegistrationClosed),
-            Registration::Invite => match invite.map(str::trim).filter(|c| !c.is_empty()) {
-                Some(code) => Some(auth::token_hash(code)),
-                None => return Err(DomainError::InvalidInvite),
-            },
-        };
+        let invite = self.registration_invite(invite)?.map(auth::token_hash);
         let uuid = normal_uuid(uuid)?;
         check_token(token)?;
         let nickname = match name {
